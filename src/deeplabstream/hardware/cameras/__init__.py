@@ -1,12 +1,8 @@
 """Camera plugins, chosen by ``SOURCE = name`` in a ``[Camera NAME]`` section of settings.ini.
 
-:data:`CAMERAS` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
-cameras shipped here by name, cameras of installed packages (entry point group
-``deeplabstream.cameras``), and the lab's own camera modules in the ``cameras/`` folder beside
-the settings file (``SOURCE = my_camera`` or ``my_camera:MyCamera``). Each module is imported
-only when a camera of its kind is used, so a missing optional library (pypylon, pyrealsense2)
-matters only to the labs that use that camera. docs/cameras.md, "A lab's own camera", shows a
-plugin.
+:data:`CAMERAS` is the kind's registry: built-in, installed (``deeplabstream.cameras``) and the
+lab's ``cameras/`` folder; each module is imported only when used. docs/cameras.md, "A lab's own
+camera".
 """
 
 from __future__ import annotations

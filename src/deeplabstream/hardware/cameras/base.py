@@ -1,14 +1,9 @@
 """The camera plugin interface: what every frame source provides.
 
-A camera lives inside its own capture process (see ``live/processes/capture/camera.py``). The
-capture loop calls
-:meth:`Camera.open` once, then :meth:`Camera.grab` for every frame, handing it the shared-memory
-slot to fill, and finally :meth:`Camera.close`. A subclass must write ``open``, ``grab`` and
-``close``; ``lock_keys`` (what identifies the device, for the device locks), ``start_session``,
-``finish_session``, ``describe``, ``live`` and the companion streams
-(:meth:`Camera.companions`, :meth:`Camera.grab_companions`: a depth image delivered with each colour
-frame) are optional, and so are live controls (:meth:`Camera.controls`,
-:meth:`Camera.set_control`: exposure, gain, frame rate... with the camera's own limits).
+In its capture process a camera is opened once, then :meth:`Camera.grab` fills each
+shared-memory slot, then :meth:`Camera.close`. ``open``, ``grab`` and ``close`` are required;
+locks, session hooks, companion streams and live controls are optional. docs/cameras.md, "A
+lab's own camera".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Basler industrial cameras through pypylon (``SOURCE = basler``): USB3 Vision and GigE Vision.
 
-A camera is chosen by serial number or by its user-defined name, then set up from the section's
-keys: size and offsets, pixel format, frame rate, exposure, gain, and optionally a trigger on an
-input line or from software (:class:`BaslerSetup`). Every key the camera refuses stops the run
-with the camera's own allowed range. Frames are grabbed one by one from a pool of driver buffers
-(``BUFFERS``), so a capture process that is briefly busy loses nothing: the recorder gets every
-frame, analysis the newest. Each frame carries the camera's frame counter and timestamp
-(:mod:`hardware.cameras.basler_stamps`).
-
-``python -m deeplabstream.hardware.cameras.basler`` lists the cameras this computer sees.
+A key the camera refuses stops the run with the camera's allowed range. ``python -m
+deeplabstream.hardware.cameras.basler`` lists the cameras this computer sees. docs/cameras.md,
+"Basler (SOURCE = basler)".
 """
 
 from __future__ import annotations

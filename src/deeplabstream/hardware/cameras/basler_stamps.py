@@ -1,11 +1,7 @@
 """The stamps of a Basler camera's frames: its frame counter and timestamp, and its clock's fit.
 
-:class:`FrameStamps` takes them from chunk data when the camera offers it (``ChunkFrameID`` /
-``ChunkFramecounter``, ``ChunkTimestamp``), otherwise from the grab result's block ID and
-timestamp. Timestamps are converted to seconds with the camera's tick frequency, and
-:class:`hardware.cameras.clock.ClockFit` maps them to the host clock; the fit (offset, rate, drift
-in ppm) lands in ``session.json``. pylon's camera emulator (``PYLON_CAMEMU=N`` makes N emulated
-cameras appear) has no timestamps: its frames have no camera time.
+:class:`FrameStamps` reads chunk data when offered, else the grab result's block ID and
+timestamp; pylon's emulator has no timestamps. docs/outputs.md, "Camera clocks".
 """
 
 from __future__ import annotations

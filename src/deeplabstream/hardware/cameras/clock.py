@@ -1,19 +1,7 @@
 """A camera's own clock and counters, related to the host: unwrapping and the time mapping.
 
-Lab cameras stamp each frame with a hardware counter and a clock of their own (a Basler camera's
-timestamp ticks, a RealSense device's microseconds). Those clocks run at a slightly different
-rate from the host's and start anywhere, and some counters wrap around. :class:`CounterUnwrapper`
-turns wrapping counters into ever-increasing numbers; :class:`ClockFit` fits, over a session,
-
-    host_time = offset_s + rate * camera_time
-
-from every frame's camera time and host arrival time, and reports the rate as drift in parts per
-million and how far the host arrival times scatter around the fit.
-
-The host stamps a frame when it *arrives*, always some transfer time after the camera stamped
-it, and that delay varies (USB, scheduling). So the fit is made to the lower envelope: the line
-below every frame with the least mean delay (an edge of the lower convex hull); late frames,
-even a long stalled stretch of them, do not bend it.
+:class:`CounterUnwrapper` unwraps counters; :class:`ClockFit` fits ``host_time = offset_s +
+rate * camera_time`` to the lower envelope of the arrivals. docs/outputs.md, "Camera clocks".
 """
 
 from __future__ import annotations
@@ -134,14 +122,9 @@ class ClockFit:
 
 
 def _envelope_fit(camera: np.ndarray, host: np.ndarray) -> tuple[float, float]:
-    """Rate and intercept of the line under every frame that stays closest to them on average.
-
-    Every frame arrives some delay after the line (``host >= offset + rate * camera``), never
-    before it, so the line is the lower convex hull's edge above the mean camera time: the line
-    below all frames with the least mean delay. Delays only lift frames, so a stalled stretch
-    of the session (late frames, however many) cannot bend it; only the quickest frames near
-    the start and the end decide it.
-    """
+    """Return rate and intercept of the line under every frame with the least mean delay."""
+    # Frames arrive after the line, never before: it is the lower convex hull's edge above the
+    # mean camera time, so late frames (a stalled stretch) cannot bend it.
     order = np.argsort(camera, kind="stable")
     x, y = camera[order], host[order]
     hull: list[int] = []

@@ -1,14 +1,8 @@
 """Find the cameras this computer can open, for a rig panel: Basler, RealSense, OpenCV indices.
 
-Each probe is quick and never fails: a missing library (pypylon, pyrealsense2) or driver error
-just finds nothing (logged at debug level); :func:`detect_with_notes` also says, per kind of
-camera, why none was found, so a search that finds nothing tells the user where it looked.
-OpenCV devices are tried by index, 0 to :data:`OPENCV_INDICES` - 1 only, and on Linux only
-where ``/dev/videoN`` exists, because opening an absent index can take seconds on some
-backends. The simulated arena is always offered. Run it while no stream runs: a camera in use
-by a stream is not found (OpenCV) or not openable.
-
-Video files are not detected: the user browses for them (``SOURCE = video``, ``PATH = ...``).
+Never fails: a missing library or driver finds nothing (:func:`detect_with_notes` says why).
+OpenCV indices below :data:`OPENCV_INDICES` only, on Linux only where ``/dev/videoN`` exists
+(opening an absent index can take seconds). A camera in use by a stream is not found.
 """
 
 from __future__ import annotations

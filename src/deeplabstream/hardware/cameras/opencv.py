@@ -1,12 +1,8 @@
 """Any camera OpenCV can open (``SOURCE = opencv``): webcams, capture cards, network streams.
 
-``cv2.VideoCapture`` covers USB webcams (V4L2, DirectShow, Media Foundation, AVFoundation), RTSP
-or HTTP streams and GStreamer pipelines. It knows no hardware timestamps, so a live device's
-``camera_timestamp`` is NaN and the host clock, read right after each frame arrives, is the
-frame's time.
-
-Every call on the capture runs on one private thread: OpenCV's read blocks inside the driver
-with no portable timeout, and waiting for it from outside is the only way to honour ``TIMEOUT``.
+No hardware timestamps: a live device's ``camera_timestamp`` is NaN. Every call runs on one
+private thread, since OpenCV's read blocks in the driver with no portable timeout and waiting
+from outside is the only way to honour ``TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -480,10 +476,7 @@ class OpenCVCamera(Camera):
     def _on_thread(
         self, job: Callable[[], _Result], failure: str, timeout_s: float | None = None
     ) -> _Result:
-        """Run ``job`` on the capture thread; CameraError "<camera> <failure> ..." if it fails.
-
-        ``timeout_s`` defaults to TIMEOUT.
-        """
+        """Run ``job`` on the capture thread in ``timeout_s`` (TIMEOUT); CameraError if it fails."""
         assert self._thread is not None
         timeout = self.settings.timeout if timeout_s is None else timeout_s
         try:
@@ -559,11 +552,7 @@ def _capture_source(device: str) -> int | str:
 
 
 def _device_lock_keys(device: str) -> tuple[str, ...]:
-    """Return ``video-device:/dev/video0`` for index 0 or a path naming it.
-
-    On Linux index N is ``/dev/videoN``; elsewhere the key is ``video-device:index N``. A file, a
-    URL or a pipeline gives no key.
-    """
+    """Return ``video-device:/dev/videoN`` (elsewhere ``video-device:index N``); none for a file."""
     source = _capture_source(device)
     if isinstance(source, int):
         if sys.platform.startswith("linux"):

@@ -1,12 +1,7 @@
 """Turn and mirror any camera's frames in its capture process, before anyone sees them.
 
-A camera mounted sideways or upside down, or seen through a mirror, should give frames the
-right way round to everything downstream: the recording, the pose model, the regions and the
-live view. :class:`OrientedCamera` wraps the camera the settings name (``[Camera NAME] ROTATE``
-and ``MIRROR``) and writes each frame turned into the shared-memory slot: one copy per frame,
-and none while the orientation is the identity. Mirroring may change while the camera streams
-(the Camera tab); rotating by 90 or 270 degrees changes the frame's size, so ROTATE applies at
-the next Start Stream.
+:class:`OrientedCamera` applies ``ROTATE`` and ``MIRROR`` (one copy per frame, none for the
+identity); mirroring may change while streaming, ROTATE applies at the next Start Stream.
 """
 
 from __future__ import annotations
@@ -129,9 +124,7 @@ class OrientedCamera(Camera):
 
     def controls(self) -> tuple[CameraControl, ...]:
         """Return the camera's controls, then mirroring (live) and rotation (next start)."""
-        mirrored = {
-            name: self.mirror in (side, "both") for name, side in _MIRROR_CONTROLS.items()
-        }
+        mirrored = {name: self.mirror in (side, "both") for name, side in _MIRROR_CONTROLS.items()}
         own = tuple(
             CameraControl(name, f"Mirror {side}", 0, 1, 1, float(mirrored[name]), key="MIRROR")
             for name, side in _MIRROR_CONTROLS.items()

@@ -1,21 +1,9 @@
 """Intel RealSense depth cameras through pyrealsense2 (``SOURCE = realsense``): D400 series.
 
-The main image (colour, or the left infrared imager) goes through the camera's ring like any
-camera's frames. The depth image comes with it as a **companion stream** (``<camera>_depth``):
-16-bit, in the device's depth units (``session.json``: ``depth_units_m``, usually 1 mm), by
-default aligned to the main image so that depth pixel (x, y) lies under main-image pixel (x, y).
-It has a ring of its own (frame ``seq`` of it belongs to frame ``seq`` of the main ring, so an
-experiment can read the depth under a body part; see :mod:`live.processes.capture.companion`), and
-it is recorded losslessly beside the main video. With ``INFRARED = true`` the infrared image is a
-second companion (``<camera>_infrared``).
-
-The device's sensors are opened directly and their frames matched by a ``rs2::syncer``, the same
-path the SDK's pipeline takes; so the SDK's ``software_device`` (frames made by a program) runs
-through exactly this code, which is how it is tested without hardware. Frame numbers and
-timestamps are the device's own (hardware clock, microseconds, unwrapped when its 32-bit counter
-wraps); :class:`hardware.cameras.clock.ClockFit` maps them to the host clock for ``session.json``.
-
-``python -m deeplabstream.hardware.cameras.realsense`` lists the devices this computer sees.
+The depth image is a companion stream (and the infrared one with ``INFRARED = true``); the
+sensors are matched by a ``rs2::syncer``, so the SDK's ``software_device`` tests this code.
+``python -m deeplabstream.hardware.cameras.realsense`` lists the devices. docs/cameras.md,
+"RealSense (SOURCE = realsense)".
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The built-in simulated camera (``SOURCE = synthetic``): mice in an open field, no hardware.
 
-Frames come from :mod:`hardware.simulator.arena` (one mouse) or :mod:`hardware.simulator.herd`
-(``ANIMALS`` = 2 or 3, in a ``SOCIAL`` scenario); every frame's true keypoints can be written next
-to the recording as ``<camera>.truth.csv`` in DeepLabCut's CSV layout (its multi-animal layout for
-several mice), so pose estimation, tracking and experiments can be checked against the truth
-(:func:`hardware.simulator.truth.read_truth` reads it back). With ``BEHAVIOURS`` set, the lone mouse
-walks, freezes, grooms and rears in labelled bouts and each frame's label goes to
-``<camera>.behaviour.csv`` (:func:`hardware.simulator.truth.read_behaviours` reads it back).
+Writes each frame's true keypoints (``<camera>.truth.csv``) and, with ``BEHAVIOURS``, labels
+(``<camera>.behaviour.csv``); :mod:`hardware.simulator.truth` reads them. docs/cameras.md, "The
+simulated arena (SOURCE = synthetic)".
 """
 
 from __future__ import annotations
@@ -905,11 +901,7 @@ class SyntheticCamera(Camera):
         return index
 
     def _skip_to_grid(self) -> None:
-        """SYNC = on: move the simulation to the grid's next frame (skipping any missed).
-
-        The epoch is the session's (:func:`agree_on_epoch`, at :meth:`start_session`) or, for
-        a camera grabbing outside a session, a whole second of its own first grab.
-        """
+        """Move the simulation to the grid's next frame (SYNC = on), from the session's epoch."""
         assert self._arena is not None
         if self._grid is None:
             now = host_now_ns()
@@ -1028,11 +1020,8 @@ class SyntheticCamera(Camera):
         return origin_ns + round((index - origin_index) * 1e9 / self.settings.framerate)
 
     def _draw_led(self, out: np.ndarray, exposure_end_ns: int) -> None:
-        """Draw the LED as the sensor integrates it: lit for the part of the exposure it was on.
-
-        Called once the exposure is over (the frame is due), so every pin change inside it is
-        in the log already (the harness writes each one as it happens).
-        """
+        """Draw the LED as the sensor integrates it: lit for the part of the exposure it was on."""
+        # Called once the exposure is over, so every pin change inside it is in the log already.
         assert self._led is not None
         self._led.update()
         fraction = self._led.high_fraction(exposure_end_ns - self.exposure_ns, exposure_end_ns)

@@ -1,10 +1,8 @@
 """A video file played back as if it were a camera (``SOURCE = video``).
 
-Useful to develop and test an experiment without the rig, and to run pose estimation and the
-experiment again on a recorded session. Frames are numbered by their position in the file from 0,
-the same way DeepLabCut numbers them, so pose tables line up with its predictions on the same
-video. Two decoders are available: PyAV (the default) and OpenCV; both number frames identically
-because both simply count the frames they decode.
+Frames are numbered by their position in the file from 0, as DeepLabCut numbers them, with
+either decoder (PyAV, the default, or OpenCV). docs/cameras.md, "A video file as a camera
+(SOURCE = video)".
 """
 
 from __future__ import annotations
@@ -525,10 +523,7 @@ class VideoCamera(Camera):
         return 1.0 / fps if fps else 0.0
 
     def _wait_until_due(self, timestamp: float) -> int | None:
-        """Sleep until this frame's time relative to the first frame; late frames go at once.
-
-        Returns the host time (ns) the frame was due, None for the first (it sets the origin).
-        """
+        """Sleep until this frame is due; return that host time (ns), None for the first frame."""
         if self._pacing_origin_ns is None:
             return None  # the first frame sets the origin
         due_ns = self._pacing_origin_ns + round((timestamp - self._first_timestamp_s) * 1e9)

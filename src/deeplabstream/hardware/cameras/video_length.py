@@ -1,15 +1,8 @@
 """How many frames a video file announces, and whether a reading of it ended short (truncated).
 
-Shared by the offline replay and a live session that plays a video as a camera, so that the same
-file cut short is called "truncated" by both (issue 37).
-
-The count the container announces: the stream's frame count where the container states one
-(MP4 with its index up front, AVI); that is exact, so any frame short is a truncation. Otherwise
-(Matroska, and fragmented MP4, whose empty ``moov`` states no count) the count is the stream's
-duration x its rate. A fragmented MP4 cut short still announces the whole duration of the
-fragment it was cut in (its ``moof`` lists every sample), so the estimate catches the cut; as an
-estimate, it is allowed a small slack, and a cut of the last frame or two of such a file goes
-unnoticed.
+Shared by replay and a video camera, so both call the same file truncated. The container's
+frame count where it states one (exact); else duration x rate, with a small slack, so a
+fragmented MP4 cut by its last frame or two goes unnoticed.
 """
 
 from __future__ import annotations

@@ -1,28 +1,11 @@
 """A simulated open-field arena seen from above: a moving rodent, its true keypoints, and frames.
 
-This module is pure simulation and rendering (no file I/O); :mod:`hardware.cameras.synthetic` wraps
-it as a camera. It has three parts:
-
-* **Motion** (:class:`RandomWalkMotion`, :class:`WaypointMotion`): where the animal is in every
-  frame, as a :class:`Pose` (body centre, heading, head turn, tail bend). Everything is
-  deterministic from :class:`ArenaParams` (seed included): frame ``i`` is always the same.
-* **Keypoints** (:func:`keypoints_from_poses`, :func:`simulate_keypoints`): the ground truth, in the
-  order of :data:`KEYPOINT_NAMES`, computable without rendering.
-* **Rendering** (:class:`ArenaRenderer`): a dark animal on a lighter textured floor with walls,
-  slow lighting drift and pixel noise, written into a caller-provided array.
-
-:class:`SimulatedArena` ties them together for a frame-by-frame source. Several mice at once
-(social scenarios, identities, occlusion in the truth) are in :mod:`hardware.simulator.herd`, which
-draws them with this module's renderer.
-
-Coordinates are image pixels: ``x`` to the right, ``y`` down, pixel centres at whole numbers (the
-OpenCV convention). A heading ``h`` is the angle of the direction ``(cos h, sin h)`` in those
-coordinates, so ``h = 0`` faces right and ``h = pi / 2`` faces down. The camera looks down on the
-animal's back, so the animal's own left is the image direction ``(sin h, -cos h)``: facing up the
-image (``h = -pi / 2``) its left ear is on the image's left; facing right, its left ear is above.
-
-cv2 is imported only when a renderer is built: the settings loader imports the camera modules just
-to read their settings classes, and cv2 takes about a tenth of a second to import.
+Motion (:class:`RandomWalkMotion`, :class:`WaypointMotion`), keypoints
+(:func:`keypoints_from_poses`) and rendering (:class:`ArenaRenderer`), deterministic from
+:class:`ArenaParams`; :class:`SimulatedArena` ties them together. Pixels: x right, y down,
+centres at whole numbers; heading ``h`` faces ``(cos h, sin h)``, the animal's left is
+``(sin h, -cos h)``. cv2 is imported only when a renderer is built (the settings loader imports
+this module).
 """
 
 from __future__ import annotations
@@ -633,11 +616,7 @@ class RandomWalkMotion:
         )
 
     def _steer(self, pose: Pose) -> tuple[float, float]:
-        """Angular velocity (rad/s) and speed factor that keep the animal off the walls.
-
-        The walls push on a point ahead of the animal, mostly when it heads into them and a little
-        when it runs along them; far from walls the random turn rate is used unchanged.
-        """
+        """Return the angular velocity (rad/s) and speed factor keeping the animal off the walls."""
         b, length = self._b, self._length
         dx, dy = math.cos(pose.heading), math.sin(pose.heading)
         look = (b.look_ahead + b.look_ahead_time * self._speed) * length
@@ -672,11 +651,7 @@ class RandomWalkMotion:
 
 
 def _wall_push(distance: float, zone: float, heading_into_wall: float, along: float) -> float:
-    """How hard one wall pushes: 0 beyond ``zone``, growing closer, most when heading into it.
-
-    ``heading_into_wall`` is the cosine between the heading and the wall's outward normal;
-    ``along`` is the push felt when moving parallel to the wall.
-    """
+    """Return one wall's push: 0 beyond ``zone``, growing closer, most when heading into it."""
     closeness = _clamp(1.0 - distance / zone, 0.0, 2.0)
     return closeness * (along + max(0.0, heading_into_wall))
 
@@ -881,10 +856,7 @@ class WaypointMotion:
 
 
 def _segment_headings(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Heading during each segment between waypoints, holding it through segments without a move.
-
-    A single waypoint gives one segment facing right (nothing ever moves).
-    """
+    """Return each segment's heading between waypoints, held through segments without a move."""
     dx, dy = np.diff(xs), np.diff(ys)
     moving = np.hypot(dx, dy) > 1e-9
     if not moving.any():
@@ -1129,10 +1101,7 @@ class ArenaRenderer:
         color: tuple[float, ...],
         length: float,
     ) -> None:
-        """Draw a filled ellipse, its long axis along ``angle`` (radians, image coordinates).
-
-        ``half_axes`` are the half length and half width in body lengths of ``length`` pixels.
-        """
+        """Draw a filled ellipse along ``angle``; ``half_axes`` in body lengths of ``length`` px."""
         cv2 = self._cv2
         half_length, half_width = half_axes
         axes = (round(half_length * length * _SCALE), round(half_width * length * _SCALE))

@@ -1,21 +1,8 @@
 """The ChArUco calibration board: its definition, a renderer, and a scripted way of moving it.
 
-One definition (:data:`BOARD`) is shared by the simulated cameras that draw the board and by
-``deeplabstream-calibrate`` that finds it, so the two always agree.
-
-**The board's frame** is OpenCV's: the origin is the outer corner of the chessboard next to the
-first square, ``x`` runs along the board's 7 squares (280 mm), ``y`` along its 5 squares (200 mm),
-both lying in the printed face, and ``z`` points *into* the board (away from someone reading it).
-
-**The floor frame** (the world of a calibration) is fixed by the board lying flat, face up, on the
-arena floor: the board's origin corner at world ``FLOOR_ORIGIN`` = (60, 250, 0) mm, its ``x`` axis
-along world ``x`` and its ``y`` axis along world ``-y``, so the board covers x 60..340 mm and
-y 50..250 mm of the 400 x 300 mm arena and world ``z`` points up out of the floor (the board's
-``z``, pointing into the board, is world ``-z``). As a board -> world pose that is the rotation
-:data:`FLOOR_ROTATION` (180 degrees about ``x``) and the translation :data:`FLOOR_ORIGIN`; a
-real rig reproduces it by laying the board there (or passes its own origin to the calibration).
-
-cv2 is imported only when a board is built or drawn, as in :mod:`hardware.simulator.arena`.
+:data:`BOARD` is shared by the simulated cameras and ``deeplabstream-calibrate``. The board's
+frame is OpenCV's (``z`` into the board); lying face up on the floor its origin corner is at
+:data:`FLOOR_ORIGIN` with :data:`FLOOR_ROTATION` (world ``z`` up). docs/3d.md, "Calibrating".
 """
 
 from __future__ import annotations

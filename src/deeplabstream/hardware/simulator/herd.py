@@ -1,31 +1,8 @@
 """Several mice in the simulated arena: social scenarios, identities, occlusion-aware ground truth.
 
-:mod:`hardware.simulator.arena` simulates and draws one mouse; this module puts up to
-:data:`MAX_ANIMALS` of them on the same floor. The mice have the same body plan and colours, as
-real ones of one strain do; by default they are **marked** as labs mark theirs (a tail band, a
-bleached patch, a size difference: :mod:`hardware.simulator.marks`), and with ``marked=False`` they
-look alike, so that identity can only come from tracking. Each keeps its identity (``animal1``,
-``animal2``, ``animal3``, :func:`animal_names`) for the whole stream.
-
-Scenarios (:data:`SocialKind`), all deterministic from :class:`HerdParams` (seed included):
-
-* ``free``: independent seeded random walks (animal 1 walks exactly as the single mouse with the
-  same seed would); they meet and pass through each other only by chance.
-* ``cross``: the mice walk back and forth on straight lines through the arena's centre and meet
-  there at the same moment, so their bodies overlap while they pass (twice per loop).
-* ``follow``: animal 1 walks an oval around the arena at a varying speed; animal 2 (and 3) walk
-  the same path the same speed profile later, about 1.5 body lengths behind.
-* ``touch``: animals 1 and 2 meet nose to nose in the centre and sniff; animal 1 turns and walks
-  away, animal 2 follows it and sniffs its tail base (nose to tail), then both walk back to the
-  walls and start again. A third animal joins the nose-to-nose meeting from below.
-
-The scripted scenarios repeat forever; the seed mirrors them (left-right, up-down), so different
-seeds give different but equally well-defined encounters.
-
-Occlusion: the animals are drawn in identity order (animal 1 first), so a later animal covers an
-earlier one. A keypoint of an animal that lies inside the outline of an animal drawn after it
-(trunk, head, ears or tail) is occluded: its truth keeps the true x, y with visibility 0
-(visible keypoints have 1). An animal never occludes its own keypoints.
+Up to :data:`MAX_ANIMALS` mice, marked by default (:mod:`hardware.simulator.marks`), in the
+scenarios of :data:`SocialKind`, deterministic from :class:`HerdParams`. docs/cameras.md, "The
+simulated arena (SOURCE = synthetic)".
 """
 
 from __future__ import annotations
@@ -242,10 +219,7 @@ def _cross_tracks(
 def _touch_tracks(
     animals: int, half_x: float, half_y: float, scales: tuple[float, ...] = ()
 ) -> list[_Track]:
-    """Nose to nose in the centre, then nose to tail base, then back to the start (one loop).
-
-    ``scales`` are the animals' sizes (their marks'), so that noses meet whatever the sizes.
-    """
+    """Return the touch loop's tracks, scaled by ``scales`` so that noses meet at any size."""
     plan, pi = BODY_PLAN, math.pi
     size = (*scales, 1.0, 1.0, 1.0)[:3]
     start = min(1.6, 0.9 * half_x)

@@ -1,17 +1,7 @@
 """Marks that tell simulated mice apart, as labs mark theirs: a tail mark, a bleached patch, size.
 
-Mice of one strain look alike; labs that must keep several apart mark them: a band of permanent
-marker around the tail, a patch of fur bleached or dyed on the back or head, or animals chosen
-of different sizes. :mod:`hardware.simulator.herd` draws these when its animals are marked
-(``HerdParams.marked``, the synthetic camera's ``MARKS`` key, on by default), so that identity
-from appearance can be measured with and without marks.
-
-Each animal number has its own marks (:data:`MARKED`): animal 1 a dark band a third of the way
-down its tail, animal 2 a bleached patch on its rump and a body 10 % smaller, animal 3 a
-bleached patch between its ears and two tail bands. A lone mouse is never marked (it renders
-exactly as :mod:`hardware.simulator.arena`'s). The marks change no keypoint but the size, which
-scales every keypoint's distance from the body centre
-(:func:`hardware.simulator.herd.truth_from_poses`).
+Each animal number's marks are :data:`MARKED`; a lone mouse is never marked; the size scales
+every keypoint's distance from the body centre. The marks: docs/settings.md, ``MARKS``.
 """
 
 from __future__ import annotations

@@ -1,27 +1,9 @@
 """A simulated multi-view 3D rig: the arena's mouse in millimetres, seen by calibrated cameras.
 
-The 2D simulation of :mod:`hardware.simulator.arena` (a 640 x 480 top-down arena, coordinates in
-pixels) is lifted into the rig's world frame:
-
-* **World frame**: millimetres; the arena floor is the plane ``z = 0`` with ``z`` up, ``x`` from 0
-  to 400 and ``y`` from 0 to 300 (:data:`ARENA_SIZE_MM`). The 2D simulation's pixel ``(u, v)``
-  (``v`` down) is the floor point ``x = (u + 0.5) * s``, ``y = (479.5 - v) * s`` with
-  ``s = 400 / 640 = 0.625`` mm per pixel (:func:`floor_from_pixels`): pixel edges map onto the
-  arena's edges and the image's "up" is the world's ``+y``.
-* **Heights**: each keypoint has a height above the floor when walking (:data:`WALKING_HEIGHTS_MM`).
-  Rearing is a pitch of the body about the tail base: the 2D simulation shortens the body seen
-  from above to ``stretch`` of its length, which is the top view of the body axis raised by the
-  angle ``acos(stretch)``; a keypoint ``a`` mm along the body from the tail base then rises by
-  ``a * sin(acos(stretch))`` (:func:`keypoints3d_from_poses`). At the deepest rear of the
-  simulation (stretch 0.55) the nose is about 60 mm above the floor.
-* **Views** (:class:`RigViewRenderer`): the floor texture of the 2D renderer is warped into the
-  view with the homography of the plane ``z = 0``; the mouse's trunk, head and ears are
-  ellipsoids, each projected exactly to its outline ellipse (through its dual quadric) and drawn
-  farthest first; the tail lies on the floor. Lighting drift and pixel noise are the 2D
-  renderer's. Lens distortion is ignored when drawing (the rig's cameras have none).
-
-:func:`default_rig_cameras` are the three cameras of ``docs/rig-3d.ini``, and
-:func:`write_rig_calibration` writes their true calibration (``docs/rig-3d.toml``).
+:func:`floor_from_pixels`, :func:`keypoints3d_from_poses` (heights, rearing as a pitch about the
+tail base), :class:`RigViewRenderer` (no lens distortion drawn); :func:`default_rig_cameras` and
+:func:`write_rig_calibration` are ``docs/rig-3d.ini`` and ``docs/rig-3d.toml``. Design:
+docs/cameras.md, "The simulated 3D rig (VIEW_POSITION)".
 """
 
 from __future__ import annotations
@@ -364,12 +346,9 @@ class RigViewRenderer:
         return Ellipsoid(center, axes, color)
 
     def _farthest_first(self, parts: Iterable[Ellipsoid]) -> list[Ellipsoid]:
-        """Sort parts far to near: the trunk with its spine highlight, the head with its ears.
-
-        The ears are drawn just before the head, whatever their depth, and the head after the
-        trunk unless it is more than ``_HEAD_IN_FRONT_MM`` farther: the order of the 2D
-        renderer, which the bundled network learned, wherever the true order is unclear.
-        """
+        """Sort parts far to near: the trunk with its spine highlight, the head with its ears."""
+        # Ears just before the head, the head after the trunk unless _HEAD_IN_FRONT_MM farther:
+        # the 2D renderer's order, which the bundled network learned.
         parts = list(parts)
         eye = self.camera.center
         trunk, spine, head, *ears = parts

@@ -1,15 +1,8 @@
 """Read the ground truth the simulated camera writes (``<camera>.truth.csv``) back into arrays.
 
-Both of DeepLabCut's CSV layouts are read: the single-animal one (header rows ``scorer``,
-``bodyparts``, ``coords``; one mouse) and the multi-animal one (``scorer``, ``individuals``,
-``bodyparts``, ``coords``). Each keypoint has ``x``, ``y`` and ``likelihood`` columns; in the
-truth the likelihood is 1.0 for a visible keypoint and 0.0 for one covered by another animal
-(its x, y are still the true position). Only the standard library and numpy are used, so a test
-or an analysis script can read the truth without pandas.
-
-With ``BEHAVIOURS`` set, the camera also writes each frame's behaviour label to
-``<camera>.behaviour.csv`` (columns ``frame,behaviour``, one row per frame, the same frames as the
-truth file); :func:`read_behaviours` reads it.
+Both DeepLabCut CSV layouts (single- and multi-animal); likelihood 1.0 visible, 0.0 covered
+(x, y still true). Standard library and numpy only, no pandas. :func:`read_behaviours` reads
+``<camera>.behaviour.csv``.
 """
 
 from __future__ import annotations

@@ -1,23 +1,8 @@
 """Stimulation devices: the outputs an experiment switches (LEDs, lasers, valves) by name.
 
-Every device is a :class:`~hardware.stimulation.base.StimulationDevice`: it writes ``open()``,
-``close()``, ``channel_count`` and ``perform(action)``; every command comes in through its
-``send(action)``, an :class:`~hardware.stimulation.action.Action` (an experiment's, as it is;
-``on``, ``off``, ``pulse``, ``pattern`` and ``reset`` make one), returning an
-:class:`~hardware.stimulation.base.ActionRecord` at once (docs/plugins.md, "Devices").
-:data:`DEVICES` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
-devices shipped here by name, and those of installed packages (entry point group
-``deeplabstream.devices``); each module is imported only
-when its device is used, so a missing optional library (pyserial, gpiozero, nidaqmx) matters only
-to the labs that use that device. Each device class declares the keys of its ``[Device NAME]``
-section (``TYPE = name``) as its ``settings_class``, so a new device is one module and one line
-here (or one entry point in a lab's own package).
-
-* ``serial``: the stimulus board (Arduino Uno/Nano with ``firmware/``), board-timed pulses.
-* ``log``: records actions only, for dry runs.
-* ``nidaq``: NI DAQ digital lines and an analog output (needs NI's NI-DAQmx driver).
-* ``gpio``: Raspberry Pi GPIO pins through gpiozero.
-* ``visual``: colours or images on a screen, in a Qt window of its own process.
+:data:`DEVICES` is the kind's registry (``TYPE = name``): ``serial``, ``log``, ``nidaq``,
+``gpio``, ``visual``, installed packages' (``deeplabstream.devices``); each module is imported
+only when used. docs/plugins.md, "Devices".
 """
 
 from __future__ import annotations
@@ -49,7 +34,7 @@ DEVICES: Registry[type[StimulationDevice]] = Registry(
     },
     advice="Set TYPE to one of them; for the lab's own device, put its module in the devices/ "
     "folder beside the settings file (TYPE = module, or module:Class), or install the package "
-    'that provides it (its entry point in the group deeplabstream.devices; docs/plugins.md).',
+    "that provides it (its entry point in the group deeplabstream.devices; docs/plugins.md).",
     check=subclass_check(StimulationDevice),
     lab_folder="devices",
     normalise=lambda name: name.strip().lower(),

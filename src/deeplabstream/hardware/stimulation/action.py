@@ -1,28 +1,8 @@
 """What a stimulation device is told to do: :class:`Action`, one type from the rule to the wire.
 
-An experiment's rule returns actions; the dispatcher (in the inference worker, right after pose
-estimation) hands each one as it is to :meth:`StimulationDevice.send
-<deeplabstream.hardware.stimulation.base.StimulationDevice.send>` of the device named by
-:attr:`Action.device`, which checks it against the device's channels and limits and hands it to
-the device's ``perform(action)``. The device's own ``on``, ``off``, ``pulse``, ``pattern`` and
-``reset`` (the window's test buttons, scripts) make one too. Every command returns at once: a
-pulse's or a pattern's timing is kept by the device, never by sleeping in the loop.
-
-Commands
---------
-``on``
-    Switch ``channel`` on; it stays on until an ``off``.
-``off``
-    Switch ``channel`` off (also cancels a pulse or pattern in progress).
-``pulse``
-    On for ``duration_s`` seconds, then off (timed by the device).
-``pattern``
-    ``on_s`` on, ``off_s`` off, repeated ``count`` times (``count`` None: until an ``off``).
-``reset``
-    Every channel of the device off, every pulse and pattern ended (no ``channel``).
-
-``on`` and an endless ``pattern`` *hold* their channel: an experiment switches such channels off
-when the trial that switched them on ends, on pause, and when it finishes or stops.
+Commands ``on``, ``off``, ``pulse``, ``pattern`` and ``reset``; every command returns at once,
+its timing kept by the device. ``on`` and an endless ``pattern`` hold their channel until the
+trial that switched it on ends, a pause, or the stop. docs/plugins.md, "Devices".
 """
 
 from __future__ import annotations

@@ -1,34 +1,9 @@
 """The stimulation device interface: what every output device (board, DAQ, GPIO, log) provides.
 
-Every command reaches a device through one method, :meth:`StimulationDevice.send`, which takes
-an :class:`~hardware.stimulation.action.Action` (the one command type, from an experiment's rule
-to the wire), checks it against the device's channels and limits, has the device perform it and
-returns at once with an :class:`ActionRecord`. The dispatcher sends an experiment's actions as
-they are; the five actions :meth:`~StimulationDevice.on`, :meth:`~StimulationDevice.off`,
-:meth:`~StimulationDevice.pulse`, :meth:`~StimulationDevice.pattern` and
-:meth:`~StimulationDevice.reset` make one and send it. Pulses and patterns are timed by the
-device (the Arduino board times them itself; GPIO and DAQ outputs use host timer threads),
-never by the caller sleeping.
-
-The record carries the host time the command was written and, filled in later by the device's
-reader thread, the host time of the acknowledgement and the board's own time, then how the
-pulse or pattern ended.
-
-What a device writes (docs/plugins.md, "Devices", has a whole one):
-
-* :meth:`~StimulationDevice.open` and :meth:`~StimulationDevice.close`;
-* :attr:`~StimulationDevice.channel_count`;
-* :meth:`~StimulationDevice.perform`: one method taking one :class:`Action` (``command`` on,
-  off, pulse, pattern or reset, already checked against the device's limits). **The
-  acknowledgement rule**: a ``perform`` that returns None has done the command when it
-  returns, and the base acknowledges it then (``acked_ns``: the host time ``perform``
-  returned). A device that answers later (a board that confirms each line) returns its own
-  :class:`ActionRecord` instead, and acknowledges (:meth:`ActionRecord.acknowledge`) or fails
-  it (:meth:`ActionRecord.fail`) when the answer comes.
-
-Its settings are a dataclass (:attr:`~StimulationDevice.settings_class`), the keys of its
-``[Device NAME]`` section; by default each key is a keyword of the device's constructor
-(:meth:`~StimulationDevice.from_settings`).
+Every command comes through :meth:`StimulationDevice.send`, which checks it and calls the
+device's ``perform`` and returns an :class:`ActionRecord` at once. A device writes ``open``,
+``close``, ``channel_count`` and ``perform``; the acknowledgement rule and the record's calls:
+docs/plugins.md, "Devices".
 """
 
 from __future__ import annotations
@@ -407,11 +382,7 @@ class StimulationDevice(ABC):
     # -- helpers ------------------------------------------------------------------------------
 
     def _check(self, action: Action) -> None:
-        """Raise ValueError when ``action`` is outside this device's channels or limits.
-
-        The action has checked its own fields (a known command, durations > 0 s, as floats);
-        this checks what only the device knows, in the words the five actions always had.
-        """
+        """Raise ValueError when ``action`` is outside this device's channels or limits."""
         command = action.command
         if command == "reset":
             return

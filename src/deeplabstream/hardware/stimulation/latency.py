@@ -1,10 +1,7 @@
 """The board's side of the latency self-test: what to ask of it and what it reports per flash.
 
-The stimulus board (firmware 1.1+) switches an LED on at random times and measures, on its own
-clock, how long the host takes to answer each flash (docs/latency-test.md). The host sends the
-``LATENCY`` command (:class:`LatencyTestSpec`), answers every flash it sees with any command on
-another channel, and collects one :class:`FlashReport` per flash from the board's ``LAT`` and
-``MISS`` lines. ``latency_board.csv`` holds the reports of a session, one row per flash.
+:class:`LatencyTestSpec` is the ``LATENCY`` command; one :class:`FlashReport` per ``LAT`` or
+``MISS`` line, written to ``latency_board.csv``. docs/latency-test.md.
 """
 
 from __future__ import annotations

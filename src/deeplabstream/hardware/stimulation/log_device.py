@@ -1,10 +1,7 @@
 """A device that only records what it is told: for dry runs without stimulation hardware.
 
-Every action is acknowledged at once (host time, no board time) and kept in
-:attr:`~hardware.stimulation.base.StimulationDevice.records`; with a ``path`` each one is also
-written as a line ``<written_ns> TAB <action.describe()>`` (``pulse channel=1
-duration_s=0.5 reason=...``, as in ``events.csv``) so that a dry run leaves a trace beside its
-recording. Pulses and patterns are not timed and never report an end.
+Every action is acknowledged at once and kept in ``records``; with a ``path`` also written as
+``<written_ns> TAB <action.describe()>``. Pulses and patterns are not timed and never end.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """National Instruments DAQ outputs (nidaqmx): digital lines, plus one analog output.
 
-Channels 0..n-1 are the digital lines, in the order given; an analog output, when configured,
-is one more channel that switches between two voltages (e.g. a laser driver's modulation
-input). Writes are on-demand (software-timed): pulses and patterns are timed by host threads
-(:mod:`hardware.stimulation.software_timing`).
-
-nidaqmx (the Python package) talks to NI's NI-DAQmx driver, which it does not contain. Without
-the driver every nidaqmx call raises ``DaqNotFoundError``; :meth:`NidaqStimulator.open` turns
-that into a :class:`~hardware.stimulation.base.DeviceNotFoundError` with what to install, so a
-missing driver shows at the start of a session, never in the middle of one.
+Channels are the digital lines in order, then the optional analog output (two voltages);
+software-timed. Without NI-DAQmx, :meth:`NidaqStimulator.open` raises
+:class:`~hardware.stimulation.base.DeviceNotFoundError` saying what to install.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The stimulus board (firmware/) on a serial port: commands written at once, replies matched.
 
-Every action writes one protocol line (docs/stimulation-protocol.md) and returns its record at
-once. A reader thread reads the board's replies, stamps them with the host clock and fills the
-records by id: ``ACK`` (host time + board time when the command took effect), ``ERR`` (the
-reason), then ``DONE`` or ``CANCEL`` for pulses and patterns. A port that vanishes (board
-unplugged, socat or the simulator killed) puts the device into an error state: pending records
-fail, later actions raise :class:`~hardware.stimulation.base.DeviceLostError`, nothing hangs.
+A reader thread fills each record from ``ACK``, ``ERR``, ``DONE`` or ``CANCEL``; a vanished port
+fails the pending records and later actions raise
+:class:`~hardware.stimulation.base.DeviceLostError`. docs/stimulation-protocol.md.
 """
 
 from __future__ import annotations
@@ -428,11 +425,9 @@ class SerialStimulator(StimulationDevice):
             report.answer_written_ns = record.written_ns
 
     def _lose(self, message: str) -> StimulationError:
-        """Fail every waiting record, then enter the error state (once); return the error.
-
-        In that order, so that whoever sees :attr:`error` also sees every record failed; a
-        command sent meanwhile is refused by ``_send`` (``_losing`` is set under the lock).
-        """
+        """Fail every waiting record, then enter the error state (once); return the error."""
+        # In that order: whoever sees ``error`` sees every record failed; ``_losing`` (set under
+        # the lock) makes ``_send`` refuse a command meanwhile.
         with self._pending_lock:
             self._losing = self._losing or message
         self._fail_all(message)

@@ -1,10 +1,7 @@
 """The stimulus board's firmware on a simulated ATmega328P (simavr), its UART on a pty.
 
-``firmware/build/simstim`` runs the very firmware a real board runs; the app talks to it through
-a pseudo-terminal exactly as to a board's USB port, and it logs every output pin change with
-the simulated time and the host's ``CLOCK_MONOTONIC`` (the simulated camera draws the latency
-test's LED from that log). Building it needs ``gcc-avr``, ``avr-libc``, ``simavr`` and
-``libsimavr-dev`` (installed by ``scripts/setup.sh --tests``).
+Runs ``firmware/build/simstim`` (needs ``gcc-avr``, ``avr-libc``, ``simavr``,
+``libsimavr-dev``) and logs every pin change with simulated and host time::
 
     with SimulatedBoard(folder) as board:
         ...  # [Device board] TYPE = serial, PORT = board.port
@@ -70,12 +67,9 @@ def pin_name(channel: int) -> str:
 
 
 def _prefer_real_time(pid: int) -> str:
-    """Give the simulator real-time priority where allowed; returns what it got.
-
-    A real board keeps its own time whatever the host does; the simulator only does while the
-    host runs it on time. It sleeps 90 % of the time, so the lowest real-time priority costs the
-    rest of the app little and keeps its board time from falling behind on a busy machine.
-    """
+    """Give the simulator real-time priority where allowed; return what it got."""
+    # The simulator keeps board time only while the host runs it on time; it sleeps 90 % of
+    # the time, so the lowest real-time priority costs the app little.
     try:
         os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(1))
         return "real-time (SCHED_FIFO 1)"
@@ -176,11 +170,8 @@ class SimulatedBoard:
 
 
 def _first_line_within(stream: IO[str], timeout_s: float) -> str:
-    """Return the first line of ``stream`` if it comes within ``timeout_s``, else "".
-
-    A thread reads it: ``select`` on a pipe exists on POSIX only. A reader left waiting ends
-    when the process behind ``stream`` is stopped (end of file).
-    """
+    """Return the first line of ``stream`` if it comes within ``timeout_s``, else ""."""
+    # A thread reads it: select on a pipe is POSIX only. A left reader ends at end of file.
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
     reader.start()

@@ -1,11 +1,7 @@
 """Pulses and patterns timed by host threads, for outputs without a clock of their own.
 
-GPIO pins and DAQ lines written on demand only switch when told; this module turns the
-actions into level changes: on, off and reset at once, a pulse or pattern by one worker
-thread per running sequence. Edges are planned from the first edge (no drift over a long
-pattern); each lands within the operating system's timer and scheduling jitter (typically well
-under a millisecond on an idle Linux machine, several milliseconds on a loaded one). A board
-with its own clock (the serial stimulus box) is the choice when that is not good enough.
+One worker thread per running sequence; edges are planned from the first (no drift), each within
+the OS timer's jitter (well under 1 ms idle, several ms loaded).
 """
 
 from __future__ import annotations

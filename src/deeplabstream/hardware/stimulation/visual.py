@@ -1,33 +1,8 @@
 """An on-screen visual stimulus: a Qt window, in its own process, showing colours or images.
 
-The caller (the inference worker) has no Qt event loop and must never block, so the window
-lives in a separate *display process* started with ``multiprocessing`` (spawn). Each channel,
-when on, shows a solid colour (``colors[n]``) and, optionally, an image file (``images[n]``)
-drawn scaled to fit and centred, the channel's colour filling the rest. Channels are drawn in
-order, so the highest-numbered channel that is on is on top; with every channel off the window
-shows ``background``.
-
-Commands
-    The device keeps the level of every channel and sends the *whole* state, a tuple of bools
-    with a command id, after each change (``("show", id, levels)``: a few dozen bytes, never
-    image data). Messages go to a sender thread through an unbounded queue, so an action never
-    blocks, even on a display process that hangs.
-
-Acknowledgement
-    The display process applies every state it has received, repaints the window at once
-    (``QWidget.repaint``: paint and backing-store flush), syncs with the window system
-    (``QGuiApplication.sync``: the X server has the frame), then sends back
-    ``time.perf_counter_ns()``, which becomes the record's ``acked_ns``. The monitor shows the
-    frame at its next refresh, up to one refresh period later (plus the monitor's own input
-    lag), which the host cannot see: a photodiode on the screen is the way to measure that.
-
-Timing
-    PULSE and PATTERN edges are timed by host threads (:mod:`hardware.stimulation.software_timing`):
-    each edge is a new state sent to the display process. An edge reaches the window within
-    the timer jitter plus the command->painted latency (about a millisecond on an idle machine)
-    and the screen within one more refresh period, so phases are quantised to frames: a phase
-    shorter than a frame may never be seen, hence :attr:`VisualStimulator.min_duration_s`. The
-    record's ``end_ns`` is when the off-state was sent, not painted.
+Actions never block (a sender thread, an unbounded queue); ``acked_ns`` is when the display
+process painted and synced, not when the monitor showed it. Design and timing:
+docs/visual-stimulus.md, "How it works".
 """
 
 from __future__ import annotations
@@ -302,10 +277,8 @@ class VisualStimulator(StimulationDevice):
         self._timing = None
 
     def _stop_process(self) -> None:
-        """Join the display process; kill one that does not quit in time.
-
-        Killed, not terminated: it leaves SIGTERM to this process (``core.lifetime``).
-        """
+        """Join the display process; kill one that does not quit in time."""
+        # Killed, not terminated: it leaves SIGTERM to this process (core.lifetime).
         process = self._process
         assert process is not None
         process.join(QUIT_TIMEOUT_S)
@@ -530,10 +503,7 @@ def _run_window(config: DisplayConfig, commands: Connection, events: Connection)
 
 
 def _read_commands(commands: Connection, emit: Any) -> None:
-    """Display process's reader thread: batches of waiting messages to the GUI thread.
-
-    Everything already in the pipe goes in one batch, so a burst of commands costs one paint.
-    """
+    """Pass the pipe's waiting messages to the GUI thread in one batch: a burst costs one paint."""
     while True:
         try:
             batch = [commands.recv()]
