@@ -1,23 +1,8 @@
 """The annotated video output: each camera's video with its keypoints drawn, made after the run.
 
-An output plugin (``annotated_video``) of the export kind. After the session has stopped it
-renders, for every camera with a pose file, its video with the keypoints of the pose file drawn
-by :mod:`outputs.pose.drawing` (what the live view draws), as ``<camera>.annotated.mp4``:
-
-* a live session: each recording of the camera (``<video>.annotated.mp4`` when it has several),
-  each video frame matched to its pose through the recording's frames table (``frame_index``),
-  so a recording that started late or lost frames is still drawn on the right frames;
-* a replay, or a live session whose camera is a video file (``SOURCE = video``): that file, whose
-  frame ``i`` is frame index ``i``.
-
-The frames analysed are never touched: it reads the files the session wrote. Each video frame
-shows the newest pose at or before it (what the live view showed); frames before the first
-analysed one are left as they are. Chosen with ``[Output annotated_video]`` (its key
-``THRESHOLD``) or, for a replay, ``--annotated-video``.
-
-The copy is H.264 in 4:2:0 (``yuv420p``), the one form every browser, QuickTime and phone plays;
-4:2:0 needs an even width and height, so an odd-sized video gets one more column or row, a copy
-of its last one, at the right or bottom (pixel coordinates stay those of the source).
+An export output (``annotated_video``): reads the session's files only, draws the newest pose at
+or before each frame, and writes ``<camera>.annotated.mp4`` (H.264 ``yuv420p``; an odd size is
+padded by a copied column or row). docs/outputs.md.
 """
 
 from __future__ import annotations

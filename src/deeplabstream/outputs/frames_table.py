@@ -1,11 +1,8 @@
 """``<camera>.frames.csv``: one row per frame in the video file, in the same order.
 
-Row ``i`` describes video frame ``i``: the camera's own frame index, the camera's timestamp (empty
-when the camera has none) and the host arrival time, both in seconds. Gaps in ``frame_index``
-are frames the camera dropped. Every row goes to the operating system as it is written (one small
-write per frame), so after a killed process the table holds at least every frame its video holds,
-and ``repair_frames_table`` cuts it to them. A table flushed on its own timer could trail the video
-by up to that interval, leaving decodable frames without times.
+Every row is written through at once (one small write per frame), so after a killed process the
+table holds at least every frame its video holds; ``repair_frames_table`` cuts it to them.
+docs/outputs.md, "<camera>.frames.csv".
 """
 
 from __future__ import annotations

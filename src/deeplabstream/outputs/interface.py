@@ -1,27 +1,9 @@
 """The output plugin interface: where a session's poses go, live and after the stop.
 
-An output is a subclass of :class:`Output`, registered in :data:`OUTPUTS` (the one plugin
-registry of ``core/plugins/``, entry point group ``deeplabstream.outputs``). It has two
-optional halves:
-
-* **live** (:meth:`Output.open_live`), in the inference worker: opened once per analysis with
-  what the session knows (:class:`OutputSession`: its folder, its cameras, their keypoints), it
-  gives each camera a :class:`PoseSink` (``write`` every analysed frame, ``write_not_analysed``
-  every frame passed over, ``close`` with the figures it adds to the camera's in
-  ``session.json``), and may take the experiment's events (:attr:`LiveOutput.markers`);
-* **export** (:meth:`Output.export`), in the main process after the session has stopped and
-  ``session.json`` is final: given the finished session folder, it writes its files.
-
-Each output owns its settings: :attr:`Output.settings_class` is a dataclass of
-:func:`core.schema.setting` fields, read from the output's ``[Output NAME]`` section (the
-built-ins also keep their keys of ``[Output]``: ``NAMING``, ``LSL``, ``LSL_WAIT``, ``NWB``,
-``SLP``; see ``settings/outputs.py``). What crosses to the worker is a :class:`ChosenOutput`:
-the output's name and its settings (picklable); the worker finds the class by name again.
-
-The built-ins are outputs too: ``pose`` (the pose files and their table, always chosen),
-``ibl`` (IBL-named tables), ``lsl`` (Lab Streaming Layer), ``nwb`` (``session.nwb``), ``slp``
-(SLEAP files) and ``annotated_video`` (each camera's video with its keypoints drawn).
-docs/outputs.md, "Adding an output", shows a plugin of a lab's own.
+An :class:`Output` (registered in :data:`OUTPUTS`) has two optional halves: live
+(:meth:`Output.open_live`, a :class:`PoseSink` per camera in the inference worker) and export
+(:meth:`Output.export`, on the finished folder). What crosses to the worker is a picklable
+:class:`ChosenOutput`. docs/outputs.md, "Outputs are plugins: choosing one, adding one".
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """Lab Streaming Layer outlets: poses and experiment events for LabRecorder and other consumers.
 
-With ``[Output] LSL = on`` the inference worker opens one :class:`PoseOutlet` per camera and one
-:class:`EventOutlet` for the experiment's events (docs/outputs.md, "Lab Streaming Layer"). Both
-take plain data (this layer knows nothing of experiments or processes) and never block the loop:
-liblsl copies a sample into a bounded queue per connected consumer and its own threads send it.
-With no consumer a sample is dropped at once; a consumer that stops reading loses its oldest
-samples once its queue holds ``MAX_BUFFERED_SAMPLES``, so nothing grows without bound.
-
-Clocks: every sample is stamped with the host time it describes (a frame's arrival, an action's
-command written; :mod:`core.clock`) mapped to LSL's clock (``pylsl.local_clock``) by
-:class:`ClockMapping`. On Linux both are ``CLOCK_MONOTONIC`` and the mapping is the identity.
-
-Failures to create an outlet (no network interface, liblsl missing) raise :class:`LslError` with
-a message; the caller reports it and goes on without LSL. A push never raises: a failing push
-is counted and its first error kept (:attr:`PoseOutlet.error`).
+:class:`PoseOutlet` and :class:`EventOutlet` never block the loop (liblsl queues per consumer, at
+most ``MAX_BUFFERED_SAMPLES``); creating one raises :class:`LslError`, a push never raises.
+Samples are stamped via :class:`ClockMapping`. docs/outputs.md, "Lab Streaming Layer (LSL)".
 """
 
 from __future__ import annotations

@@ -1,28 +1,10 @@
 """One session folder as one NWB file, ``session.nwb`` (pynwb with the ndx-pose extension).
 
-Built from the folder's files only (``session.json``, the pose, timing and frames tables, the
-videos, ``events.csv``), so it can be written when a session stops (``[Output] NWB = on``) or
-any time after::
+Built from the folder's files only, at the stop (``[Output] NWB = on``) or later::
 
     deeplabstream-nwb SESSION_FOLDER [--output PATH]
 
-What goes where (``docs/outputs.md`` has the table):
-
-- a live session's times are in seconds on the host clock, measured from ``session.json`` ->
-  ``clock.host_time_at_start``, which is ``session_start_time`` (``started``, with its zone); a
-  replay's (every camera a video file) are the video's own frame times (:mod:`outputs.nwb_times`);
-- per camera a ``Device``; per recording an ``ImageSeries`` in ``acquisition`` naming the video
-  as an external file (relative to the NWB file when the video is in the session folder, else
-  its absolute path, and the series says so) with each frame's time;
-- per camera and analysis an ndx-pose ``PoseEstimation`` in the ``behavior`` processing module,
-  named after the camera (``arena``; ``arena_run2`` for a second analysis; ``arena_animal2``
-  for each animal of a multi-animal model), with one ``PoseEstimationSeries`` per keypoint (x, y
-  in pixels, confidence = likelihood) and its ``Skeleton`` in the module's ``Skeletons``;
-- the experiment's trials that lasted in the trials table, every event of ``events.csv`` in the
-  ``experiment_events`` EventsTable (``nwbfile.events``);
-- the ``[Session]`` metadata as the subject (species, age, sex, strain), experimenters,
-  institution, lab, experiment description and notes; the effective settings (JSON) in
-  ``data_collection``.
+What goes where: docs/outputs.md, "NWB (session.nwb)".
 """
 
 from __future__ import annotations
@@ -194,11 +176,7 @@ def build_nwbfile(
 
 
 def _files_not_exported(session_dir: Path, exported: set[str]) -> list[str]:
-    """Name the folder's pose and events files that no run of ``session.json`` wrote.
-
-    Its analyses and experiments are found through the record; a file it does not name (one
-    copied in, or a run the record lost) would otherwise be left out without a word.
-    """
+    """Name the folder's pose and events files that no run of ``session.json`` wrote."""
     found = sorted({*session_dir.glob("*.pose.csv"), *session_dir.glob("events*.csv")})
     return [
         f"{path.name} (session.json names no analysis or experiment that wrote it: move it "
@@ -217,14 +195,7 @@ def _read_session_json(session_dir: Path) -> SessionRecord:
 
 
 def _finished_record(session_dir: Path) -> SessionRecord:
-    """Return the folder's record; a killed session's first counted from its files.
-
-    A killed session's record says nothing of its analysis or experiment (their figures come
-    at their end): a ``running`` one whose process is gone, or an ``interrupted`` one an older
-    version marked, is repaired as the next start does
-    (:func:`outputs.session_repair.repair_interrupted_session`), so the file holds every pose
-    row and event. One whose session still runs is refused: its files are still growing.
-    """
+    """Return the folder's record, a killed session's repaired first; a running one is refused."""
     session = _read_session_json(session_dir)
     if session.status not in ("running", "interrupted"):
         return session
@@ -316,13 +287,9 @@ def _settings_text(session: SessionRecord) -> str:
 
 
 def _subject(metadata: Metadata) -> Any:
-    """Return the subject, ``[Session] ANIMAL`` as its id; None without an animal.
-
-    Species, age or date of birth, sex and strain come from their ``[Session]`` keys (checked
-    in NWB's forms when the settings were read); a key left empty is left out (nwbinspector
-    then reports it missing) rather than guessed, and the sex is then "U" (unknown). A slash in
-    the animal's name, which DANDI's paths cannot hold, becomes ``-``.
-    """
+    """Return the subject, ``[Session] ANIMAL`` as its id; None without an animal."""
+    # An empty key is left out (nwbinspector reports it) rather than guessed; sex then "U".
+    # A slash in the animal's name, which DANDI's paths cannot hold, becomes "-".
     from pynwb.file import Subject
 
     animal = metadata.animal
@@ -349,10 +316,7 @@ def _add_cameras(
     session: SessionRecord,
     clock: TimeBase,
 ) -> dict[str, list[tuple[Any, np.ndarray]]]:
-    """Add a Device per camera and an ImageSeries per video; return them, with their times.
-
-    ``folders`` is the session folder and the folder the NWB file goes to.
-    """
+    """Add a Device per camera and an ImageSeries per video; return them, with their times."""
     session_dir, _ = folders
     videos: dict[str, list[tuple[Any, np.ndarray]]] = {}
     for name, entry in session.cameras.items():
@@ -399,11 +363,7 @@ def _recorded_video(
 def _replayed_video(
     session_dir: Path, camera: str, entry: CameraRecord, clock: TimeBase
 ) -> _Video | None:
-    """Return the video a replay read, timed by ``<camera>.pose_times.csv``, or None.
-
-    Only when that table times every frame of the video from its first (index 0 on): the
-    ImageSeries' timestamps must be one per frame of the file.
-    """
+    """Return the video a replay read, when ``pose_times.csv`` times every frame from 0, or None."""
     file = entry.device.get("file")  # the video camera plugin's own description
     times_file = session_dir / f"{camera}.pose_times.csv"
     if not file or not Path(file).is_file() or not times_file.is_file():
@@ -490,11 +450,8 @@ def external_path(video: Path, session_dir: Path, nwb_dir: Path) -> tuple[str, b
 
 
 def _timing(times: np.ndarray) -> dict[str, Any]:
-    """Return a series' timing: ``timestamps``, or ``starting_time`` and ``rate`` when regular.
-
-    NWB's best practices ask for a rate instead of timestamps that are evenly spaced (to the
-    nanosecond), which a simulated camera's can be.
-    """
+    """Return a series' timing: ``timestamps``, or ``starting_time`` and ``rate`` when regular."""
+    # NWB's best practices ask for a rate where timestamps are evenly spaced (to the ns).
     if len(times) > 2:
         steps = np.round(np.diff(times), 9)
         if steps[0] > 0 and np.all(steps == steps[0]):
@@ -505,11 +462,7 @@ def _timing(times: np.ndarray) -> dict[str, Any]:
 def _read_csv(
     path: Path, numbers: tuple[str, ...] | None = _TIME_COLUMNS, **options: Any
 ) -> pd.DataFrame:
-    """Return the table at ``path``; raise :class:`NwbError` naming a missing or bad file.
-
-    Every cell of the columns ``numbers`` (None: of every column and the index) must be a
-    number or empty: a cell that is not names its file, line and column (:func:`_numbers_only`).
-    """
+    """Return the table at ``path``; NwbError names a missing or bad file or cell."""
     try:
         table = pd.read_csv(regular_file(path), **options)
     except FileNotFoundError:
@@ -526,11 +479,8 @@ def _read_csv(
 def _numbers_only(
     table: pd.DataFrame, path: Path, numbers: tuple[str, ...] | None, header_lines: int
 ) -> None:
-    """Raise :class:`NwbError` at the first cell of ``numbers`` that is text, not a number.
-
-    pandas would read such a column as text, and the conversion later fails naming neither
-    the file nor the row (or, with ``errors="coerce"``, the value is silently lost).
-    """
+    """Raise :class:`NwbError` at the first cell of ``numbers`` that is text, not a number."""
+    # pandas would read such a column as text, and the later conversion names neither file nor row.
     columns: list[tuple[str, pd.Series | pd.Index]] = []
     if numbers is None:
         if not isinstance(table.index, pd.RangeIndex):
@@ -571,11 +521,7 @@ def _add_poses(
     videos: dict[str, list[tuple[Any, np.ndarray]]],
     left_out: list[str],
 ) -> set[str]:
-    """Add one PoseEstimation per camera, analysis and animal to the ``behavior`` module.
-
-    Returns the pose files exported; ``left_out`` gets the rows with keypoints that no file
-    times (an NWB series needs a time for each row).
-    """
+    """Add a PoseEstimation per camera, analysis and animal; return the pose files exported."""
     from ndx_pose import Skeletons
 
     estimates: list[Any] = []
@@ -619,12 +565,7 @@ def _add_poses(
 
 
 def _pose_tables(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
-    """Return a pose CSV's table per animal: (None, table) for one, (individual, table) each.
-
-    Each table has the single-animal columns (scorer, bodypart, coord). A multi-animal file
-    (DeepLabCut's ``individuals`` header row) gives one PoseEstimation per identity, the way
-    ndx-pose holds several subjects.
-    """
+    """Return a pose CSV's table per animal: (None, table) for one, (individual, table) for each."""
     try:
         multi = is_multi_animal_csv(path)
     except FileNotFoundError:
@@ -657,12 +598,7 @@ def _pose_estimation(
     videos: list[tuple[Any, np.ndarray]],
     left_out: list[str],
 ) -> tuple[Any, Any] | None:
-    """Return the PoseEstimation of one pose CSV (or animal) and its Skeleton; None without rows.
-
-    ``animal`` is the PoseEstimation's name (``arena``, ``arena_run2``, ``arena_animal2``), the
-    animal's track (None for a single-animal model) and its table: the pose file's, or one
-    animal's of a multi-animal file. A single animal's skeleton is linked to the file's subject.
-    """
+    """Return the PoseEstimation of one pose table (``animal``) and its Skeleton."""
     from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton
 
     name, individual, pose = animal
@@ -721,15 +657,10 @@ def _pose_estimation(
 
 
 def _pose_times(source: _PoseSource, frame_indices: np.ndarray) -> np.ndarray:
-    """Return each pose row's time in the file's seconds; NaN where no file gives one.
-
-    Sources, best first: ``<camera>.pose_times.csv`` (every row), ``<camera>.pose_timing.csv``
-    (the analysed frames), the recordings' frames tables; for a replay, a frame none of them
-    times is at its index / the video's rate. A row no file times (an index the camera never
-    delivered: an empty row) is given a time interpolated from its neighbours when they have
-    one, so a one-row-per-index table keeps its even spacing for tools that assume it
-    (movement takes time = row / fps).
-    """
+    """Return each pose row's time in the file's seconds; NaN where no file gives one."""
+    # Best first: pose_times.csv, pose_timing.csv, the frames tables, a replay's index / rate.
+    # An untimed empty row is interpolated from its neighbours, keeping the even spacing that
+    # tools assume (movement takes time = row / fps).
     session_dir, column = source.session_dir, source.clock.column
     stem = source.pose_file.removesuffix(".pose.csv")
     camera = stem.split(".")[0]
@@ -779,11 +710,7 @@ def _edges(model: ModelRecord, keypoints: list[str]) -> np.ndarray:
 
 
 def _skeleton_from_model_file(model: ModelRecord) -> list[tuple[str, str]]:
-    """Return the skeleton of this project's model folder (``model.json``), or none.
-
-    ``session.json``'s model description names the model file but not its skeleton; this
-    project's model folders keep it in ``model.json`` beside the file.
-    """
+    """Return the skeleton in this project's ``model.json`` beside the model file, or none."""
     file = model.file
     if not file:
         return []
@@ -852,13 +779,9 @@ def _nominal_fps(session: SessionRecord, camera: str) -> float | None:
 
 
 def _read_events(session_dir: Path, session: SessionRecord, clock: TimeBase) -> pd.DataFrame:
-    """Return every event with ``time`` (the file's seconds), sorted by it.
-
-    Live: the prompting frame's host arrival (or, without one, when it was decided or written),
-    from the session's start. Replay: the events' own frame time (``time_s``: the video's
-    time of the prompting frame); the latency columns are that time plus how long after the
-    frame's arrival they came, so their differences are the replay's real latencies.
-    """
+    """Return every event with ``time`` (the file's seconds), sorted by it."""
+    # Live: the prompting frame's arrival from the session's start. Replay: the frame's video
+    # time, latency columns that time plus their delay after the frame's arrival.
     tables = []
     for file in _events_files(session):
         table = _read_csv(
@@ -895,13 +818,9 @@ def _read_events(session_dir: Path, session: SessionRecord, clock: TimeBase) -> 
 
 
 def _add_trials(nwbfile: Any, events: pd.DataFrame) -> None:
-    """Add the trials that lasted (``trial_start`` to ``trial_end``) to the trials table.
-
-    A trial that started and ended in the same update (an instant trial: stop = start) is no
-    interval: it stays in the events table (its ``trial_start`` and ``trial_end`` rows) and is
-    left out here, as NWB's best practices want every interval's stop after its start. A
-    trial that never ended lasts to the last event. No lasting trial: no trials table.
-    """
+    """Add the trials that lasted (``trial_start`` to ``trial_end``) to the trials table."""
+    # An instant trial (stop = start) stays in the events only: NWB's best practices want every
+    # interval's stop after its start. A trial that never ended lasts to the last event.
     from pynwb.epoch import TimeIntervals
 
     lasting = list(_lasting_trials(events))
@@ -941,11 +860,7 @@ def _lasting_trials(events: pd.DataFrame) -> Any:
 
 
 def _add_events(nwbfile: Any, events: pd.DataFrame, clock: TimeBase) -> None:
-    """Add every event to the ``experiment_events`` EventsTable (``nwbfile.events``).
-
-    An EventsTable, not TimeIntervals: events are instants, and NWB's best practices want an
-    interval's stop after its start.
-    """
+    """Add every event to the ``experiment_events`` EventsTable (instants, not intervals)."""
     from pynwb.event import EventsTable, TimestampVectorData, VectorData
 
     columns = [

@@ -1,10 +1,7 @@
 """NWB's forms for the subject and the experimenters, to check ``[Session]`` keys against.
 
-NWB files (``session.nwb``) and the tools that check them (nwbinspector, DANDI) want the
-species as a Latin binomial or an NCBI taxonomy link, the age as an ISO 8601 duration, the
-experimenter as "Last, First"; a value in another form is refused when the settings are read,
-naming the key and the form expected, rather than found wanting in the file afterwards (the
-experimenter's form only when ``session.nwb`` is written: settings/loader.py).
+A value in another form (species, ISO 8601 age, "Last, First") is refused when the settings are
+read, naming the key and the form.
 """
 
 from __future__ import annotations

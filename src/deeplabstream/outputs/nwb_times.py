@@ -1,14 +1,7 @@
 """The clock of ``session.nwb``: the host clock of a live session, a replayed video's own times.
 
-A live session's frames, poses and events are timed by the host clock (when each frame
-arrived), in seconds from the session's start. A replay (every camera a video file:
-``utils/VideoAnalyzer.py``, or ``SOURCE = video``) reads frames as fast as it can or at its own
-pace, so the host clock says when the replay processed a frame, not when the animal did it: its
-NWB file takes each frame's presentation time in the video instead (``camera_timestamp``; the
-frame's index / the video's rate where a frame has none). Moments no frame gives a time to (an
-action's ``written`` time, a switch-off at the stop) are put on the video's timeline by the
-nearest frames: the prompting frame's video time plus how long after that frame's arrival
-they happened.
+A replay's moments without a frame (an action written, a switch-off) go on the video's timeline
+by the prompting frame's time. docs/outputs.md, "NWB (session.nwb)".
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """The built-in outputs of the pose files: ``pose`` (always chosen) and ``ibl``.
 
-``pose``: per camera ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv``,
-``.pose_exact.csv`` (and a multi-animal camera's ``.identity.csv``, an ensemble's
-``.ensemble.csv`` and ``.eks_causal.csv``) written live, one pose and
-times row per captured frame, and ``<camera>.pose.pqt`` from them at the close. Every other
-output, the session's figures and the recovery of a killed worker read these files, so this
-output is always chosen.
-
-``ibl`` (``[Output] NAMING = ibl``): ``_ibl_<camera>Camera.dlc.pqt`` and ``.times.npy``, copies
-of the pose table named as the International Brain Laboratory's pipeline names them, written at
-the close from the finished table.
+``pose`` writes the pose files live (every other output, the figures and recovery read them);
+``ibl`` (``[Output] NAMING = ibl``) copies the finished table under the IBL's names.
+docs/outputs.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """``session.json``: the one typed, versioned record a session writes about itself.
 
-This module owns the record's shape. The live session fills it
-(``live/session/report/session_json.py``), every reader (the summary, ``session.nwb``, the
-``.slp`` files, the benchmark mode, the replay, the latency self-test, the training tools) reads
-it through :class:`SessionRecord`, so mypy checks every key they read. Its parts are frozen
-dataclasses with ``from_json`` and ``to_json``:
-
-- **Versioned.** The file says its ``schema_version`` (:data:`SCHEMA_VERSION`); a file without
-  one is version 1, the shape written before the record was typed, and is read as such (an
-  older session's ``pose`` without ``pose_runs`` gives ``pose_runs`` of one run).
-- **Tolerant of damage.** A file that is not what a session writes (not UTF-8, not JSON, a list
-  instead of an object, a figure of the wrong type) raises :class:`DamagedRecordError` naming
-  the key, never a bare ``KeyError`` or ``TypeError``; the start moves such a file aside
-  (:func:`outputs.session_repair.recover_interrupted_sessions`, with
-  ``outputs.folder.move_aside``).
-- **Open.** Keys a part does not know (a plugin's, a later version's) are kept in its
-  ``extra`` and written back as they were, so a round trip loses nothing.
-- **Published.** :func:`json_schema` derives the JSON Schema from these classes; it is
-  ``docs/session.schema.json`` (``python -m deeplabstream.outputs.session_record --schema``
-  writes it, a test checks it is current) and ``docs/outputs.md`` explains every field.
+Every writer and reader goes through :class:`SessionRecord` (frozen parts with ``from_json`` and
+``to_json``): versioned (:data:`SCHEMA_VERSION`; none is version 1), damage raises
+:class:`DamagedRecordError` naming the key, unknown keys are kept in ``extra``.
+:func:`json_schema` is ``docs/session.schema.json`` (``--schema`` writes it); docs/outputs.md,
+"session.json", explains every field.
 """
 
 # ruff: noqa: RUF009 (the keys are declared by key(), which returns a dataclass field)
@@ -1086,10 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(path: Path) -> bool:
-    """Say whether ``path`` is a whole record that the published schema takes; True if so.
-
-    Each problem is printed on its own line, naming the file and the key.
-    """
+    """Say whether ``path`` is a whole record the published schema takes, a line per problem."""
     try:
         data = read_record_data(path)
         record = SessionRecord.from_json(data, SESSION_JSON)

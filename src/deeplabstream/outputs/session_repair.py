@@ -1,10 +1,7 @@
 """Killed sessions: their ``session.json`` marked ``interrupted`` and counted from their files.
 
-A session killed hard leaves its record ``running``. The next start (or its NWB export) finds
-it (:func:`recover_interrupted_sessions`), cuts its frames tables to what its videos hold and
-counts and judges it from its files as a finished session is judged (:func:`counted_from_files`);
-a damaged record is moved aside, never deleted. The record's shape is
-:mod:`outputs.session_record`'s.
+:func:`recover_interrupted_sessions` cuts frames tables to their videos and judges the session
+from its files (:func:`counted_from_files`); a damaged record is moved aside, never deleted.
 """
 
 from __future__ import annotations
@@ -95,12 +92,7 @@ def recover_interrupted_sessions(output_dir: Path) -> Recovery:
 
 
 def _recover_one(folder: Path, path: Path) -> bool:
-    """Mark one session interrupted when its process is gone; True when it was marked.
-
-    Only a ``running`` record is read whole (a finished one is left as it is). Raises
-    DamagedRecordError for a file that is not a session's record, OSError for one that cannot
-    be read or written.
-    """
+    """Mark one session interrupted when its process is gone; True when it was marked."""
     try:
         data = read_record_data(path)
     except FileNotFoundError:
@@ -132,28 +124,9 @@ def _recover_one(folder: Path, path: Path) -> bool:
 
 
 def _repaired_camera(folder: Path, name: str, camera: CameraRecord) -> CameraRecord:
-    """Cut each of the camera's frames tables to the frames its video holds; re-derive figures.
-
-    A killed recorder's table may name frames whose video data never reached the disk, and the
-    files went on growing after the last ``session.json`` update (up to 2 s of frames: the
-    frames table, the pose files). So the figures are taken from the files where they know
-    more, keeping the rules of a finished session: recorded + lost = captured while recording,
-    and captured >= recorded + lost >= what the files show.
-
-    - after: the frames the camera delivered after the last update's newest frame
-      (``last_frame_index``), as many as the file that shows most of them holds (the frames
-      table before the cut, each analysis's ``pose_times.csv``);
-    - recorded: the frames its video holds that have a row (the table is cut to them);
-    - captured while recording: the last update's recorded + lost, or, when larger, the
-      table's whole rows before the cut (each a frame the camera delivered and the recorder
-      took) + the last update's lost; for the recording running at the kill, at least the
-      frames it had seen delivered (``captured``) + after;
-    - lost: captured while recording - recorded;
-    - ``frames_captured``: the last update's + after, or the frames captured while recording
-      when larger.
-
-    The record was read whole before (a damaged one never half-repairs a table).
-    """
+    """Cut each of the camera's frames tables to the frames its video holds; re-derive figures."""
+    # The rules (recorded + lost = captured while recording, captured >= recorded + lost):
+    # docs/reliability.md, the whole session killed with its files ahead of session.json.
     after = _frames_after(folder, name, camera)
     if not camera.recordings and not after:
         return camera
@@ -172,12 +145,7 @@ def _repaired_camera(folder: Path, name: str, camera: CameraRecord) -> CameraRec
 
 
 def _repaired_recording(folder: Path, recording: Recording, after: int) -> Recording:
-    """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``.
-
-    ``after``: the frames the camera delivered after the last update (the running recording's
-    to record). A recording whose files are gone keeps its figures (nothing to re-derive them
-    from).
-    """
+    """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``."""
     video, table = recording.video, recording.frames_table
     if not (video and table and (folder / table).is_file()):
         return recording
@@ -200,12 +168,7 @@ def _repaired_recording(folder: Path, recording: Recording, after: int) -> Recor
 
 
 def _frames_after(folder: Path, name: str, camera: CameraRecord) -> int:
-    """Return the frames camera ``name`` delivered after its last update's newest frame.
-
-    As many as the file that shows most of them holds: its frames tables (rows, before they
-    are cut to their videos) and each analysis's ``pose_times.csv`` (rows with an arrival
-    time). 0 for a record without ``last_frame_index`` (an older version's).
-    """
+    """Return the frames camera ``name`` delivered after its last update's newest frame (files')."""
     last = camera.last_frame_index
     if last is None:
         return 0
@@ -304,11 +267,7 @@ def counted_from_files(folder: Path, record: SessionRecord) -> SessionRecord:
 
 
 def _counted_or_said(folder: Path, record: SessionRecord) -> SessionRecord:
-    """Return :func:`counted_from_files`; a file it cannot read is an error of the record.
-
-    A killed session's files may be damaged past their last whole row (a power cut): that
-    never stops the start, which marks the session all the same.
-    """
+    """Return :func:`counted_from_files`; an unreadable file is an error of the record."""
     try:
         return counted_from_files(folder, record)
     except (ValueError, csv.Error) as error:
@@ -318,11 +277,7 @@ def _counted_or_said(folder: Path, record: SessionRecord) -> SessionRecord:
 
 
 def _judged_again(health: Health, errors: tuple[str, ...], warnings: tuple[str, ...]) -> Health:
-    """Return ``health`` with the verdict and ``counted`` of these errors and warnings.
-
-    The same rule as the live session's (live.session.report.health.verdict_of): the worst of
-    the loop's verdict, an error for any error, a warning for any warning.
-    """
+    """Return ``health`` with the verdict and ``counted`` of these errors, as a live session's."""
     worst = VERDICTS.index(health.verdict)
     if errors:
         worst = VERDICTS.index("error")
@@ -333,11 +288,7 @@ def _judged_again(health: Health, errors: tuple[str, ...], warnings: tuple[str, 
 
 
 def _repaired_pose_runs(folder: Path, record: SessionRecord) -> tuple[PoseRun, ...]:
-    """Return every analysis, each camera's figures read from its pose files where it has none.
-
-    A running analysis has no figures (its worker reports them at its end); one that began
-    after the last update is not in the record at all, only its files (``<camera>.run2...``).
-    """
+    """Return every analysis, each camera's figures read from its pose files where it has none."""
     runs = list(record.pose_runs)
     while _pose_files_of_run(folder, record, len(runs) + 1):
         runs.append(PoseRun())
@@ -358,11 +309,7 @@ def _pose_files_of_run(folder: Path, record: SessionRecord, number: int) -> dict
 
 
 def _pose_figures_from_files(folder: Path, camera: str, pose_csv: Path) -> PoseCamera:
-    """Return one camera's analysis figures rebuilt from its pose files (whole rows kept).
-
-    What the files cannot tell is left out rather than guessed: the frames lost or not
-    analysed (counted by the worker, which is gone) and the deadline (the session's own).
-    """
+    """Return one camera's analysis figures from its pose files, nothing guessed."""
     label = pose_csv.name.removeprefix(camera).removesuffix(".pose.csv")
     figures = rebuild_camera_figures(folder, camera, label)
     for unknown in ("deadline", "frames_lost", "frames_not_analysed_worker_gone"):
@@ -373,12 +320,7 @@ def _pose_figures_from_files(folder: Path, camera: str, pose_csv: Path) -> PoseC
 def _repaired_experiment_runs(
     folder: Path, record: SessionRecord, why: str
 ) -> tuple[ExperimentRun, ...]:
-    """Return every experiment, with those whose events file no summary names rebuilt from it.
-
-    An experiment's summary comes at its end: the one running at the kill has only its events
-    file (``events.csv``, ``events.run2.csv``, ...), which is finished here with a ``finish``
-    row, as a dead worker's is (outputs.pose.recovery.finish_events).
-    """
+    """Return every experiment, one whose summary never came rebuilt from its events file."""
     named = {run.events_file for run in record.experiment_runs}
     rebuilt = []
     for path in _events_files(folder):

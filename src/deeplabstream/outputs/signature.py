@@ -1,25 +1,9 @@
 """Every session signed at its close: who vouches for ``session.json``, and what that proves.
 
-At its close a session signs ``session.json`` with its installation's key (Ed25519, the
-``cryptography`` package): every key of the record, its ``files`` (the SHA-256 of every file
-the session wrote) included. The key is made once per installation, in the user's config folder
-(never in a session folder; :data:`KEY_VARIABLE` names another file), and its public half and
-fingerprint are written beside the signature (``session.json`` -> ``signature``), with the
-rig's name (the computer's). ``deeplabstream-verify`` checks the signature first.
-
-What a signature proves: ``session.json`` and, through its digests, every file of the folder
-are as the key's holder wrote them at the close. What it does not: that the holder is who a
-reviewer thinks (compare the fingerprint, or give the key with ``--trust``), nor that the lab
-did not write and sign another record with its own key.
-
-Whom a reviewer trusts (:func:`trusted_signers`): like git's ``allowed_signers``, a file per lab
-(``allowed_signers`` beside the settings file) and one per user (in the user's config folder;
-:data:`SIGNERS_VARIABLE` names another), each line a name and a key (its fingerprint or its
-base64 public key), besides ``--trust`` and this installation's own key.
-
-So that a changed record names what changed, the signature also covers a short digest of every
-value of the record (:func:`field_digests`): when the signature fails, the values whose digest
-is not among the signed ones are named (``metadata.animal``, ``settings.Pose.X``).
+Ed25519 over the whole record (its files' digests included) and each value's digest
+(:func:`field_digests`, so a failure names what changed); the installation's key lives in the
+user's config folder; :func:`trusted_signers` reads the ``allowed_signers`` files. What it
+proves and does not: docs/verify.md.
 """
 
 from __future__ import annotations
@@ -150,12 +134,7 @@ def key_problem() -> str | None:
 
 
 def _read_key_file(path: Path) -> tuple[bytes, float]:
-    """Return the key file's bytes and its age (s); never blocks for long.
-
-    Raises FileNotFoundError when there is none and :class:`SigningError`, naming the file
-    and what to do, when it is not a regular file, cannot be read, is too large or does not
-    answer within :data:`KEY_READ_TIMEOUT_S`.
-    """
+    """Return the key file's bytes and age (s) without blocking long (SigningError)."""
     outcome: dict[str, Any] = {}
 
     def read() -> None:

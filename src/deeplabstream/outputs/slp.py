@@ -1,15 +1,8 @@
 """SLEAP's own files (``.slp``) of a session's poses, with ``sleap-io``: for SLEAP users.
 
-``[Output] SLP = on`` writes them when the session stops; ``python -m deeplabstream.outputs.slp
-SESSION_FOLDER`` writes them after the fact. Each pose file ``<camera>.pose.csv`` gives
-``<camera>.slp`` beside it (``<camera>.run2.slp`` for a second analysis): one video, the model's
-skeleton, and per analysed frame one predicted instance per animal with its point scores. A
-multi-animal model's identities are SLEAP tracks (``animal1``, ``animal2``, ...), so SLEAP's GUI
-shows them as tracked; frames not analysed have no labelled frame.
-
-The video is the one the poses refer to: the camera's recording (frames placed by the
-recording's frames table), the video a replay read (frame index = frame in the file), or, when
-neither exists, a named placeholder SLEAP opens without pixels.
+``[Output] SLP = on`` or ``python -m deeplabstream.outputs.slp SESSION_FOLDER``; a model's
+identities are SLEAP tracks; without a video a named placeholder is used. docs/outputs.md,
+"SLEAP files (<camera>.slp)".
 """
 
 from __future__ import annotations
@@ -135,12 +128,7 @@ def _skeleton(model: ModelRecord, keypoints: tuple[str, ...]) -> list[tuple[str,
 def _video_of(
     session_dir: Path, camera: str, entry: CameraRecord, frames: np.ndarray
 ) -> tuple[Path, dict[int, int | None]]:
-    """Return the camera's video and, per frame index, its frame number in that video.
-
-    The first recording's video when the camera was recorded (frame numbers from its frames
-    table: a frame recorded in a later recording is left out of this file); the replayed
-    video when the session was a replay; else a placeholder named after the camera.
-    """
+    """Return the camera's video (recording, replayed file or placeholder) and frame numbers."""
     recordings = [r for r in entry.recordings if r.video]
     if recordings and recordings[0].frames_table:
         table = session_dir / recordings[0].frames_table

@@ -1,11 +1,7 @@
 """Raw video files with PyAV: H.264 in fragmented MP4 or lossless FFV1 in Matroska.
 
-16-bit mono frames (a depth image) are written losslessly as FFV1 ``gray16le``; H.264 (8-bit
-here) refuses them. Both containers stay playable if the process is killed: fragmented MP4 writes
-a self-contained fragment at every keyframe (one every ``flush_interval`` seconds), Matroska
-writes a cluster at least as often. Presentation times come from the frames' own timestamps
-(camera clock when the camera has one, host clock otherwise), so the file's timing is the real
-one, not a nominal rate.
+16-bit mono (depth) goes to FFV1 ``gray16le``; both containers stay playable after a kill (a
+fragment or cluster every ``flush_interval``); presentation times are the frames' own stamps.
 """
 
 from __future__ import annotations

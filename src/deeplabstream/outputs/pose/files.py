@@ -1,52 +1,8 @@
 """Pose files in the session folder, written as the stream runs.
 
-- ``<camera>.pose.csv``: DeepLabCut's layout (``scorer`` / ``bodyparts`` / ``coords`` header rows;
-  x, y, likelihood per keypoint), indexed by the camera's frame index, one row per frame index
-  from the stream's first frame to its last: frames captured but not analysed (the newest-frame
-  policy passed over them) and indices the camera never delivered (its drops) are empty rows
-  (NaN). Row i is frame first + i, so movement's ``time = row / fps`` is right (the layout of
-  DeepLabCut and Lightning Pose, one row per video frame). Written in whole rows at the end of
-  each turn of the worker's loop (core/whole_rows.py), so a killed worker keeps every frame of
-  the turns it finished.
-- ``<camera>.pose_times.csv``: one row per row of the pose CSV: ``frame_index``,
-  ``host_timestamp`` (s, host clock), ``camera_timestamp`` (s, the camera's clock) and
-  ``analysed`` (1 or 0); the times are empty for indices the camera never delivered.
-- ``<camera>.pose_timing.csv``: when each analysed frame passed each stage (host clock), and
-  the region of the frame that was analysed (the whole frame, or a dynamic crop).
-- ``<camera>.pose.pqt`` (on stop): the IBL layout, ``{bodypart}_x``, ``{bodypart}_y``,
-  ``{bodypart}_likelihood`` plus ``frame_index``, ``host_timestamp`` and ``camera_timestamp``,
-  one row per row of the pose CSV.
-- ``<camera>.identity.csv`` (multi-animal models): ``frame_index`` and each identity's
-  confidence (``animal1``, ``animal2``, ...: the probability, 0 to 1, that the animal in that
-  column of the pose CSV is that animal; :mod:`pose.tracking.identities`), one row per row of the
-  pose CSV, empty where the animal was not seen or the frame not analysed; then ``unnamed``:
-  the identities whose animal the experiments did not see in that frame (unsure after a
-  merge). A file of its own, so that the pose CSV stays exactly DeepLabCut's layout (movement,
-  DeepLabCut and pandas read it as ever); the multi-animal ``.pose.pqt`` has it as the
-  ``identity_confidence`` column.
-- ``<camera>.pose_exact.csv``: one row per analysed frame: ``frame_index``; ``batch`` (the
-  worker's batch count: frames analysed together share it, and it orders the experiment's
-  updates); ``time_s`` (the frame time the experiment and the tracker read); ``lead_s`` (the
-  experiment's forward-prediction lead at that update; empty without prediction); every value of
-  the pose CSV's row written in full (9 significant digits for float32 values, 17 for float64:
-  each reads back to its own bits), where the pose CSV rounds coordinates to 0.001 px; a camera
-  that runs an ensemble adds every model's values after the ensemble's
-  (``model1_<keypoint>_x``, ``model1_<keypoint>_y``, ``model1_<keypoint>_likelihood``, then
-  ``model2_...``, docs/ensembles.md); and, for several animals with identities, each identity's
-  confidence (``identity_<animal>``). The keypoints exactly as the experiment saw them:
-  ``deeplabstream-verify`` re-derives the decisions from them and compares them to the bit with
-  an offline analysis of the recording.
-- ``<camera>.ensemble.csv`` (an ensemble): DeepLabCut's header rows with the coords ``x``,
-  ``y``, ``likelihood`` (the ensemble's: the models' median and mean likelihood, as in the pose
-  CSV), ``x_var``, ``y_var`` (the models' population variance, px²), one row per row of the pose
-  CSV. Not EKS's column names, whose ``x`` is smoothed and ``x_ens_var`` weighted by the
-  likelihood. A file of its own, so that the pose CSV stays DeepLabCut's layout; the
-  ``.pose.pqt`` has its variance too (``{bodypart}_x_var``, ``{bodypart}_y_var``).
-- ``<camera>.eks_causal.csv`` (``[Pose] ENSEMBLE_SMOOTHING = causal``): the causal Ensemble
-  Kalman filter's output in the columns ``deeplabstream-eks`` (the package's smoother) writes to
-  ``<camera>.eks.csv``: ``x``, ``y`` (filtered), ``likelihood``, ``x_ens_median``,
-  ``y_ens_median``, ``x_ens_var``, ``y_ens_var`` (the observation variance it took),
-  ``x_posterior_var``, ``y_posterior_var``.
+``<camera>.pose.csv`` is DeepLabCut's layout, one row per frame index (not analysed or dropped:
+NaN), written in whole rows at the end of each turn; the other files keep it so. Every file and
+column: docs/outputs.md, "<camera>.pose.csv, ...".
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """What a dead inference worker leaves: its figures rebuilt from the files it had written.
 
-The worker sends its summary (frames analysed, latencies, the pose table, the experiment's
-summary) when it stops. A worker that is killed (SIGKILL, the out-of-memory killer) or crashes
-sends nothing; its files hold every row of each turn of its loop it finished (it writes them
-at the end of each turn), and the events it had not written yet are in the shared memory the
-session gave it (core/unwritten_rows.py). This module finishes those files as the worker would
-have (whole rows only, those events, the pose table, a ``finish`` row in the events) and
-rebuilds the summary from them, marked ``rebuilt_from_files``.
+Finishes its files as the worker would have (whole rows, unwritten events from
+core/unwritten_rows.py, the pose table, a ``finish`` row) and rebuilds the summary, marked
+``rebuilt_from_files``.
 """
 
 from __future__ import annotations
