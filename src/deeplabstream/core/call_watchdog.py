@@ -1,26 +1,9 @@
 """A time limit on a call of the main thread: a lab's code that never returns is interrupted.
 
-The inference worker runs the experiment's update in its loop (no process hop). An update that
-never returns (a ``while True``, a ``sleep`` of an hour, a lock never released) used to hold the
-whole worker: no pose analysed, the stop waiting for the worker until it was terminated, the
-rows already analysed but not flushed lost, and the worker blamed. :func:`time_limit` guards one
-call: a watchdog thread sees it run past its limit and raises :class:`CallStalled` in the main
-thread, inside the call, so the caller can name the culprit, stop it and go on.
-
-How the main thread is interrupted: where the platform has ``pthread_kill`` (Linux, macOS), a
-signal (``SIGUSR1``) whose handler raises the exception; the signal also wakes a blocking wait
-(``time.sleep``, a lock, ``select``). Elsewhere (Windows) ``PyThreadState_SetAsyncExc``, which
-interrupts Python code between two bytecodes but not a blocking C call. A call blocked inside C
-code that never returns to Python (a driver that blocks signals, Windows' ``Sleep``) cannot be
-interrupted by either: :data:`STUCK_GRACE_S` after the interruption was asked for, the handler
-set with :func:`when_stuck` runs once, in the watchdog's thread (the process's last chance to
-keep what it has and say who is stuck: the inference worker flushes its rows, names the call
-to the main process and ends itself). A C call that also holds the GIL stops every thread of
-the process, the watchdog's too: a process that publishes its guarded calls (:func:`publish_to`,
-core/heartbeat.py) is then seen held by its parent, which names the call and ends the process.
-
-:class:`CallStalled` derives from ``BaseException``: a lab's ``except Exception`` around its own
-code does not swallow it.
+:func:`time_limit` guards one call: past its limit a watchdog thread raises :class:`CallStalled`
+(a ``BaseException``: a lab's ``except Exception`` does not swallow it) inside it. A call no
+interruption reaches runs :func:`when_stuck`'s handler :data:`STUCK_GRACE_S` later. How each
+platform interrupts: docs/platforms.md; what the worker does: docs/reliability.md.
 """
 
 from __future__ import annotations

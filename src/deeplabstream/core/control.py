@@ -1,10 +1,7 @@
 """Control messages between the main process and its workers: receive with a deadline, join.
 
-Waits of the start-up (a camera opening, the model loading) take a stop callback
-(:data:`StopCheck`), so a Ctrl-C meanwhile ends them at once with :class:`StopRequested`.
-
-Control pipes carry small pickled dataclasses (never frames). A peer that has died shows up as
-end-of-file, which these helpers turn into ``None`` rather than an exception.
+Start-up waits take a :data:`StopCheck` and end with :class:`StopRequested` on Ctrl-C; a dead
+peer's end-of-file is ``None``, not an exception.
 """
 
 from __future__ import annotations

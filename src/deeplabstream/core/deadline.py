@@ -1,25 +1,9 @@
 """The loop's deadline, frame by frame, in the inference worker: misses and the stage to blame.
 
-Every analysed frame ends at its command (an action was sent), else at its decision (an
-experiment runs), else when its pose is ready; the time from the frame's arrival to that end is
-compared with the camera's deadline (``[Experiment] DEADLINE_MS``). The time splits into five
-stages, in the order they happen:
-
-==========  ================================================================================
-wait        the worker was busy (the previous frame's pose, experiment, files) when it arrived
-transport   the rest of arrival -> pose ready that is not the model: the announcement through
-            the pipe, the worker waking up, the copy out of the ring, batching, identities
-inference   the model: pre-processing, the network, decoding
-experiment  pose ready -> decision (live 3D and the experiment's update)
-output      decision -> the last command written (the devices), on frames with an action
-==========  ================================================================================
-
-A miss is attributed to the stage that took the longest on that frame. For a model that runs in
-parts (a two-stage model: a detector, the crops, the pose model on them), a miss blamed on
-``inference`` is also attributed to the **part** that took the longest (:func:`inference_parts`:
-``preprocess``, each stage on the frame's path, ``other`` for the rest), counted per part.
-Accounting a frame is a few integer operations and one histogram count; nothing grows with the
-session's length.
+A frame's time (arrival to its command, decision or pose) is split into ``wait``,
+``transport``, ``inference``, ``experiment`` and ``output``; a miss is blamed on the longest,
+and an ``inference`` miss of a model in parts on its longest part (:func:`inference_parts`).
+Constant cost per frame. docs/performance.md, "The loop's deadline".
 """
 
 from __future__ import annotations

@@ -1,28 +1,9 @@
 """One lock per device: two rigs on one PC run side by side, one device is never used twice.
 
-A session takes, before anything starts, an operating-system file lock for each device it will
-open: each camera by what identifies it (a Basler's serial, a video device's path) and each
-stimulation device by its port or lines. Plugins say what identifies them (``lock_keys``); video
-files and the simulated arena take no lock. A second session that names a device in use is
-refused before it starts, with the holder's process id, command, settings file and start time.
-
-**Keys** are ``kind:identity`` strings, e.g. ``basler:0815-0000``, ``serial-port:/dev/ttyACM0``.
-A plugin that cannot tell which device it will open (a Basler without ``SERIAL``: "the only
-camera connected") claims ``kind:*``, every device of its kind: it then conflicts with any
-other session using that kind, and the others with it.
-
-**How.** Each key is a file in :func:`lock_folder` holding an exclusive lock taken with
-``filelock``'s descriptor lock (``flock`` on Linux and macOS, ``LockFileEx`` on Windows). The
-kernel drops it when the process ends, even after ``kill -9`` or a power cut of the process, so a
-lock is never stale; the file only names the holder while it is held (it is emptied on release),
-and is never deleted (deleting a lock file can let two processes hold "the same" lock). The
-wildcard ``kind:*`` is the family's *gate* file ``kind.lock``: a session claiming one device of
-the kind holds the gate for the instant it takes its own key; a ``kind:*`` session holds the gate
-for its whole run and checks that no key of the kind is held. Only exclusive locks are used, so
-the same code works wherever ``filelock`` does.
-
-``DEEPLABSTREAM_LOCK_FILE`` isolates the locks (tests, scripts): the files are then kept in the
-folder ``<its value>.d`` instead of the user's folder in the temporary directory.
+Keys are ``kind:identity`` (``kind:*`` for every device of a kind, through the family's gate
+file); each is a ``filelock`` descriptor lock the kernel drops when the process ends, its file
+never deleted. ``DEEPLABSTREAM_LOCK_FILE`` isolates them. docs/cameras.md, "Two rigs on one
+computer: device locks".
 """
 
 from __future__ import annotations

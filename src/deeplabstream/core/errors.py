@@ -1,30 +1,8 @@
 """The project's exceptions: one base, :class:`DeepLabStreamError`, and a few kinds under it.
 
-Every error raised for a person to read (a setting to fix, a model that cannot be used, a camera
-that stopped, a device that is absent, a file that cannot be written) is a
-:class:`DeepLabStreamError`. Its message names the file, section, key or device and what to do,
-so a command prints it as it is, without a traceback, and a catch site names the base or a kind
-instead of a list of unrelated classes. Errors of libraries and of the operating system (an
-``OSError`` from the disk, a codec's own error) are wrapped where a kind's own reading code
-meets them (:func:`raised_as`: a model's files are read as ``ModelError``, with the library's
-message); elsewhere a catch site that must also catch them names them beside the kind, with the
-reason.
-
-The kinds are the places a lab looks for the cause:
-
-- :class:`SettingsError`: a settings file or an experiment config (file, section, key);
-- :class:`ModelError`: a pose model or a behaviour classifier (its files);
-- :class:`CameraError`: a camera (opening it, or frames that stop coming);
-- :class:`DeviceError`: a stimulation device, or a camera or device another session holds;
-- :class:`OutputError`: a file the session writes or exports (recordings, NWB, SLP, LSL);
-- :class:`CalibrationError`: a camera calibration (its file, or the recordings it is solved from);
-- :class:`ExperimentError`: an experiment that cannot start or run as configured;
-- :class:`LabelsError`: a file of labels (training data, behaviour labels).
-
-Modules define narrower classes under these where the narrower name adds meaning
-(``DeviceLostError``, ``ExperimentConfigError``...). Each class also stays the built-in exception
-it was before the kinds existed (``SettingsError`` is a ``ValueError``, ``CameraError`` a
-``RuntimeError``), so code that catches the built-in keeps working.
+Every error meant for a person is one, its message naming the file, section, key or device and
+what to do; :func:`raised_as` wraps a library's error met by a kind's own code. Each kind stays
+the built-in it was (``SettingsError`` is a ``ValueError``). docs/architecture.md, "Layers".
 """
 
 from __future__ import annotations

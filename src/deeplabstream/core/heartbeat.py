@@ -1,22 +1,7 @@
 """A child process's signs of life, and the guarded call it is inside, where its parent reads them.
 
-A child held where no message can come out of it (stopped by SIGSTOP, inside a C call that holds
-Python's interpreter lock, deadlocked) cannot say so; its parent can still see it, and name what
-holds it. The child writes, into a small block of shared memory its parent made:
-
-- ``beat``: the time of its latest sign of life, from a thread beside its work (the inference
-  worker's watchdog thread) or from its loop (a recorder): a beat stops only when the whole
-  process is held;
-- ``turn``: the time its loop last came round (a loop stuck in one step stops turning while the
-  process still beats);
-- ``stopping``: when its loop took the order to stop (0 before);
-- the call it is inside now, guarded by a time limit (core/call_watchdog.py): its name ("experiment
-  'Hang': its update"), its limit and when it began.
-
-The block is multiprocessing's ``RawArray`` (the same on every platform; handed to the child with
-its job when it is spawned). Writing takes no lock and no message: a handful of stores. The
-parent reads the call's three fields under a sequence number the child makes odd while it writes
-them, so a read never mixes two calls.
+Lock-free shared memory (``beat``, ``turn``, ``stopping``, the call under a sequence number).
+Design: docs/reliability.md, "How the guarantees are kept".
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """The folder a command runs in never shadows a module of Python or of the project.
 
-A lab runs a command from its rig's folder, beside its settings file (``cd rig``, ``deeplabstream
---settings settings.ini``), or starts ``python app.py`` beside the checkout's ``settings.ini``.
-Python puts such a folder first on the module path in two places: a launcher's own folder for
-``python DeepLabStream.py`` and ``python app.py``, and the current folder for every child process
-that ``multiprocessing`` starts with ``spawn`` (every platform: it runs ``python -c ...``, and
-``-c`` puts the current folder first before even ``multiprocessing`` is imported). A ``pickle.py``,
-``signal.py`` or ``multiprocessing.py`` there then ran in every process, and a session failed with
-"capture process ended before opening" (issue 53, 4). Code comes only from the package, installed
-packages and the lab's named plugins (core/plugins/), so :func:`keep_current_folder_off_path`,
-called first by every command (``core.optional.exit_with``), takes those folders off the path,
-for this process and, through the environment (``PYTHONSAFEPATH``, Python 3.11), for every
-process it starts. ``DeepLabStream.py`` and ``app.py`` take their own folder off before they
-import anything of the project.
+:func:`keep_current_folder_off_path`, called first by every command, takes the launcher's and the
+current folder off the module path, and through ``PYTHONSAFEPATH`` off every process it starts:
+a ``signal.py`` beside the settings would otherwise run in every spawned process.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Edit an ini file as text: change, add and remove keys and sections, keep everything else.
 
-configparser can read settings but not write them back faithfully: it drops every comment and
-blank line. The window edits files that users also edit by hand (``settings.ini``, experiment
-configs), so an edit must change only the lines it means to. :class:`IniText` holds the file as
-configupdater's document, which keeps every comment, blank line and spelling, and adds what the
-window needs on top: key names match case-insensitively (as the loaders read them), a new key
-goes after the section's last key (not after the comments that introduce the next section), and
-a removed section leaves those comments in place. A value written here is one line.
-:func:`save_with_backup` writes the text atomically and keeps the previous file as ``.bak``.
+:class:`IniText` (configupdater's document: comments, blank lines, spelling kept) matches keys
+case-insensitively, adds a key after the section's last key, and writes one-line values;
+:func:`save_with_backup` writes atomically and keeps ``.bak``.
 """
 
 from __future__ import annotations

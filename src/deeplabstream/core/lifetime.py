@@ -1,34 +1,9 @@
 """Child processes die with their parent, and stop in order when asked: on every platform alike.
 
-**Parent death.** Every process this project starts (capture, pose worker, recorders, replay
-jobs) calls :func:`die_with_parent` first thing. It watches the parent through the *sentinel*
-that ``multiprocessing`` gives each child it starts (``multiprocessing.parent_process()``): on
-Linux and macOS the read end of a pipe whose only write end the parent holds, which the operating
-system closes when the parent ends, however it ends (SIGKILL included); on Windows a handle of
-the parent process, signalled when it ends. A small thread waits on it with
-:func:`multiprocessing.connection.wait`, the one wait that takes both. No ``getppid`` (Windows
-keeps reporting the dead parent's pid), no ``prctl`` (Linux only), no thread ownership quirks (a
-pipe belongs to the process, not to the thread that started the child).
-
-When the parent is gone the process marks it (:func:`parent_ended`, which loops may check), and:
-
-* a process that handles ``sig`` (SIGTERM unless told otherwise) with a handler of its own gets
-  ``sig`` raised in itself: its orderly stop (a replay job stops its stream and finishes its
-  files), then it is ended :data:`ORPHAN_GRACE_S` later if it is still there;
-* any other process ends at once: nobody is left to use what it would produce; what it has
-  made but not written yet is written first by the acts it set with :func:`at_orphan_end` (the
-  pose worker's rows not in their files), given at most :data:`LAST_ACTS_S`.
-
-**Orderly stop by message.** ``Process.terminate()`` is SIGTERM on POSIX but TerminateProcess, a
-hard kill, on Windows: files being written are cut. So a parent asks a child to stop with a
-:class:`StopLine` (an event the child's small thread waits on, which then raises ``sig`` in the
-child like the parent's death does), joins it, and kills only what did not stop in time.
-
-Children also leave Ctrl-C and SIGTERM to their parent, from their very first instruction: they
-are started inside :func:`children_leave_stop_signals_to_parent` and call
-:func:`leave_stop_signals_to_parent` first thing, so a Ctrl-C at any moment of a start-up never
-kills one with a traceback, and a SIGTERM to the whole process group (``timeout``, a service
-manager) stops the session in order instead of cutting a recorder or the pose worker short.
+:func:`die_with_parent` (first thing in every child) watches the parent's sentinel; a
+:class:`StopLine` asks for an orderly stop; :func:`at_orphan_end` sets the last acts (at most
+:data:`LAST_ACTS_S`); children leave Ctrl-C and SIGTERM to their parent. Design:
+docs/platforms.md, "The process layer".
 """
 
 from __future__ import annotations

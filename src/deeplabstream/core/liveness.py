@@ -1,15 +1,7 @@
 """Is the process that wrote a record still running? Portable and proof against reused pids.
 
-A pid alone says little: after a reboot, or on a busy machine, the pid of a killed session may
-belong to another process, and ``os.kill(pid, 0)`` sends Ctrl-C on Windows (signal 0 is
-``CTRL_C_EVENT`` there). So a record keeps, beside the pid, the process's start time
-(:func:`process_start_time`, seconds since the epoch as the operating system reports it), and
-:func:`is_same_process_running` compares both through ``psutil`` (a handle on Windows,
-``/proc`` on Linux, ``sysctl`` on macOS; no signal is sent).
-
-A record written before the start time was kept has only the pid: the process is then taken
-for the same one when a process of that pid exists and looks like Python (its name or command
-line), the best guess left.
+:func:`is_same_process_running` compares pid and :func:`process_start_time` through psutil (no
+signal); a record without the start time counts as alive when the pid is a Python process.
 """
 
 from __future__ import annotations

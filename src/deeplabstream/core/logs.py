@@ -1,11 +1,7 @@
 """Logging, configured once per process: console (stderr) and the session's log file.
 
-Child processes are spawned fresh, so each configures itself from a small picklable
-:class:`LogTarget` (:func:`current_log_target`: where the process starting it logs now);
-every line names the process it came from. A process that logs before the session's log file
-exists (a capture process opens its camera before the session folder is made; the main process
-opens the cameras) holds its lines (:func:`hold_log_lines`) and writes them to the file first
-thing when it gets it (:func:`add_log_file`), so ``session.log`` has every line of the session.
+A spawned child configures itself from a picklable :class:`LogTarget`; lines logged before the
+log file exists are held (:func:`hold_log_lines`) and written first by :func:`add_log_file`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """Optional libraries: which extra of the package installs each, and commands that say so.
 
-The package installs what the embedded default needs (the simulated arena, the bundled model)
-but the ONNX Runtime build, which is one of two extras, ``cpu`` or ``gpu`` (never both: they
-install the same module). What only some labs need (torch for DeepLabCut and Lightning Pose files
-and for training, a camera's or a board's own library, NWB, LSL...) comes with an extra:
-``pip install "deeplabstream[torch]"``. A command that reaches such a library without it stops
-with that sentence and exit code 2, not with a ``ModuleNotFoundError`` traceback. An extra that
-cannot exist on this platform (RealSense and NI-DAQ on macOS) says so instead of an install
-command that would install nothing.
+A command that reaches a library it lacks stops with the ``pip install "deeplabstream[extra]"``
+sentence and exit code 2 (or says the extra cannot exist on this platform). docs/install.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """Calibrated cameras: the pinhole model and Anipose's ``calibration.toml``.
 
-One :class:`PinholeCamera` per view: intrinsics (the 3 x 3 camera matrix and OpenCV's distortion
-coefficients ``k1 k2 p1 p2 k3``) and extrinsics (a Rodrigues rotation and a translation taking a
-world point ``X`` to the camera's frame: ``R @ X + t``). World units are whatever the calibration
-board was measured in; this program uses millimetres throughout.
-
-``calibration.toml`` is Anipose's layout (aniposelib's ``CameraGroup.dump``): one ``[cam_N]`` table
-per camera with ``name``, ``size`` (width, height), ``matrix``, ``distortions``, ``rotation``,
-``translation``, and an optional ``[metadata]`` table. Anipose and aniposelib read what
-:func:`write_calibration` writes, and :func:`read_calibration` reads theirs (a ``rotation``
-written as a 3 x 3 matrix too, which aniposelib also reads). :func:`camera_problems` says what
-makes a camera unusable (a zero focal length, a rotation that is not one, non-finite numbers).
-
-This module sits in ``core`` because the simulator (rendering views), the calibration (solving
-them) and the live triangulation all use the same model.
+:class:`PinholeCamera` (intrinsics, OpenCV distortion ``k1 k2 p1 p2 k3``, extrinsics ``R @ X +
+t``, millimetres); :func:`read_calibration` and :func:`write_calibration` speak aniposelib's
+layout; :func:`camera_problems` says what makes a camera unusable. In ``core`` because the
+simulator, the calibration and the triangulation share it. docs/3d.md.
 """
 
 from __future__ import annotations
@@ -232,10 +222,7 @@ ROTATION_TOLERANCE = 1e-4
 
 
 def _rotation_vector(values: Any, where: str) -> np.ndarray:
-    """Return the Rodrigues vector of a file's ``rotation``: a vector, or a 3 x 3 matrix.
-
-    aniposelib writes the vector and reads either; a matrix that is not a rotation is refused.
-    """
+    """Return the Rodrigues vector of a file's ``rotation`` (a vector or a rotation matrix)."""
     array = np.asarray(values, dtype=np.float64)
     if array.size != 9:
         return array
@@ -249,11 +236,7 @@ def _rotation_vector(values: Any, where: str) -> np.ndarray:
 
 
 def _plain(value: Any, where: str) -> Any:
-    """Return ``value`` as TOML writes it (numpy scalars as Python numbers); refuse nan and inf.
-
-    TOML could write nan and inf, but a calibration holding them is broken: it is refused here,
-    where it is made, rather than when a session reads it.
-    """
+    """Return ``value`` as TOML writes it; refuse nan and inf (a broken calibration) here."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, list | tuple):

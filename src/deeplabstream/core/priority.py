@@ -1,36 +1,8 @@
 """Who gets the CPU first: the loop (capture, inference, device writes) before the side work.
 
-A closed loop is only as fast as its slowest wake-up. On a machine with few cores, the recorder's
-encoder, the display and the main process compete with the inference worker for the same cores,
-and the scheduler lets them run in the middle of a pose estimate: the loop's tail latency grows
-although its average work does not. Two measures, both possible without root:
-
-* **Niceness.** Side processes (recorders, also of companion streams such as depth) of a live
-  session can run at ``[Streaming] SIDE_NICENESS``: when a loop process wakes up, the scheduler
-  prefers it at once, and the side work uses what is left. Their throughput is unchanged while
-  the CPU is not saturated; when it is (fast cameras, other programs), niced recorders fall
-  behind by more than the ring holds and lose frames (counted), so it is off by default. An
-  offline session (a video replayed as fast as it is analysed) saturates the CPU by design and
-  nobody waits for its latency: its recorders keep the normal priority whatever the setting.
-* **Core affinity** (``[Streaming] CPU_AFFINITY``). Pinned, the inference worker gets its own
-  cores (as many as it has threads); capture, recording and the main process share the others.
-  A worker on its own core is never pre-empted by the encoder, and its caches stay warm. But the
-  side work is then confined to the other cores: ``auto`` pins only where at least two cores
-  remain for it (3 or more cores), ``on`` pins on 2 cores too (right for light side work: one
-  camera at 30 fps), ``off`` leaves placement to the OS.
-
-* **Priority class** (Windows). A user may raise a process to *above normal* there without
-  privileges, and a process started by another does not inherit it: the loop's processes
-  (capture, inference) raise themselves, the main process for the session's life (given back at
-  the stop). Linux and macOS need privileges to raise a priority: there the loop stays at the
-  normal priority, and ``session.json`` says so.
-
-Priorities are applied by each process to itself as its first act (:func:`apply_process_priority`),
-before it starts threads (ONNX Runtime's pool, the encoder's), which inherit them. Every call
-goes through ``psutil``, the same on every platform; what a platform cannot do (core affinity on
-macOS) is recorded as asked and not applied, with the reason, never silently dropped.
-
-:func:`observed_priorities` reads back what each process really runs with, for ``session.json``.
+Each process applies its priority to itself first (:func:`apply_process_priority`), through
+psutil; what a platform cannot do is recorded with the reason. :func:`observed_priorities` reads
+back what each runs with. Design: docs/architecture.md, "Who gets the CPU first".
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """Files a command reads from a folder it did not write just now: regular files only.
 
-A session folder is data: anything may stand in place of ``events.csv`` or ``arena.pose.csv``.
-A FIFO blocks ``open()`` until a writer comes (deaf to Ctrl-C: the process waits inside the
-system call), a character device may never end. Every reader of a session's files goes through
-:func:`regular_file` (for a library that opens the path itself: pandas, PyAV, pyarrow) or
-:func:`open_regular` (for our own reads), which refuse anything but a regular file, naming it and
-what it is, with :class:`SpecialFileError` (an ``OSError``, so every reader's handling of an
-unreadable file applies).
-
-Windows has no FIFO in its file system and no ``O_NONBLOCK``: the check is the same there.
+:func:`regular_file` and :func:`open_regular` refuse anything else (a FIFO would block ``open``
+deaf to Ctrl-C) with :class:`SpecialFileError`, an ``OSError``.
 """
 
 from __future__ import annotations

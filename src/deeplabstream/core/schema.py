@@ -1,10 +1,7 @@
 """Typed settings sections: how a dataclass declares its keys and how ini text becomes values.
 
-A settings section is a frozen dataclass whose fields are declared with :func:`setting`. The field
-name in lower case is the ini key in upper case (``framerate`` <-> ``FRAMERATE``). The field's type
-annotation decides how the text is parsed; ``setting(...)`` adds the documentation, the allowed
-range or choices, and (for unusual types) a parser. Every problem is reported with the file,
-section, key, the bad value and what is allowed, and all problems of a file are reported at once.
+A section is a frozen dataclass of :func:`setting` fields (``framerate`` <-> ``FRAMERATE``);
+every problem names file, section, key, value and what is allowed, all at once.
 """
 
 from __future__ import annotations

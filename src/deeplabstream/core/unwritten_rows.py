@@ -1,22 +1,8 @@
 """Rows a child process has made but not written to their file yet, where its parent finds them.
 
-Some rows cannot be written the moment they are made: the inference worker's event rows wait one
-frame for their device's acknowledgement before they go to ``events.csv``, and reach the file
-at the end of the loop's turn (core/whole_rows.py), never between a decision and its command. A
-child killed meanwhile (SIGKILL, the out-of-memory killer, a C call holding the interpreter that
-its parent had to end) would take them with it. So the child publishes, into a block of shared
-memory its parent made, the text of the rows its file still lacks and the file's length in
-bytes when it published them; the parent of a child that died appends what the file lacks
-(:meth:`UnwrittenRows.append_missing`), as the child would have. The rows the child flushed
-after it published are already in the file: the file's length says how many bytes of the text
-that was (the child writes them in the order it published them).
-
-The child publishes into one half of the block while the other keeps the last whole text, and
-then says which half is current (one store): a child killed while it publishes leaves the
-previous text, never half of the new one. The block is multiprocessing's ``RawArray`` (the same
-on every platform; handed to the child with its job when it is spawned), as core/heartbeat.py's.
-Beside the text, ``reached_s``: the time the child's work had reached (an experiment's latest
-frame time), which the parent gives the line it ends the file with.
+The parent of a child that died appends what the file lacks
+(:meth:`UnwrittenRows.append_missing`). Design: docs/reliability.md, "How the guarantees are
+kept".
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """Wait until a pipe, a connection or a process sentinel is readable: one call on every platform.
 
-``select.select`` takes only sockets on Windows (a pipe handle there fails with WinError 10038),
-so every wait of the project's processes on frames, control messages or processes goes through
-:func:`multiprocessing.connection.wait`, which takes ``Connection`` objects, anything with a
-``fileno()`` and process sentinels on Linux, macOS and Windows alike.
-
-Its timeout has millisecond steps (Linux's ``poll`` rounds up, Windows rounds to the nearest
-millisecond and its timers tick at the timer resolution the session sets). A wait that must end
-on time to the microsecond (the pose worker waking just before a frame is due) sleeps the whole
-milliseconds and looks without blocking for the rest: ``precise=True``.
+Through :func:`multiprocessing.connection.wait` (Windows' ``select`` takes sockets only);
+``precise=True`` sleeps whole milliseconds and polls the rest. docs/platforms.md.
 """
 
 from __future__ import annotations

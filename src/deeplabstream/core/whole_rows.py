@@ -1,13 +1,8 @@
 """Text tables appended by one process in whole rows: what a killed process or a full disk leaves.
 
-Pose files, their times and timing, ``events.csv`` and ``points3d.csv`` are all written this way:
-rows are kept in memory and written with one system call at least once a second, so a file never
-ends in a cut row, and a write that fails is undone to the last whole row. :func:`flush_open_files`
-writes every open file's rows at once, from any thread: the inference worker calls it at the end
-of every turn of its loop, after the turn's decisions and commands (so no command waits for the
-disk, and a worker that dies or is held loses no row of a turn it finished), and before it is
-ended (its loop stuck in a lab's C call, core/call_watchdog.py). :func:`close_open_files` is a
-process's last act when its parent is gone (core/lifetime.py).
+Rows are written with one system call at least once a second, and a failed write is undone to
+the last whole row; :func:`flush_open_files` (any thread) and :func:`close_open_files`.
+docs/reliability.md, "How the guarantees are kept".
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """Importing a lab's Python file: where the lab's folders are, which files may run, what ran.
 
-The settings file's folder is the process's *settings folder* (:func:`use_settings_folder`); a
-process another starts is given it and sets it first, so it imports the same lab files, under
-the same module names (``lab.<folder>.<stem>``, which their loggers take). Only a regular file is
-imported (:func:`import_file`), its bytes read once, hashed and compiled, so what ran is what the
-record says (:func:`imported_lab_files`, ``plugin_files``); :func:`import_recorded_file` imports it
-again only while its hash matches (all ``deeplabstream-verify`` runs: :func:`only_recorded_code`).
-Objects of a lab's classes cross processes as their values (:func:`values_if_from_file`).
+Only regular files, read once, hashed and compiled (:func:`import_file`), so the record says what
+ran; :func:`import_recorded_file` imports again only while the hash matches. docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -350,11 +345,7 @@ def _stamp_of(path: Path, where: str) -> tuple[int, int, int]:
 
 
 def _read_source(path: Path, where: str) -> bytes:
-    """Return the bytes of the regular file ``path``, opened so that nothing can block.
-
-    As every reader of files it did not write reads them (core/regular_files.py): a FIFO put in
-    the file's place since its check is refused, never waited on.
-    """
+    """Return the bytes of the regular file ``path``; a FIFO put in its place is never waited on."""
     try:
         with open_regular(path, "rb") as file:
             return file.read()
@@ -412,11 +403,7 @@ def _restore_module(name: str, previous: ModuleType | None) -> None:
 
 
 def _module_name(path: Path) -> str:
-    """Return ``lab.<folder>.<stem>`` for ``path``; with a short hash when another file has it.
-
-    The folder is the one the file is in (``devices``), so its logger reads
-    ``lab.devices.tcp_stim``. A file imported before keeps the name it had.
-    """
+    """Return ``lab.<folder>.<stem>`` for ``path`` (with a short hash if taken), once per file."""
     for name, owner in _LAB_MODULE_NAMES.items():
         if owner == path:
             return name

@@ -1,10 +1,7 @@
 """One registry for every kind of plugin: built-ins by name, entry points, the lab's own folder.
 
-Each kind (``settings/plugin_kinds.py``) has one :class:`Registry`: built-ins (``name ->
-"module:Class"``, imported on first use), the entry points of its group and the modules of the
-lab's folder of the kind (``devices/NAME.py`` is the plugin ``NAME``), or files of data
-(:class:`DataFiles`). Settings never name code (:class:`PluginPathError`); only the command
-line names a file (:meth:`Registry.get_file`).
+Settings never name code (:class:`PluginPathError`); only the command line names a file
+(:meth:`Registry.get_file`). docs/architecture.md, "Plugins".
 """
 
 from __future__ import annotations
@@ -583,10 +580,7 @@ class Registry(Generic[T]):
     # -- inside --------------------------------------------------------------------------------
 
     def _command_line_file(self, text: str, settings_folder: Path | None) -> T:
-        """Return the plugin of ``PATH.py`` or ``PATH.py:Class``, named on the command line.
-
-        A relative path is taken from the current folder, else from the settings file's folder.
-        """
+        """Return the plugin of ``PATH.py[:Class]`` (from the current, else the settings folder)."""
         cut = text.lower().rindex(".py") + len(".py")
         path, attr = Path(text[:cut]).expanduser(), text[cut:].removeprefix(":")
         if not path.is_absolute() and not path.is_file() and settings_folder is not None:
@@ -594,11 +588,7 @@ class Registry(Generic[T]):
         return self.get_file(path, attr)
 
     def _by_class_name_of(self, text: str, quiet: bool = False) -> str | None:
-        """Return the one registered ``module:Class`` whose class ``text`` names, else None.
-
-        Only for a kind made ``by_class_name``. Several: raises :class:`UnknownPluginError`
-        saying which (``quiet``: None).
-        """
+        """Return the one registered ``module:Class`` whose class ``text`` names, else None."""
         if not self._by_class_name or ":" in text:
             return None
         matches = [name for name in self.names() if name.rpartition(":")[2] == text]
@@ -682,12 +672,8 @@ class Registry(Generic[T]):
             )
 
     def _registered(self, text: str, settings_folder: Path | None) -> PluginSource | None:
-        """Return the registered plugin ``text`` names (None: none); refuse a lab module's name.
-
-        A module of the lab's folder named like it would be ignored (the registered plugin is
-        found first): the lab could not tell which one ran. Named ``NAME:Class``, a lab module
-        is meant and is used.
-        """
+        """Return the registered plugin ``text`` names (None: none); refuse a lab module's name."""
+        # # A lab module named like it would be silently ignored; ``NAME:Class`` means the lab's.
         key = self._normalise(text)
         source = self.sources().get(key)
         path = None if source is None else self.lab.module_file(text, settings_folder)
