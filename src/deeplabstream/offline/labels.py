@@ -1,29 +1,9 @@
 """DeepLabCut labels (``CollectedData_<scorer>.csv`` or ``.h5``) read into one typed form.
 
-Read by training (offline.training) and by the labelled-image predictions
-(offline.replay.images); the offline tools do not import each other, so the readers sit beside
-them, in the offline package (docs/architecture.md).
-
-DeepLabCut has written its labels in several layouts over the years, all of which are read:
-
-* **header rows**: ``scorer``, ``bodyparts``, ``coords`` (single animal), or ``scorer``,
-  ``individuals``, ``bodyparts``, ``coords`` (multi-animal; an individual named ``single`` holds
-  the "unique" bodyparts that belong to no animal);
-* **index**: one column of image paths (``labeled-data/video/img000.png``), or, from DeepLabCut
-  2.3 on, the same path split over three columns (``labeled-data``, ``video``, ``img000.png``).
-
-Image paths in the files are relative to the DeepLabCut project folder, which is two folders above
-the labels file (``project/labeled-data/<video>/CollectedData_x.csv``). Windows separators are
-accepted.
-
-Only one animal is trained on for now: a multi-animal file with several individuals is refused
-unless one is chosen with ``individual=``; its unique bodyparts are then appended to that animal's.
-
-An ``.h5`` file never runs code when read, whatever its bytes (issues 37, 44, 53): pandas' and
-PyTables' readers unpickle parts of a file, so they are not used. The file is read with h5py
-into arrays and strings (:mod:`offline.labels_hdf5`); the few attributes PyTables pickled are
-read by an unpickler that refuses every global. DeepLabCut's own files (fixed and table layouts,
-old and new pandas) read as before.
+Every layout DeepLabCut wrote (single- or multi-animal header rows, one- or three-column index);
+image paths relative to the project, two folders above the file. A multi-animal file needs
+``individual=``. An ``.h5`` is read by :mod:`offline.labels_hdf5`, never by pandas (nothing in
+it can run code). Beside the offline tools that read it (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations

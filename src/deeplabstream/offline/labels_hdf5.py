@@ -1,22 +1,8 @@
 """DeepLabCut's labels ``.h5`` read with h5py into a table: nothing in the file can run code.
 
-DeepLabCut writes ``CollectedData_<scorer>.h5`` with pandas' ``to_hdf`` (PyTables underneath), in
-either of pandas' two layouts:
-
-* **fixed** (``pandas_type = frame``): the column and row labels as arrays of strings (one per
-  level, with their codes for a multi-level axis), the coordinates as blocks of numbers;
-* **table** (``pandas_type = frame_table``, ``appendable_frame``): one compound dataset whose
-  rows hold the image path and the coordinates, with the column labels in the group's
-  attributes, which PyTables pickled (lists, tuples and dicts of strings and numbers).
-
-pandas and PyTables unpickle parts of such a file as they read it (an object column, an attribute
-that looks like a pickle), and a pickle can run any code its author wrote: no check that parses
-the pickle first can tell all of them apart from harmless ones (issue 53, 1). So neither is used
-here. The arrays are read with h5py, which never unpickles; the few attributes PyTables pickled
-are read by :func:`plain_value`, an unpickler that refuses every global, so a pickle can only
-make strings, numbers, lists, tuples and dicts, whatever its bytes. What the labels cannot hold
-(a column of Python objects, text where a coordinate belongs, a link into another file) is
-refused with a message naming the file and the node.
+Both pandas layouts (fixed, table); PyTables' pickled attributes go through :func:`plain_value`,
+an unpickler that refuses every global. What labels cannot hold is refused naming the file and
+node. docs/reliability.md (a crafted labels ``.h5``).
 """
 
 from __future__ import annotations

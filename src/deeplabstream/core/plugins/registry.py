@@ -673,7 +673,7 @@ class Registry(Generic[T]):
 
     def _registered(self, text: str, settings_folder: Path | None) -> PluginSource | None:
         """Return the registered plugin ``text`` names (None: none); refuse a lab module's name."""
-        # # A lab module named like it would be silently ignored; ``NAME:Class`` means the lab's.
+        # A lab module named like it would be silently ignored; ``NAME:Class`` means the lab's.
         key = self._normalise(text)
         source = self.sources().get(key)
         path = None if source is None else self.lab.module_file(text, settings_folder)

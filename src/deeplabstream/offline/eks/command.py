@@ -2,16 +2,9 @@
 
     deeplabstream-eks SESSION_FOLDER [--smooth-param S[,S...]] [--var-mode MODE]
 
-Every camera of the session folder that ran an ensemble of models (its ``pose_exact.csv`` holds
-each model's values) is smoothed by the ``ensemble-kalman-smoother`` package's single-camera
-smoother (offline/eks/smoothing.py): ``<camera>.eks.csv`` in the package's columns and
-``<camera>.eks.json`` with the parameters, written beside the raw files; the fitted smoothing
-parameter is printed as the settings line that gives the live causal filter the same one.
-Needs the package (docs/ensembles.md: ``pip install --no-deps -r requirements-ensembles.txt``).
-Exit codes: 0 done, 1 a camera could not be smoothed (its pose_exact.csv gone, damaged, not a
-regular file, or cut short: its whole rows are smoothed), 2 a bad command line or folder, or no
-ensemble in it, or the package missing; 130 Ctrl-C (the files being written are left as they
-were).
+Exit codes: 0 done, 1 a camera could not be smoothed (its whole rows are), 2 a bad command line
+or folder, no ensemble, or the package missing; 130 Ctrl-C. docs/ensembles.md, "EKS offline:
+the package itself".
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
 """A session's ensemble predictions smoothed by the ``ensemble-kalman-smoother`` package itself.
 
-For each camera that ran an ensemble, the models' values of every analysed frame
-(``<camera>.pose_exact.csv``, in full precision) go to the package's single-camera smoother,
-``eks.singlecam_smoother.ensemble_kalman_smoother_singlecam``, as the package's own command does
-with the models' prediction files: the same model (a random walk per keypoint, observed through
-the ensemble's median with the ensemble's variance), its smoothing parameter fitted by the
-package unless given. Nothing of the package is copied here: its call's output is written as it
-is, in its own columns (``x``, ``y``, ``likelihood``, ``x_ens_median``, ``y_ens_median``,
-``x_ens_var``, ``y_ens_var``, ``x_posterior_var``, ``y_posterior_var``), one row per frame index
-as the pose CSV (frames not analysed: NaN), in ``<camera>.eks.csv``; what was fitted goes to
-``<camera>.eks.json`` with the settings line that gives the live causal filter the same parameter.
-
-The smoother takes the analysed frames in order, as the causal filter does live (a frame the
-live session skipped is not a step of either). A frame where the ensemble placed no keypoint at
-all cannot be smoothed by the package (its mean would be undefined): such frames are left out
-and counted.
+Each ensemble camera's ``pose_exact.csv`` goes to the package's single-camera smoother, its
+output written as it is (``<camera>.eks.csv``, ``<camera>.eks.json``); frames where no keypoint
+was placed are left out and counted. docs/ensembles.md, "EKS offline: the package itself".
 """
 
 from __future__ import annotations

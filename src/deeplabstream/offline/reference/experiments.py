@@ -1,14 +1,8 @@
 """Keep the generated parts of docs/experiments.md in step with the code.
 
-The page is written by hand, except blocks between ``<!-- generated: NAME -->`` and
-``<!-- end generated: NAME -->``, which are rendered here from the code: the trigger kinds and
-their parameters and descriptions (declared by each trigger module, read through
-:func:`~experiments.triggers.trigger_kind`), the keys of the config sections,
-the ``events.csv`` columns and the shipped configs.
-
-python -m deeplabstream.offline.reference.experiments            rewrite the generated blocks of
-docs/experiments.md python -m deeplabstream.offline.reference.experiments --check    exit 1 if they
-are out of date
+Blocks between ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->`` are rendered
+from the code; ``python -m deeplabstream.offline.reference.experiments`` rewrites them,
+``--check`` exits 1 when they are out of date.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Replay many videos: each in its own process on this machine (default), or as Ray tasks.
 
-Local: one fresh process per video (``spawn``), ``jobs`` at a time. A video that crashes its
-process, or a broken file, fails alone; the batch goes on and reports every failure at the end.
-Ctrl-C or SIGTERM to the main process stops the running replays cleanly (each keeps its files)
-and starts no new one; every replay process ends with the main process, even a killed one.
-
-Ray (``--ray [ADDRESS]``): one Ray task per video, on a local Ray cluster started for the batch
-or on an existing cluster. Each task runs exactly what a local process runs, so the session
-folders are the same. Every node must see the project, the videos and the output folder at the
-same paths (a shared file system), and run the same Python environment.
-
-Progress travels as small :class:`~offline.replay.job.Progress` messages through a bounded queue (a
-``multiprocessing`` queue locally, a ``ray.util.queue.Queue`` on Ray); a full queue drops a
-progress message, never a result.
+A failure stays alone; Ctrl-C stops the running replays cleanly. On Ray every node must see the
+project, videos and output folder at the same paths. A full progress queue drops a message,
+never a result. docs/architecture.md, "Offline replay".
 """
 
 from __future__ import annotations
@@ -87,14 +77,9 @@ def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) ->
 
 
 def _local_child(video: Path, options: ReplayOptions, channel: Any, stop: StopLine) -> None:
-    """Entry point of a local replay process: the result goes on the queue last.
-
-    It ends with the batch's main process: SIGTERM raised in itself when that one ends (however
-    it ends), which stops the replay as Ctrl-C does (the stream stops, the files are finalised).
-    Nobody reads the queue then, so nothing more goes on it and nothing waits for it to be read.
-    A stop of the batch reaches it the same way, by message (``stop``): never a terminate, which
-    is a hard kill on Windows and would cut its files.
-    """
+    """Run one local replay process; its result goes on the queue last."""
+    # It ends with the batch's main process (SIGTERM raised in itself) or by message (``stop``),
+    # never by terminate, which is a hard kill on Windows and would cut its files.
     # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop
     # on (SIGTERM), and the replay turns Ctrl-C into a clean stop once it can (no traceback).
     leave_stop_signals_to_parent()

@@ -4,17 +4,8 @@
         [--experiment NAME | --no-experiment] [--fast | --realtime] [--annotated-video]
         [--output-dir DIR] [--show] [--camera NAME] [--jobs N | --ray [ADDRESS]]
 
-``--fast`` (the default) analyses every frame as fast as the machine allows; ``--realtime`` plays
-each video at its own rate and analyses the newest frame, as live (the frames it skips are those
-live would skip). Every video gets the session folder a live run makes (pose CSV and parquet,
-``events.csv``, ``session.json``), named after the video, and with ``--annotated-video`` a copy of
-the video with the keypoints drawn. A video plays as a camera named after it (``trial_03.mp4``:
-``trial_03``), or ``--camera NAME``'s: an experiment whose triggers read another camera (regions
-drawn on the live camera ``arena``) is refused before anything starts, saying so. A broken file
-fails alone; the batch goes on and the report at the end names it. Exit codes: 0 every video
-done, 1 some video failed (a broken or truncated file included), 2 bad command line or settings
-(an experiment reading another camera), 130 / 143 stopped by Ctrl-C / SIGTERM (the running
-replays stop cleanly and keep their files; every process of the batch ends with the main one).
+Exit codes: 0 every video done, 1 some video failed, 2 bad command line or settings, 130 / 143
+Ctrl-C / SIGTERM. docs/outputs.md, "Replay sessions".
 """
 
 from __future__ import annotations

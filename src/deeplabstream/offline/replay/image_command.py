@@ -4,23 +4,8 @@
         [--keypoint-map MAP] [--output-dir DIR] [--backend onnxruntime|pytorch|openvino]
         [--device cpu|cuda|tensorrt] [--threads N] [--pcutoff P]
 
-``IMAGES_OR_LABELS`` is a folder of images, or a labels file: DeepLabCut's
-``CollectedData_<scorer>.csv`` / ``.h5`` or Lightning Pose's ``CollectedData.csv``. Each image
-goes through the model the way its framework predicts a labelled image (Lightning Pose: bicubic
-resize of the uint8 image; DeepLabCut, sleap-nn: the image at its own size), not the way a
-video replay feeds frames (``offline/replay/images.py``). Written to ``--output-dir`` (default:
-beside the labels file, or in the folder): ``<name>_predictions.csv`` in the labels' layout and,
-with labels, ``<name>_predictions_pixel_error.csv`` (Lightning Pose's table) and
-``<name>_predictions_scores.json`` (per keypoint median / p95, DeepLabCut's RMSE); the scores are
-printed too. Exit codes: 0 done, 1 an image or the output could not be read or written, 2 bad
-command line, model or labels (nothing is written).
-
-Several ``--model`` run as an ensemble (docs/ensembles.md): the predictions (and the scores) are
-the models' median, ``<name>_predictions_ensemble.csv`` holds their variance in
-``<camera>.ensemble.csv``'s columns (``x``, ``y``, ``likelihood``, ``x_var``, ``y_var``: pixel
-error against ensemble std dev, as Lightning Pose plots it), and
-``<name>_predictions_model<i>.csv`` each model's own predictions.
-``--keypoint-map`` maps the other models' keypoint names onto the first's (as ``KEYPOINT_MAP``).
+Exit codes: 0 done, 1 an image or output could not be read or written, 2 bad command line,
+model or labels (nothing written). docs/outputs.md, "Labelled images (utils/ImageAnalyzer.py)".
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """Labelled images scored the way the framework scores them (``utils/ImageAnalyzer.py``).
 
-A folder of images, or a labels file (DeepLabCut's ``CollectedData_<scorer>.csv`` / ``.h5``, or
-Lightning Pose's ``CollectedData.csv``, which has DeepLabCut's layout), goes through the model
-image by image with the model's own **image** pre-processing, which is not always its video one:
-
-- Lightning Pose resizes a labelled image as uint8 with bicubic interpolation (its image
-  dataset), a video frame as float with bilinear interpolation (its video reader): a replay of
-  the same pixels as a video gives other numbers;
-- DeepLabCut and sleap-nn take an image at its own size (no resize), as they do a video frame;
-- this project's own models resize as they always do (area);
-- a Lightning Pose context model (``heatmap_mhcrnn``) takes as context, as Lightning Pose does,
-  the files numbered 2 below to 2 above the image's (``img07.png``: ``img05`` .. ``img09``), the
-  image itself where one is missing (:mod:`pose.formats.lightning_context`).
-
-Out come the predictions in the labels' layout (DeepLabCut's header rows, x / y / likelihood,
-indexed by the labels' image paths, as Lightning Pose's ``CollectedData_predictions.csv`` and
-DeepLabCut's ``analyze_images`` give them) and, with labels, the pixel error of every labelled
-keypoint: Lightning Pose's ``..._pixel_error.csv`` (image x keypoint, Euclidean px) and a summary
-per keypoint (median, p95, count) beside DeepLabCut's own figure, its "RMSE" (the mean
-Euclidean error over every labelled keypoint, also with its p-cutoff; Lightning Pose's figures
-are its pixel-error table itself).
+Each image goes through the model's own image pre-processing (Lightning Pose: bicubic uint8;
+DeepLabCut, sleap-nn: own size), not its video one. docs/outputs.md, "Labelled images
+(utils/ImageAnalyzer.py)".
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """The experiment's regions in a replay: bound to its camera (checked), drawn on its video.
 
-A trigger bound to a camera (its ``CAMERA``) sees only that camera's poses. A replay's camera is
-named after its video (``trial_03.mp4`` plays as camera ``trial_03``) unless ``--camera`` names
-it: regions drawn for the live camera ``arena`` would see no pose of it, and the replay would
-end with nothing evaluated, no event and exit 0. :func:`region_camera_problems` refuses that
-before the replay starts, naming the regions' cameras and how to map the video to them.
-
-The experiment's regions on a replay's annotated video, drawn as the live view draws them.
-
-The live view draws every trigger's shapes on its tiles (``app.display.overlay``); a replay's
-annotated video is written after the session from the files it left, where the experiment's
-state is no longer at hand. So the regions are drawn in the colour of a trigger that is not
-true, with the live view's own drawing code, under the keypoints: where the animal was judged
-to be in or out is visible in the video. Only regions (circles, rectangles, ellipses,
-polygons): a line or marker follows the pose and would be wrong drawn still.
+:func:`region_camera_problems` refuses regions bound to a camera the replay does not have (it
+would end with nothing evaluated); the annotated video draws the regions still, in a false
+trigger's colour, with the live view's code.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Replay one video through the live pipeline: the video is the camera, the rest is unchanged.
 
-:func:`replay_video` builds the settings (the settings file's ``[Pose]``, ``[Experiment]`` and
-``[Device ...]`` sections; its cameras replaced by one ``video`` camera playing the file), runs
-:class:`live.session.live.LiveSession` with pose estimation (and the experiment) exactly as
-``DeepLabStream.py`` does, and leaves the same session folder, renamed after the video. Two modes:
-
-- ``fast``: ``PACING = lockstep``: the capture process publishes the next frame only once pose
-  estimation has taken the previous one, so every frame is analysed, as fast as the machine allows.
-- ``realtime``: ``PACING = native``: frames go out at the video's own rate and pose estimation
-  takes the newest one, as live; the frames it skips are the frames live would skip.
+:func:`replay_video` runs :class:`live.session.live.LiveSession` on one ``video`` camera:
+``fast`` (``PACING = lockstep``, every frame) or ``realtime`` (``PACING = native``, the newest
+frame, as live).
 """
 
 from __future__ import annotations
@@ -341,13 +335,7 @@ def _annotate(
     report: ProgressSink,
     overlay: FrameOverlay | None = None,
 ) -> Path | None:
-    """Write the replay's annotated video through the ``annotated_video`` output, with progress.
-
-    ``overlay``: the experiment's regions (:mod:`offline.replay.regions`), under the keypoints.
-
-    A settings file that chose ``[Output annotated_video]`` had it written at the session's stop
-    already: it is not written twice.
-    """
+    """Write the replay's annotated video with ``overlay`` (once: not if the settings chose it)."""
     target = session_dir / f"{camera}{ANNOTATED_SUFFIX}"
     if target.is_file():
         return target
@@ -397,11 +385,7 @@ class _ReplayRunner(SessionRunner):
 
 
 def _install_signals(stop: Callable[[str], None]) -> None:
-    """Ctrl-C and SIGTERM stop the replay cleanly; only possible in a main thread.
-
-    A replay process gets SIGTERM when the batch's main process ends (``die_with_parent``):
-    the reason then says so.
-    """
+    """Make Ctrl-C and SIGTERM (the batch ended) stop the replay; only in a main thread."""
 
     def on_signal(reason: str) -> None:
         stop(reason if parent_alive() else "the batch's main process ended")
@@ -423,12 +407,9 @@ def _detach_session_log(session_dir: Path) -> None:
 
 
 def _log_final_folder(old: Path, new: Path) -> None:
-    """Make ``session.log`` name the folder by its final name, and say that it was renamed.
-
-    The log was started (by the stream, its capture process and its pose worker) before the
-    folder got the video's name; every process writing to it has ended by now, and this
-    process's own handler was detached, so the file is rewritten in place.
-    """
+    """Make ``session.log`` name the folder by its final name, and say that it was renamed."""
+    # Every process writing to the log has ended and this one's handler is detached by now,
+    # so the file is rewritten in place.
     log_file = new / SESSION_LOG
     try:
         text = log_file.read_text(encoding="utf-8")
@@ -460,12 +441,7 @@ def _log_in_session(session_dir: Path, warnings: list[str]) -> None:
 
 
 def _rename_session(session_dir: Path, name: str) -> Path:
-    """Give the session folder the video's name (``-2``, ``-3`` ... when taken).
-
-    The stream names its folder by the start time; a replay's folder is found by its video.
-    Renaming into a name that exists never replaces it (a non-empty folder cannot be renamed
-    over, and an empty one is skipped).
-    """
+    """Give the session folder the video's name (``-2``, ``-3``... when taken), replacing none."""
     for attempt in range(1, 1000):
         target = session_dir.with_name(name if attempt == 1 else f"{name}-{attempt}")
         if target.exists():

@@ -1,15 +1,7 @@
 """Train behaviour classifiers from pose tables and labels; score them; export them to ONNX.
 
-``deeplabstream-train-behaviour train``: features of every session
-(``behaviour.features``, computed per session), one multi-class scikit-learn model over the
-behaviours (and the negative class ``none`` when frames have no behaviour), scored on held-back
-sessions, written as ``NAME.onnx`` + ``NAME.json`` + ``NAME.metrics.json``.
-
-``deeplabstream-train-behaviour convert-simba``: export a pickled SiMBA /
-scikit-learn random forest to the same pair of files; only with ``--trust-pickle`` (unpickling runs
-code).
-
-See docs/behaviour-classifiers.md.
+``deeplabstream-train-behaviour train`` and ``convert-simba`` (``--trust-pickle`` only:
+unpickling runs code). docs/behaviour-classifiers.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """Labelled behaviour sessions of the simulated arena, analysed by a pose model.
 
-The simulated mouse walks, freezes, grooms and rears (``BEHAVIOURS`` of the synthetic camera)
-and labels every frame. This renders sessions of given seeds, analyses every frame with a pose
-model (the bundled one by default) and writes, per seed, what a lab would have after a labelled
-recording: ``seed<N>.pose.csv`` (DeepLabCut's CSV layout, the model's own keypoints, not the
-truth) and ``seed<N>.behaviour.csv`` (``frame,behaviour``). ``python -m
-deeplabstream.offline.training.behaviour train`` then trains a classifier on some seeds and scores
-it on others::
-
-    deeplabstream-train-behaviour_arena --seeds 1-6 --minutes 5 --out
-    arena-behaviours deeplabstream-train-behaviour_arena --seeds 7-9 --minutes
-    5 --out arena-behaviours
-
-Every frame is analysed (none skipped), at the model's speed rather than in real time.
+Writes ``seed<N>.pose.csv`` (the model's keypoints) and ``seed<N>.behaviour.csv`` per seed,
+every frame analysed. docs/behaviour-classifiers.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """``deeplabstream-train``: the training command, started so that a missing torch is explained.
 
-Training needs torch (``pip install "deeplabstream[torch]"``); :mod:`.train` imports it at the
-top, so the console script imports that module only inside :func:`~deeplabstream.core.optional.
-exit_with`, which turns the missing library into one sentence and exit code 2.
-
-``--help`` helps without torch too (exit 0): it used to stop with "needs torch", so a user could
-not even read what the command does before installing it. Without torch it shows the command's
-own description and examples (read from :mod:`.train`'s text, not imported) and how to get the
-list of every option.
+:mod:`.train` imports torch, so it is imported inside :func:`~deeplabstream.core.optional.exit_with`
+(one sentence, exit 2); ``--help`` works without torch, from :mod:`.train`'s docstring read as
+text.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Training data for the project's own pose models: frames, augmentation and targets.
 
-* **Geometry**: frames are resized whole to the network input with ``cv2.INTER_AREA`` (as at
-  inference, see :mod:`pose.formats.own_model`), or letterboxed into it (resized by one factor into
-  the top-left corner, the rest black; :func:`pose.runtime.transforms.letterbox_size`); with pixel
-  centres at whole numbers a frame point ``x`` lands on ``(x + 0.5) * resized / frame - 0.5``.
-* **Network input**: :func:`network_input` turns BGR images into the graph's input format
-  (normalised float NCHW, or pixels 0..255 as float or uint8, NCHW or NHWC).
-* **Data**: :class:`Sample` is one frame at input size with its keypoints, from DeepLabCut labels
-  (:func:`load_label_samples`) or rendered on demand by seeded simulated arenas
-  (:class:`ArenaPool`).
-* **Augmentation**: a random affine crop (zoom, rotation, translation, left-right mirror with
-  left/right keypoints swapped) and photometric changes (:func:`augment`).
-* **Targets**: Gaussian heatmaps and DeepLabCut-style location-refinement offsets in
-  :mod:`pose.decoding.peaks`'s convention (:func:`make_targets`).
+Geometry as at inference (``INTER_AREA`` or letterbox), :func:`network_input`, :class:`Sample`
+(:func:`load_label_samples`, :class:`ArenaPool`), :func:`augment` and :func:`make_targets` in
+:mod:`pose.decoding.peaks`'s convention. docs/bundled-model.md.
 """
 
 from __future__ import annotations

@@ -1,37 +1,9 @@
 """Multi-animal (bottom-up) training on the simulated arena: ``offline.training.train --animals 2``.
 
-The single-animal trainer learns one heatmap peak per keypoint and offsets around it. A
-bottom-up model instead learns, for every keypoint, a heatmap with a peak at that keypoint of
-**every** animal, plus **part-affinity fields** (PAFs, Cao et al. 2017): two channels per
-skeleton edge holding, near the limb from an animal's source keypoint to its destination
-keypoint, the unit vector from source to destination (averaged where the limbs of two animals
-overlap), zero elsewhere. :mod:`pose.decoding.bottomup` finds the peaks and groups them into
-animals by how well the fields line up with each candidate limb.
-
-What is reused from the single-animal trainer: the network (:class:`pose.networks.own.PoseNet`,
-whose second output head predicts the 2E field channels here instead of 2K offsets), the loop with
-its schedule, prefetching and checkpointing (:func:`offline.training.loop.train` with a
-:class:`PafTask`), the geometry (:func:`offline.training.data.make_sample`), the augmentation
-(:func:`offline.training.data. random_affine` and :func:`offline.training.data.photometric`), the
-heatmap targets (:func:`offline.training.data.make_targets`), the ONNX export and its check
-(:func:`offline.training.export.export_model`) and the model folder (:func:`pose.formats.own_model.
-save_own_model`).
-
-What is new here:
-
-* **data** (:class:`HerdPool`): frames of two mice from :mod:`hardware.simulator.herd` in many
-seeded
-  arenas, mostly independent random walks (``free``) and a share of scripted encounters
-  (``cross``, ``touch``, ``follow``) so that the mice often touch and overlap; keypoints hidden
-  under the other mouse are left unlabeled (no peak is asked for where nothing shows);
-* **crops** (:func:`augment_pair`): centred near one animal chosen at random, so that crops
-  of two mice far apart still show a whole mouse;
-* **targets** (:func:`pair_targets`) and **loss** (:func:`paf_loss`): the heatmaps' maximum
-  over animals with sigmoid cross-entropy, the fields with a squared error;
-* **scoring** (:func:`match_animals`, :func:`score_animals`): predicted animals matched to true
-  ones (Hungarian), per-keypoint errors of the matched animals, and the share found;
-* **export** (:func:`export_pair_model`): the graph's outputs named ``heatmaps`` and ``pafs``,
-  ``model.json`` with ``decoder = "paf-bottomup"``, ``max_animals`` and the grouping settings.
+Heatmaps with a peak per animal and part-affinity fields, on the single-animal trainer's
+network, loop and export: :class:`HerdPool`, :func:`augment_pair`, :func:`pair_targets`,
+:func:`paf_loss`, :func:`score_animals`, :func:`export_pair_model`. docs/bundled-model.md, "The
+two-mouse model (pose/bundled/arena-pair)".
 """
 
 from __future__ import annotations
@@ -973,4 +945,3 @@ def run_pair_evaluation(args: argparse.Namespace) -> dict[str, Any]:
         + f" (machine load {summary['load_average']:.2f})"
     )
     return summary
-
