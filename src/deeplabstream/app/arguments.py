@@ -47,8 +47,7 @@ def absolute(path: Path) -> Path:
 def default_settings_text(script: str) -> str:
     """Say which settings file a command started as ``script`` reads without ``--settings``.
 
-    What the help says is what :func:`default_settings` does: the installed commands used to
-    say "the settings.ini beside this script" while they read the current folder's.
+    The same rule as :func:`default_settings`.
     """
     launcher = _launcher(script)
     if launcher is not None:
@@ -66,8 +65,7 @@ def default_settings(script: str, announce: Callable[[str], None] = print) -> Pa
     """Return the settings file a command started as ``script`` reads without ``--settings``.
 
     A launcher run by its path (``python /lab/rig1/app.py``) reads the ``settings.ini`` beside
-    it, else the current folder's: a copy of ``app.py`` in a lab's folder used to open the
-    checkout's file silently. An installed command reads what
+    it, else the current folder's. An installed command reads what
     :func:`settings.loader.default_settings_file` says (the current folder's, else the
     embedded default written there first, whatever the install).
     """

@@ -17,7 +17,7 @@ from deeplabstream.pose.formats.conversion import Differences, run_graph, run_mo
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.model_format import source_file
 
-#: The whole model's keypoints, graphs against rebuilt modules (fp32): issue 36's 0.01 px.
+#: The whole model's keypoints, graphs against rebuilt modules (fp32): 0.01 px.
 WHOLE_TOLERANCES: Differences = {"xy_px": 1e-2, "likelihood": 1e-3}
 #: The detector's kept boxes (x, y, w, h in frame pixels) and their scores.
 BOX_TOLERANCES: Differences = {"boxes_px": 1e-2, "box_scores": 1e-4}

@@ -100,7 +100,7 @@ class Autopilot(QObject):
             print(f"Error: {text}", file=sys.stderr, flush=True)
 
     def _warned(self, text: str) -> None:
-        """Say a warning of the session as one, never as an error (issue 53)."""
+        """Say a warning of the session as one, never as an error."""
         self.warnings.append(text)
         if self._print_status:
             print(f"Warning: {text}", file=sys.stderr, flush=True)

@@ -163,7 +163,7 @@ class BannerText(QLabel):
         longest start of the text (to a word's end) that fits is where a line ends. Lines are
         not all alike (a paragraph's first line is taller than a wrapped one where the font
         has a negative leading), so a line's height times a count cut the last line shown in
-        half (issue 53).
+        half.
         """
         text = self.text()
         width = max(1, self.width() if width is None else width)

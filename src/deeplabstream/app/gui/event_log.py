@@ -59,7 +59,7 @@ class EventLogPanel(QWidget):
         self.trial_summary.setObjectName("trial_summary")
         self.events = _table("event_table", EVENT_COLUMNS)
         # Each column as wide as its text, the detail the rest: five columns of 100 px left
-        # "pulse ch..." of the detail on a laptop (issue 71); its whole text is its tooltip.
+        # "pulse ch..." of the detail on a laptop; its whole text is its tooltip.
         _header(self.events).setSectionResizeMode(QHeaderView.ResizeToContents)
         _header(self.events).setSectionResizeMode(3, QHeaderView.Stretch)  # detail
         self.note = ElidedLabel("")

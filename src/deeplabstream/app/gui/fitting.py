@@ -97,8 +97,8 @@ def shrinkable(label: QLabel) -> QLabel:
 def narrow_choice(choice: QComboBox) -> QComboBox:
     """Let ``choice`` be narrower than its longest item; opened, its list shows them whole.
 
-    Qt's list is as wide as the drop-down: the Rules drop-down's rules were cut at its edge
-    (issue 63). Returns the drop-down, for chaining.
+    Qt's list is as wide as the drop-down: the Rules drop-down's rules were cut at its edge.
+    Returns the drop-down, for chaining.
     """
     choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     choice.setMinimumContentsLength(CHOICE_CHARACTERS)

@@ -61,7 +61,7 @@ def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
 def inspect_lines(rows: list[tuple[str, str]]) -> list[str]:
     """Return Inspect's lines: the model's facts, the file named left to the box's heading.
 
-    The path was printed two or three times (issue 53): the heading, the ``model`` row and,
+    The path was printed two or three times: the heading, the ``model`` row and,
     for a graph run as it is, the ``graph`` row. The graph is said when it is another file
     (a converted model's cached graph).
     """

@@ -81,7 +81,7 @@ def name_boxes(metrics: QFontMetrics, names: list[tuple[QPointF, str]]) -> list[
 
     Under the edge, not on it: a name on the edge covered a circle's top handle; each name goes
     below any placed before it that it would cover, so the names of nested regions (a zone and
-    its centre, one circle in another) never hide each other (issue 63).
+    its centre, one circle in another) never hide each other.
     """
     boxes: list[QRectF] = []
     for at, text in names:
@@ -137,7 +137,7 @@ class CameraView(QWidget):
         self.name = name
         self.setObjectName(f"view_{name}")
         # Small: a rig of three or four cameras lays its tiles out 2 x 2, and tiles of 320 x 240
-        # at least would make the window taller than a laptop's screen (issue 53). The frame is
+        # at least would make the window taller than a laptop's screen. The frame is
         # scaled to whatever size the tile has.
         self.setMinimumSize(*TILE_LEAST_SIZE)
         self.image: QImage | None = None

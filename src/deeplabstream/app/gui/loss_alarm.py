@@ -47,8 +47,8 @@ def skipping_advice(recording: bool, recorder_lost: bool) -> str:
     """Return the advice for skipped frames, with what it means for the recording now.
 
     "Recording keeps every frame" is said only while it holds: it stood under "the recorder
-    lost 155 frames" (issue 53), and "Analysis skipping costs the recording nothing" beside the
-    recorder's losses read as if they did not matter (issue 63).
+    lost 155 frames", and "Analysis skipping costs the recording nothing" beside the
+    recorder's losses read as if they did not matter.
     """
     if recorder_lost:
         return f"{SKIPPING_ADVICE} {RECORDER_LOST_TOO}"

@@ -73,9 +73,7 @@ TABS_LEAST_WIDTH_PX = 520  # the tabs never ask for more width than this (their 
 def initial_size(screen: QScreen | None) -> tuple[int, int]:
     """Return the window's first size: most of the screen, never more than the screen has.
 
-    At 1280x720 the window used to open at 1360x860, its bottom and right edge off the screen;
-    on a larger screen it takes :data:`SCREEN_SHARE` of it (at least :data:`DEFAULT_SIZE`), so
-    the live view and the Rig tab have the room the screen offers.
+    It takes :data:`SCREEN_SHARE` of the screen, at least :data:`DEFAULT_SIZE` where that fits.
     """
     width, height = DEFAULT_SIZE
     if screen is None:
@@ -361,7 +359,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.keypoint_plot, "Keypoints")
         # The tabs' least width is fixed, whatever their pages ask: a page asking more (a rule
         # panel's long description) moved the splitter, so the tabs jumped 70-110 px sideways
-        # when a region was selected (issue 53). Each page fits this width (scroll areas,
+        # when a region was selected. Each page fits this width (scroll areas,
         # narrow drop-downs, wrapped and elided texts).
         self.tabs.setMinimumWidth(TABS_LEAST_WIDTH_PX)
         splitter = self.main_splitter = QSplitter(Qt.Horizontal)
@@ -387,7 +385,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout()
         layout.addWidget(self.button_row)
         # Under the buttons, its height fixed: a message that comes, goes or grows never moves
-        # the view, the tabs or the camera table (issue 63).
+        # the view, the tabs or the camera table.
         layout.addWidget(self.messages)
         layout.addWidget(body, 1)
         layout.addWidget(self.session_row)
@@ -397,7 +395,7 @@ class MainWindow(QMainWindow):
         self._verify_progress = ""  # said beside the buttons while verify runs
         verify = self.session_row.verify_button
         verify.progress.connect(self._show_verify_progress)
-        # Above the session's summary, never in its place (issue 63).
+        # Above the session's summary, never in its place.
         verify.reported.connect(self._show_verdict)
         verify.failed.connect(lambda text: self.say.error(text, "verify"))
         verify.failed.connect(lambda _text: self._show_verify_progress(""))

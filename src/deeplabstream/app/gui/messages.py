@@ -295,7 +295,7 @@ class WindowMessages:
         """Say why the greyed ``button`` that was clicked cannot be pressed now.
 
         Said until it no longer holds (:meth:`withdraw_stale_refusal`): "Start Experiment:
-        wait: starting recording" stayed for a whole run (issue 53).
+        wait: starting recording" stayed for a whole run.
         """
         reason = button.toolTip() or "it cannot be pressed now"
         text = f"{button.text()}: {reason}"

@@ -26,7 +26,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 #: Plot object name -> (title, unit, the quantities it shows). A title fits a plot of a
 #: laptop's window (a longer one widened its plot past its cell: the title and the axis's last
-#: 10 s were cut, issue 71); what it means in full is the plot's tooltip (:data:`PLOT_TIPS`).
+#: 10 s were cut); what it means in full is the plot's tooltip (:data:`PLOT_TIPS`).
 PLOTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "plot_rate": ("frame rate", "fps", ("capture_fps", "analysed_fps")),
     "plot_latency": ("frame to pose latency", "ms", ("latency_p50_ms", "latency_p99_ms")),

@@ -3,7 +3,7 @@
 A session verified by ``[Session] VERIFY = after`` in the console (the window closed before
 verify ended, or ``DeepLabStream.py``) printed its verdict only in the terminal. The next start
 reads the newest session folder of the sessions folder: its ``session.json`` (how it ended) and
-``verify/summary.json`` (the verdict line), and the message area says them (issue 71).
+``verify/summary.json`` (the verdict line), and the message area says them.
 """
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ class RegionEditor(QWidget):
         self.status = shrinkable(QLabel())
         self.status.setObjectName("region_status")
         # Always two lines tall: a save message that wrapped to a second line grew the label
-        # and moved the rule form above it 5 px (issue 71). Longer: whole in its tooltip.
+        # and moved the rule form above it 5 px. Longer: whole in its tooltip.
         margins = self.status.contentsMargins()
         self.status.setFixedHeight(
             2 * self.status.fontMetrics().lineSpacing() + margins.top() + margins.bottom()

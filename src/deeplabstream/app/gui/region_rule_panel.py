@@ -159,7 +159,7 @@ class RegionRulePanel(QWidget):
     def _add_rule_row(self) -> None:
         """Add the row of the rules that name the region, with a button to delete the one chosen."""
         # A rule in words is long ("left_entry: when nose_in_left rises, ..."): it made the
-        # Regions tab 500 px wide and moved the window's tabs sideways (issue 53).
+        # Regions tab 500 px wide and moved the window's tabs sideways.
         self.rule_box = narrow_choice(QComboBox())
         self.rule_box.setObjectName("region_rules")
         self.rule_box.setToolTip("The config's rules that name this region (WHEN)")

@@ -56,7 +56,7 @@ def editable_config(config: Path, settings_file: Path) -> Path:
     it is copied into the lab's ``experiments/`` folder beside the settings file first (files
     it names made absolute, so they are still found), once. There a config of the same name is
     read before the shipped one, so ``[Experiment] NAME`` keeps what the user wrote (it was
-    rewritten as the copy's absolute path, issue 53). A copy that is there already and still
+    rewritten as the copy's absolute path). A copy that is there already and still
     equal to it is reused, and a different file of that name is never overwritten
     (``NAME_2.ini``...: NAME then names that one). Any other config is edited where it is.
     """

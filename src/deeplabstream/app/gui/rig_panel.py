@@ -110,7 +110,7 @@ class RigPanel(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([3 * SPLIT_UNIT_PX, SPLIT_UNIT_PX])  # a quarter for the summary
         # Until the user drags the splitter, the summary gets the height its text needs (the
-        # settings keep SETTINGS_SHARE): a fixed quarter cut its last line at 1600x900 (issue 53).
+        # settings keep SETTINGS_SHARE): a fixed quarter cut its last line at 1600x900.
         self._summary_dragged = False
         self.splitter.splitterMoved.connect(self._summary_sized_by_user)
         self._summary_fit = QTimer(self)  # once the layout has settled, however many changes

@@ -85,7 +85,7 @@ class SectionTable(QTableWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         vertical.setVisible(False)
-        compact_rows(self)  # 2-3 rows were in sight at 1366x768 (issue 63)
+        compact_rows(self)  # 2-3 rows were in sight at 1366x768
         # A few rows in sight, the rest scrolls: the Rig tab reaches the model without scrolling
         # at 1600x1000 (the table asked for 192 px and pushed the model out of sight).
         self.setMaximumHeight(

@@ -379,7 +379,7 @@ class SessionController(QObject):
         self.busy: str | None = None  # what the background task is doing, e.g. "starting stream"
         self.last_session: Path | None = None
         #: Each camera's frames recorded and lost by the whole session, as its session.json
-        #: says them at the stop (the camera table's "recorded" cell then; issue 71).
+        #: says them at the stop (the camera table's "recorded" cell then).
         self.final_recorded: dict[str, tuple[int, int]] = {}
         # the last session's summary (live/session/report/summary.py)
         self.last_summary: list[str] = []

@@ -1,6 +1,6 @@
 """The window's bottom row: the settings file it runs, and the last session's folder.
 
-One row, so that a laptop screen's height goes to the live view and the tabs (issue 63).
+One row, so that a laptop screen's height goes to the live view and the tabs.
 """
 
 from __future__ import annotations

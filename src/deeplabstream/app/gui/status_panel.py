@@ -179,7 +179,7 @@ class StatusPanel(QWidget):
         """Put the session's final frames recorded (+ lost) in each camera's "recorded" cell.
 
         At the stop the recorders write their last frames after the table's last refresh: the
-        cell then says what session.json says (issue 71: it froze at the refresh before).
+        cell then says what session.json says (it froze at the refresh before).
         """
         column = CAMERA_COLUMNS.index("recorded")
         for row in range(self.table.rowCount()):

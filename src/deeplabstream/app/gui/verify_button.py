@@ -62,7 +62,7 @@ class VerifyButton(QPushButton):
         self._elapsed.timeout.connect(self._show_running)
         self.clicked.connect(self._clicked)
         # As wide as its widest text: "Stop verify (43 s)" widened it and moved Open folder
-        # beside it 40 px every second (issue 71).
+        # beside it 40 px every second.
         as_wide_as_widest(self, (VERIFY_LABEL, running_label(9999)))
         self.follow(None, busy=False)
 

@@ -286,7 +286,7 @@ def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> CameraRecord:
         recordings=(*finished, *running_recording(branch, stats)),
         last_frame_index=stats.get("last_frame_index") if stats["captured"] else None,
         device=_device_description(branch),
-        # What its capture process asked for and got: priority, cores, timers (issue 34).
+        # What its capture process asked for and got: priority, cores, timers.
         scheduling=(branch.opened.description if branch.opened else {}).get("scheduling"),
     )
 

@@ -128,7 +128,7 @@ class SessionRunner:
         branches = {branch.name: branch for branch in self.stream.branches}
         for name, stats in self.stream.camera_stats().items():
             # The whole session's, every recording part (as session.json says), not the
-            # current part's alone (issue 71: "15 + 61 lost" beside session.json's 182 + 756).
+            # current part's alone ("15 + 61 lost" beside session.json's 182 + 756).
             branch = branches.get(name)
             recorded, record_lost = (
                 recorded_and_lost(branch, stats)

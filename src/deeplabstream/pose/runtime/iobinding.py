@@ -166,26 +166,11 @@ class _DeviceSlot:
 class CudaGraphBinding:
     """Run a CUDA-graph session with device buffers, one graph per input shape, checked.
 
-    ONNX Runtime captures a CUDA graph during the first ``run_with_iobinding`` of a shape (its
-    regular runs, the capture and a first replay all happen inside that call), and every later
-    replay reads and writes the device addresses bound then. So, per input shape:
-
-    1. the plain session (``reference``: the same graph without a CUDA graph) runs the batch,
-       which gives the outputs' shapes and types and the values to expect;
-    2. device buffers for the input and every output are allocated and bound, **before** the
-       run that captures the graph (ONNX Runtime's documented sequence);
-    3. the graph runs that batch, then a second, different input written in place into the
-       same input buffer; both outputs are compared with the plain session's. They must agree
-       within :data:`GRAPH_AGREEMENT`, which also proves that the graph reads the bound input
-       (a stale input gives the first batch's outputs for the second) and writes the bound
-       outputs (stale outputs stay as they were).
-
-    A shape whose check fails, or whose capture raises, runs on the plain session from then on
-    (:attr:`refusals` says why; ``session.json`` records it). The outputs returned are new host
-    arrays copied from the device buffers.
-
-    ONNX Runtime keeps a CUDA graph per thread: a shape first run on another thread is captured
-    and checked again there (its own graph id), never replayed unchecked.
+    Per shape (and per thread: ONNX Runtime keeps a graph per thread), buffers are bound before the
+    capturing run, and two different inputs must agree with ``reference`` within
+    :data:`GRAPH_AGREEMENT`; a shape that fails runs on ``reference`` from then on
+    (:attr:`refusals` says why). Outputs are new host arrays. The sequence: docs/gpu.md, "CUDA
+    graphs".
 
     Parameters
     ----------

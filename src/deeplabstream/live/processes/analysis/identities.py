@@ -46,7 +46,7 @@ per animal, so it never falls a ring behind unless it is starved of CPU for minu
 STOP_TIMEOUT_S = 1.0
 """How long the stop waits for the learner to end by itself (it looks every POLL_S): it holds
 no file, so one busy fitting at the lowest priority on a loaded machine is ended, not waited for
-(the stop waited 5 s for it, issue 63)."""
+(the stop waited 5 s for it)."""
 
 # Header fields (int64).
 _WRITTEN, _GENERATION, _MODEL_SEQ, _MODEL_VERSION, _STOP, _FITS, _FIT_NS, _FIT_TOTAL_NS = range(8)

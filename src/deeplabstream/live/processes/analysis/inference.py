@@ -123,7 +123,7 @@ def pose_main(job: PoseJob) -> None:
         error = f"pose estimation stopped: {failure!r}"
     finally:
         # The experiment first: its outputs are switched off before the files are closed (the
-        # identity learner's stop and the pose tables take seconds; issue 63).
+        # identity learner's stop and the pose tables take seconds).
         run_error = slot.run.error if slot.run is not None else None
         slot.finish()
         figures = finish(job, pipelines)

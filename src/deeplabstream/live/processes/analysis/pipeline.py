@@ -516,7 +516,7 @@ def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | N
         max_distance_px=job.settings.track_max_distance,
         max_gap_s=job.settings.track_max_gap,
         min_likelihood=job.settings.likelihood_threshold,
-        regroup=job.settings.merged_instance_repair == "on",  # issue 54: whole animals unless on
+        regroup=job.settings.merged_instance_repair == "on",  # whole animals unless on
     )
 
 
@@ -531,7 +531,7 @@ def _identities(
         job.session_dir / f"{stem}{IDENTITY_SUFFIX}",
         individual_names(tracker.max_animals),
         job.settings.likelihood_threshold,
-        learn=job.settings.appearance_identity == "on",  # issue 30: the learner can be off
+        learn=job.settings.appearance_identity == "on",  # the learner can be off
     )
 
 

@@ -53,7 +53,7 @@ SIMULATION_ADVICE = (
 def advice_for(source: str | None, live: bool) -> str:
     """Return what to do about a camera below its rate: a device's, a video's, a simulation's.
 
-    EXPOSURE and the frame size mean nothing to a video file (its warning said them, issue 63).
+    EXPOSURE and the frame size mean nothing to a video file (its warning said them).
     """
     if not live and source == "video":
         return VIDEO_ADVICE

@@ -272,7 +272,7 @@ def session_metadata(settings: Settings) -> Metadata:
         notes=session.notes,
         planned_duration_s=session.planned_duration,
         recorded_cameras=tuple(c.name for c in settings.cameras if c.common.record),
-        # the subject and the lab (issue 29), for session.nwb: NWB's forms, checked in settings
+        # the subject and the lab, for session.nwb: NWB's forms, checked in settings
         subject=Subject(
             species=session.species,
             age=session.age,

@@ -57,7 +57,7 @@ def headline(record: SessionRecord | Mapping[str, Any]) -> str:
     """Return one line: why the session stopped, and what it lost (or that it lost nothing).
 
     The window shows a message's first lines only (the rest under Show all): the stop alone
-    ("Stopped by the user") hid the recorder's holes a line further down (issue 63). Each lost
+    ("Stopped by the user") hid the recorder's holes a line further down. Each lost
     frame is counted once, as ``session.json`` counts it: dropped by the camera, or lost by the
     recorder.
     """
@@ -85,7 +85,7 @@ def headline(record: SessionRecord | Mapping[str, Any]) -> str:
 
 
 #: Stop reasons that are the user's own choice (the window's Stop, Ctrl-C, q, closing): the
-#: summary says so plainly; such a stop is never an error (issue 38).
+#: summary says so plainly; such a stop is never an error.
 USER_STOPS = ("stopped by the user", "Ctrl-C received", "q pressed", "window closed")
 
 
