@@ -100,4 +100,3 @@ def _launcher(script: str) -> Path | None:
     if path.suffix != ".py" or not path.is_file():
         return None
     return path.resolve()
-
