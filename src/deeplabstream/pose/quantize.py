@@ -1,6 +1,9 @@
 """Quantize a pose model to int8, calibrated on your own video, and measure what it costs.
 
-Design: docs/pose-internals.md, "pose.quantize".
+    python -m deeplabstream.pose.quantize MODEL VIDEO [--frames N] [--eval-frames M]
+                                          [--output FILE] [--threads N]
+
+Exit status: 0 written, 2 the model or video cannot be used. docs/pose-models.md (precision).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The network's input prepared on the GPU: frames go up as bytes, the graph normalises them.
 
-Design: docs/pose-internals.md, "pose.runtime.device_input".
+Design: docs/gpu.md, "The input prepared on the GPU".
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """ONNX Runtime IO binding: the network's buffers allocated once per input shape, then reused.
 
-Design: docs/pose-internals.md, "pose.runtime.iobinding".
+The input is bound again at every run (ONNX Runtime copies a host input when it is bound);
+returned outputs are the bound buffers, valid until the next run of that shape. Design:
+docs/gpu.md, "IO binding" and "CUDA graphs".
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``[Pose] PRECISION``: which graph runs (fp32, tf32, fp16, int8), what int8 costs.
 
-Design: docs/pose-internals.md, "pose.runtime.precision".
+An int8 graph is used only while the fp32 graph is the one it was made from. Design:
+docs/pose-models.md (precision) and docs/gpu.md, "Precision on a GPU".
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``[Pose] DEVICE`` for ONNX Runtime: which execution provider, with which options, and why not.
 
-Design: docs/pose-internals.md, "pose.runtime.providers".
+A device that cannot be had is refused, never a silent fall-back to the CPU. The options and
+why: docs/gpu.md, "Options".
 """
 
 from __future__ import annotations

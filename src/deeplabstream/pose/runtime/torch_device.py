@@ -1,6 +1,7 @@
 """Where and how the pytorch backend runs a network: device, precision, memory layout.
 
-Design: docs/pose-internals.md, "pose.runtime.torch_device".
+A cuda request PyTorch cannot meet is refused, never run on the CPU. Design: docs/gpu.md,
+"PyTorch on CUDA", "Precision on a GPU" and "CUDA graphs".
 """
 
 from __future__ import annotations

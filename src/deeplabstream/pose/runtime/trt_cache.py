@@ -1,6 +1,7 @@
 """TensorRT's engine and timing caches: where they live, what they are keyed by, when rebuilt.
 
-Design: docs/pose-internals.md, "pose.runtime.trt_cache".
+A folder is reused only when its ``key.json`` equals the key and says the build finished; a
+key that cannot be known turns the caches off. Design: docs/gpu.md, "The TensorRT engine cache".
 """
 
 from __future__ import annotations
