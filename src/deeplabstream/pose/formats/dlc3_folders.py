@@ -1,6 +1,6 @@
 """DeepLabCut's own folders around a trained model: the export inside, or the command that makes it.
 
-Design: docs/pose-internals.md, "pose.formats.dlc3_folders".
+Design: docs/pose-models.md, "The folders the frameworks write".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The model inside a folder a framework wrote, or the command that makes one.
 
-Design: docs/pose-internals.md, "pose.formats.framework_folders".
+Design: docs/pose-models.md, "The folders the frameworks write".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Lightning Pose's folders inside a model folder: the model they belong to, or what to run.
 
-Design: docs/pose-internals.md, "pose.formats.lightning_folders".
+Design: docs/pose-models.md, "The folders the frameworks write".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """sleap-nn's training folders: the export inside, or the ``sleap-nn export`` command that makes it.
 
-Design: docs/pose-internals.md, "pose.formats.sleap_folders".
+Design: docs/sleap-models.md, "Export the model".
 """
 
 from __future__ import annotations
