@@ -155,24 +155,10 @@ def plan_priorities(
 ) -> PriorityPlan:
     """Place the inference worker on its own cores when there are enough.
 
-    Parameters
-    ----------
-    affinity
-        ``auto`` pins when at least two cores remain for capture and recording (3 or more
-        cores); ``on`` pins whenever there are 2 or more (side work then shares what the worker
-        leaves: one core of two); ``off`` never pins.
-    inference_threads
-        The worker's thread count (``[Pose] THREADS`` or its automatic value).
-    cpus
-        The usable cores; None reads this process's affinity mask.
-    side_niceness
-        Niceness the recorders add (0: none).
-
-    Returns
-    -------
-    PriorityPlan
-        When pinned, the worker gets the last ``min(threads, n - 2)`` cores (``on``:
-        ``n - 1``), everything else the first ones. Otherwise nothing is pinned.
+    ``affinity``: ``auto`` pins when two cores remain for capture and recording (3 or more);
+    ``on`` whenever there are 2 or more; ``off`` never. When pinned the worker gets the last
+    ``min(threads, n - 2)`` cores (``on``: ``n - 1``), the rest the first ones. ``cpus`` None
+    reads this process's affinity mask; ``side_niceness`` is what the recorders add (0: none).
     """
     usable = tuple(cpus) if cpus is not None else available_cpus()
     kept_for_side_work = 2 if affinity == "auto" else 1

@@ -28,24 +28,9 @@ _HEADER_NAMES = ("scorer", "individuals", "bodyparts", "coords")
 class LabeledData:
     """Labeled frames of one animal.
 
-    Attributes
-    ----------
-    source
-        The labels file.
-    scorer
-        DeepLabCut's scorer name (the labeller).
-    project_folder
-        The DeepLabCut project folder the image paths are relative to.
-    image_paths
-        Absolute path of each labeled image (they may not all exist; see :meth:`missing_images`).
-    keypoints
-        Keypoint names, in the order of the keypoint axis of :attr:`coordinates`.
-    coordinates
-        Array (N, K, 2) of x, y in image pixels; NaN where a keypoint is not labeled.
-    layout
-        How the file was laid out, for messages: e.g. ``single-animal, 3-column index``.
-    individual
-        The individual taken from a multi-animal file; None for single-animal files.
+    ``image_paths`` are absolute and may not all exist (:meth:`missing_images`);
+    ``coordinates`` is (N, K, 2) in image pixels, NaN where not labelled; ``layout`` describes
+    the file for messages; ``individual`` is None for a single-animal file.
     """
 
     source: Path
@@ -89,20 +74,11 @@ class LabeledData:
 
 
 def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledData:
-    """Read DeepLabCut labels in any of its layouts.
+    """Read DeepLabCut labels (``CollectedData_<scorer>.csv`` or ``.h5``) in any of its layouts.
 
-    Parameters
-    ----------
-    path
-        ``CollectedData_<scorer>.csv`` or ``.h5`` (the ``.h5`` needs the ``h5py`` package).
-    individual
-        For multi-animal files: the individual to take. May be omitted when the file has a single
-        individual (besides ``single``, the unique bodyparts).
-
-    Returns
-    -------
-    LabeledData
-        Image paths resolved against the DeepLabCut project folder, keypoint names and coordinates.
+    ``individual`` picks the individual of a multi-animal file; it may be omitted when the file
+    has one (besides ``single``). Image paths are resolved against the project folder; ``.h5``
+    needs ``h5py``.
 
     Raises
     ------

@@ -37,17 +37,15 @@ class EnsembleValues:
     Attributes
     ----------
     members
-        (M, K, 3): each of the M models' x, y and likelihood of the ensemble's keypoints (the
-        frame's :attr:`AnalysedFrame.animals` is their median x, y and mean likelihood).
+        (M, K, 3): each model's x, y and likelihood.
     variance
         (K, 2): the models' variance of x and of y (px²).
     std
-        (K,): the spread, the mean of the x and y standard deviations (px; NaN where fewer than
-        two models placed the keypoint): what ``MAX_ENSEMBLE_STD`` compares.
+        (K,): the mean of the x and y standard deviations (px; NaN with fewer than two models),
+        what ``MAX_ENSEMBLE_STD`` compares.
     smoothed, smoothed_variance, observation_variance
-        (K, 2) each, with ``[Pose] ENSEMBLE_SMOOTHING = causal``: the causal Ensemble Kalman
-        filter's x, y, their posterior variance, and the observation variance it took (EKS's
-        ``x_ens_var``); None otherwise.
+        (K, 2) each with ``ENSEMBLE_SMOOTHING = causal``: the filter's x, y, posterior and
+        observation variance; None otherwise.
     """
 
     members: np.ndarray
@@ -60,58 +58,38 @@ class EnsembleValues:
 
 @dataclass(slots=True)
 class AnalysedFrame:
-    """One analysed frame of one camera, as its sinks see it.
+    """One analysed frame of one camera, as its sinks see it (docs/plugins.md).
 
-    Each camera has one, filled in place for every frame it analyses (no allocation per
-    frame): a sink reads it during :meth:`PoseSink.write` and keeps nothing of it (copy what it
-    keeps: ``frame.animals.copy()``).
-
-    What a lab's output reads, mostly: :attr:`record` (``frame.record.frame_index``,
-    ``frame.record.host_timestamp_ns``, ``frame.record.camera_timestamp``) and :attr:`animals`
-    (``frame.animals[0, k]`` is animal 1's keypoint ``k``: x, y, likelihood); the rest is the
-    frame's timing, for the pose times file.
+    Refilled in place for every frame: a sink reads it in :meth:`PoseSink.write` and copies what
+    it keeps (``frame.animals.copy()``).
 
     Attributes
     ----------
     record
-        The frame as its camera published it (:class:`~transport.channel.FrameRecord`: the
-        camera's frame index, its clock, the host time it arrived).
+        The frame as its camera published it (frame index, camera clock, host arrival time).
     animals
-        Shape (A, K, 3), float32: x, y (frame pixels, x right, y down) and likelihood of each
-        of the model's K keypoints (:attr:`OutputCamera.keypoints`, in order) for each of A
-        animals in identity order (A = 1 for a single-animal model; NaN where an animal is
-        not seen).
-    seq
-        The worker's running count of poses sent.
-    late
-        The stage that missed the deadline (:mod:`core.deadline`; 0: none).
-    late_part
-        For a miss in the model, the part of it blamed ("": none).
+        (A, K, 3) float32: x, y in frame pixels and likelihood of the model's keypoints
+        (:attr:`OutputCamera.keypoints`) per animal in identity order; NaN where not seen.
+    seq, batch
+        The worker's count of poses sent, and of batches (the order the experiment got them).
+    late, late_part
+        The stage that missed the deadline (0: none), and the model's part blamed ("": none).
     box
         The analysed region (x, y, width, height) with dynamic cropping; None: the whole frame.
     picked_ns, ready_ns, decided_ns, written_ns, worker_free_ns
-        Host times (:func:`core.clock.host_now_ns`): the worker took the frame, its keypoints
-        were ready, the experiment decided (0: no experiment, or it decided nothing), its
-        outputs were written, the worker had finished its previous turn.
+        Host times (:func:`core.clock.host_now_ns`): frame taken, keypoints ready, decided (0:
+        nothing decided), outputs written, previous turn finished.
     timings
-        Milliseconds of each step of the model (pre-processing, network, decoding).
-    batch_size
-        Frames analysed together with this one.
-    experiment_ms
-        How long the experiment's decision took (None: no experiment).
-    after_pose_us
-        Keypoints ready -> decision written, microseconds.
-    batch
-        The worker's count of batches so far (frames analysed together share it): the order in
-        which the experiment was given the poses.
+        Milliseconds of each step of the model.
+    experiment_ms, after_pose_us
+        The decision's time (None: no experiment); keypoints ready -> decision written (µs).
     time_s
-        The frame's time as the experiment and the identity tracker read it (the camera's
-        clock with one camera, the host's with several).
+        The frame's time as the experiment reads it (the camera's clock with one camera, the
+        host's with several).
     lead_s
-        The experiment's forward-prediction lead at this update (None: no prediction).
+        The experiment's forward-prediction lead (None: none).
     ensemble
-        A camera that runs an ensemble: every model's values and their spread
-        (:class:`EnsembleValues`); None for one model.
+        Every member's values and their spread with an ensemble; None for one model.
     """
 
     record: FrameRecord = NO_FRAME

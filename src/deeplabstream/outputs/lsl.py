@@ -211,25 +211,11 @@ class _Outlet:
 
 
 class PoseOutlet(_Outlet):
-    """One camera's poses as an LSL stream of type ``MoCap``.
+    """One camera's poses as an LSL stream of type ``MoCap`` (docs/outputs.md, LSL).
 
-    Parameters
-    ----------
-    camera
-        The camera's name; the stream is ``DeepLabStream <camera> pose``.
-    keypoints
-        The model's keypoint names, in the order of the pose rows.
-    nominal_srate
-        Samples per second announced; 0 (irregular, the default) because analysis takes the
-        newest frame and skips others, so samples come at uneven intervals, each with its
-        frame's own time.
-    source_id
-        Stable per rig and camera (:func:`pose_source_id` when None).
-    clock
-        The host -> LSL mapping (measured when None).
-
-    Each sample has ``3 x keypoints`` float32 channels, x, y (frame pixels) and likelihood per
-    keypoint, labelled in ``desc/channels``.
+    ``nominal_srate`` 0 (irregular) is the default: the worker skips frames, so samples come at
+    uneven intervals, each with its frame's time. ``source_id`` None: :func:`pose_source_id`;
+    ``clock`` None: the host -> LSL mapping is measured.
     """
 
     def __init__(

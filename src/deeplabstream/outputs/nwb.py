@@ -83,19 +83,7 @@ class NwbIncompleteError(NwbError):
 
 
 def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
-    """Write the session folder ``session_dir`` as an NWB file and return its path.
-
-    Parameters
-    ----------
-    session_dir
-        A session folder (it holds ``session.json``).
-    path
-        Where to write; ``session_dir/session.nwb`` when None. An existing file is replaced.
-
-    Returns
-    -------
-    Path
-        The file written.
+    """Write the session folder as an NWB file (default ``session_dir/session.nwb``, replaced).
 
     Raises
     ------

@@ -30,20 +30,18 @@ class PoseEstimator(Protocol):
     description
         The model (an ensemble's: its first model's).
     decoder, multi_animal, animals
-        Its decoder (the registry's, looked up once, when the estimator is built), whether it
-        reports several animals, and how many rows each frame's result holds.
-    last_timings
-        Seconds spent by the last estimate in each of :data:`TIMED_PARTS`.
-    last_stage_timings
-        Seconds of the last estimate in the kind's own stages (parts of ``last_timings``: a
-        two-stage model's detector, crop and pose, an ensemble's ``model<i>``...), else empty.
+        Its decoder (looked up once, when built), whether it reports several animals, and the
+        rows of each frame's result.
+    last_timings, last_stage_timings
+        Seconds of the last estimate in each of :data:`TIMED_PARTS`, and in the kind's own
+        stages (a two-stage model's, an ensemble's ``model<i>``), else empty.
     last_identity_confidence
-        An identity model's (N, A) confidence of each animal of the last frames; else None.
+        An identity model's (N, A) confidences of the last frames; else None.
     last_members, last_frames
-        An ensemble's (N, M, K, 3) keypoints of each model, and each frame's ensemble.
+        An ensemble's (N, M, K, 3) member keypoints, and each frame's ensemble.
     two_stage, crop_from, previous
-        A model in two stages (detector, then pose on crops): where its crops come from
-        (:mod:`pose.decoding.two_stage`), and the detections kept for each camera's next crops.
+        A two-stage model: where its crops come from (:mod:`pose.decoding.two_stage`) and the
+        detections kept for each camera's next crops.
     """
 
     description: ModelDescription

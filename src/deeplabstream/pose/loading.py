@@ -87,22 +87,16 @@ def load_model(
     Parameters
     ----------
     path
-        A model folder or file of any supported kind, a framework's folder holding one
-        (:mod:`pose.formats.framework_folders`; the description's ``named_path`` is then
-        ``path``, its ``found_model`` the model inside), or None.
+        A model of any supported kind, or a framework's folder holding one (then ``named_path``
+        is ``path`` and ``found_model`` the model inside).
     frame_size
-        (height, width) of the frames the model will see. Used by models that run at any size
-        (DeepLabCut's, which it runs at the frame's own size); others resize frames to their
-        input size. Default for those: 640x480.
+        (height, width) of the frames, for models that run at any size (default 640x480); the
+        others resize frames to their input.
     precision
-        ``fp16`` converts a DeepLabCut export or Lightning Pose checkpoint to a half-precision
-        graph (a Lightning Pose export picks its precision by the ``.onnx`` file named);
-        ``int8`` takes the graph quantized beforehand by ``python -m deeplabstream.pose.quantize``
-        (:mod:`pose.runtime.precision`), refused when there is none; ``tf32`` the fp32 graph,
-        which a GPU backend then runs with TensorFloat-32 math.
+        ``fp16`` converts to a half-precision graph; ``int8`` takes the graph
+        ``deeplabstream-quantize`` made, refused when there is none; ``tf32`` the fp32 graph.
     max_animals
-        For a multi-animal model, the most animals it reports per frame (``[Pose]
-        MAX_ANIMALS``); None keeps the model's own default. Single-animal models ignore it.
+        A multi-animal model's animals per frame (``[Pose] MAX_ANIMALS``); None: the model's.
 
     Raises
     ------

@@ -38,94 +38,46 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelDescription:
     """Everything needed to run a model and turn its output into keypoints.
 
-    Attributes
-    ----------
-    name
-        A short name for logs and ``session.json``.
-    framework
-        Who made it: ``deeplabstream`` (this project), ``lightning-pose``, ...
-    model_file
-        The file a backend loads (``.onnx``, or ``.pt`` for TorchScript).
-    keypoints
-        Keypoint names, in the order of the model's output channels.
-    input_height, input_width
-        The network's input size; frames are resized to it.
-    color_order
-        Channel order the network expects (frames arrive as BGR or mono).
-    mean, std
-        Per-channel normalisation applied after scaling pixels to 0..1.
+    Fields whose names do not say it all:
+
     resize
-        How frames are resized: ``bilinear-float`` (scale to 0..1 first, then bilinear, no
-        antialiasing: Lightning Pose's video path), ``bicubic-uint8``, or ``area``.
+        ``bilinear-float`` (Lightning Pose's video path), ``bicubic-uint8`` or ``area``
+        (:mod:`pose.runtime.preprocess`).
     output_kind
-        ``heatmaps`` (N x K x h x w), ``heatmaps+locref`` (plus N x 2K x h x w offsets), or
-        ``coordinates`` (N x K x 3: x, y, likelihood in input pixels).
-    stride
-        Input pixels per heatmap pixel.
+        ``heatmaps`` (N x K x h x w), ``heatmaps+locref`` (plus N x 2K x h x w offsets) or
+        ``coordinates`` (N x K x 3 in input pixels).
     decoder
-        The name of its :class:`Decoder` in :data:`DECODERS`: ``argmax`` (peak with sub-pixel
-        refinement, or the network's own coordinates), ``lightning-pose`` (Lightning Pose's
-        upsample + soft-argmax + window confidence), ``sleap-single``, ``sleap-bottomup``,
-        ``sleap-classes``, ``sleap-topdown``, ``paf-bottomup``, ``dlc-assembly``, ``dlc-dekr``.
-    heatmaps_are_probabilities
-        True when the network already applies a (spatial) softmax or sigmoid.
-    locref_std
-        DeepLabCut's scale of location-refinement offsets (only for ``heatmaps+locref``).
-    downsample_factor
-        Lightning Pose's ``data.downsample_factor`` (only for its decoder).
-    input_name, output_names
-        Names of the graph's input and outputs.
+        The name of its :class:`Decoder` in :data:`DECODERS`.
     batch_size
-        None when the batch dimension is dynamic, else the fixed size.
+        None when the batch dimension is dynamic.
     precision
-        ``fp32``, ``fp16`` (the precision of the graph's weights and input), ``int8`` (a graph
-        quantized by ONNX Runtime, float32 input: :mod:`pose.runtime.precision`) or ``tf32``
-        (the fp32 graph, run with TensorFloat-32 math on an NVIDIA GPU).
-    skeleton
-        Pairs of keypoint names to draw as lines.
+        ``fp32``, ``fp16`` (weights and input), ``int8`` (float32 input) or ``tf32`` (the fp32
+        graph with TensorFloat-32 math).
     source_file
-        For a network rebuilt from another framework's file (a DeepLabCut 3.0 export, a
-        Lightning Pose checkpoint): that file. ``model_file`` is then the ONNX graph converted
-        from it, and the ``pytorch`` backend rebuilds the network from it
-        (:func:`pose.loading.build_torch_module`). None otherwise.
+        The framework's file a network was rebuilt from (``model_file`` is then its converted
+        graph, and the ``pytorch`` backend rebuilds from it); None otherwise.
     any_input_size
-        True when the graph takes any input size (fully convolutional, as DeepLabCut runs its
-        models at the frame's own size): ``input_height`` and ``input_width`` are then the size
-        it was described for, and :meth:`at_input_size` gives the same model at another size.
+        The graph takes any size; the input size is the one it was described for
+        (:meth:`at_input_size` gives another).
     input_type
-        ``float`` (float32, or float16 for an ``fp16`` graph) or ``uint8`` (pixels as they are;
-        needs ``normalization="in-graph"``).
-    input_layout
-        ``nchw`` (N x C x H x W) or ``nhwc`` (N x H x W x C).
+        ``float`` or ``uint8`` (needs ``normalization="in-graph"``).
     normalization
-        ``outside``: the pre-processing feeds ``(pixel / 255 - mean) / std``; ``in-graph``: it
-        feeds pixels 0..255 and the graph normalises them (``mean`` and ``std`` then say what
-        the graph does).
+        ``outside`` (fed ``(pixel / 255 - mean) / std``) or ``in-graph`` (fed pixels 0..255;
+        ``mean`` and ``std`` say what the graph does).
     max_animals
-        The most animals the model reports per frame (1: a single-animal model). A
-        multi-animal model's decoder gives (A, K, 3) per frame, unused rows NaN.
+        1 for a single-animal model; a multi-animal decoder gives (A, K, 3), unused rows NaN.
     decoding
-        Decoder parameters a format needs beyond these fields (for example sleap-nn's grouping
-        settings); None for the others. Not compared.
+        A format's extra decoder parameters; not compared.
     letterbox
-        False: the frame (or crop) is resized to exactly the input size. True: it is resized by
-        one factor for both axes, the largest that fits, into the top-left corner of the input;
-        the rest of the input stays 0 (black). The top-left corner keeps the mapping a pure
-        scale per axis (:mod:`pose.runtime.transforms`).
+        Resized by one factor into the input's top-left corner, the rest black.
     trained_size
-        (height, width) of the frames the model was exported for (sleap-nn's traced size) or
-        trained on (Lightning Pose's labelled frames), when its files say; None otherwise.
-        Frames of another size run, unvalidated: :func:`frame_size_warning` says so.
+        (height, width) the model was exported for or trained on, when its files say; other
+        sizes run unvalidated (:func:`frame_size_warning`).
     identity_classes
-        For a model that names the animals itself (a sleap-nn identity model, class maps):
-        its classes, in order. Row i of each frame's result is then always class i, and
-        ``max_animals`` is their number. Empty for the other models.
+        A model that names the animals: its classes; row i is always class i.
     named_path, found_model
-        What ``[Pose] MODEL_PATH`` (or ``--model``) named when that was a framework's folder
-        around the model (a DeepLabCut project, a sleap-nn training folder, ...:
-        :mod:`pose.formats.framework_folders`), and the model found in it and loaded (a
-        DeepLabCut ``.pt`` export, a sleap-nn export folder, ...). None when the path named the
-        model itself.
+        The framework folder ``MODEL_PATH`` named and the model found in it; None when the path
+        named the model itself.
     """
 
     name: str

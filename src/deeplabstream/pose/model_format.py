@@ -31,27 +31,12 @@ log = logging.getLogger(__name__)
 class ModelFormat:
     """One kind of model on disk: how to recognise its path and load it into a description.
 
-    **What a format writes** (its core; docs/plugins.md, "Model formats", has a whole one):
-
-    * :attr:`name`: what messages call it;
-    * :meth:`recognises`: whether a path (``[Pose] MODEL_PATH``) is a model of this format;
-    * :meth:`load`: the :class:`~pose.model.ModelDescription` of the model at that path (its
-      ``model_file``, an ``.onnx`` graph the backends run, its keypoints, input size,
-      normalisation and how its outputs are decoded: the dataclass documents every field).
-
-    Everything else has a default that fits a format whose ``load`` is cheap and gives an ONNX
-    graph: :meth:`check` and :meth:`keypoints` load the model, :meth:`describes` compares the
-    description's ``framework`` with :attr:`name` (so ``load`` writes ``framework=self.name``),
-    and the texts of ``deeplabstream-inspect`` (:meth:`model_text`, :meth:`framework_text`,
-    :meth:`network_text`, :meth:`decoding_text`) read the description. The rest concerns
-    formats converted here from another framework's file (:attr:`converted`:
-    :meth:`build_module`, :meth:`comparison`, :meth:`pytorch_problem`), TorchScript files
-    (:meth:`torchscript_file`) and dynamic cropping (:meth:`input_multiple`).
-
-    Formats are probed in order, the built-ins first: a lab's format must not claim the paths
-    of another (recognise its own file name or suffix). It runs in the main process (checks,
-    the window) and in the inference worker (loading); ``load`` reads files, never runs a
-    network, and raises :class:`~pose.model.ModelError` naming the file and what is wrong.
+    A format writes :attr:`name`, :meth:`recognises` and :meth:`load` (docs/plugins.md, "Model
+    formats"); the rest has defaults for a format whose ``load`` is cheap and gives an ONNX
+    graph, and ``load`` must write ``framework=self.name``. Formats are probed in order, the
+    built-ins first: a lab's must recognise only its own files. ``load`` runs in the main
+    process and the inference worker, reads files, never runs a network, and raises
+    :class:`~pose.model.ModelError` naming the file and what is wrong.
     """
 
     #: Short name for messages; by default also the ``framework`` its descriptions carry.

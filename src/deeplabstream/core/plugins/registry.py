@@ -249,29 +249,22 @@ class Registry(Generic[T]):
     Parameters
     ----------
     kind
-        The kind in words, singular (``camera``, ``stimulation device``): every message uses it.
-    group
-        The entry point group (``deeplabstream.cameras``).
+        The kind in words, singular (``camera``): every message uses it.
     builtins
-        ``name -> "module:attribute"`` of the plugins shipped with the package, in the order
-        they are listed (and tried, for kinds that are probed in order).
+        ``name -> "module:attribute"`` of the shipped plugins, in the order they are tried.
     advice
-        What to do about an unknown name, appended to the message (``Set SOURCE to one of
-        them, ...``).
+        What to do about an unknown name, appended to the message.
     check, find_in_module, select
         What a plugin of the kind is, and how a module holds it (:class:`PluginPicker`).
     lab_folder
-        The folder beside the settings file where the lab keeps its own plugins of this kind
-        (``cameras``), or None for a kind without one (:attr:`lab`, a :class:`LabFolder`).
+        The folder beside the settings file for the lab's plugins of this kind, or None.
     normalise
-        Turns a written name into a registered one (``str.lower``: ``SOURCE = Basler`` is
-        ``basler``). A lab module is found by its file's stem as written, else by the one stem
-        that matches it ignoring case.
+        Turns a written name into a registered one (``str.lower``); a lab module is found by its
+        stem as written, else by the one stem that matches ignoring case.
     data_files
         The kind's plugins written as data (an experiment's configs), or None.
     by_class_name
-        Whether a bare name also finds the one registered ``module:Class`` whose class it names
-        (``AlternatingReward`` for ``examples:AlternatingReward``).
+        Whether a bare name also finds the one registered ``module:Class`` of that class name.
     """
 
     def __init__(
@@ -371,17 +364,14 @@ class Registry(Generic[T]):
     def get(self, name: str, settings_folder: Path | None = None) -> T:
         """Return the plugin ``name``, importing its module on first use.
 
-        ``name`` is tried, in order, as a registered name (built-in or entry point) and as a
-        module of the lab's folder beside the settings file (``NAME`` or ``NAME:Class``;
-        ``settings_folder`` None: the process's). It comes from a settings file or an
-        experiment config, so it never names a file or a module to import.
+        ``name`` is tried as a registered name, then as a module of the lab's folder (``NAME`` or
+        ``NAME:Class``; ``settings_folder`` None: the process's); it never names a file or module.
 
         Raises
         ------
         PluginPathError
-            ``name`` is a path (``x.py``, ``lab/x.py:Class``) or an import path
-            (``package.module:Class``): the message says to put the file in the lab's folder
-            and write its name.
+            ``name`` is a path or an import path: the message says to put the file in the lab's
+            folder and write its name.
         PluginClashError
             ``name`` is registered and the lab's folder has a module of that name too.
         UnknownPluginError

@@ -565,26 +565,11 @@ class PinLogFollower:
 class TruthCsvWriter(WholeRowsFile):
     """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
 
-    One animal: three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame
-    index and x, y, likelihood (always 1.0) per keypoint, so
-    ``pandas.read_csv(path, header=[0, 1, 2], index_col=0)`` reads it. Several animals
-    (``individuals`` given): DeepLabCut's multi-animal layout, with an ``individuals`` row after
-    ``scorer`` and x, y, likelihood per animal and keypoint (animal by animal), the likelihood
-    1.0 where the keypoint is visible and 0.0 where an animal drawn later covers it (x, y stay
-    the true position); ``header=[0, 1, 2, 3]`` reads it. Rows go through a preformatted
-    template, in whole rows (:class:`core.whole_rows.WholeRowsFile`): a disk error stops the
-    file at its last whole row without stopping the camera, and :attr:`error` says so.
-
-    Parameters
-    ----------
-    path
-        The file to create (an existing one is refused).
-    keypoint_names
-        The keypoints to write, in order; a subset of
-        :data:`hardware.simulator.arena.KEYPOINT_NAMES`.
-    individuals
-        The animals' names (:func:`hardware.simulator.herd.animal_names`) for the multi-animal
-        layout; empty for the single-animal layout.
+    Single-animal layout (``header=[0, 1, 2]``), likelihood always 1.0; with ``individuals``
+    the multi-animal layout (``header=[0, 1, 2, 3]``), likelihood 0.0 where an animal drawn later
+    covers the keypoint (x, y stay true). Whole rows (:class:`core.whole_rows.WholeRowsFile`): a
+    disk error stops the file at its last whole row, not the camera, and :attr:`error` says so.
+    An existing file is refused.
     """
 
     SCORER = "simulation"
@@ -775,23 +760,9 @@ def _truth_header(
 class SyntheticCamera(Camera):
     """A simulated top-down camera over an open field with 1 to 3 mice (``hardware.simulator``).
 
-    One mouse is simulated by :class:`hardware.simulator.arena.SimulatedArena`, several by
-    :class:`hardware.simulator.herd.SimulatedHerd`. Frame ``i`` is rendered into the capture loop's
-    slot and, with ``PACING = realtime``, delivered at ``t0 + i / FRAMERATE`` (``t0`` = the first
-    grab). A frame up to :data:`CATCH_UP_LIMIT_S` late is delivered at once (a host's hiccup is
-    caught up, as a camera's frame buffer would hold its frames); after a longer stall (its process
-    stopped, frames too large to render at FRAMERATE) the camera goes on with the frame due now,
-    never in a burst: the frames due meanwhile were not delivered, their indices are skipped and
-    counted as dropped by the camera. The stream never ends. Between
-    :meth:`start_session` and :meth:`close` each frame's true keypoints are appended to
+    Pacing, catching up and the truth file: docs/cameras.md. The stream never ends; between
+    :meth:`start_session` and :meth:`close` each frame's true keypoints go to
     ``<session>/<name>.truth.csv``.
-
-    Parameters
-    ----------
-    name
-        The camera's name (the ``[Camera NAME]`` section); names its files.
-    settings
-        The section's keys.
     """
 
     settings_class: ClassVar[type] = SyntheticSettings

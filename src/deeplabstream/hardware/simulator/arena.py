@@ -163,20 +163,12 @@ class ArenaParams:
 
     Parameters
     ----------
-    width, height
-        Frame size in pixels.
-    framerate
-        Frames per second; one simulation step is ``1 / framerate`` seconds.
-    seed
-        Seed of every random choice (motion, floor texture, noise, lighting phase).
     color
-        BGR frames (H, W, 3) when True, mono frames (H, W) when False.
+        BGR frames (H, W, 3) when True, mono (H, W) when False.
     motion
-        ``"random"``: a seeded random walk. ``"waypoints"``: the body centre follows
-        ``waypoints`` (linear between them by frame number, held before the first and after the
-        last); the positions are not checked against the walls.
-    waypoints
-        ``(frame, x, y)`` with strictly increasing frames (needed for ``motion="waypoints"``).
+        ``"random"`` (a seeded walk) or ``"waypoints"``: the body centre follows ``waypoints``
+        ``(frame, x, y)`` (strictly increasing frames, linear between them, held outside them,
+        not checked against the walls).
     noise
         Standard deviation of the pixel noise, in grey levels.
     lighting_drift
@@ -184,10 +176,8 @@ class ArenaParams:
     body_length
         Nose to tail base in pixels; None for 0.2 x the smaller frame side.
     behaviours
-        Names from :data:`BEHAVIOUR_NAMES`: the random walk becomes a sequence of labelled bouts
-        of these behaviours (:class:`BehaviourMotion`, :func:`simulate_behaviours`); the order
-        given does not matter. Empty (the default): the plain random walk, frame for frame as
-        without this field.
+        Names from :data:`BEHAVIOUR_NAMES`: the walk becomes labelled bouts of them
+        (:class:`BehaviourMotion`); empty keeps the plain walk, frame for frame.
     """
 
     width: int = 640
@@ -379,21 +369,10 @@ def simulate_poses(params: ArenaParams, n_frames: int) -> np.ndarray:
 
 
 def simulate_behaviours(params: ArenaParams, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Poses and behaviour labels of frames ``0 .. n_frames - 1`` without rendering.
+    """Poses (n_frames, :data:`POSE_WIDTH`) and behaviour labels of frames from 0, not rendered.
 
-    Parameters
-    ----------
-    params
-        The simulation, with ``behaviours`` set; the same params give the poses a
-        :class:`SimulatedArena` renders and the labels the synthetic camera writes.
-    n_frames
-        Number of frames from frame 0.
-
-    Returns
-    -------
-    tuple of (numpy.ndarray, numpy.ndarray)
-        The poses, shape (n_frames, :data:`POSE_WIDTH`), and the label of each frame, shape
-        (n_frames,), strings from :data:`BEHAVIOUR_NAMES`.
+    The same params give the poses a :class:`SimulatedArena` renders and the labels the
+    synthetic camera writes.
 
     Raises
     ------

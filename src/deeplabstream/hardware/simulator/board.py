@@ -221,23 +221,10 @@ def board_poses(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scripted board poses: flat on the floor for the first second, then moved around.
 
-    After the first second the board's centre glides between random waypoints over the arena
-    (x 120..280 mm, y 100..200 mm, 80..200 mm above the floor), tilted up to 40 degrees about a
-    random horizontal axis and turned up to 30 degrees about the vertical, always face up; every
-    third waypoint it is held still for half a second. Deterministic: the same arguments give
-    the same poses, and frame ``i``'s pose does not depend on ``n_frames`` (a longer script
-    begins with the shorter one), so a caller may extend it as it goes.
-
-    Parameters
-    ----------
-    seed
-        Seed of the waypoints.
-    n_frames
-        How many poses.
-    fps
-        Frames per second: sets the first second and the speed of the moves (1 s per move).
-    spec
-        The board moved (its size centres the waypoints on the board's middle).
+    The centre glides between random waypoints (x 120..280 mm, y 100..200 mm, 80..200 mm up),
+    tilted up to 40 degrees and turned up to 30, face up, 1 s per move, held still for half a
+    second every third waypoint. Frame ``i``'s pose does not depend on ``n_frames`` (a longer
+    script begins with the shorter one), so a caller may extend it as it goes.
 
     Returns
     -------

@@ -423,26 +423,10 @@ def truth_from_poses(
 def covered_by(
     pose: Pose, points: np.ndarray, params: ArenaParams, scale: float = 1.0
 ) -> np.ndarray:
-    """Which points lie under the drawn outline of an animal at ``pose``.
+    """Which of the (N, 2) pixel ``points`` lie under the drawn outline of an animal at ``pose``.
 
-    The outline is the one :class:`hardware.simulator.arena.ArenaRenderer` draws: trunk and head
-    ellipses, two ear discs and the tapering tail (clipped to the floor as drawn).
-
-    Parameters
-    ----------
-    pose
-        The covering animal.
-    points
-        Shape (N, 2): x, y in pixels.
-    params
-        The arena (body length, floor).
-    scale
-        The covering animal's size (its marks' ``scale``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (N,), bool.
+    The outline is the renderer's (trunk, head, ears, tail, clipped to the floor); ``scale`` is
+    the covering animal's size (its marks' ``scale``).
     """
     plan, length = BODY_PLAN, params.body_length_px * scale
     axis = length * pose.stretch  # lengths along the body and head axes (widths do not scale)

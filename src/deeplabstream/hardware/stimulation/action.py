@@ -37,28 +37,20 @@ def _check_animal(animal: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One command for one channel of one stimulation device (see the module docstring).
+    """One command for one channel of one stimulation device (docs/plugins.md, "Devices").
 
     Parameters
     ----------
-    device
-        The name of a configured stimulation device (no spaces).
     command
-        ``"on"``, ``"off"``, ``"pulse"``, ``"pattern"`` or ``"reset"``.
-    channel
-        The device's output channel (whole number >= 0; ``reset`` has none and keeps 0).
+        ``"on"``, ``"off"``, ``"pulse"``, ``"pattern"`` or ``"reset"`` (no channel, keeps 0).
     duration_s
-        ``pulse`` only: how long the channel is on (> 0 s).
-    on_s, off_s
-        ``pattern`` only: on time and off time of one cycle (> 0 s each).
-    count
-        ``pattern`` only: number of cycles (>= 1), or None to repeat until ``off``.
-    reason
-        What caused it (a rule, a trial, "stop"...), for the event log.
-    animal
-        The animal it is for (numbered from 1), for the event log only: a device ignores it.
-        A config rule whose trigger has ``ANIMAL = each`` sets it to the animal whose edge fired
-        it (:meth:`for_animal`); ``events.csv`` writes it in its ``animal`` column.
+        ``pulse`` only: seconds on (> 0).
+    on_s, off_s, count
+        ``pattern`` only: seconds on and off per cycle (> 0), and cycles (>= 1; None: until
+        ``off``).
+    reason, animal
+        For the event log only: what caused it, and the animal it is for (from 1; set by
+        :meth:`for_animal` for ``ANIMAL = each``).
     """
 
     device: str

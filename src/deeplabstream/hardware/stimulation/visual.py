@@ -90,21 +90,14 @@ class VisualStimulator(StimulationDevice):
     Parameters
     ----------
     colors : sequence of str
-        One colour per channel, any Qt colour name (``"white"``, ``"#00ff00"``); their number
-        is the channel count.
+        One Qt colour name per channel; their number is the channel count.
     images : sequence of str or Path
-        Optional image file per channel (``""`` for none; may be shorter than ``colors``),
-        drawn scaled to fit, centred, on the channel's colour.
-    background : str
-        The colour shown while every channel is off.
+        Optional image per channel (``""``: none; may be shorter than ``colors``), scaled to fit
+        and centred on the channel's colour.
     screen : int
-        Index of the screen (as Qt numbers them) the window goes to.
-    fullscreen : bool
-        Full screen on ``screen``; False for a normal window of ``window_size``.
-    window_size : tuple of int
-        Width and height of the window when not full screen.
+        The screen's index as Qt numbers them.
     open_timeout_s : float
-        How long :meth:`open` waits for the display process to show its window.
+        How long :meth:`open` waits for the display process's window.
     """
 
     name = "visual"

@@ -315,28 +315,21 @@ class Augmentation:
     Attributes
     ----------
     crop
-        Side of the square training crop in input pixels (a multiple of 32); 0 trains on whole
-        frames. Crops around the animal spend the computation where the keypoints are.
+        Side of the square training crop in input pixels (a multiple of 32); 0: whole frames.
     on_animal
-        Probability that a crop is placed so that it shows the animal (else anywhere).
-    scale
-        Range of the zoom factor (drawn log-uniformly).
+        Probability that a crop shows the animal (else anywhere).
+    scale, contrast
+        Ranges of the zoom (drawn log-uniformly) and contrast factors.
     rotation
-        Largest rotation in degrees (180: any direction, right for cameras looking down).
+        Largest rotation in degrees (180: any direction).
     flip
-        Mirror left-right half of the time, swapping left/right keypoints.
-    brightness
-        Largest brightness shift in grey levels.
-    contrast
-        Range of the contrast factor.
+        Mirror half of the time, swapping left/right keypoints.
+    brightness, noise
+        Largest brightness shift and noise standard deviation, in grey levels.
     color
-        Largest relative change of each colour channel's gain.
-    gray
-        Probability of turning the crop grey (mono cameras).
-    noise
-        Largest standard deviation of added pixel noise, in grey levels.
-    blur
-        Probability of a light motion blur.
+        Largest relative change of each channel's gain.
+    gray, blur
+        Probabilities of turning the crop grey and of a light motion blur.
     """
 
     crop: int = 160
@@ -497,20 +490,9 @@ def make_targets(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heatmap, location-refinement and mask targets for keypoints in input pixels.
 
-    Parameters
-    ----------
-    keypoints
-        (K, 2) x, y in input pixels; NaN (unlabeled) or outside the image gives an empty map.
-    image_size
-        (width, height) of the input.
-    sigma
-        Standard deviation of the Gaussian, in heatmap pixels.
-    locref_radius
-        Offsets are learned within this many heatmap pixels of the keypoint.
-    locref_std
-        Offsets are in units of this many input pixels.
-    stride
-        Input pixels per heatmap pixel.
+    ``keypoints`` (K, 2) NaN or outside the image gives an empty map; ``image_size`` is (width,
+    height); ``sigma`` and ``locref_radius`` are in heatmap pixels, offsets in units of
+    ``locref_std`` input pixels.
 
     Returns
     -------

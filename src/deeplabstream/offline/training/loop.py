@@ -245,23 +245,10 @@ def train(
 ) -> TrainResult:
     """Train a PoseNet; keep the weights with the lowest mean validation error.
 
-    Parameters
-    ----------
-    draw
-        Returns a random training sample (input size) for a random generator.
-    validation
-        Whole frames the checkpoints are chosen on.
-    keypoints
-        Keypoint names (left/right pairs are swapped by mirrored crops).
-    input_size
-        The network's input (width, height).
-    config
-        Steps, batch, optimiser, augmentation, loss, network shape and seed.
-    log
-        Where progress lines go.
-    task
-        Another kind of training (network, batches, loss, validation); None: the single-animal
-        heatmaps and offsets of :func:`training_batches`, :func:`pose_loss` and :func:`validate`.
+    ``draw`` returns a random training sample (input size) for a generator; ``validation`` holds
+    the whole frames checkpoints are chosen on; ``input_size`` is (width, height). ``task``
+    trains another kind (network, batches, loss, validation); None: the single-animal heatmaps
+    and offsets.
 
     Returns
     -------

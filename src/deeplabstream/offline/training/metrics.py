@@ -98,24 +98,9 @@ def format_errors(summary: dict[str, Any]) -> str:
 class OnnxPredictor:
     """Keypoints of whole frames from an exported model with ONNX Runtime (for scoring).
 
-    This follows the live path (area resize or letterbox, RGB, the graph's input format, argmax
-    decoding) in a few lines, for frames of any size; the application itself uses
-    :mod:`pose.runtime.estimator` (and so does :func:`evaluate_synthetic`).
-
-    Parameters
-    ----------
-    onnx_file
-        The exported network.
-    input_size
-        Its (width, height).
-    use_locref
-        Decode with the location-refinement offsets (else parabola refinement).
-    threads
-        ONNX Runtime intra-op threads.
-    input_format
-        How the graph takes its input (the network's :class:`~pose.networks.own.InputFormat`).
-    letterbox
-        Letterbox frames into the input (else resize them to fill it).
+    The live path (resize or letterbox, RGB, the graph's input format, argmax decoding) in a few
+    lines, for frames of any size; the application uses :mod:`pose.runtime.estimator`.
+    ``input_size`` is (width, height); without ``use_locref`` peaks are refined by a parabola.
     """
 
     def __init__(

@@ -159,28 +159,15 @@ def pair_targets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps and part-affinity fields of several animals (``pose.decoding.peaks``' convention).
 
-    Parameters
-    ----------
-    keypoints
-        (A, K, 2) x, y in input pixels; NaN where unlabeled (a hidden keypoint).
-    image_size
-        (width, height) of the input.
-    edges
-        (source, destination) keypoint indices.
-    sigma
-        Gaussian standard deviation, heatmap pixels.
-    paf_width
-        Half-width of a limb's band, heatmap pixels.
-    stride
-        Input pixels per heatmap pixel.
+    ``keypoints`` is (A, K, 2) in input pixels, NaN where unlabelled; ``image_size`` (width,
+    height); ``sigma`` and ``paf_width`` (a limb band's half-width) in heatmap pixels.
 
     Returns
     -------
     tuple of numpy.ndarray
-        Heatmaps (K, h, w) in 0..1, the maximum over animals of each animal's Gaussian
-        (:func:`offline.training.data.make_targets`); fields (2E, h, w), channels ``x0, y0, x1,
-        ...``: the unit vector source -> destination within ``paf_width`` of the limb, averaged over
-        the animals whose limbs cover a pixel, zero elsewhere.
+        Heatmaps (K, h, w) in 0..1, the maximum over animals; fields (2E, h, w), channels ``x0,
+        y0, x1, ...``: the unit vector source -> destination near the limb, averaged over the
+        animals covering a pixel, zero elsewhere.
     """
     width, height = image_size
     w, h = width // stride, height // stride
@@ -830,9 +817,7 @@ def evaluate_pair(
 ) -> dict[str, Any]:
     """Errors of a multi-animal model folder on fresh frames of the simulated herd.
 
-    The frames go through the application's own path
-    (:class:`pose.runtime.estimator.NetworkEstimator`, ONNX Runtime,
-    :meth:`~pose.runtime.estimator.NetworkEstimator.estimate_animals`).
+    The frames go through the application's own path (``NetworkEstimator.estimate_animals``).
 
     Parameters
     ----------
@@ -841,18 +826,8 @@ def evaluate_pair(
     seeds
         Arena seeds (below 1000: training never uses them); arena ``i`` plays
         ``scenarios[i % len(scenarios)]``.
-    frames_per_seed
-        Frames scored per arena.
-    arena_size
-        Frame (width, height).
-    scenarios
-        The scenarios, cycled over the seeds.
     every
         Score every ``every``-th frame.
-    threads
-        ONNX Runtime threads.
-    animals
-        Mice per arena.
     timing_frames
         Frames timed one at a time after scoring.
 

@@ -493,26 +493,9 @@ def evaluate_synthetic(
 ) -> dict[str, Any]:
     """Pixel errors of a model folder on fresh frames of the simulated camera.
 
-    The frames go through the application's own path
-    (:class:`pose.runtime.estimator.NetworkEstimator` with ONNX Runtime): what is scored is
-    what runs live.
-
-    Parameters
-    ----------
-    model
-        A model folder of this project's format.
-    seeds
-        Arena seeds (use seeds below 1000: training never uses them).
-    frames_per_seed
-        Frames scored per arena.
-    arena_size
-        Frame (width, height).
-    every
-        Score every ``every``-th frame of the walk (neighbouring frames are near-duplicates).
-    threads
-        ONNX Runtime threads.
-    timing_frames
-        Frames timed one at a time after scoring.
+    The frames go through the application's own path (``NetworkEstimator``, ONNX Runtime): what
+    is scored is what runs live. Use seeds below 1000 (training never uses them); ``every``
+    skips neighbouring frames, which are near-duplicates.
 
     Returns
     -------

@@ -33,24 +33,13 @@ class PafDecoding:
     edges
         (source, destination) keypoint indices, in the order of the PAF channel pairs.
     peak_threshold
-        Peaks need at least this probability (the sigmoid of the heatmap logit).
-    max_peaks
-        At most this many peaks per keypoint (the strongest).
-    line_points
-        Points sampled along each candidate segment.
-    min_line_score
-        Matches scoring lower are dropped.
-    max_edge_length
-        Segments longer than this (input pixels) are penalised: the score gains
-        ``distance_penalty * (max_edge_length / length - 1)`` (negative).
-    distance_penalty
-        Weight of that penalty.
-    min_instance_peaks
-        Instances with fewer points are dropped.
+        The least probability of a peak (the sigmoid of the heatmap logit).
+    max_edge_length, distance_penalty
+        Longer segments (input pixels) score ``distance_penalty * (max_edge_length / length -
+        1)`` more (negative).
     root
-        The keypoint the grouping starts from; the edges are then used as a tree grown from it
-        (:meth:`grouping_edges`). None: all edges in their own direction, from the keypoints
-        that are no edge's destination (sleap-nn's way).
+        The keypoint the grouping grows a tree from (:meth:`grouping_edges`); None: every edge
+        in its own direction (sleap-nn's way).
     """
 
     edges: tuple[tuple[int, int], ...]
@@ -159,26 +148,14 @@ class PafDecoding:
 def find_peaks(
     heatmaps: np.ndarray, stride: float, threshold: float, max_peaks: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Find the strongest local maxima of each heatmap, refined below a heatmap pixel.
-
-    Parameters
-    ----------
-    heatmaps
-        (N, K, h, w) logits.
-    stride
-        Input pixels per heatmap pixel.
-    threshold
-        Least probability of a peak.
-    max_peaks
-        The most peaks kept per map.
+    """Find the strongest local maxima of each heatmap (N, K, h, w logits), refined below a pixel.
 
     Returns
     -------
     tuple of numpy.ndarray
-        Peaks (N, K, P, 2) x, y in input pixels (NaN where invalid), their probabilities
-        (N, K, P) and which are valid (N, K, P), strongest first. P is the most valid peaks any
-        map has (at least 1, at most ``max_peaks``): the line scores then cost no more than
-        the peaks found.
+        Peaks (N, K, P, 2) x, y in input pixels (NaN where invalid), their probabilities and
+        validity (N, K, P), strongest first. P is the most valid peaks of any map (1 to
+        ``max_peaks``), so line scores cost no more than the peaks found.
     """
     logits = np.asarray(heatmaps, dtype=np.float32)
     n, k, h, w = logits.shape
@@ -331,27 +308,14 @@ def decode_pafs(
     settings: PafDecoding,
     max_animals: int,
 ) -> np.ndarray:
-    """Animals of each frame from heatmaps and part-affinity fields.
-
-    Parameters
-    ----------
-    heatmaps
-        (N, K, h, w) logits.
-    pafs
-        (N, 2E, h, w) fields.
-    stride
-        Input pixels per heatmap pixel.
-    settings
-        Peaks, line scores and grouping.
-    max_animals
-        A, the rows of the result.
+    """Animals of each frame from heatmaps (N, K, h, w logits) and fields (N, 2E, h, w).
 
     Returns
     -------
     numpy.ndarray
-        (N, A, K, 3) float64: x, y in input pixels and the peak's probability; NaN (all three)
-        for missing points and unused rows. Animals by instance score, best first, when more
-        than A were found; otherwise in grouping order.
+        (N, A, K, 3) float64: x, y in input pixels and the peak's probability; NaN for missing
+        points and unused rows. The best A by instance score when more were found; otherwise in
+        grouping order.
     """
     n, k = heatmaps.shape[:2]
     peaks, probability, valid = find_peaks(
@@ -390,19 +354,9 @@ def decode_pafs(
 
 
 def decode_paf_bottomup(outputs: Sequence[np.ndarray], description: ModelDescription) -> np.ndarray:
-    """Decode a paf-bottomup model's outputs (the estimator's entry point).
+    """Decode a paf-bottomup model's ``heatmaps`` and ``pafs`` (the estimator's entry point).
 
-    Parameters
-    ----------
-    outputs
-        ``heatmaps`` and ``pafs``, in ``description.output_names`` order.
-    description
-        The model; ``decoding`` is its :class:`PafDecoding`, ``max_animals`` the rows A.
-
-    Returns
-    -------
-    numpy.ndarray
-        (N, A, K, 3) in input pixels, as :func:`decode_pafs`.
+    Returns (N, A, K, 3) in input pixels, as :func:`decode_pafs`.
 
     Raises
     ------

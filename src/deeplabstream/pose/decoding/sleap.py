@@ -93,24 +93,14 @@ def group_bottomup(
 ) -> list[FrameInstances]:
     """Group a batch of exported peaks and line scores into instances, as sleap-nn does.
 
-    Parameters
-    ----------
-    peaks, peak_vals, peak_mask, line_scores, candidate_mask
-        The graph's outputs for B frames (shapes in the module's docstring).
-    edges
-        (source, destination) node indices, in ``line_scores`` order.
-    input_scale
-        Points are ``peaks / input_scale``.
-    min_line_scores, min_instance_peaks
-        sleap-nn's grouping settings (see :class:`SleapDecoding`).
-    edge_order
-        The order in which edges are assembled; default :func:`bfs_edges`.
+    The first five arguments are the graph's outputs for B frames (docs/pose-internals.md);
+    points are ``peaks / input_scale``; ``edge_order`` defaults to :func:`bfs_edges`.
 
     Returns
     -------
     list
-        Per frame, (points (M, K, 2) float64, NaN for missing; point scores (M, K), NaN for
-        missing; instance scores (M,)), in sleap-nn's order.
+        Per frame, (points (M, K, 2), point scores (M, K), NaN where missing; instance scores
+        (M,)), in sleap-nn's order.
     """
     peaks = np.asarray(peaks)
     batch, n_nodes, n_peaks = peaks.shape[:3]

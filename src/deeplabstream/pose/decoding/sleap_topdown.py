@@ -31,26 +31,18 @@ class SleapTopDownDecoding:
     Attributes
     ----------
     crop_size
-        (height, width) of the crops the instance model sees, in frame pixels.
+        (height, width) of the instance model's crops, in frame pixels.
     max_instances
-        The centroid slots baked into the graph (``--max-instances`` at export): the most
-        animals the graph can find per frame.
-    centroid_input_scale, instance_input_scale
-        The scale each network's input is resized by inside the graph.
+        The centroid slots baked into the graph: the most animals found per frame.
     anchor_part
-        The keypoint the centroid model was trained on (None: the centre of the keypoints).
-    class_names
-        An identity model's classes in the order of its logits; () for a plain model.
+        The centroid model's keypoint (None: the centre of the keypoints).
     instance_stride
-        Crop pixels per confidence-map pixel of the instance model (its output stride divided
-        by its input scale).
-    peak_threshold
-        A keypoint whose map stays below this is missing (baked into sleap-nn's graph).
+        Crop pixels per confidence-map pixel of the instance model.
     instance_graph, crops_name, instance_outputs
-        The instance stage cut from sleap-nn's graph (:mod:`pose.formats.sleap_stages`): its
-        file, input and outputs (maps, then class logits). None: the whole graph runs as one.
+        The instance stage cut from sleap-nn's graph: file, input, outputs (maps, then class
+        logits). None: the whole graph runs as one.
     export_graph
-        sleap-nn's graph the stages were cut from (its export folder holds the metadata).
+        sleap-nn's graph the stages were cut from.
     """
 
     crop_size: tuple[int, int]
@@ -389,29 +381,15 @@ def run_instance_stage(
 ) -> dict[str, np.ndarray]:
     """Cut the crops and run the instance stage: the combined graph's outputs, valid slots.
 
-    Parameters
-    ----------
-    images
-        (N, C, H, W) uint8, the frames fed to the centroid stage.
-    centroid_outputs
-        Its outputs by name (``centroids``, ``centroid_vals``, ``instance_valid``).
-    settings
-        The model's top-down settings.
-    run_instances
-        Runs the instance stage on (n, C, h, w) float32 crops (the cut graph, on a backend).
-    timings
-        Gets the seconds spent on ``crop``, ``instance`` and ``peaks`` added.
-    n_nodes
-        The keypoints per animal (the outputs' size when no animal was found).
-    cutter
-        Cuts the crops into its buffers (kept between frames); None makes one for this call.
+    ``run_instances`` runs the cut instance graph on (n, C, h, w) float32 crops; ``timings``
+    gets the seconds of ``crop``, ``instance`` and ``peaks`` added; ``cutter`` keeps its buffers
+    between frames (None: one for this call).
 
     Returns
     -------
     dict
         ``peaks`` (N, I, K, 2), ``peak_vals`` (N, I, K), ``instance_valid`` (N, I) and, for an
-        identity model, ``class_logits`` (N, I, C): what sleap-nn's one graph outputs for the
-        valid slots (the others stay empty: they are never read).
+        identity model, ``class_logits`` (N, I, C); invalid slots are left unfilled.
     """
     t0 = time.perf_counter()
     centroids = np.asarray(centroid_outputs["centroids"], np.float32)

@@ -19,23 +19,9 @@ CROP_FROM: tuple[CropFrom, ...] = ("same_frame", "previous_frame")
 def left_the_crop(points: np.ndarray, center: np.ndarray, reach: np.ndarray) -> bool:
     """Return True when an animal seen in a crop cut around its last position may have left it.
 
-    Parameters
-    ----------
-    points
-        (K, 2) the keypoints found in the crop that place the animal (its anchor part alone,
-        or all of them), frame pixels; NaN: not found.
-    center
-        (x, y) the crop's centre, frame pixels.
-    reach
-        (x, y) how far from the centre the animal may be and stay in the crop (frame pixels):
-        a quarter of the crop's width and height for crops centred on the animal (sleap-nn),
-        more for boxes that frame it (DeepLabCut).
-
-    Returns
-    -------
-    bool
-        True when none of ``points`` was found, or their median is farther than ``reach`` from
-        the centre along x or y (the median: one keypoint far off does not move it).
+    ``points`` (K, 2, frame pixels, NaN: not found) are the keypoints that place the animal;
+    ``reach`` is how far from ``center`` it may be along x and y and stay in the crop. True when
+    none was found or their median (robust to one keypoint far off) is beyond ``reach``.
     """
     seen = points[~np.isnan(points[:, 0])]
     if not len(seen):

@@ -45,19 +45,13 @@ class ConversionSpec:
     ----------
     sources
         The framework's files the network comes from; their bytes are the cache key.
-    input_name, output_names
-        Names of the graph's input and outputs (the module returns the outputs in this order).
-    example_shape
-        (N, C, H, W) of the input used to trace the module.
+    output_names
+        In the order the module returns its outputs.
     dynamic_size
-        Whether height and width stay free in the graph (fully convolutional networks that run
-        at the camera's size); the batch is always free.
-    compare
-        Differences between the module's and the graph's outputs on the check input.
-    tolerances
-        The largest allowed value of each difference of ``compare`` for fp32.
-    fp16_tolerances
-        The same for fp16 (only gross errors: fp16 is measured, not pinned).
+        Height and width stay free in the graph (the batch always is).
+    compare, tolerances, fp16_tolerances
+        The differences between module and graph on the check input, and the largest allowed at
+        fp32 and (gross errors only) fp16.
     """
 
     sources: tuple[Path, ...]

@@ -419,23 +419,11 @@ def load_deeplabcut(
     frame_size: tuple[int, int] | None = None,
     precision: Precision = "fp32",
 ) -> ModelDescription:
-    """Describe a DeepLabCut 3.0 export, converting it to ONNX on first use.
+    """Describe a DeepLabCut 3.0 ``.pt`` export, converting it to ONNX on first use.
 
-    Parameters
-    ----------
-    path
-        The ``.pt`` file that ``deeplabcut.export_model`` wrote.
-    frame_size
-        (height, width) of the frames the model will see: the network runs at exactly this
-        size, as DeepLabCut runs it at the frame's own size. Default 640x480.
-    precision
-        ``fp32`` (DeepLabCut's numbers) or ``fp16`` (half-precision network, float32 decoding).
-
-    Returns
-    -------
-    ModelDescription
-        ``framework="deeplabcut"``, ``output_kind="coordinates"``, ``model_file`` the ONNX
-        graph, ``source_file`` the export.
+    ``frame_size`` (height, width; default 640x480) is the size the network runs at, as
+    DeepLabCut runs it at the frame's own size. ``fp16`` gives a half-precision network with
+    float32 decoding.
 
     Raises
     ------

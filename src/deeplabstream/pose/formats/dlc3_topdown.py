@@ -757,23 +757,11 @@ def open_topdown_estimator(
 ) -> DlcTopDownEstimator:
     """Open a top-down estimator on ONNX Runtime, or on the rebuilt PyTorch modules.
 
-    Parameters
-    ----------
-    description
-        The model (:func:`load_dlc_topdown`).
-    open_backend
-        :func:`pose.runtime.backends.open_backend` (passed in: the formats sit below the
-        runtime). None runs both rebuilt PyTorch modules (as DeepLabCut runs them).
-    backend
-        The detector's opened backend (the worker's); None opens one.
-    device, threads
-        Of the backends opened here (``threads`` None: 1). The inference worker passes its
-        detector backend's (``pose.runtime.backends.second_graph_device`` / ``_threads``), so
-        that the pose stage runs beside it.
-    frame_shape
-        The frames' shape, for the record.
-    crop_from
-        ``same_frame`` or ``previous_frame`` (:mod:`pose.decoding.two_stage`).
+    ``open_backend`` is :func:`pose.runtime.backends.open_backend`, passed in because the formats
+    sit below the runtime; None runs both rebuilt modules (as DeepLabCut does). ``backend`` is
+    the detector's opened backend (None: opened here); ``device`` and ``threads`` (None: 1) are
+    those of the backends opened here, which the worker sets to its detector's so the pose stage
+    runs beside it.
     """
     decoding = topdown_decoding_of(description)
     if decoding is not None and decoding.detection_limits is not None:

@@ -28,18 +28,7 @@ class _GraphInfo:
 
 
 def load_lightning_pose(path: str | Path) -> ModelDescription:
-    """Describe a Lightning Pose ONNX export.
-
-    Parameters
-    ----------
-    path
-        The model folder (with ``config.yaml`` and ``exports_onnx/``), or one ``.onnx`` file in
-        its ``exports_onnx/``.
-
-    Returns
-    -------
-    ModelDescription
-        With ``framework="lightning-pose"``, ``decoder="lightning-pose"``.
+    """Describe a Lightning Pose ONNX export (its model folder, or one ``exports_onnx/*.onnx``).
 
     Raises
     ------

@@ -348,19 +348,8 @@ def conversion_spec(checkpoint: LightningCheckpoint) -> ConversionSpec:
 def load_lightning_checkpoint(path: str | Path, precision: Precision = "fp32") -> ModelDescription:
     """Describe a Lightning Pose checkpoint, converting it to ONNX on first use.
 
-    Parameters
-    ----------
-    path
-        The ``.ckpt`` file, or the model folder (``config.yaml`` + ``tb_logs/``) when it holds
-        one checkpoint (or one whose name contains ``best``).
-    precision
-        ``fp32`` (Lightning Pose's numbers) or ``fp16``.
-
-    Returns
-    -------
-    ModelDescription
-        As :func:`pose.formats.lightning.load_lightning_pose` gives for an export, with
-        ``model_file`` the converted graph and ``source_file`` the checkpoint.
+    ``path`` is the ``.ckpt``, or the model folder when it holds one checkpoint (or one named
+    ``best``).
 
     Raises
     ------

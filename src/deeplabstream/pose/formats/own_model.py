@@ -317,27 +317,11 @@ def save_own_model(
     network: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a model folder: the network files and ``model.json``.
+    """Write a model folder (the network files and ``model.json``) and return its ``model.json``.
 
-    Parameters
-    ----------
-    folder
-        Where to write (created if needed).
-    description
-        Names, input and output facts (its ``model_file`` is ignored: the ONNX is ``onnx_file``).
-    onnx_file
-        The ONNX graph; copied to ``folder/model.onnx`` unless it is already there.
-    torchscript
-        An optional TorchScript file, copied to ``folder/model.pt``.
-    network
-        The network's shape (:meth:`pose.networks.own.NetworkConfig.to_dict`), to rebuild it.
-    training
-        Provenance: data, seed, epochs, command, accuracy, ...
-
-    Returns
-    -------
-    pathlib.Path
-        The written ``model.json``.
+    ``onnx_file`` is copied to ``folder/model.onnx`` (``description.model_file`` is ignored),
+    ``torchscript`` to ``folder/model.pt``; ``network`` is
+    :meth:`pose.networks.own.NetworkConfig.to_dict`, ``training`` the provenance.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -97,27 +97,11 @@ def is_export_folder(path: Path) -> bool:
 def load_sleap(
     path: str | Path, frame_size: tuple[int, int] | None = None, *, stages: bool = True
 ) -> ModelDescription:
-    """Describe a sleap-nn bottom-up ONNX export, with or without identity classes.
+    """Describe a sleap-nn ONNX export (folder or ``model.onnx``; docs/sleap-models.md).
 
-    Parameters
-    ----------
-    path
-        The export folder, or its ``model.onnx``.
-    frame_size
-        (height, width) of the frames, used as the input size when neither the metadata nor
-        the training config names the size the graph was traced at.
-    stages
-        For a top-down model: run its two stages apart (sleap-nn's graph cut in two,
-        :mod:`pose.formats.sleap_stages`: the instance model only on the animals found, each
-        stage timed); False runs sleap-nn's one graph as it is (every slot cropped and run).
-
-    Returns
-    -------
-    ModelDescription
-        ``framework="sleap-nn"``, uint8 input normalised in the graph; a bottom-up model has
-        ``decoder="sleap-bottomup"`` and a :class:`~pose.decoding.sleap.SleapDecoding`, an
-        identity model ``decoder="sleap-classes"``, its ``identity_classes`` and a
-        :class:`~pose.decoding.sleap_classes.SleapClassDecoding`.
+    ``frame_size`` (height, width) is the input size when neither the metadata nor the training
+    config names the traced size. ``stages=False`` runs a top-down export's one graph as sleap-nn
+    wrote it (every slot cropped and run) instead of its two stages apart.
 
     Raises
     ------

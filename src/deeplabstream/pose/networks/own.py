@@ -131,29 +131,20 @@ INPUT_FORMATS: dict[str, InputFormat] = {
 class NetworkConfig:
     """The shape of a network; stored in ``model.json`` so a model can be rebuilt.
 
+    None in ``widths``, ``decoder_width`` or ``blocks`` means the architecture's default.
+
     Attributes
     ----------
-    num_keypoints
-        K, the number of heatmaps.
     widths
-        Encoder channels: at strides 2, 4, 8, 16 and 32 (``resnet-fpn``) or 4, 8, 16 and 32
-        (``separable-fpn``). None: the architecture's default.
-    decoder_width
-        Channels of the feature pyramid and of the head. None: the architecture's default.
-    locref
-        Whether the network also predicts location-refinement offsets.
+        Encoder channels at strides 2 to 32 (``resnet-fpn``) or 4 to 32 (``separable-fpn``).
     architecture
-        ``resnet-fpn`` (the first design, the default so that older files rebuild it) or
+        ``resnet-fpn`` (the first design, the default so older files rebuild) or
         ``separable-fpn``.
     blocks
-        Residual blocks at strides 4, 8, 16 and 32 (``separable-fpn`` only; the first design's
-        are fixed). None: the architecture's default.
-    input
-        How the graph takes its input.
+        Residual blocks at strides 4 to 32 (``separable-fpn`` only).
     refine_width
-        ``separable-fpn`` only: 0 for outputs straight from the stride-8 head (a transposed
-        convolution), else the channels of a stride-4 refinement head (the head's features
-        brought to stride 4, the stem's features added, one full 3x3 convolution, 1x1 outputs).
+        ``separable-fpn`` only: 0 for outputs from the stride-8 head, else the channels of a
+        stride-4 refinement head.
     """
 
     num_keypoints: int

@@ -116,24 +116,9 @@ def open_backend(
 ) -> InferenceBackend:
     """Open the network of ``description`` on a backend and device.
 
-    Parameters
-    ----------
-    description
-        The model; ``model_file`` is the file the backend loads.
-    backend
-        ``onnxruntime`` (for ``.onnx`` files), ``pytorch`` (TorchScript, or a converted
-        model's rebuilt network), ``openvino`` (``.onnx`` files, CPU only), or the name of
-        an installed package's backend (:data:`BACKENDS`).
-    device
-        ``cpu``, ``cuda`` (ONNX Runtime, PyTorch), or ``tensorrt``, ``directml`` (Windows),
-        ``coreml`` (macOS): ONNX Runtime only.
-    threads
-        Threads for the CPU work of one inference (ONNX Runtime's ``intra_op_num_threads``,
-        ``torch.set_num_threads``).
-
-    Returns
-    -------
-    InferenceBackend
+    ``backend`` is ``onnxruntime``, ``pytorch``, ``openvino`` (CPU only) or an installed
+    package's (:data:`BACKENDS`); ``tensorrt``, ``directml`` and ``coreml`` devices are ONNX
+    Runtime's only. ``threads`` is the CPU threads of one inference.
 
     Raises
     ------
@@ -212,35 +197,26 @@ class OnnxRuntimeBackend:
 
     Parameters
     ----------
-    description
-        The model; ``model_file`` must be an ``.onnx`` file.
     device
-        ``cpu``, ``cuda``, ``tensorrt``, ``directml`` (Windows) or ``coreml`` (macOS): one
-        execution provider each, with the options of :func:`pose.runtime.providers.provider_plan`.
-    threads
-        ``intra_op_num_threads`` of the session.
+        ``cpu``, ``cuda``, ``tensorrt``, ``directml`` or ``coreml``, with the options of
+        :func:`pose.runtime.providers.provider_plan`.
     allow_spinning
-        Let idle pool threads spin (ONNX Runtime's default) or make them sleep; None follows
-        :func:`set_idle_threads_spin` (sleep unless the process said otherwise; see below).
+        Let idle pool threads spin; None follows :func:`set_idle_threads_spin`.
     io_binding
-        Run through IO binding (:mod:`pose.runtime.iobinding`: buffers allocated once per input
-        shape, outputs written in place); False runs ``session.run`` (new arrays every call),
-        for comparison.
+        False runs ``session.run`` (new arrays every call), for comparison.
     progress
-        Gets the lines of a TensorRT engine build (the window's status); they are logged too.
+        Gets the lines of a TensorRT engine build; they are logged too.
     cuda_graph
-        On CUDA, capture a CUDA graph per input shape (:class:`~pose.runtime.iobinding.
-        CudaGraphBinding`, checked against a plain session of the same graph before it is
-        used); None follows :func:`set_cuda_graph` (off unless the process said otherwise).
+        On CUDA, capture a checked graph per input shape
+        (:class:`~pose.runtime.iobinding.CudaGraphBinding`); None follows :func:`set_cuda_graph`.
 
     Attributes
     ----------
     provider
         The execution provider that runs the graph.
     providers
-        What ``session.json`` records: the providers and options asked for and those ONNX
-        Runtime applied, the notes on options left off, the IO binding, the input memory and,
-        for TensorRT, the engine cache.
+        What ``session.json`` records of the providers, their options, the IO binding, the input
+        memory and TensorRT's engine cache.
     """
 
     name: ClassVar[str] = "onnxruntime"

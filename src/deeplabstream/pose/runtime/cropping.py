@@ -20,24 +20,8 @@ from deeplabstream.pose.model_format import format_of_description
 class CropSettings:
     """How one camera crops (``[Pose]`` values, overridden by its ``[Camera NAME]`` section).
 
-    Attributes
-    ----------
-    enabled
-        Dynamic cropping on.
-    margin
-        Pixels added on every side of the confident keypoints' bounding box.
-    likelihood
-        Keypoints at or above this likelihood count as confident.
-    min_keypoints
-        Confident keypoints needed to crop; fewer means tracking is lost (whole frame). None:
-        every keypoint of the model.
-    size_step
-        Crop widths and heights are multiples of this (rounded up to the network's input
-        multiple), so that only a few input shapes exist.
-    refresh
-        After this many cropped frames in a row, one frame is analysed whole (it renews the
-        full frame's channel gates that crops of CSPNeXt networks use); 0: only when tracking
-        is lost.
+    The keys' meanings: docs/pose-models.md, "Dynamic cropping". ``min_keypoints`` None means
+    every keypoint; ``refresh`` 0 means a whole frame only when tracking is lost.
     """
 
     enabled: bool = False
@@ -155,26 +139,10 @@ def place_span(low: float, high: float, extent: int, multiple: int, step: int) -
 
 
 class DynamicCrop:
-    """The crop of one camera's next frame, from its last pose.
+    """The crop of one camera's next frame (:attr:`current`), from its last pose.
 
-    Parameters
-    ----------
-    frame_size
-        (height, width) of the camera's frames.
-    settings
-        The camera's crop settings.
-    keypoints
-        The model's number of keypoints (for ``min_keypoints`` None: all of them).
-    multiple
-        The network's input multiple (:func:`input_multiple`).
-    flip
-        The camera's frames are mirrored before the network: crops are placed on the mirrored
-        frame's grid.
-
-    Attributes
-    ----------
-    current
-        The crop for the next frame.
+    ``multiple`` is the network's input multiple (:func:`input_multiple`); with ``flip`` the
+    crops are placed on the mirrored frame's grid.
     """
 
     def __init__(

@@ -31,27 +31,10 @@ from deeplabstream.pose.runtime.preprocess import Preprocessor
 class NetworkEstimator(PoseEstimator):
     """Keypoints of frames, in the frames' pixels, by a network and its decoder.
 
-    Parameters
-    ----------
-    description
-        The model.
-    backend
-        Its network, opened with :func:`pose.runtime.backends.open_backend`.
-    frame_shape
-        Shape of every frame: (height, width) mono or (height, width, 3) BGR.
-    max_batch
-        The most frames sent to the network at once; a model with a fixed batch size gets
-        batches of exactly that size instead (the last one padded).
-    crop
-        (x, y, width, height) of the region of each frame that is fed, or None.
-    crop_from
-        A two-stage model (sleap-nn top-down): the crops around the centroids of the same frame
-        or of the camera's previous frame (:mod:`pose.decoding.two_stage`); the others ignore it.
-
-    Its ``last_identity_confidence`` is a model's that names the animals itself
-    (``description.identity_classes``); ``last_stage_timings`` a two-stage model's (centroid,
-    crop, instance, peaks; ``refresh``: ``crop_from = previous_frame``'s centroid stage on the
-    previous frame, after its keypoints were out).
+    ``max_batch`` is the most frames sent at once; a model with a fixed batch size gets exactly
+    that (the last batch padded). ``crop_from`` applies to sleap-nn top-down models only
+    (:mod:`pose.decoding.two_stage`). ``last_identity_confidence`` is set for a model that names
+    the animals; ``last_stage_timings`` for a two-stage one.
     """
 
     def __init__(

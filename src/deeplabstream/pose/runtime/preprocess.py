@@ -32,28 +32,15 @@ def coordinate_convention(description: ModelDescription) -> Convention:
 class Preprocessor:
     """Turns a batch of frames into the network's input, in place.
 
-    Parameters
-    ----------
-    description
-        The model to feed.
-    frame_shape
-        Shape of every frame: (height, width) for mono frames or (height, width, 3) for BGR.
-    max_batch
-        The most frames of one call to :meth:`prepare`; the buffer holds this many.
-    crop
-        (x, y, width, height) of the region of each frame that is fed, or None for the whole
-        frame.
-    allocate
-        Makes the array the network reads, given its shape and type (the backend's
-        ``host_buffer``: pinned memory on a GPU), so that IO binding hands it to the network
-        where it is; ``numpy.empty`` by default.
+    ``frame_shape`` is (height, width) mono or (height, width, 3) BGR; ``crop`` the (x, y,
+    width, height) fed, None: the whole frame. ``allocate`` makes the array the network reads
+    (the backend's ``host_buffer``, pinned on a GPU, so IO binding hands it over where it is;
+    ``numpy.empty`` by default).
 
     Attributes
     ----------
     buffer
-        The input buffer, ``description.input_shape(max_batch)``: float32 (max_batch, C, H, W)
-        for most models; uint8, or (max_batch, H, W, C), when the description says so. Each
-        call rewrites it.
+        ``description.input_shape(max_batch)``, rewritten by every call.
     """
 
     def __init__(
@@ -158,24 +145,16 @@ class Preprocessor:
         *,
         whole_buffer: bool = False,
     ) -> tuple[np.ndarray, list[FrameTransform]]:
-        """Fill the buffer with the network input for ``frames``.
+        """Fill the buffer with the network input for up to ``max_batch`` BGR or mono uint8 frames.
 
-        Parameters
-        ----------
-        frames
-            Up to ``max_batch`` frames of ``frame_shape``, BGR or mono uint8.
-        flips
-            Per frame, whether to flip it horizontally; None flips none.
-        whole_buffer
-            Return all ``max_batch`` slots, for a network of fixed batch size; the slots after
-            the frames hold zeros or earlier frames.
+        ``flips`` says per frame whether to mirror it (None: none); ``whole_buffer`` returns all
+        ``max_batch`` slots for a fixed-batch network (the slots after the frames hold zeros or
+        earlier frames).
 
         Returns
         -------
         batch
-            (len(frames), C, H, W) view of the buffer (float32, float16 for an fp16 network,
-            uint8 for a uint8 one; (N, H, W, C) for an NHWC one), or all ``max_batch`` slots with
-            ``whole_buffer``; valid until the next call.
+            A view of the buffer, valid until the next call.
         transforms
             Per frame, its :class:`~pose.runtime.transforms.FrameTransform`.
         """

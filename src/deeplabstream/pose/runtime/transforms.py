@@ -126,25 +126,8 @@ def make_transform(
 ) -> FrameTransform:
     """Make the transform of a frame resized (after an optional crop and flip) to the input size.
 
-    Parameters
-    ----------
-    frame_size
-        (height, width) of the frame.
-    input_size
-        (height, width) of the network's input.
-    crop
-        (x, y, width, height) of the region of the frame that is fed, or None for all of it.
-    flip
-        Whether the (cropped) frame is flipped horizontally.
-    convention
-        ``centres`` or ``corners``.
-    letterbox
-        Whether the frame is letterboxed into the input (:func:`letterbox_size`) rather than
-        resized to fill it.
-
-    Returns
-    -------
-    FrameTransform
+    Sizes are (height, width); ``crop`` is (x, y, width, height), None: the whole frame;
+    ``letterbox`` resizes into the input by one factor (:func:`letterbox_size`).
     """
     x0, y0, width, height = crop if crop is not None else (0, 0, frame_size[1], frame_size[0])
     if letterbox:
