@@ -27,19 +27,8 @@ WINDOWS_TIMER_MS = 1
 def precise_timers() -> dict[str, Any]:
     """Let this process's sleeps end when asked, not a timer tick later; say what applied.
 
-    * Linux lets a normal thread's timers fire up to its timer slack late (50 us by default) so
-      that wake-ups can be batched: the slack is set to 1 us (``prctl``), inherited by threads
-      started later.
-    * Windows wakes sleepers at its timer resolution, 15.6 ms unless a process asks for more:
-      ``timeBeginPeriod(1)`` for this process's life (the session's; since Windows 10 2004 it
-      applies to the asking process only), ended at its exit.
-    * macOS timers need nothing: nothing is changed.
-
-    Returns
-    -------
-    dict
-        ``method``, ``asked``, ``applied`` (bool) and ``reason`` where it did not apply, for
-        ``session.json``: never silently off.
+    Per platform: docs/platforms.md, "The process layer". Returns ``method``, ``asked``,
+    ``applied`` and ``reason`` for ``session.json``: never silently off.
     """
     windll = getattr(ctypes, "WinDLL", None)
     if windll is not None:

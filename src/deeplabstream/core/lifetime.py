@@ -76,21 +76,10 @@ def parent_alive() -> bool:
 def die_with_parent(sig: int = signal.SIGTERM, grace_s: float = ORPHAN_GRACE_S) -> bool:
     """Watch the parent; when it ends, stop this process in order (``sig``) or end it at once.
 
-    Call it first thing in a child process's entry function, in its main thread.
-
-    Parameters
-    ----------
-    sig
-        Raised in this process when the parent ends, if the process handles it with a Python
-        handler of its own (an orderly stop); otherwise the process ends at once.
-    grace_s
-        How long the orderly stop may take before the process is ended regardless.
-
-    Returns
-    -------
-    bool
-        True when the parent is watched; False in a process ``multiprocessing`` did not start
-        (no sentinel to watch), which is logged at debug level.
+    Call it first thing in a child's entry function, in its main thread. ``sig`` is raised only
+    when the process has a Python handler for it, else the process ends at once; ``grace_s`` is
+    how long the orderly stop may take. Returns False (logged at debug level) in a process
+    ``multiprocessing`` did not start: there is no sentinel to watch.
     """
     parent = multiprocessing.parent_process()
     if parent is None:
@@ -207,20 +196,8 @@ STOP_SIGNALS = frozenset(
 def children_leave_stop_signals_to_parent() -> Iterator[None]:
     """Start child processes inside this block: no stop signal reaches them before they leave it.
 
-    Ctrl-C at a terminal goes to every process of its group, and so does SIGTERM from
-    ``timeout``, ``kill -TERM -<group>`` or a service manager. A child must leave both to the
-    main process, which stops everything in order (cameras, then the analysis, then the
-    recordings); a child that ended at once on its own would cut its files and lose frames. But
-    a child started with ``spawn`` imports its modules before its entry function can say so, and
-    a signal then kills it (a ``KeyboardInterrupt`` traceback for Ctrl-C). So, where signal masks
-    exist (POSIX), both are blocked in the starting thread while children start: the block
-    travels through ``fork`` and ``exec`` (a signal mask is inherited, unlike a handler); a
-    signal waits in the child until :func:`leave_stop_signals_to_parent`, first thing in its
-    entry function, sets what the child does with it. The parent's own signal is not lost: it
-    waits until the block ends. Any thread may use it, not only the main one (the GUI starts
-    streams from a worker thread). Windows has no signal masks and no process groups to signal:
-    there a child's console Ctrl-C during its imports is the remaining window, which the child's
-    exit code then shows.
+    Each child must call :func:`leave_stop_signals_to_parent` first thing in its entry function.
+    Any thread may use it. Why and the platforms: docs/platforms.md, "The process layer".
     """
     if not hasattr(signal, "pthread_sigmask"):
         yield

@@ -26,21 +26,10 @@ _FALSE_WORDS = {"0", "false", "no", "off"}
 class SettingSpec:
     """What one key accepts, for parsing and for the generated documentation.
 
-    The one declaration of a key for every plugin kind: a settings section's fields (declared
-    with :func:`setting`) and a trigger kind's parameters
-    (:mod:`~deeplabstream.experiments.triggers.kinds`) are both a ``SettingSpec``, parsed by
-    :func:`parse_setting`.
-
-    Attributes
-    ----------
-    required
-        Whether the key must be given: a field without a default (set by :func:`setting`), or
-        a trigger parameter the trigger has no default for.
-    is_file
-        Whether the value names a file; a relative path is relative to the file that gives it.
-    names_keypoints
-        Whether the value is keypoint names (one, or several comma-separated): the window
-        rewrites them when it maps an experiment's keypoints onto another model's.
+    The one declaration of a key for every plugin kind (a settings field, a trigger kind's
+    parameter), parsed by :func:`parse_setting`. ``is_file``: a relative path is relative to the
+    file that gives it. ``names_keypoints``: keypoint names, which the window rewrites when it maps
+    an experiment's keypoints onto another model's.
     """
 
     doc: str = ""

@@ -113,24 +113,11 @@ def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
 def build_nwbfile(
     session_dir: Path, nwb_dir: Path | None = None, left_out: list[str] | None = None
 ) -> Any:
-    """Return the ``pynwb.NWBFile`` of ``session_dir``; video paths are relative to ``nwb_dir``.
+    """Return the ``pynwb.NWBFile`` of ``session_dir``, not yet written.
 
-    Parameters
-    ----------
-    session_dir
-        A session folder.
-    nwb_dir
-        The folder the NWB file will be in (``session_dir`` when None): external videos inside
-        the session folder are named relative to it, as NWB's best practices ask; others by
-        their absolute path (:func:`external_path`).
-    left_out
-        Gets a line for each part of the folder's data the file cannot hold (pose rows no file
-        times, pose and events files ``session.json`` names no run of); None: not told.
-
-    Returns
-    -------
-    pynwb.NWBFile
-        The file's contents, not yet written.
+    Videos inside the session folder are named relative to ``nwb_dir`` (default
+    ``session_dir``), others by absolute path. ``left_out`` gets a line for each part of the
+    folder's data the file cannot hold (None: not told).
     """
     from pynwb import NWBFile
 

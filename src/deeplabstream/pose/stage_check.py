@@ -27,19 +27,8 @@ BOX_TOLERANCES: Differences = {"boxes_px": 1e-2, "box_scores": 1e-4}
 class StageCheck:
     """One stage's (or the whole model's) comparison of the graphs with the rebuilt modules.
 
-    Attributes
-    ----------
-    stage
-        ``detector``, ``pose network``, ``backbone``, ``heads`` or ``whole model``.
-    graphs
-        The graph files the stage runs.
-    compared
-        What was compared, on which input, in words.
-    differences
-        The largest absolute difference of each compared quantity (inf: shapes, or which
-        keypoints were found, differ).
-    limits
-        The largest allowed value of each (none: measured only, as at fp16).
+    ``differences`` holds the largest absolute difference of each quantity (inf: shapes, or the
+    keypoints found, differ); ``limits`` the largest allowed (none: measured only, as at fp16).
     """
 
     stage: str

@@ -34,24 +34,13 @@ def queued_ns() -> int | None:
 
 @dataclass(frozen=True)
 class Stall:
-    """One gap between ticks longer than :data:`REPORT_MS`.
+    """One gap between ticks longer than :data:`REPORT_MS` (times in ms; docs/architecture.md).
 
-    Attributes
-    ----------
-    at_s
-        When it ended (``time.monotonic()``).
-    gap_ms
-        Wall-clock time the event loop did not answer (beyond the tick interval).
-    busy_ms
-        Processor time the GUI thread used meanwhile.
-    other_threads_ms
-        Processor time the process's other threads used meanwhile.
-    queued_ms
-        Time the GUI thread was ready to run but waited for a processor (other programs had
-        them); None where the system does not say.
-    explained_ms
-        Time the parties the GUI thread may have waited for spent computing or waiting for a
-        processor (by default the process's other threads' processor time).
+    ``at_s`` is when it ended (``time.monotonic()``); ``gap_ms`` the time the event loop did not
+    answer beyond the tick; ``busy_ms`` and ``other_threads_ms`` the processor time of the GUI
+    thread and of the others meanwhile; ``queued_ms`` the GUI thread's wait for a processor
+    (None where the system does not say); ``explained_ms`` the time the parties it may have
+    waited for spent computing or queued.
     """
 
     at_s: float

@@ -230,13 +230,9 @@ def values_if_from_file(options: Any) -> dict[str, Any] | None:
 def import_file(path: Path, where: str = "") -> ModuleType:
     """Import the Python file ``path`` as a module of its own; again only when it has changed.
 
-    Only a regular file is opened (a FIFO, device or socket would hang or act when opened: it
-    is refused unopened). Its bytes are read once, hashed and compiled (:func:`imported_lab_files`
-    records what ran). The module is named ``lab.<folder>.<stem>`` (the folder it is in: a
-    kind's lab folder, ``lab.devices.tcp_stim``), with a suffix only when another file of
-    this process took that name; its classes stay the same objects while the file is unchanged,
-    and a lab that edits the file gets the new code. The import runs under a watch
-    (:data:`SLOW_IMPORT_S`, :class:`ImportStopped`).
+    Only a regular file is opened. The module is ``lab.<folder>.<stem>`` (suffixed only when the
+    name is taken); its classes stay the same objects while the file is unchanged. The import
+    runs under a watch (:data:`SLOW_IMPORT_S`); :func:`imported_lab_files` records what ran.
 
     Raises
     ------

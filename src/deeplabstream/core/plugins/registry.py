@@ -148,21 +148,11 @@ class PluginFailure:
 class PluginPicker(Generic[T]):
     """What a plugin of one kind is: which one of a module a name picks, and its check.
 
-    Attributes
-    ----------
-    kind, advice
-        As the kind's :class:`Registry` has them, for messages.
-    check
-        Called with each loaded object; raises TypeError or ValueError saying what the object
-        should have been (a Camera subclass, ...). None: anything is accepted.
-    find_in_module
-        For a lab module (or a file named on the command line) named without ``:attribute``:
-        returns the plugins it defines (``{name: object}``); the name must then pick one, or
-        the module must define exactly one. None: the attribute must always be named.
-    select
-        For a target that holds several plugins (a module's ``KINDS`` tuple of trigger
-        kinds): ``select(obj, name)`` returns the one found as ``name``, or raises TypeError
-        or ValueError. None: the target is the plugin itself.
+    ``check`` raises TypeError or ValueError saying what the object should have been (None:
+    anything goes). ``find_in_module`` returns a module's plugins ``{name: object}`` when no
+    ``:attribute`` was named (None: it must be). ``select(obj, name)`` picks one of a target that
+    holds several (a module's ``KINDS``), or raises TypeError or ValueError (None: the target is
+    the plugin).
     """
 
     kind: str

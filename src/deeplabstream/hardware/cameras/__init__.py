@@ -36,15 +36,9 @@ CAMERAS: Registry[type[Camera]] = Registry(
 def camera_class(source: str, settings_folder: Path | None = None) -> type[Camera]:
     """Return the camera class that ``SOURCE = source`` names.
 
-    Parameters
-    ----------
-    source
-        A name of :data:`CAMERAS` (built in or installed), a module of the lab's ``cameras/``
-        folder (``module`` or ``module:Class``), or a ``deeplabstream....:Class`` of this
-        package; never a file's path (settings are data: refused).
-    settings_folder
-        The folder of the settings file, where the lab's ``cameras/`` folder is (None: the
-        process's, set when the settings were loaded; core/plugins/lab_files.py).
+    ``source`` is a name of :data:`CAMERAS`, a module of the lab's ``cameras/`` folder
+    (``module`` or ``module:Class``), or a ``deeplabstream....:Class``; never a path.
+    ``settings_folder`` None: the process's.
 
     Raises
     ------

@@ -200,19 +200,10 @@ class _Wanted:
 class RealSenseCamera(Camera):
     """A RealSense device; see :class:`RealSenseSettings` for the options.
 
-    ``frame_index`` is the main image's hardware frame counter, ``camera_timestamp`` its device
-    time in seconds, ``host_timestamp_ns`` the host time when the matched frameset arrived.
-    Companion images (depth, infrared) carry their own counters and device times and the same
-    host time, so rows of ``<camera>.frames.csv`` and ``<camera>_depth.frames.csv`` pair up by
-    ``host_timestamp``.
-
-    Parameters
-    ----------
-    name, settings
-        As for every camera.
-    device
-        A pyrealsense2 device to use instead of looking SERIAL up (an ``rs.software_device``
-        in tests). Not picklable: only for a camera used in the process that made it.
+    Stamps: the main image's hardware counter and device time, and the matched frameset's host
+    arrival; companion images (depth, infrared) share the host time, so their frames tables pair
+    up by ``host_timestamp``. ``device`` (a test's ``rs.software_device``) replaces the SERIAL
+    look-up; it is not picklable.
     """
 
     settings_class: ClassVar[type] = RealSenseSettings

@@ -71,16 +71,7 @@ WAYPOINT_SYNTAX = (
 def parse_waypoints(text: str) -> tuple[Waypoint, ...]:
     """Parse ``WAYPOINTS`` text such as ``0: 100 240; 90: 320 240`` into ``(frame, x, y)``.
 
-    Parameters
-    ----------
-    text
-        Waypoints ``FRAME: X Y`` separated by ``;`` (X and Y may also be separated by a comma);
-        empty text gives no waypoints.
-
-    Returns
-    -------
-    tuple of (int, float, float)
-        The waypoints in the order given.
+    X and Y may also be separated by a comma; empty text gives no waypoints.
 
     Raises
     ------

@@ -645,24 +645,9 @@ def _smooth_bump(elapsed: float, total: float, ramp: float) -> float:
 
 
 class BehaviourMotion(RandomWalkMotion):
-    """The random walk as a sequence of labelled behaviour bouts; see :class:`BehaviourBouts`.
+    """The random walk as labelled behaviour bouts (docs/cameras.md, "Labelled behaviours").
 
-    The enabled behaviours (``params.behaviours``) follow each other in bouts whose durations are
-    drawn in seconds; the next behaviour is drawn among the other enabled ones (after a still
-    behaviour, walking half the time when enabled). A walk that is followed by a still
-    behaviour slows to a stop in its last quarter second, so the still behaviour starts still;
-    every still behaviour keeps the body centre, heading and tail exactly where they were, and
-    grooming and rearing end exactly in the posture they started with. :attr:`behaviour` is the
-    label of the pose the last :meth:`step` returned.
-
-    Parameters
-    ----------
-    params
-        The simulation; ``params.behaviours`` names the enabled behaviours.
-    behaviour
-        The constants of the walk.
-    bouts
-        The constants of the behaviours.
+    :attr:`behaviour` is the label of the pose the last :meth:`step` returned.
     """
 
     def __init__(

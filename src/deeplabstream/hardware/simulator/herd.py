@@ -383,22 +383,10 @@ class ScriptedHerdMotion:
 def truth_from_poses(
     poses: list[Pose], params: ArenaParams, marks: tuple[Marks, ...] | None = None
 ) -> np.ndarray:
-    """Keypoints and visibility of the animals of one frame.
+    """Keypoints and visibility (A, 6, 3) of one frame's animals, in identity (= drawing) order.
 
-    Parameters
-    ----------
-    poses
-        One pose per animal, in identity (= drawing) order.
-    params
-        The arena (body length, floor for the tail).
-    marks
-        Each animal's marks (their sizes scale the bodies); None: all unmarked.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (A, 6, 3): x, y and visibility (1.0 visible, 0.0 covered by an animal drawn later)
-        per animal and keypoint (order of :data:`hardware.simulator.arena.KEYPOINT_NAMES`).
+    Visibility is 1.0, or 0.0 where an animal drawn later covers the keypoint; ``marks`` None:
+    all unmarked.
     """
     scales = [1.0] * len(poses) if marks is None else [mark.scale for mark in marks]
     length = params.body_length_px

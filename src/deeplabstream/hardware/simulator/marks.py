@@ -103,20 +103,8 @@ def draw_marks(
 ) -> None:
     """Draw ``marks`` on the animal at ``pose`` just drawn into ``image`` (before lighting).
 
-    Parameters
-    ----------
-    cv2
-        The OpenCV module (the renderer's).
-    image
-        The frame: (H, W, 3) BGR or (H, W) mono uint8.
-    pose
-        Where the animal is.
-    marks
-        Its marks.
-    length
-        Its body length in pixels (the arena's times ``marks.scale``).
-    arena_rect
-        The floor, where its tail is clipped as drawn.
+    ``length`` is its body length in pixels (the arena's times ``marks.scale``); the tail is
+    clipped to ``arena_rect`` as drawn.
     """
     color = image.ndim == 3
     if marks.patch:

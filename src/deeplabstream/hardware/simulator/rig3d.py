@@ -128,22 +128,10 @@ def body_pitch(stretch: np.ndarray | float) -> np.ndarray:
 
 
 def keypoints3d_from_poses(poses: np.ndarray, body_length_px: float) -> np.ndarray:
-    """Compute the 3D keypoints (millimetres, world frame) of poses of the 2D simulation.
+    """Compute the 3D keypoints (..., 6, 3) in mm, world frame, of 2D simulation poses (..., F).
 
-    Parameters
-    ----------
-    poses
-        Shape (..., F): the fields of :class:`hardware.simulator.arena.Pose` (F = 5, 6 or 7), in
-        pixels.
-    body_length_px
-        Nose to tail base in pixels of the 2D simulation.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (..., 6, 3): x, y, z in mm per keypoint (order of :data:`KEYPOINT_NAMES`). The
-        floor position is the 2D keypoint mapped by :func:`floor_from_pixels`; the height is the
-        walking height plus the rise of the body pitched up by :func:`body_pitch` of the stretch.
+    The floor position is the 2D keypoint through :func:`floor_from_pixels`; the height the
+    walking height plus the rise of the body pitched by :func:`body_pitch`.
     """
     poses = np.asarray(poses, dtype=np.float64)
     floor = floor_from_pixels(keypoints_from_poses(poses, body_length_px))
@@ -561,20 +549,9 @@ def floor_outside_view(camera: PinholeCamera, params: ArenaParams) -> list[str]:
 class SimulatedBoardView:
     """One view of the 3D rig with the ChArUco board moving over the floor instead of a mouse.
 
-    The board's pose at frame ``i`` is :func:`hardware.simulator.board.board_poses`'s for the seed
-    and frame rate, so every view of the same seed shows the board at the same pose in the same
-    frame; for the first second it lies flat on the floor at
-    :func:`hardware.simulator.board.floor_pose`. The floor, lighting drift and noise are those of
-    :class:`RigViewRenderer`.
-
-    Parameters
-    ----------
-    params
-        The 2D simulation (:func:`sim_params`): seed, frame rate, colour, noise and floor.
-    camera
-        The view.
-    view_salt
-        Makes this view's pixel noise differ from the other views'.
+    The board's pose at frame ``i`` is :func:`hardware.simulator.board.board_poses`'s, the same in
+    every view of a seed; floor, lighting and noise are :class:`RigViewRenderer`'s. ``view_salt``
+    makes this view's noise differ from the others'.
     """
 
     _FIRST_BATCH = 256  # poses computed at a time (the script is recomputed from its start)

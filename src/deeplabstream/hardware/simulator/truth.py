@@ -47,16 +47,8 @@ class Truth(NamedTuple):
 def read_truth(path: Path | str) -> Truth:
     """Read a ``<camera>.truth.csv`` in DeepLabCut's single- or multi-animal CSV layout.
 
-    Parameters
-    ----------
-    path
-        The file.
-
-    Returns
-    -------
-    Truth
-        Frames, positions (T, A, K, 2), visibility (T, A, K) and the names. A single-animal
-        file gives A = 1 with the animal named :data:`SINGLE_ANIMAL_NAME`.
+    Positions are (T, A, K, 2) and visibility (T, A, K); a single-animal file gives A = 1 named
+    :data:`SINGLE_ANIMAL_NAME`.
 
     Raises
     ------
@@ -139,17 +131,7 @@ class BehaviourLabels(NamedTuple):
 
 
 def read_behaviours(path: Path | str) -> BehaviourLabels:
-    """Read a ``<camera>.behaviour.csv``: the header ``frame,behaviour``, then a row per frame.
-
-    Parameters
-    ----------
-    path
-        The file the simulated camera wrote beside its truth.
-
-    Returns
-    -------
-    BehaviourLabels
-        The frame indices and their labels, in file order.
+    """Read a ``<camera>.behaviour.csv`` (header ``frame,behaviour``, a row per frame).
 
     Raises
     ------

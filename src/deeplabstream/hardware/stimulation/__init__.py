@@ -70,17 +70,10 @@ def create_device(name: str, **options: Any) -> StimulationDevice:
 def device_from_settings(
     name: str, settings: Any | None = None, settings_folder: Path | None = None
 ) -> StimulationDevice:
-    """Return a new, not yet opened device of kind ``name`` built from its settings.
+    """Return a new, not yet opened device of kind ``name`` (the section's ``TYPE``).
 
-    Parameters
-    ----------
-    name
-        A key of :data:`DEVICES` or a module of the lab's ``devices/`` folder (the section's
-        ``TYPE``).
-    settings
-        An instance of the device's ``settings_class`` (None: its defaults).
-    settings_folder
-        The settings file's folder, where the lab's ``devices/`` is (None: the process's).
+    ``settings`` is the device's ``settings_class`` instance (None: its defaults);
+    ``settings_folder`` holds the lab's ``devices/`` (None: the process's).
 
     Raises
     ------

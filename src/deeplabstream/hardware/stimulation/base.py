@@ -283,19 +283,15 @@ class StimulationDevice(ABC):
     def perform(self, action: Action) -> ActionRecord | None:
         """Carry out ``action`` (already checked against the channels and limits); never wait.
 
-        ``action.command`` is ``on``, ``off``, ``pulse`` (``duration_s``), ``pattern``
-        (``on_s``, ``off_s``, ``count``: None until stopped) or ``reset``; ``action.channel``
-        the output (:class:`~hardware.stimulation.action.Action`). Return None when the command
-        is done as this returns: the base then records it as written just before the call and
-        acknowledged when it returned. A device that is answered later (a board confirming each
-        line) returns its own :class:`ActionRecord` (``ActionRecord(action.describe(),
-        host_now_ns())`` made before it writes) and calls its :meth:`~ActionRecord.acknowledge`
-        or :meth:`~ActionRecord.fail` when the answer comes; a pulse or pattern it times may
-        report its end with :meth:`~ActionRecord.finish`.
+        Return None when the command is done as this returns (recorded as written just before the
+        call, acknowledged when it returned). A device answered later returns its own
+        :class:`ActionRecord` (made before it writes) and calls :meth:`~ActionRecord.acknowledge`
+        or :meth:`~ActionRecord.fail` when the answer comes, and may report a timed pulse's or
+        pattern's end with :meth:`~ActionRecord.finish`.
 
-        Raise :class:`StimulationError` when the device cannot take the command (any other
-        exception is turned into one that names the device): the experiment then stops, with
-        its outputs switched off where possible.
+        Raise :class:`StimulationError` when the device cannot take the command (other exceptions
+        become one naming the device): the experiment then stops, its outputs switched off where
+        possible.
         """
 
     # -- the one way in ------------------------------------------------------------------------

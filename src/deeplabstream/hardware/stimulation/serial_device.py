@@ -88,24 +88,18 @@ def _open_error_message(port: str, error: serial.SerialException) -> str:
 
 
 class SerialStimulator(StimulationDevice):
-    """The stimulus board (Arduino Uno/Nano with firmware/) on a serial port.
+    """The stimulus board (Arduino Uno/Nano with firmware/) on a serial port (docs/arduino.md).
 
     Parameters
     ----------
-    port : str
-        The board's port, e.g. ``/dev/ttyACM0`` (Uno), ``/dev/ttyUSB0`` (Nano), ``COM3``, or
-        the pty printed by the simulator (``make -C firmware sim``).
-    baudrate : int
-        115200, as the firmware is built.
     hello_timeout_s : float
-        How long :meth:`open` waits for the board's HELLO banner. An Uno restarts when its
-        port is opened and its bootloader waits about a second first.
+        How long :meth:`open` waits for the HELLO banner (an Uno restarts when its port opens,
+        and its bootloader waits about a second).
     hello_query_after_s : float
-        After this long without a banner (a board that did not restart, or a banner sent
-        before the port was opened), ask for it with a HELLO command.
+        After this long without a banner, ask for it with a HELLO command.
     write_timeout_s : float
-        A write that cannot complete in this time (nobody reads the other end) puts the
-        device into its error state instead of blocking the caller.
+        A write that cannot complete in this time puts the device in its error state instead of
+        blocking the caller.
     """
 
     name = "serial"

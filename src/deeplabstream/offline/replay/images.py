@@ -56,19 +56,9 @@ class ImagesError(DeepLabStreamError, ValueError):
 class ImageSet:
     """The images to predict, the names they go by in the output, and their labels if any.
 
-    Attributes
-    ----------
-    source
-        The folder or labels file given.
-    paths
-        Each image's file.
-    names
-        Each image's name in the predictions' index: the labels' own image path, or for a
-        folder ``<folder name>/<file name>`` (as DeepLabCut's ``analyze_images`` writes).
-    labels
-        (N, K, 2) x, y of the labels in image pixels (NaN where unlabelled); None for a folder.
-    label_keypoints
-        The labels' keypoint names (the order of ``labels``' keypoint axis).
+    ``names`` are the labels' image paths, or ``<folder name>/<file name>`` for a folder (as
+    ``analyze_images`` writes); ``labels`` (N, K, 2) in image pixels, NaN where unlabelled,
+    None for a folder.
     """
 
     source: Path

@@ -139,19 +139,9 @@ def network_input(images_bgr: np.ndarray, input_format: InputFormat) -> np.ndarr
 class Sample:
     """One frame at input size with its keypoints.
 
-    Attributes
-    ----------
-    image
-        BGR uint8 (H, W, 3) at the network's input size.
-    keypoints
-        (K, 2) in input pixels; NaN where not labeled.
-    truth
-        (K, 2) in original-frame pixels (errors are reported in these).
-    frame_size
-        (width, height) of the original frame.
-    scaled_size
-        (width, height) the frame was resized to: the image's size, or less for a letterboxed
-        image (None: the image's size).
+    ``keypoints`` are in input pixels (NaN: not labelled), ``truth`` in original-frame pixels
+    (errors are reported in these); sizes are (width, height); ``scaled_size`` is less than the
+    image's for a letterboxed image (None: the image's).
     """
 
     image: np.ndarray
@@ -239,20 +229,8 @@ def arena_params(seed: int, arena_size: Size, variation: ArenaVariation | None) 
 class ArenaPool:
     """Seeded arenas that render frames of a random walk on demand, with exact keypoints.
 
-    Parameters
-    ----------
-    seeds
-        One arena per seed (floor texture, walk, noise).
-    arena_size
-        Frame (width, height).
-    input_size
-        The network's input (width, height).
-    variation
-        How the arenas' noise, lighting and body size vary; None for the camera's defaults.
-    walk_frames
-        Length of each arena's random walk; frames are picked from it.
-    letterbox
-        Letterbox the frames into the input (else resize them to fill it).
+    Sizes are (width, height); ``variation`` None keeps the camera's defaults; frames are picked
+    from a walk of ``walk_frames``.
     """
 
     def __init__(

@@ -265,22 +265,8 @@ class PafNet(PoseNet):
 class HerdPool:
     """Seeded arenas of several mice that render frames on demand, with exact keypoints.
 
-    Parameters
-    ----------
-    seeds
-        One arena per seed.
-    scenarios
-        The scenario of each arena, cycled over the seeds.
-    arena_size, input_size
-        Frame and network input (width, height).
-    variation
-        How the arenas' noise, lighting and body size vary; None for the camera's defaults.
-    animals
-        Mice per arena.
-    walk_frames
-        Frames drawn from (free walks are simulated this far ahead).
-    letterbox
-        Letterbox frames into the input (else resize them to fill it).
+    Scenarios are cycled over the seeds; sizes are (width, height); ``variation`` None keeps the
+    camera's defaults; free walks are simulated ``walk_frames`` ahead.
     """
 
     def __init__(
@@ -453,24 +439,16 @@ def match_animals(predicted: np.ndarray, truth: np.ndarray) -> list[tuple[int, i
 def score_animals(
     predicted: np.ndarray, truth: np.ndarray, found_within: float = FOUND_WITHIN
 ) -> dict[str, Any]:
-    """Errors of predicted animals against the true ones, frame by frame.
+    """Errors of predicted animals (N, P, K, 3) against the true ones (N, T, K, 2), in frame pixels.
 
-    Parameters
-    ----------
-    predicted
-        (N, P, K, 3) x, y (frame pixels), score; NaN rows for animals not found.
-    truth
-        (N, T, K, 2) true x, y (frame pixels); NaN where hidden.
-    found_within
-        A true animal is found when its match's median keypoint error is at most this.
+    A true animal is found when its match's median keypoint error is at most ``found_within``.
 
     Returns
     -------
     dict
-        ``errors`` (N * T, K): each true animal's keypoint errors when it was found (NaN where
-        the keypoint is hidden, not predicted, or the animal not found); ``found`` (N * T,)
-        bool; ``capped_mean``: the mean over visible true keypoints of the error capped at
-        :data:`MISS_COST`, a missing one costing that much (lower is better).
+        ``errors`` (N * T, K): each found true animal's keypoint errors (NaN where hidden, not
+        predicted or not found); ``found`` (N * T,) bool; ``capped_mean``: the mean error over
+        visible true keypoints capped at :data:`MISS_COST`, a missing one costing that much.
     """
     n, t, k = truth.shape[:3]
     errors = np.full((n, t, k), np.nan)

@@ -236,22 +236,11 @@ def line_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score every candidate (source peak, destination peak) pair of every edge.
 
-    Parameters
-    ----------
-    pafs
-        (N, 2E, h, w) fields, channels ``x0, y0, x1, y1, ...`` per edge.
-    peaks, valid
-        (N, K, P, 2) peaks in input pixels and (N, K, P) which are valid (:func:`find_peaks`).
-    stride
-        Input pixels per heatmap pixel.
-    settings
-        Edges, sampled points and the length penalty.
-
     Returns
     -------
     tuple of numpy.ndarray
         Scores (N, E, P * P) at flat index ``src * P + dst``, and which pairs join two valid
-        peaks (N, E, P * P): :func:`pose.decoding.sleap.group_bottomup`'s inputs.
+        peaks: :func:`pose.decoding.sleap.group_bottomup`'s inputs.
     """
     n, _, p = valid.shape
     field_maps = np.asarray(pafs, dtype=np.float32)

@@ -83,19 +83,9 @@ def ssd_animal_detections(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return an SSDLite's kept boxes (M, 4) x1, y1, x2, y2 in frame pixels and scores, best first.
 
-    ``boxes`` (B, 4) are every default box decoded and clipped in the detector's 320 x 320
-    pixels and ``scores`` (B,) their animal scores
-    (:class:`pose.networks.ssdlite.AllBoxesDetector`);
-    ``frame_size`` is the frame's (height, width). Torchvision 0.29.1's
-    ``SSD.postprocess_detections`` and ``transform.postprocess``, then DeepLabCut's
-    ``TrimOutputs``:
-
-    1. scores above :data:`SSD_SCORE_THRESHOLD` kept, then the best ``limits.candidates``
-       (``topk``, highest first);
-    2. ``batched_nms`` over the one animal class (IoU above ``limits.nms_threshold``
-       suppressed); the first ``limits.per_image`` kept;
-    3. the first ``limits.max_individuals`` of them (DeepLabCut);
-    4. scaled from 320 x 320 to the frame (``resize_boxes``: float32 ratios frame / 320).
+    ``boxes`` (B, 4) and ``scores`` (B,) are every default box in the detector's 320 x 320 pixels
+    (:class:`pose.networks.ssdlite.AllBoxesDetector`); ``frame_size`` is (height, width). The
+    steps are torchvision's and DeepLabCut's (docs/pose-internals.md).
     """
     boxes = np.asarray(boxes, np.float32)
     scores = np.asarray(scores, np.float32)

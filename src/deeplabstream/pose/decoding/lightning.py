@@ -25,22 +25,9 @@ _LOWEST_LOGIT = -700.0
 
 
 def decode_lightning_pose(heatmaps: np.ndarray, downsample_factor: int) -> np.ndarray:
-    """Keypoints from Lightning Pose heatmaps, as Lightning Pose computes them.
+    """Keypoints (N, K, 3) from soft-maxed Lightning Pose heatmaps, as Lightning Pose computes them.
 
-    Parameters
-    ----------
-    heatmaps
-        (N, K, h, w) heatmaps as the network returns them (already soft-maxed over each map),
-        any float dtype.
-    downsample_factor
-        ``data.downsample_factor`` of the model's config: how many x2 upsampling passes bring
-        the heatmaps back to the network's input size.
-
-    Returns
-    -------
-    numpy.ndarray
-        (N, K, 3) float64: x, y in model-input pixels (Lightning Pose's convention, after its
-        shift) and the likelihood.
+    x, y are in model-input pixels of Lightning Pose's convention (after its shift), float64.
     """
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (N, K, h, w), got shape {heatmaps.shape}")

@@ -23,19 +23,8 @@ OUTPUTS = ("peaks", "peak_vals", "peak_mask", "line_scores", "candidate_mask")
 class SleapDecoding:
     """The grouping settings of a sleap-nn bottom-up export.
 
-    Attributes
-    ----------
-    edges
-        (source, destination) node indices, in the order of the PAF channels and of
-        ``line_scores``.
-    input_scale
-        The scale the graph applies to its input (``preprocessing.scale``); peaks are divided
-        by it.
-    min_line_scores
-        Matches scoring lower are dropped (sleap-nn's default 0.25).
-    min_instance_peaks
-        Instances with fewer points are dropped; below 1, a fraction of the node count
-        (sleap-nn's default 0: none).
+    ``input_scale`` divides the peaks; ``min_instance_peaks`` below 1 is a fraction of the node
+    count (sleap-nn's defaults: ``min_line_scores`` 0.25, ``min_instance_peaks`` 0).
     """
 
     edges: tuple[tuple[int, int], ...]
@@ -216,20 +205,8 @@ def outputs_by_name(
 def decode_bottomup(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
     """Return the animals of each frame of a batch, in the graph's input pixels.
 
-    Parameters
-    ----------
-    outputs
-        The graph's outputs in ``description.output_names`` order.
-    description
-        The model; ``decoding`` holds its :class:`SleapDecoding`, ``max_animals`` the number
-        of rows A.
-
-    Returns
-    -------
-    numpy.ndarray
-        (N, A, K, 3) float64: x, y and the point score; NaN (all three) for missing points and
-        unused rows. With more than A instances, the A with the highest instance score, best
-        first; otherwise sleap-nn's grouping order.
+    Returns (N, A, K, 3) float64: x, y and the point score, NaN for missing points and unused
+    rows; with more than A instances the A best by instance score, else sleap-nn's order.
     """
     settings = decoding_of(description, SleapDecoding, "sleap-nn grouping settings")
     named = outputs_by_name(outputs, description)

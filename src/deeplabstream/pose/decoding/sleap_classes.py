@@ -107,19 +107,8 @@ def group_classes(
 ) -> list[ClassInstances]:
     """Group a batch of exported peaks into one instance per class, as sleap-nn does.
 
-    Parameters
-    ----------
-    peaks, peak_vals, peak_mask, class_probs
-        The graph's outputs for B frames (shapes in the module's docstring).
-    peak_threshold
-        Peaks must have a confidence above this.
-    point_scale
-        Points are ``peaks * point_scale``.
-
-    Returns
-    -------
-    list of ClassInstances
-        One per frame.
+    The first four arguments are the graph's outputs for B frames (docs/pose-internals.md);
+    points are ``peaks * point_scale``. Returns one :class:`ClassInstances` per frame.
     """
     peaks, peak_vals = np.asarray(peaks), np.asarray(peak_vals)
     class_probs = np.asarray(class_probs)
@@ -172,19 +161,12 @@ def decode_classes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return each frame's instances by class and their identity confidence.
 
-    Parameters
-    ----------
-    outputs
-        The graph's outputs in ``description.output_names`` order.
-    description
-        The model; ``decoding`` holds its :class:`SleapClassDecoding`.
-
     Returns
     -------
     tuple of numpy.ndarray
-        (N, C, K, 3) float64: x, y (pixels of the graph's input image) and the point's
-        confidence-map value, row c = class c; NaN (all three) for missing points and absent
-        classes. (N, C) float64: each instance's identity confidence, NaN for absent classes.
+        (N, C, K, 3) float64 in the graph's input pixels with the confidence-map value, row c =
+        class c, NaN for missing points and absent classes; (N, C) identity confidences, NaN
+        for absent classes.
     """
     settings = decoding_of(description, SleapClassDecoding, "sleap-nn identity-model settings")
     named = class_outputs_by_name(outputs, description)

@@ -21,19 +21,9 @@ SINGLE_OUTPUTS = ("peaks", "peak_vals")
 class SleapSingleDecoding:
     """How a single-instance export finds its keypoints, as its metadata says.
 
-    Attributes
-    ----------
-    input_scale
-        The scale the graph resizes its input by (``preprocessing.scale``).
-    output_stride
-        Input pixels (after that scale) per confidence-map cell.
-    peak_threshold
-        Keypoints whose highest map value is below it come back NaN.
-    max_stride
-        The backbone's total down-sampling (the training config's ``max_stride``), None when
-        not stated: the scaled input's sides must be multiples of it.
-    export_graph
-        sleap-nn's whole graph (the run graph is its part up to the maps); None when unknown.
+    ``output_stride`` is scaled-input pixels per map cell; ``max_stride`` (None: not stated) the
+    backbone's down-sampling, which the scaled input's sides must be multiples of;
+    ``export_graph`` sleap-nn's whole graph (None: unknown).
     """
 
     input_scale: float = 1.0

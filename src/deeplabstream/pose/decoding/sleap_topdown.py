@@ -104,20 +104,12 @@ def decode_topdown(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return each frame's animals, and an identity model's identity confidences.
 
-    Parameters
-    ----------
-    outputs
-        The graph's outputs in ``description.output_names`` order.
-    description
-        The model; ``decoding`` holds its :class:`SleapTopDownDecoding`.
-
     Returns
     -------
     tuple
-        (N, A, K, 3) float64: x, y (frame pixels) and the keypoint map's value, NaN (all
-        three) for missing points and empty rows, A = ``description.max_animals``; for an
-        identity model row c is class c, and the (N, C) identity confidences (the matched
-        class probability, NaN for a class not found); None for a plain model.
+        (N, A, K, 3) float64 in frame pixels with the keypoint map's value, NaN for missing
+        points and empty rows (an identity model: row c is class c); and the (N, C) matched class
+        probabilities (NaN for a class not found), or None for a plain model.
     """
     settings = topdown_decoding_of(description)
     return _decode_named(topdown_outputs_by_name(outputs, description), description, settings)
@@ -219,21 +211,10 @@ def _axis_taps_at_border(
 
 
 def cut_crop(image: np.ndarray, center: np.ndarray, crop_size: tuple[int, int]) -> np.ndarray:
-    """One crop as sleap-nn's graph cuts it, float32 0..1.
+    """One (C, h, w) float32 crop as sleap-nn's graph cuts it: frame / 255, bilinear, 0 outside.
 
-    Parameters
-    ----------
-    image
-        (C, H, W) uint8, the frame as fed to the graph.
-    center
-        (x, y) the centroid, frame pixels.
-    crop_size
-        (height, width).
-
-    Returns
-    -------
-    numpy.ndarray
-        (C, h, w) float32: the frame / 255 sampled bilinearly (zero outside the frame).
+    ``image`` is (C, H, W) uint8 as fed to the graph, ``center`` (x, y) in frame pixels,
+    ``crop_size`` (height, width).
     """
     _, height, width = image.shape
     crop_h, crop_w = crop_size

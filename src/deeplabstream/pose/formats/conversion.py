@@ -118,16 +118,9 @@ def convert(
 ) -> Conversion:
     """Return the ONNX graph of ``module``: from the cache, or exported, checked and cached.
 
-    Parameters
-    ----------
-    module
-        The rebuilt PyTorch module (fp32, eval mode), returning ``spec.output_names`` in order.
-    spec
-        How to export and check it.
-    check_input
-        (N, C, H, W) float32 input on which the graph must reproduce the module.
-    precision
-        ``fp32``, or ``fp16`` (half-precision weights and input, float32 outputs).
+    ``module`` is the rebuilt fp32 module in eval mode, returning ``spec.output_names`` in order;
+    the graph must reproduce it on ``check_input`` (N, C, H, W) float32. ``fp16`` exports
+    half-precision weights and input with float32 outputs.
 
     Raises
     ------

@@ -58,23 +58,13 @@ def read_model_json(path: str | Path) -> dict[str, Any]:
 
 
 def load_own_model(path: str | Path) -> ModelDescription:
-    """Describe one of the project's own models.
-
-    Parameters
-    ----------
-    path
-        The model folder, its ``model.json``, or the ``.onnx`` file inside it.
-
-    Returns
-    -------
-    ModelDescription
-        With ``model_file`` the ONNX graph.
+    """Describe one of the project's own models (its folder, ``model.json`` or ``.onnx``).
 
     Raises
     ------
     ModelError
-        When a file is missing, ``model.json`` lacks a key or has a wrong value (the message names
-        the key), or the graph's outputs do not have one heatmap per keypoint.
+        When a file is missing, ``model.json`` lacks a key or has a wrong value (the message
+        names the key), or the graph's outputs do not have one heatmap per keypoint.
     """
     folder = model_folder(path)
     json_path = folder / JSON_NAME

@@ -503,23 +503,10 @@ OPENVINO_INSTALL = "pip install -r requirements-openvino.txt"
 
 
 class OpenVinoBackend:
-    """The ONNX graph compiled by OpenVINO for the CPU.
+    """The ONNX graph compiled by OpenVINO for the CPU, once, with dynamic input sizes.
 
-    OpenVINO reads the ``.onnx`` file itself (no conversion step), fuses each convolution with
-    its activation and runs the convolutions in its own blocked layout. It is compiled once with
-    dynamic input sizes, so the same compiled model serves every frame and crop size.
-
-    Parameters
-    ----------
-    description
-        The model; ``model_file`` must be an ``.onnx`` file.
-    threads
-        ``INFERENCE_NUM_THREADS``.
-
-    Notes
-    -----
-    The precision is pinned to f32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 or AMX
-    units OpenVINO would otherwise run in bf16, and keypoints would move.
+    Precision is pinned to f32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 or AMX units
+    OpenVINO would otherwise run bf16 and move keypoints.
     """
 
     name: ClassVar[str] = "openvino"
@@ -610,22 +597,9 @@ class OpenVinoBackend:
 class TorchBackend:
     """A PyTorch module: a TorchScript file, or a network rebuilt from its framework's file.
 
-    Parameters
-    ----------
-    description
-        The model: a converted one (``source_file``: the network is rebuilt from it), one of
-        this project's with a TorchScript file (``model.json`` ``files.torchscript``), or one
-        whose ``model_file`` is a TorchScript file (``torch.jit.save``).
-    device
-        ``cpu`` or ``cuda``.
-    threads
-        ``torch.set_num_threads``: for the whole process, which is the inference worker's own.
-
-    Notes
-    -----
-    A file saved with ``torch.save(module)`` is a pickle, and loading it runs code from it: it
-    is refused, never unpickled. TorchScript files hold TorchScript code and tensors, which
-    ``torch.jit.load`` reads without running Python code from the file.
+    ``threads`` sets ``torch.set_num_threads`` for the whole process (the inference worker's).
+    A module saved whole with ``torch.save`` is a pickle whose loading runs code: refused, never
+    unpickled; ``torch.jit.load`` reads TorchScript without running Python from the file.
     """
 
     name: ClassVar[str] = "pytorch"
@@ -782,22 +756,10 @@ class BackendKind(Protocol):
 class Backend:
     """A base for a lab's own backend: write ``__init__`` (load the model) and :meth:`run`.
 
-    It gives what :class:`BackendKind` and :class:`InferenceBackend` ask besides: ``open``
-    (``cls(description, device, threads)``), :meth:`warm_up` (a few batches of zeros shaped by
-    the description), :meth:`close` (nothing to release) and :attr:`provider` (its ``name``
-    and device). ``[Pose] BACKEND = <name>`` chooses it; it runs in the inference worker
-    process, one frame batch at a time, and must raise :class:`~pose.model.ModelError` with a
-    message saying what to install or set when it cannot open the model. docs/plugins.md,
-    "Backends", has a whole one.
-
-    Parameters
-    ----------
-    description
-        The model (:class:`BackendKind` lists the fields a backend reads).
-    device
-        One of :attr:`devices` (``[Pose] DEVICE``; checked before ``open``).
-    threads
-        ``[Pose] THREADS``: threads for the CPU work of one inference.
+    It supplies ``open``, :meth:`warm_up` (batches of zeros), :meth:`close` (nothing to release)
+    and :attr:`provider`. It runs in the inference worker, one batch at a time, and must raise
+    :class:`~pose.model.ModelError` saying what to install or set when it cannot open the model
+    (docs/plugins.md, "Backends"). ``device`` is one of :attr:`devices`, checked before ``open``.
     """
 
     #: ``[Pose] BACKEND`` names it by this (a lab folder's backend: the file's name).

@@ -110,24 +110,11 @@ def _round_up(value: int, step: int) -> int:
 
 
 def place_span(low: float, high: float, extent: int, multiple: int, step: int) -> tuple[int, int]:
-    """One axis of a crop: its start and length, covering [low, high] where the frame allows.
+    """One axis of a crop: (start, length) covering [low, high] where the frame allows.
 
-    Parameters
-    ----------
-    low, high
-        Pixel centres (margin included) that the crop should contain.
-    extent
-        The frame's size along the axis.
-    multiple
-        The start is a multiple of it.
-    step
-        The length is a multiple of it (itself a multiple of ``multiple``), except for a crop
-        that reaches the end of a frame whose size is not on the grid.
-
-    Returns
-    -------
-    tuple of int
-        (start, length), with ``0 <= start`` and ``start + length <= extent``.
+    ``start`` is a multiple of ``multiple``; ``length`` a multiple of ``step`` except where the
+    crop reaches the end of a frame whose size is off the grid; always ``0 <= start`` and
+    ``start + length <= extent``.
     """
     start = max(0, math.floor(max(low, 0.0)) // multiple * multiple)
     end = min(extent, math.floor(min(high, extent - 1)) + 1)  # one past the last pixel

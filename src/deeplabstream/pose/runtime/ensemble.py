@@ -19,23 +19,11 @@ MEMBER_STAGE = "model{}"
 
 
 class EnsembleEstimator(PoseEstimator):
-    """The ensemble's keypoints of frames, in the frames' pixels (see the module docstring).
+    """The ensemble's keypoints of frames, in the frames' pixels (docs/ensembles.md).
 
-    Parameters
-    ----------
-    description
-        The ensemble's description: its first model's, whose keypoints are the ensemble's.
-    members
-        Each model's estimator, built for the same frame shape, in the ensemble's order.
-    rows
-        Per member, the rows of its keypoints that are the ensemble's, in the ensemble's order.
-
-    Attributes
-    ----------
-    last_members
-        (N, M, K, 3): each member's x, y, likelihood of the frames of the last estimate.
-    last_frames
-        The ensemble of each frame of the last estimate (median, variance, spread).
+    ``description`` is the first model's, whose keypoints are the ensemble's; ``members`` are
+    built for the same frame shape; ``rows`` gives per member its rows of the ensemble's
+    keypoints, in order.
     """
 
     def __init__(

@@ -168,20 +168,10 @@ class _DeviceSlot:
 class CudaGraphBinding:
     """Run a CUDA-graph session with device buffers, one graph per input shape, checked.
 
-    Per shape (and per thread: ONNX Runtime keeps a graph per thread), buffers are bound before the
-    capturing run, and two different inputs must agree with ``reference`` within
-    :data:`GRAPH_AGREEMENT`; a shape that fails runs on ``reference`` from then on
-    (:attr:`refusals` says why). Outputs are new host arrays. The sequence: docs/gpu.md, "CUDA
-    graphs".
-
-    Parameters
-    ----------
-    session
-        The session opened with ``enable_cuda_graph``.
-    reference
-        Runs the same graph without a CUDA graph (a :class:`HostBinding` of a plain session).
-    device
-        Where the buffers live: ``cuda`` (a test emulating the capture passes ``cpu``).
+    A shape whose graph disagrees with ``reference`` (a plain session) beyond
+    :data:`GRAPH_AGREEMENT` runs on ``reference`` from then on (:attr:`refusals` says why).
+    Outputs are new host arrays. The sequence: docs/gpu.md, "CUDA graphs". ``device`` is ``cuda``
+    (``cpu`` in a test emulating the capture).
     """
 
     def __init__(

@@ -289,19 +289,8 @@ def _publish(block: _Block, model: AppearanceModel, version: int) -> None:
 class CameraIdentities:
     """One multi-animal camera's identities: keeper, background learner and confidence file.
 
-    Parameters
-    ----------
-    tracker
-        The camera's motion tracker.
-    path
-        Its ``<camera>.identity.csv``.
-    individuals
-        The identities' names (the pose CSV's ``individuals``).
-    min_likelihood
-        Keypoints below this likelihood are not used for patches.
-    learn
-        Whether to learn the animals' looks (``[Pose] APPEARANCE_IDENTITY``); False: motion
-        only, no learner process.
+    ``min_likelihood``: keypoints below it are not used for patches; ``learn`` False keeps motion
+    only (no learner process; ``[Pose] APPEARANCE_IDENTITY``).
     """
 
     def __init__(

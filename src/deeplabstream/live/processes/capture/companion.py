@@ -162,20 +162,8 @@ class _Output:
 class CompanionOutputs:
     """The capture-process side of a camera's companions: rings, announcements, recorders.
 
-    Parameters
-    ----------
-    camera_name, camera_id
-        The camera's name (companions are ``<camera>_<suffix>``) and id (in frame records).
-    streams
-        What the camera declared after opening.
-    nominal_fps
-        Sizes the rings (:data:`COMPANION_BUFFER_S` seconds of frames).
-    log_target
-        Handed to companion recorders.
-    recorder_niceness
-        Niceness the companion recorders add (``[Streaming] SIDE_NICENESS`` of a live session).
-    doorbell
-        The session's doorbell, for the companions' channels (None: this process's default).
+    Companions are named ``<camera>_<suffix>``; ``nominal_fps`` sizes the rings
+    (:data:`COMPANION_BUFFER_S` seconds of frames); ``doorbell`` None: this process's default.
     """
 
     def __init__(
