@@ -129,18 +129,9 @@ def _holder_text(holder: Holder | None) -> str:
 class DeviceLocks:
     """The locks of one session's devices; :meth:`acquire` takes all or none.
 
-    Keep the object while the devices are in use; :meth:`release` (or the end of the process)
-    gives every lock up. Claims of the same key are taken once.
-
-    Parameters
-    ----------
-    claims
-        The devices the session will open.
-    settings_file
-        The session's settings file, written into each lock file so that a refused session can
-        tell the user which rig holds the device.
-    folder
-        Where the lock files are (default :func:`lock_folder`).
+    Keep the object while the devices are in use; :meth:`release` (or the process's end) gives
+    every lock up. ``settings_file`` is written into each lock so a refused session can name the
+    rig that holds the device.
     """
 
     def __init__(

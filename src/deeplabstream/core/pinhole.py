@@ -56,18 +56,9 @@ def matrix_to_rodrigues(matrix: np.ndarray) -> np.ndarray:
 class PinholeCamera:
     """One calibrated view.
 
-    Attributes
-    ----------
-    name
-        The camera's name (a ``[Camera NAME]`` of the settings).
-    size
-        (width, height) of its frames in pixels.
-    matrix
-        3 x 3 camera matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``.
-    distortions
-        OpenCV's ``k1 k2 p1 p2 k3`` (zeros: an ideal lens).
-    rotation, translation
-        World -> camera: ``x_cam = R(rotation) @ X + translation``.
+    ``size`` is (width, height) in pixels; ``distortions`` OpenCV's ``k1 k2 p1 p2 k3`` (zeros:
+    an ideal lens); ``rotation``, ``translation`` map world -> camera:
+    ``x_cam = R(rotation) @ X + translation``.
     """
 
     name: str

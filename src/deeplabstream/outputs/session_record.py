@@ -949,10 +949,8 @@ def load_record(path: Path) -> SessionRecord:
 def read_record_data(path: Path) -> Any:
     """Return the JSON data of a ``session.json``, read so that no file can stop the reader.
 
-    The one way every reader reads the file (the start's repair, ``--check``, the exports):
-    only a regular file is opened (a FIFO blocks ``open()`` until a writer comes, deaf to
-    Ctrl-C; a device may never end), at most :data:`MAX_RECORD_BYTES` are read, and nesting
-    deeper than :data:`MAX_RECORD_NESTING` is refused (Python's JSON parser recurses).
+    Every reader reads it this way: only a regular file, at most :data:`MAX_RECORD_BYTES`, no
+    nesting deeper than :data:`MAX_RECORD_NESTING`.
 
     Raises
     ------

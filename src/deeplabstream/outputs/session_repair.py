@@ -59,17 +59,10 @@ class Recovery:
 def recover_interrupted_sessions(output_dir: Path) -> Recovery:
     """Mark the sessions in ``output_dir`` whose processes were killed; free their reserve.
 
-    A session killed hard (SIGKILL, a power cut) never reaches its final ``session.json``: it
-    stays ``running`` and keeps its 1 MiB space reserve. When its main process no longer runs
-    (:func:`core.liveness.is_same_process_running`: the pid and its start time, so a pid now
-    used by another process does not count), its status becomes ``interrupted`` (with a note
-    in ``errors``) and the reserve is removed. A session whose main process still runs is left
-    alone.
-
-    A ``session.json`` that is not what a session writes (not JSON, not an object, a figure of
-    the wrong type in a running record) never stops the start: it is renamed
-    ``session.json.damaged`` (never deleted, ``outputs.folder.move_aside``) and named in the
-    returned warnings.
+    A ``running`` session whose main process (pid and start time) no longer runs becomes
+    ``interrupted`` and loses its space reserve; a damaged ``session.json`` is moved aside to
+    ``session.json.damaged`` and named in the returned warnings, never stopping the start
+    (docs/reliability.md).
     """
     recovery = Recovery()
     if not output_dir.is_dir():

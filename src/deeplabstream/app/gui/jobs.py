@@ -27,18 +27,8 @@ END_GRACE_S = 5.0  # after its outcome, how long the process may take to exit be
 class ProcessJob(QObject):
     """Run ``job(say, *args)`` in a helper process; ``finished`` carries its :class:`Outcome`.
 
-    Parameters
-    ----------
-    what
-        What the job does, for the progress line ("Inspect", "Detect").
-    job
-        A function of :mod:`app.gui.job_targets` (importable by the helper process).
-    args
-        Its arguments after ``say`` (picklable).
-    timeout_s
-        End the job with an error after this long (None: never).
-    parent
-        The Qt parent.
+    ``job`` is a function of :mod:`app.gui.job_targets` and ``args`` are picklable;
+    ``timeout_s`` None: never time out.
     """
 
     progress = pyqtSignal(str)  # the progress line changed (stage or whole seconds)

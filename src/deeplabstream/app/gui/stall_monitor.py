@@ -90,18 +90,9 @@ class Stall:
 class StallMonitor(QObject):
     """Measure the event loop's stalls on the GUI thread (see the module's description).
 
-    Parameters
-    ----------
-    tick_ms
-        How often the monitor's timer fires.
-    report_ms
-        Gaps longer than this are kept in :attr:`stalls` and logged.
-    parent
-        The Qt parent (the window), which ends the timer with it.
-    explain
-        Returns the ms the parties the GUI thread may wait for spent computing or waiting for a
-        processor since its previous call (see the module's description); None: the process's
-        other threads' processor time.
+    Gaps over ``report_ms`` are kept in :attr:`stalls` and logged. ``explain`` returns the ms the
+    parties the GUI thread may wait for spent since its previous call (None: the process's other
+    threads' processor time).
     """
 
     def __init__(

@@ -302,20 +302,10 @@ def neutral_poses(n_frames: int) -> np.ndarray:
 
 
 def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
-    """Compute the keypoints of poses.
+    """Compute the keypoints (..., 6, 2) of poses (..., F), in :data:`KEYPOINT_NAMES` order.
 
-    Parameters
-    ----------
-    poses
-        Array of shape (..., F): the fields of :class:`Pose` in order; F = 5 (the fields before
-        ``stretch``, which then is 1), 6 or 7 (:data:`POSE_WIDTH`).
-    body_length
-        Nose to tail base in pixels (at ``stretch`` 1).
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (..., 6, 2): x, y of each keypoint in the order of :data:`KEYPOINT_NAMES`.
+    F is 5 (no ``stretch``: 1), 6 or 7 (:data:`POSE_WIDTH`); ``body_length`` is in pixels at
+    ``stretch`` 1.
     """
     poses = np.asarray(poses, dtype=np.float64)
     plan, length = BODY_PLAN, body_length
@@ -345,19 +335,9 @@ def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
 
 
 def simulate_poses(params: ArenaParams, n_frames: int) -> np.ndarray:
-    """Simulate the poses of frames ``0 .. n_frames - 1`` without rendering.
+    """Simulate the poses (n_frames, :data:`POSE_WIDTH`) of frames from 0 without rendering.
 
-    Parameters
-    ----------
-    params
-        The simulation; the same params give the same poses as a :class:`SimulatedArena`.
-    n_frames
-        Number of frames from frame 0.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (n_frames, :data:`POSE_WIDTH`): the fields of :class:`Pose` per frame.
+    The same params give the same poses as a :class:`SimulatedArena`.
     """
     if params.motion == "waypoints":
         return WaypointMotion(params).poses(np.arange(n_frames))
@@ -393,19 +373,9 @@ def simulate_behaviours(params: ArenaParams, n_frames: int) -> tuple[np.ndarray,
 
 
 def simulate_keypoints(params: ArenaParams, n_frames: int) -> np.ndarray:
-    """Ground-truth keypoints of frames ``0 .. n_frames - 1`` without rendering.
+    """Ground-truth keypoints (n_frames, 6, 2) of frames from 0 without rendering.
 
-    Parameters
-    ----------
-    params
-        The simulation; the same params give the keypoints a :class:`SimulatedArena` delivers.
-    n_frames
-        Number of frames from frame 0.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (n_frames, 6, 2): x, y per frame and keypoint (order of :data:`KEYPOINT_NAMES`).
+    The same params give the keypoints a :class:`SimulatedArena` delivers.
     """
     return keypoints_from_poses(simulate_poses(params, n_frames), params.body_length_px)
 
@@ -475,17 +445,9 @@ def _clamp(value: float, low: float, high: float) -> float:
 class RandomWalkMotion:
     """A seeded random walk of a mouse in the arena; see :class:`MouseBehaviour`.
 
-    Speeds are in body lengths per second and durations in seconds, so the walk looks the same at
-    any frame rate. The animal steers away from walls ahead of it (which makes it follow them, as
-    mice do) and its body centre is finally clamped to :meth:`ArenaParams.body_center_limits`, so
-    everything but the tail stays on the floor and the tail is kept on it when drawn.
-
-    Parameters
-    ----------
-    params
-        The simulation (size, frame rate, seed, body length).
-    behaviour
-        The constants of the walk.
+    Speeds are in body lengths per second and durations in seconds (the same walk at any frame
+    rate); the mouse steers away from walls ahead (so it follows them) and its centre is clamped
+    to :meth:`ArenaParams.body_center_limits`.
     """
 
     def __init__(self, params: ArenaParams, behaviour: MouseBehaviour = MOUSE) -> None:
@@ -959,20 +921,10 @@ class ArenaRenderer:
         self._light_and_add_noise(out, frame_index)
 
     def render_animals(self, poses: list[Pose], frame_index: int, out: np.ndarray) -> None:
-        """Draw the frame ``frame_index`` with several animals into ``out``.
+        """Draw the frame ``frame_index`` with several animals into ``out`` (overwritten).
 
-        The animals are drawn in the order given, so a later one covers an earlier one where
-        they overlap (see :mod:`hardware.simulator.herd`); one pose gives exactly :meth:`render`'s
-        frame.
-
-        Parameters
-        ----------
-        poses
-            Where each animal is, in drawing order.
-        frame_index
-            Chooses the lighting gain and the noise window.
-        out
-            A C-contiguous uint8 array of :attr:`frame_shape`; overwritten.
+        ``out`` is C-contiguous; later animals cover earlier ones; one pose gives exactly
+        :meth:`render`'s frame.
         """
         np.copyto(out, self.floor)
         for pose in poses:

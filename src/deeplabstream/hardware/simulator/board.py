@@ -132,20 +132,10 @@ def render_board(
     background: np.ndarray | None = None,
     spec: BoardSpec = BOARD,
 ) -> np.ndarray:
-    """Draw the board at a 3D pose into ``out``, as ``camera`` sees it, and return ``out``.
+    """Draw the board at a 3D pose into ``out`` (overwritten) as ``camera`` sees it; return ``out``.
 
-    Parameters
-    ----------
-    camera
-        The view; ``out`` must have its size. Its lens distortion is applied.
-    rotation, translation
-        The board's pose: Rodrigues board -> world and its origin corner in world mm.
-    out
-        uint8 frame, (height, width) or (height, width, 3), overwritten.
-    background
-        What lies behind the board, the shape of ``out``; a plain grey floor when None.
-    spec
-        The board to draw.
+    ``out`` has the camera's size; its lens distortion is applied. The pose is Rodrigues board ->
+    world and the origin corner in world mm; ``background`` None: a plain grey floor.
     """
     import cv2
 

@@ -51,18 +51,9 @@ def animal_names(count: int) -> tuple[str, ...]:
 class HerdParams:
     """Several animals in one arena; equal params give identical frames and truth.
 
-    Parameters
-    ----------
-    arena
-        Frame, seed, rendering and body length (shared by all animals). ``arena.motion`` must be
-        ``"random"`` unless there is one animal in the ``free`` scenario.
-    animals
-        Number of animals, 1 to :data:`MAX_ANIMALS`.
-    social
-        The scenario (see the module docstring); scripted ones need at least two animals.
-    marked
-        Whether the animals carry their marks (:data:`hardware.simulator.marks.MARKED`: a tail band,
-        a bleached patch, a smaller body); a lone animal never does.
+    ``arena.motion`` must be ``"random"`` unless one animal walks ``free``; ``animals`` is 1 to
+    :data:`MAX_ANIMALS`; scripted ``social`` scenarios need two or more; ``marked`` animals carry
+    :data:`hardware.simulator.marks.MARKED` (a lone animal never does).
     """
 
     arena: ArenaParams
@@ -560,19 +551,9 @@ def render_herd(
 
 
 def simulate_herd_truth(params: HerdParams, n_frames: int) -> np.ndarray:
-    """Truth of frames ``0 .. n_frames - 1`` without rendering.
+    """Truth (n_frames, A, 6, 3) of frames from 0 without rendering: x, y, visibility.
 
-    Parameters
-    ----------
-    params
-        The herd; the same params give the truth a :class:`SimulatedHerd` delivers.
-    n_frames
-        Number of frames from frame 0.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (n_frames, A, 6, 3): x, y, visibility per frame, animal and keypoint.
+    The same params give the truth a :class:`SimulatedHerd` delivers.
     """
     motion = make_herd_motion(params)
     truth = np.empty((n_frames, params.animals, len(KEYPOINT_NAMES), 3))

@@ -455,17 +455,8 @@ def write_rig_calibration(path: Path, cameras: Sequence[PinholeCamera]) -> None:
 class SimulatedRigView:
     """One view of the 3D rig, frame by frame: renders a frame and returns its 2D and 3D truth.
 
-    Every view built from the same 2D simulation (same seed, frame rate and behaviours) shows
-    the same mouse at the same frame index, so the views of a rig agree frame for frame.
-
-    Parameters
-    ----------
-    params
-        The 2D simulation (:func:`sim_params`).
-    camera
-        The view.
-    view_salt
-        Makes this view's pixel noise differ from the other views'.
+    Views of the same 2D simulation show the same mouse at the same frame index.
+    ``view_salt`` makes this view's noise differ from the others'.
     """
 
     def __init__(self, params: ArenaParams, camera: PinholeCamera, view_salt: int = 0) -> None:

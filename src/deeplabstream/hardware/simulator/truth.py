@@ -23,18 +23,8 @@ _BEHAVIOUR_HEADER = ["frame", "behaviour"]
 class Truth(NamedTuple):
     """A truth table as arrays.
 
-    Attributes
-    ----------
-    frames
-        Shape (T,): the frame index of each row.
-    positions
-        Shape (T, A, K, 2): x, y in pixels per frame, animal and keypoint (NaN where empty).
-    visible
-        Shape (T, A, K), bool: the likelihood is above 0.5.
-    animals
-        The A identities (``animal1``, ...), in file order.
-    keypoints
-        The K keypoint names, in file order.
+    ``frames`` (T,); ``positions`` (T, A, K, 2) in pixels, NaN where empty; ``visible``
+    (T, A, K), likelihood above 0.5; ``animals`` and ``keypoints`` in file order.
     """
 
     frames: np.ndarray

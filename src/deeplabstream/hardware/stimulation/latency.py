@@ -23,20 +23,11 @@ BOARD_REPORT_COLUMNS = (
 
 @dataclass(frozen=True)
 class LatencyTestSpec:
-    """One run of the board's latency test.
+    """One run of the board's latency test (docs/latency-test.md).
 
-    Parameters
-    ----------
-    device
-        The ``[Device NAME]`` that is the stimulus board (TYPE = serial).
-    channel
-        The board channel the LED is wired to.
-    min_interval_s, max_interval_s
-        Range of the random wait between the end of one flash and the start of the next.
-    on_s
-        How long each flash stays on.
-    seed
-        The board's random seed (None: the board's own).
+    ``device`` is the stimulus board's ``[Device NAME]`` (TYPE = serial), ``channel`` the LED's;
+    the wait between flashes is drawn from ``min_interval_s`` to ``max_interval_s``; ``seed``
+    None: the board's own.
     """
 
     device: str

@@ -443,17 +443,9 @@ def run_display(
 ) -> None:
     """Entry point of the display process: the window, until told to quit or the host goes.
 
-    Parameters
-    ----------
-    config : DisplayConfig
-        The window to build.
-    commands : Connection
-        ``("show", id, levels)``, ``("grab", id, path)`` and ``("quit",)`` from the device.
-    events : Connection
-        ``("ready", info)`` or ``("error", text)`` at start, then ``("ack", ids, host_ns)``
-        and ``("failed", id, text)``.
-    log_target : LogTarget, optional
-        Where it logs: the process that opened the device's (its lines reach session.log).
+    ``commands`` brings ``("show", id, levels)``, ``("grab", id, path)`` and ``("quit",)``;
+    ``events`` answers ``("ready", info)`` or ``("error", text)`` at start, then ``("ack", ids,
+    host_ns)`` and ``("failed", id, text)``. ``log_target`` is the opening process's.
     """
     leave_stop_signals_to_parent()  # the session closes the window in order
     if log_target is not None:

@@ -359,18 +359,9 @@ def predictions_table(
 class Scores:
     """Pixel errors of the predictions against the labels.
 
-    Attributes
-    ----------
-    errors
-        (N, K) Euclidean distance in pixels, NaN where a keypoint is not labelled.
-    per_keypoint
-        Per keypoint: ``median``, ``p95``, ``mean`` (px) and ``count`` of labelled images.
-    deeplabcut_rmse
-        DeepLabCut's "RMSE": the mean of every labelled keypoint's error (px).
-    deeplabcut_rmse_pcutoff
-        The same over predictions with likelihood >= ``pcutoff`` (NaN when none is).
-    pcutoff
-        DeepLabCut's p-cutoff used for it.
+    ``errors`` is (N, K) in pixels, NaN where unlabelled; ``per_keypoint`` gives ``median``,
+    ``p95``, ``mean`` and ``count``; ``deeplabcut_rmse`` is DeepLabCut's "RMSE" (the mean
+    error), ``deeplabcut_rmse_pcutoff`` the same over likelihoods >= ``pcutoff`` (NaN: none).
     """
 
     errors: np.ndarray

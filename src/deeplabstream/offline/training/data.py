@@ -35,19 +35,9 @@ Size = tuple[int, int]
 
 
 def frame_to_input(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
-    """Frame pixels to network-input pixels for a whole-frame resize (``cv2.resize``'s mapping).
+    """Frame pixels to input pixels for a whole-frame ``cv2.resize``: ``(x + 0.5) * in / fr - 0.5``.
 
-    Parameters
-    ----------
-    points
-        Array (..., 2) of x, y in frame pixels.
-    frame_size, input_size
-        (width, height) of the frame and of the network input.
-
-    Returns
-    -------
-    numpy.ndarray
-        The same points in input pixels: ``(x + 0.5) * input / frame - 0.5``.
+    Sizes are (width, height).
     """
     scale = np.array(input_size, dtype=np.float64) / np.array(frame_size, dtype=np.float64)
     return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5

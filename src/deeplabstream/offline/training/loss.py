@@ -13,17 +13,8 @@ from torch.nn import functional
 class LossSettings:
     """Target shapes and weights of the loss.
 
-    Attributes
-    ----------
-    sigma
-        Gaussian standard deviation in heatmap pixels.
-    locref_radius
-        Radius (heatmap pixels) around a keypoint where offsets are learned.
-    locref_weight
-        Weight of the offsets' loss against the heatmaps'.
-    locref_beta
-        Where the offsets' Huber loss turns from quadratic to linear (in ``locref_std`` units):
-        small, so that errors of a fraction of a pixel still pull (a squared loss would not).
+    ``sigma`` and ``locref_radius`` are in heatmap pixels. ``locref_beta`` (in ``locref_std``
+    units) is where the offsets' Huber loss turns linear: small, so sub-pixel errors still pull.
     """
 
     sigma: float = 1.25

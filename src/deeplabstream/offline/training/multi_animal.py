@@ -408,20 +408,10 @@ def augment_pair(
 
 
 def match_animals(predicted: np.ndarray, truth: np.ndarray) -> list[tuple[int, int, float]]:
-    """Match predicted animals to true ones by their median keypoint distance (Hungarian).
+    """Match predicted (P, K, 2+) to true (T, K, 2) animals by median keypoint distance (Hungarian).
 
-    Parameters
-    ----------
-    predicted
-        (P, K, 2+) x, y of the predicted animals; NaN where missing.
-    truth
-        (T, K, 2) of the true animals; NaN where hidden.
-
-    Returns
-    -------
-    list of tuple
-        (predicted index, true index, median distance) of each matched pair; pairs without a
-        keypoint present in both are never matched.
+    Returns (predicted index, true index, median distance) per pair; animals with no keypoint
+    present in both are never matched.
     """
     distance = np.linalg.norm(predicted[:, None, :, :2] - truth[None, :, :, :2], axis=-1)
     cost = np.full(distance.shape[:2], np.inf)
@@ -478,18 +468,7 @@ def score_animals(
 class PafTask:
     """Bottom-up training for ``offline.training.loop.train``: network, batches, loss, validation.
 
-    Attributes
-    ----------
-    keypoints
-        Keypoint names.
-    edges
-        (source, destination) indices of the fields' edges.
-    animals
-        Animals per frame in the data.
-    settings
-        Targets and loss.
-    decoding
-        How validation decodes (as the exported model will).
+    ``decoding`` is how validation decodes (as the exported model will).
     """
 
     keypoints: tuple[str, ...]
@@ -795,19 +774,9 @@ def evaluate_pair(
 ) -> dict[str, Any]:
     """Errors of a multi-animal model folder on fresh frames of the simulated herd.
 
-    The frames go through the application's own path (``NetworkEstimator.estimate_animals``).
-
-    Parameters
-    ----------
-    model
-        A model folder of this project's format with ``decoder = "paf-bottomup"``.
-    seeds
-        Arena seeds (below 1000: training never uses them); arena ``i`` plays
-        ``scenarios[i % len(scenarios)]``.
-    every
-        Score every ``every``-th frame.
-    timing_frames
-        Frames timed one at a time after scoring.
+    ``model`` is a folder of this project's format with ``decoder = "paf-bottomup"``, run on the
+    application's own path (``NetworkEstimator.estimate_animals``). Use seeds below 1000
+    (training never uses them); arena ``i`` plays ``scenarios[i % len(scenarios)]``.
 
     Returns
     -------

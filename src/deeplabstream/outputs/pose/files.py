@@ -325,16 +325,14 @@ class EnsembleExact:
 def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     """Read the models' values of an ensemble's ``<camera>.pose_exact.csv`` (None: one model).
 
-    Only a regular file is opened (a FIFO there would block). A last row cut short (the file
-    ends inside it, without the newline every row ends in) is left out, its line kept in
+    Only a regular file is opened. A last row cut short is left out, its line kept in
     ``cut_line``.
 
     Raises
     ------
     ValueError
-        Naming the file (and line): bytes that are not text, a header that is not the
-        pose_exact layout (``frame_index``, then x, y, likelihood per keypoint for the ensemble
-        and for each model), a row of another length or with a cell that is not a number.
+        Naming the file (and line): not text, not the ensemble's pose_exact layout, a row of
+        another length or a cell that is not a number.
     OSError
         The file cannot be read (``SpecialFileError``: not a regular file).
     """

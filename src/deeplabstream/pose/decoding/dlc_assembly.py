@@ -27,18 +27,9 @@ IDENTITY_OUTPUT = "identity"
 class DlcAssemblySettings:
     """DeepLabCut's ``PartAffinityFieldPredictor`` and ``Assembler`` settings of one model.
 
-    Attributes
-    ----------
-    graph
-        Every PAF edge (source, destination keypoint), in the order of the field's channels.
-    edges_to_keep
-        Indices into ``graph`` of the edges used to assemble (DeepLabCut's ``paf_best``).
-    individuals
-        The model's number of individuals: the assembler's most animals per frame.
-    stride
-        Input pixels per heatmap cell.
-    identity
-        The identity head's settings (:mod:`pose.decoding.dlc_identity`); None without one.
+    ``graph`` holds every PAF edge in channel order, ``edges_to_keep`` the indices assembled
+    (DeepLabCut's ``paf_best``); ``individuals`` is the most animals per frame; ``identity`` the
+    identity head's settings, None without one.
     """
 
     graph: tuple[tuple[int, int], ...]

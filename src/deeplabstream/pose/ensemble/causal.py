@@ -63,17 +63,9 @@ def smoothing_parameters(value: float | Sequence[float], keypoints: int) -> np.n
 class CausalEks:
     """EKS's forward filter over one camera's frames (see the module docstring).
 
-    Parameters
-    ----------
-    keypoints
-        How many keypoints the ensemble has.
-    smooth_param
-        EKS's ``s``: one for every keypoint, or one per keypoint.
-    var_mode
-        How the observation variance is made (EKS's ``var_mode``).
-    prior_mean, prior_variance
-        (K, 2): the first frame's prior, as the package sets it for a stretch
-        (:func:`package_prior`); None: each keypoint starts at its first placed median.
+    ``smooth_param`` is EKS's ``s`` (one, or one per keypoint); ``var_mode`` EKS's;
+    ``prior_mean``, ``prior_variance`` (K, 2) the first frame's prior (:func:`package_prior`),
+    None: each keypoint starts at its first placed median.
     """
 
     def __init__(

@@ -68,17 +68,8 @@ class ConversionSpec:
 class Conversion:
     """A converted graph and how it was checked.
 
-    Attributes
-    ----------
-    onnx_file
-        The graph.
-    reused
-        True when it came from the cache.
-    differences
-        Largest differences to the PyTorch module on the check input (from the cache's record
-        when reused).
-    seconds
-        Time taken to export and check (0 when reused).
+    ``differences`` are to the PyTorch module on the check input (the cache's record when
+    ``reused``); ``seconds`` is 0 when reused.
     """
 
     onnx_file: Path

@@ -28,17 +28,8 @@ CENTROID_OUTPUTS = ("centroids", "centroid_vals", "instance_valid")
 class TopDownStages:
     """The two stage graphs cut from one top-down export.
 
-    Attributes
-    ----------
-    centroid_graph
-        uint8 frames -> ``CENTROID_OUTPUTS``.
-    instance_graph
-        float crops -> ``instance_outputs``.
-    crops_name
-        The instance graph's input.
-    instance_outputs
-        Its outputs: the confidence maps (n, K, h', w'), then for an identity model the class
-        logits (n, C).
+    ``centroid_graph`` takes uint8 frames, ``instance_graph`` float crops (``crops_name``) and
+    gives ``instance_outputs``: the maps (n, K, h', w'), then an identity model's logits (n, C).
     """
 
     centroid_graph: Path

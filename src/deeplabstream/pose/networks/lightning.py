@@ -147,17 +147,10 @@ def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
 class HeatmapTrackerMHCRNN(nn.Module):
     """Lightning Pose's ``HeatmapTrackerMHCRNN`` at inference, with its state-dict names.
 
-    ``forward`` takes (N, 5, 3, H, W) frames t-2 .. t+2 and returns the single-frame heatmaps
-    of the centre frame (``head.head_sf``, Lightning Pose's ``HeatmapHead``) and the
-    multi-frame ones (``head.head_mf``), both (N, K, H/2^d, W/2^d) and soft-maxed. For
-    running live, :meth:`features` (one frame's backbone output) and :class:`ContextHeads` (the
-    two heads on five frames' features) split it where each frame's work can be kept.
-
-    ``backbone`` is any module giving (N, ``channels``, H/stride, W/stride) features: a ResNet
-    (:meth:`with_resnet`), or an EfficientNet or DINO ViT
-    (:func:`pose.networks.lightning_backbones.context_tracker`). Lightning Pose gives a
-    stride-16 backbone (its ViTs) a multi-frame head without ``W_pre`` (``upsampling_factor``
-    1): PixelShuffle(2) alone already brings the features to H/8.
+    ``forward`` takes (N, 5, 3, H, W) frames t-2 .. t+2 and returns the centre frame's
+    single-frame and multi-frame heatmaps, (N, K, H/2^d, W/2^d), soft-maxed; :meth:`features`
+    and :class:`ContextHeads` split it so each frame's backbone runs once. A stride-16 backbone
+    (a ViT) gets a multi-frame head without ``W_pre``, as in Lightning Pose.
     """
 
     def __init__(

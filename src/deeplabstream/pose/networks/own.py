@@ -54,17 +54,9 @@ _DEFAULT_BLOCKS: dict[str, tuple[int, ...]] = {
 class InputFormat:
     """How a graph takes its input.
 
-    Attributes
-    ----------
-    dtype
-        ``float32`` or ``uint8`` (uint8 needs ``normalization="in-graph"``).
-    layout
-        ``nchw`` (N, C, H, W) or ``nhwc`` (N, H, W, C).
-    normalization
-        ``outside``: the input is already ``(pixel / 255 - mean) / std``; ``in-graph``: the input
-        is raw pixels 0..255 and the graph normalises them (folded into its first convolution).
-    mean, std
-        The per-channel normalisation (RGB order, pixels scaled to 0..1).
+    ``uint8`` needs ``normalization="in-graph"`` (raw pixels, normalisation folded into the
+    first convolution); ``outside`` means the input is already ``(pixel / 255 - mean) / std``
+    (``mean`` and ``std`` in RGB order, pixels scaled to 0..1).
     """
 
     dtype: InputDtype = "float32"
@@ -491,19 +483,10 @@ def example_input(config: NetworkConfig, batch: int, height: int, width: int) ->
 
 
 def export_onnx(model: PoseNet, path: str, height: int, width: int, opset: int = 18) -> None:
-    """Write ``model`` as ONNX with a dynamic batch axis and a fixed input size.
+    """Write ``model`` (put in eval mode) as ONNX with a dynamic batch axis and a fixed input size.
 
-    Parameters
-    ----------
-    model
-        The network (put into eval mode here).
-    path
-        The ``.onnx`` file to write.
-    height, width
-        Input size, multiples of :data:`SIZE_MULTIPLE`.
-    opset
-        ONNX opset: 18, the exporter's own (no version conversion), read by ONNX Runtime 1.14+
-        and TensorRT 8.6+.
+    Height and width are multiples of :data:`SIZE_MULTIPLE`; opset 18 is the exporter's own (no
+    version conversion), read by ONNX Runtime 1.14+ and TensorRT 8.6+.
     """
     check_input_size(height, width)
     model.eval()

@@ -47,18 +47,9 @@ class _HostSlot:
 class HostBinding:
     """Run a session through IO binding with host buffers (see the module's notes).
 
-    Parameters
-    ----------
-    session
-        An open ``onnxruntime.InferenceSession``.
-    input_name, output_names
-        The image input, and the outputs returned, in order.
-    allocate
-        Makes a host array of a shape and type (pinned memory on a GPU); ``numpy.empty`` by
-        default.
-    synchronize
-        Wait for the outputs after each run (a GPU provider; the CPU's are written when the
-        run returns).
+    ``allocate`` makes a host array (pinned on a GPU; ``numpy.empty`` by default);
+    ``synchronize`` waits for the outputs after each run (a GPU provider's; the CPU's are written
+    when the run returns).
     """
 
     def __init__(

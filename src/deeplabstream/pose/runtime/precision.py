@@ -96,14 +96,7 @@ def read_record(int8_graph: Path) -> dict[str, Any]:
 
 
 def int8_model(fp32: ModelDescription, model_path: Path) -> ModelDescription:
-    """Return the int8 description of the model whose fp32 description is ``fp32``.
-
-    Parameters
-    ----------
-    fp32
-        The model loaded at fp32 (its ``model_file`` is the fp32 graph).
-    model_path
-        What MODEL_PATH named, for the message.
+    """Return the int8 description of the model loaded at fp32 (``model_path``: for the message).
 
     Raises
     ------

@@ -23,20 +23,7 @@ from deeplabstream.pose.runtime.providers import GPU_INSTALL
 
 @dataclass(frozen=True)
 class TorchPlacement:
-    """How a module runs.
-
-    Attributes
-    ----------
-    device
-        ``cpu`` or ``cuda:0``.
-    half
-        Weights and input in float16.
-    channels_last
-        Module and input in channels-last (NHWC) memory.
-    tf32
-        fp32 convolutions and matrix products in TensorFloat-32 on the GPU (``PRECISION =
-        tf32``); False: IEEE fp32.
-    """
+    """How a module runs: device (``cpu``, ``cuda:0``), float16, channels-last, TF32 on a GPU."""
 
     device: str
     half: bool

@@ -16,18 +16,10 @@ from deeplabstream.pose.model import Convention
 class FrameTransform:
     """The geometric path from a frame to the network's input.
 
-    Attributes
-    ----------
-    scale_x, scale_y
-        Input pixels per (cropped) frame pixel: ``input_width / crop_width`` and
-        ``input_height / crop_height``.
-    offset_x, offset_y
-        The crop's top-left corner in the frame (0 without a crop).
-    flip_width
-        Width in frame pixels of the image that is flipped horizontally (the crop's width), or
-        None when the frame is not flipped.
-    convention
-        ``centres`` or ``corners``; see the module's documentation.
+    ``scale_x``, ``scale_y`` are input pixels per (cropped) frame pixel; ``offset_x``,
+    ``offset_y`` the crop's corner in the frame; ``flip_width`` the width of the flipped image
+    (the crop's), None when not flipped; ``convention`` ``centres`` or ``corners``
+    (docs/pose-internals.md).
     """
 
     scale_x: float
@@ -92,20 +84,10 @@ class FrameTransform:
 
 
 def letterbox_size(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
-    """Return the size an image is resized to inside a letterboxed input.
+    """Return the (height, width) an image is resized to inside a letterboxed input.
 
-    Parameters
-    ----------
-    image_size
-        (height, width) of the image (the frame, or its crop).
-    input_size
-        (height, width) of the network's input.
-
-    Returns
-    -------
-    tuple of int
-        (height, width): the image scaled by one factor, the largest that fits, each side
-        rounded to whole pixels and at least 1.
+    Sizes are (height, width); the image is scaled by the largest factor that fits, each side
+    rounded to whole pixels and at least 1.
     """
     height, width = image_size
     scale = min(input_size[0] / height, input_size[1] / width)
