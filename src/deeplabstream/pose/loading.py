@@ -280,11 +280,8 @@ def _unusable_formats_text() -> str:
 def check_model(path: Path | None) -> None:
     """Check cheaply that ``path`` is a model :func:`load_model` can take (None: the bundled).
 
-    Nothing is converted or run. This project's models and Lightning Pose exports are read
-    whole (their description is a small file); a DeepLabCut export or Lightning checkpoint is
-    opened as at load, without running code from it and with its tensors mapped rather than
-    read (torch is imported only then): a missing, empty or foreign file, or a torch file that
-    holds something else (a bare dict of tensors), is refused in milliseconds.
+    Nothing is converted or run; a DeepLabCut export or Lightning checkpoint is opened with its
+    tensors mapped, not read, and no code from it runs.
 
     Raises
     ------
@@ -329,11 +326,8 @@ def check_precision(
 ) -> None:
     """Check that ``[Pose] PRECISION`` applies to the model at ``path`` on ``backend``.
 
-    tf32 needs a GPU ``device``.
-
-    fp16 needs a model converted here; int8 the onnxruntime backend and a graph quantized
-    beforehand (the fp32 description is loaded for it: a converted model's graph is taken from
-    the cache, where the quantize command left it). See :mod:`pose.runtime.precision`.
+    tf32 needs a GPU ``device``; fp16 a model converted here; int8 the onnxruntime backend and a
+    graph quantized beforehand (:mod:`pose.runtime.precision`).
 
     Raises
     ------

@@ -116,17 +116,8 @@ class InfoBanner(Banner):
 class MessageArea(QScrollArea):
     """The area holding the window's banners, one under the other; always :data:`ROWS` rows tall.
 
-    Parameters
-    ----------
-    banners
-        The banners it holds, most important first (errors, losses, news). Each shows and hides
-        itself; the area gives each its lines.
-
-    Its height is fixed when it is made (two rows of a one-line banner, or one banner of two
-    lines, in this display's font) and never changes: a message that comes, goes or grows moves
-    nothing else in the window. With nothing to say it shows a grey line saying what it is for.
-    One banner shows two lines, several one line each; a banner whose text says more offers
-    Show all (and its whole text on hover); banners beyond the second are scrolled to.
+    ``banners`` are given most important first; each shows and hides itself. Its height is fixed
+    when made, so a message never moves the rest of the window (docs/gui.md).
     """
 
     def __init__(self, banners: Iterable[Banner]) -> None:

@@ -69,17 +69,8 @@ class PluginSource:
 class DataFiles:
     """A kind's plugins written as data, not code: files named by their stem (``.ini`` configs).
 
-    A name finds the lab's file (in the kind's lab folder) before the one shipped in the
-    package; both are listed as known names and in the unknown-name message.
-
-    Attributes
-    ----------
-    suffix
-        The files' suffix, lower case (``.ini``).
-    shipped
-        The package's folder of them (examples a lab copies into its own folder).
-    noun
-        The files in words, for messages (``config``: ``experiment config file not found``).
+    A name finds the lab's file before the shipped one (``shipped``: the package's folder);
+    ``noun`` names the files in messages.
     """
 
     suffix: str

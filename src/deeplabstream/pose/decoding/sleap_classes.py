@@ -22,16 +22,8 @@ CLASS_OUTPUTS = ("peaks", "peak_vals", "peak_mask", "class_probs")
 class SleapClassDecoding:
     """The decoding settings of a sleap-nn bottom-up identity export.
 
-    Attributes
-    ----------
-    class_names
-        The identity classes, in the order of the class maps (the training labels' track
-        names, or the head config's ``classes``).
-    peak_threshold
-        Peaks must have a confidence above this (the export's ``peak_threshold``).
-    point_scale
-        Points are the graph's peaks multiplied by this (1: the graph's peaks are already in
-        the pixels of its input image).
+    ``class_names`` are in class-map order; points are the graph's peaks times ``point_scale``
+    (1: already in the pixels of its input image).
     """
 
     class_names: tuple[str, ...]

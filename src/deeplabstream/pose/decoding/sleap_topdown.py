@@ -235,16 +235,9 @@ def cut_crop(image: np.ndarray, center: np.ndarray, crop_size: tuple[int, int]) 
 class CropCutter:
     """sleap-nn's crops of many centroids at once, equal to :func:`cut_crop` bit for bit.
 
-    :func:`cut_crop` is the reference (one crop, everything computed anew). Here the grid of
-    each (crop, frame) size is computed once, the sampling positions and weights of all the
-    frame's centroids in one pass (the same float32 operations, element by element), and each
-    crop is interpolated from its window in float32 (the same products and sums, in the same
-    order: the values are identical, not merely close) into a buffer kept between frames.
-
-    Parameters
-    ----------
-    crop_size
-        (height, width) of the crops.
+    The same float32 operations in the same order as the reference, computed once per size and
+    into buffers kept between frames (docs/performance.md, "Two-stage models").
+    ``crop_size`` is (height, width).
     """
 
     def __init__(self, crop_size: tuple[int, int]) -> None:

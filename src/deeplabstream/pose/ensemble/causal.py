@@ -27,16 +27,9 @@ MIN_OBSERVATION_VARIANCE = 1e-12
 class CausalStep:
     """The filter after one frame, (K, 2) each (x, y): what the causal EKS file writes.
 
-    Attributes
-    ----------
-    mean
-        The filtered x, y (NaN for a keypoint the ensemble has not placed yet).
-    variance
-        Their posterior variance (EKS's ``x_posterior_var``, ``y_posterior_var``).
-    observation_variance
-        The frame's observation variance used (EKS's ``x_ens_var``, ``y_ens_var``).
-    median
-        The frame's ensemble median (EKS's ``x_ens_median``, ``y_ens_median``).
+    ``mean`` is the filtered x, y (NaN until the ensemble places the keypoint); ``variance``,
+    ``observation_variance`` and ``median`` are EKS's ``*_posterior_var``, ``*_ens_var`` and
+    ``*_ens_median``.
     """
 
     mean: np.ndarray

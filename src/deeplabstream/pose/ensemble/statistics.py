@@ -22,18 +22,11 @@ EKS_NAN_VARIANCE = 1000.0
 
 @dataclass(frozen=True)
 class EnsembleFrame:
-    """One frame's ensemble of a camera: (K, ...) per keypoint.
+    """One frame's ensemble of a camera, per keypoint (docs/ensembles.md).
 
-    Attributes
-    ----------
-    keypoints
-        (K, 3): the median x, y and the mean likelihood (what the experiment and the pose CSV
-        see).
-    variance
-        (K, 2): the models' variance of x and of y (px²).
-    std
-        (K,): the spread, the mean of the x and y standard deviations (px; NaN where fewer than
-        two models placed the keypoint).
+    ``keypoints`` (K, 3) is the median x, y and mean likelihood; ``variance`` (K, 2) the models'
+    variance (px²); ``std`` (K,) the mean of the x and y standard deviations (px; NaN with fewer
+    than two models).
     """
 
     keypoints: np.ndarray

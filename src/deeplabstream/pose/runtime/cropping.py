@@ -209,16 +209,8 @@ GATE_PATTERN = ("ReduceMean", "Conv", "HardSigmoid")  # channel means -> 1x1 con
 class ContextGraphs:
     """A graph split for crops that see the full frame's channel gates.
 
-    Attributes
-    ----------
-    full
-        The graph with the gates as extra outputs (after the model's own outputs).
-    crop
-        The graph that takes the gates as extra inputs.
-    gates
-        The gates' tensor names (the extra outputs of ``full``, the extra inputs of ``crop``).
-    channels
-        Channels of each gate (its shape is N x C x 1 x 1).
+    ``full`` outputs the gates after the model's outputs, ``crop`` takes them as extra inputs;
+    ``gates`` names them and ``channels`` gives each gate's C (shape N x C x 1 x 1).
     """
 
     full: Path

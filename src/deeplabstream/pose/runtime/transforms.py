@@ -40,19 +40,7 @@ class FrameTransform:
         return (self.flip_width - 2 * self._half) - x
 
     def to_input(self, points: np.ndarray) -> np.ndarray:
-        """Frame pixels to network-input pixels.
-
-        Parameters
-        ----------
-        points
-            (..., 2 or more) array whose last axis starts with x, y; further columns (such as a
-            likelihood) are kept as they are.
-
-        Returns
-        -------
-        numpy.ndarray
-            A float64 copy with x, y mapped.
-        """
+        """Frame pixels to input pixels: a float64 copy of (..., 2+), x, y mapped, the rest kept."""
         out = np.array(points, dtype=np.float64)
         x = out[..., 0] - self.offset_x
         if self.flip_width is not None:
