@@ -57,16 +57,8 @@ class ProcessPriority:
 class PriorityPlan:
     """How a session places its processes, from ``[Streaming] CPU_AFFINITY`` and the machine.
 
-    Attributes
-    ----------
-    affinity
-        ``auto`` or ``off``.
-    available
-        The cores this process may use (its affinity mask when the session started).
-    inference_cpus
-        The cores of the inference worker (empty: not pinned).
-    other_cpus
-        The cores of capture, recording and the main process (empty: not pinned).
+    ``available`` is this process's affinity mask at the start; ``inference_cpus`` and
+    ``other_cpus`` are empty when nothing is pinned.
     """
 
     affinity: AffinityMode

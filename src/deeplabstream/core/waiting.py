@@ -17,18 +17,11 @@ _ROUNDING_MARGIN_MS = 0.01
 
 
 def wait_readable(objects: Sequence[Any], timeout_s: float, precise: bool = False) -> list[Any]:
-    """Return those of ``objects`` that are readable, waiting at most ``timeout_s``.
+    """Return those of ``objects`` that are readable, waiting at most ``timeout_s`` (0: only look).
 
-    Parameters
-    ----------
-    objects
-        ``multiprocessing`` connections, objects with ``fileno()`` (a pipe's end) or sentinels.
-    timeout_s
-        How long to wait at most (0: only look).
-    precise
-        End at ``timeout_s`` to the microsecond: sleep the whole milliseconds, then look without
-        blocking until the deadline (costs up to a millisecond of CPU per wait that times out).
-        Otherwise the wait may end up to a millisecond (a timer tick on Windows) late.
+    ``objects`` are connections, objects with ``fileno()`` or sentinels. ``precise`` ends at the
+    deadline to the microsecond (up to a millisecond of CPU per timed-out wait); otherwise the
+    wait may end up to a millisecond (a timer tick on Windows) late.
     """
     if timeout_s <= 0:
         return list(wait_for_objects(objects, 0))

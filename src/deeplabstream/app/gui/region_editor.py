@@ -315,16 +315,8 @@ class RegionEditor(QWidget):
     ) -> None:
         """Read the regions of ``config_path``; None: a Python experiment, shown read-only.
 
-        Parameters
-        ----------
-        config_path
-            The experiment's config file, or None when the experiment is a Python class.
-        cameras
-            The stream's (analysed) cameras, for the camera chooser and new regions.
-        keypoints
-            The model's keypoints; a new region watches the first (or the regions' own).
-        running
-            With no file: the running experiment's regions, to show (read-only).
+        ``cameras`` are the stream's analysed cameras; a new region watches the first of
+        ``keypoints`` (or the regions' own); ``running`` holds a Python experiment's regions.
         """
         self.file = RegionFile(Path(config_path) if config_path is not None else None)
         self.cameras = list(cameras)

@@ -487,18 +487,10 @@ class SyntheticSettings:
 
 
 class PinLogFollower:
-    """Follows one pin of the simulated board's pin log as the harness writes it.
+    """Follows one pin (``PD4``) of the simulated board's pin log (``simstim --pins FILE``).
 
-    The log grows while the board runs; :meth:`update` reads the lines completed since the last
-    call (never blocking, never waiting for the file to appear), keeping the pin's changes on
-    the host clock.
-
-    Parameters
-    ----------
-    path
-        The pin log (``simstim --pins FILE``): ``PIN <pin> <level> <board_ns> <host_ns>`` lines.
-    pin
-        The pin to follow, e.g. ``PD4``.
+    :meth:`update` reads the lines completed since its last call, never blocking or waiting for
+    the file, and keeps the pin's changes on the host clock.
     """
 
     def __init__(self, path: Path, pin: str) -> None:
@@ -627,16 +619,8 @@ class BehaviourCsvWriter(WholeRowsFile):
 class Truth3dCsvWriter(WholeRowsFile):
     """Writes each frame's 3D truth in millimetres, laid out like Anipose's ``points3d.csv``.
 
-    A header ``frame,<kp>_x,<kp>_y,<kp>_z,...`` (KEYPOINTS, in order), then one row per frame;
-    written like the 2D truth (buffered, flushed at least once a second, whole rows only).
-
-    Parameters
-    ----------
-    path
-        The file to create (an existing one is refused).
-    keypoint_names
-        The keypoints to write, in order; a subset of
-        :data:`hardware.simulator.arena.KEYPOINT_NAMES`.
+    Header ``frame,<kp>_x,<kp>_y,<kp>_z,...``, one row per frame, written as the 2D truth (whole
+    rows); an existing file is refused.
     """
 
     def __init__(self, path: Path, keypoint_names: tuple[str, ...]) -> None:

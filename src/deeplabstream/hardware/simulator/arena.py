@@ -1211,18 +1211,9 @@ class SimulatedArena(FrameSimulation):
         self.renderer = ArenaRenderer(self.params)
 
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray]:
-        """Render the next frame into ``out``.
+        """Render the next frame into ``out`` (C-contiguous, :attr:`frame_shape`).
 
-        Parameters
-        ----------
-        out
-            C-contiguous uint8 array of :attr:`frame_shape` (for example a shared-memory slot).
-
-        Returns
-        -------
-        tuple of (int, numpy.ndarray)
-            The frame index (from 0) and its keypoints, shape (6, 2) in the order of
-            :data:`KEYPOINT_NAMES`.
+        Returns the frame index (from 0) and its keypoints (6, 2), :data:`KEYPOINT_NAMES` order.
         """
         index = self.next_frame_index
         pose = self.motion.step()

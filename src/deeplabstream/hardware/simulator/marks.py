@@ -22,16 +22,8 @@ PatchPlace = Literal["", "rump", "head"]
 class Marks:
     """How one animal is marked.
 
-    Attributes
-    ----------
-    scale
-        Its size: every length of its body times this (1: the arena's body length).
-    tail_bands
-        Where dark marker bands go round its tail, as fractions of the tail from base (0) to
-        tip (1).
-    patch
-        Where its fur is bleached: ``"rump"`` (the back half of the trunk), ``"head"``
-        (between the ears), or ``""`` for nowhere.
+    ``scale`` multiplies every body length; ``tail_bands`` are fractions of the tail from base (0)
+    to tip (1); ``patch`` is ``"rump"``, ``"head"`` or ``""`` (no bleached fur).
     """
 
     scale: float = 1.0

@@ -21,16 +21,8 @@ from deeplabstream.settings.effective import CameraPlan
 class KeypointMismatch:
     """A keypoint the experiment reads that a model of the rig does not have.
 
-    Attributes
-    ----------
-    keypoint
-        The name the experiment uses.
-    readers
-        Who reads it: trigger names, or ``[Experiment] EVENT_KEYPOINT``.
-    model
-        The model's path (None: the bundled model).
-    model_keypoints
-        Every keypoint that model has, in its order.
+    ``readers`` are trigger names or ``[Experiment] EVENT_KEYPOINT``; ``model`` is the model's
+    path (None: the bundled model); ``model_keypoints`` all of its keypoints, in order.
     """
 
     keypoint: str

@@ -247,16 +247,9 @@ def _at_size(description: ModelDescription, size: tuple[int, int]) -> ModelDescr
 class EnsemblePredictions:
     """An ensemble's predictions of the images (docs/ensembles.md).
 
-    Attributes
-    ----------
-    members
-        (M, N, K, 3): each model's x, y, likelihood of the ensemble's keypoints.
-    points
-        (N, 1, K, 3): the ensemble's: the models' median x, y and mean likelihood.
-    variance
-        (N, K, 2): the models' variance of x and of y (px²).
-    std
-        (N, K): the spread, the mean of the x and y standard deviations (px).
+    ``members`` is (M, N, K, 3); ``points`` (N, 1, K, 3) the median x, y and mean likelihood;
+    ``variance`` (N, K, 2) in px²; ``std`` (N, K) the mean of the x and y standard deviations
+    (px).
     """
 
     members: np.ndarray

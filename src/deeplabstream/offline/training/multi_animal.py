@@ -230,16 +230,8 @@ def paf_loss(
 class PafNet(PoseNet):
     """A :class:`PoseNet` whose second output is the fields of E edges (2E channels).
 
-    The offsets' output head (``locref_out``) is replaced by one of 2E channels of the same
-    kind, so that :meth:`PoseNet.forward` returns ``(heatmaps, pafs)`` unchanged and the
-    network's shape options all apply.
-
-    Parameters
-    ----------
-    config
-        The network; ``locref`` is ignored (the second head is always there).
-    edges
-        E, the skeleton edges.
+    The offsets' head is replaced by one of 2E channels, so ``forward`` returns ``(heatmaps,
+    pafs)`` and every shape option applies; ``config.locref`` is ignored.
     """
 
     def __init__(self, config: NetworkConfig, edges: int) -> None:
