@@ -25,6 +25,8 @@ def installed(*names: str) -> pytest.MarkDecorator:
 
 class _Lazy(ModuleType):
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):  # pytest asks each module-level object for its marks
+            raise AttributeError(attribute)  # while it collects: that must not import
         return getattr(importlib.import_module(self.__name__), attribute)
 
 
