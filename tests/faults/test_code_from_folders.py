@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from deeplabstream.app.inspect import main as inspect_main
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.import_path import SAFE_PATH_VARIABLE, keep_current_folder_off_path
 from deeplabstream.core.plugins import (
@@ -55,6 +56,7 @@ from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.model_format import MODEL_FORMATS, format_of, use_lab_formats
 from deeplabstream.settings import load_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT
 from tests.unit.core.test_lab_folders import PLUGINS, REGISTRIES, write_plugin
 
@@ -561,7 +563,9 @@ def test_a_path_default_is_beside_the_settings_file(
 # -- 7. deeplabstream-inspect reads a lab's format of its settings ------------------------------
 
 
-def test_inspect_knows_the_lab_formats_of_its_settings(tmp_path: Path) -> None:
+def test_inspect_knows_the_lab_formats_of_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_plugin(tmp_path, "formats", "lab_json", LAB_JSON)
     shutil.copy(BUNDLED_MODEL / "model.onnx", tmp_path / "arena.onnx")
     model = tmp_path / "arena.labmodel.json"
@@ -570,10 +574,11 @@ def test_inspect_knows_the_lab_formats_of_its_settings(tmp_path: Path) -> None:
     settings.write_text(f"[Pose]\nMODEL_FORMATS = lab_json\nMODEL_PATH = {model.name}\n")
 
     def inspect(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "deeplabstream.app.inspect", *args],
-            cwd=tmp_path, capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+        # ``deeplabstream-inspect``'s main in this process, from the lab's folder as before: the
+        # same parser, settings and lab formats read, without a new Python each.
+        monkeypatch.chdir(tmp_path)
+        code, out, err = run_main_here(inspect_main, list(args))
+        return subprocess.CompletedProcess(["deeplabstream-inspect", *args], code, out, err)
 
     alone = inspect(str(model))
     assert alone.returncode == 2 and "not a model this program knows" in alone.stderr

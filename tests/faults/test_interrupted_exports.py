@@ -24,9 +24,12 @@ import psutil
 import pytest
 
 from tests.support.files import write_settings
+from tests.support.lazy_modules import installed, lazy
 from tests.support.paths import PROJECT_ROOT
 
-pynwb = pytest.importorskip("pynwb")
+# Imported by the first test that reads it, not while every worker collects (lazy_modules).
+pytestmark = installed("pynwb")
+pynwb = lazy("pynwb")
 
 SETTINGS = (
     "[Camera arena]\nSOURCE = synthetic\nWIDTH = 320\nHEIGHT = 240\nFRAMERATE = 30\n"

@@ -15,17 +15,27 @@ from pathlib import Path
 
 from deeplabstream.app.headless import build_parser
 from deeplabstream.live.session.preflight import check_plan
+from deeplabstream.pose.inspect import main as inspect_main
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import resolve_cameras
 from tests.support.files import write_settings
+from tests.support.in_process import headless_here, run_main_here
 from tests.support.paths import PROJECT_ROOT
 
 CAMERA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
 DEVICE = "[Device stimulus_box]\nTYPE = log\n"
 
 
-def _run(tmp_path: Path, settings_text: str, *extra: str) -> subprocess.CompletedProcess:
+def _run(
+    tmp_path: Path, settings_text: str, *extra: str, process: bool = False
+) -> subprocess.CompletedProcess:
+    """The headless command on these settings: its ``main`` in this process (the same parser,
+    checks and exit code, ``headless_here``), or with ``process`` ``DeepLabStream.py`` started
+    as a process, as a user starts it (one test keeps that end to end)."""
     settings = write_settings(tmp_path, settings_text)
+    if not process:
+        args = ["--settings", str(settings), "--headless", "--frames", "30"]
+        return headless_here(*args, "--output-dir", str(tmp_path / "out"), *extra)
     return subprocess.run(
         [
             sys.executable,
@@ -85,7 +95,7 @@ def _assert_says(text: str, *words: str) -> None:
 def test_missing_model_is_refused_before_the_start(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_model"
     text = f"{CAMERA}[Pose]\nMODEL_PATH = {missing}\n"
-    result = _run(tmp_path, text, "--pose-enabled")
+    result = _run(tmp_path, text, "--pose-enabled", process=True)  # the command, end to end
     _assert_refused(tmp_path, result, "[Pose] MODEL_PATH", str(missing), "not found")
 
 
@@ -146,16 +156,12 @@ def test_experiment_with_an_undeclared_device_is_refused(tmp_path: Path) -> None
 def test_inspect_of_an_empty_pt_says_so(tmp_path: Path) -> None:
     model = tmp_path / "empty.pt"
     model.write_bytes(b"")
-    result = subprocess.run(
-        [sys.executable, "-m", "deeplabstream.pose.inspect", str(model)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    assert str(model) in result.stderr and "empty" in result.stderr
+    # The command's main in this process (``python -m deeplabstream.pose.inspect``'s parser
+    # and checks; an exception would fail the test here as a traceback would there).
+    code, _, stderr = run_main_here(inspect_main, [str(model)])
+    assert code == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    assert str(model) in stderr and "empty" in stderr
 
 
 def test_social_experiment_on_a_single_animal_model_is_refused_before_the_start(

@@ -17,6 +17,7 @@ its own) turns that into a failure instead of a hung test run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -34,9 +35,11 @@ from deeplabstream.outputs.session_record import (
     SessionRecord,
     load_record,
 )
+from deeplabstream.outputs.session_record import main as session_record_main
 from tests.faults.test_loop_health import cli
 from tests.faults.test_session_faults import SETTINGS
 from tests.support.files import make_ffv1_video
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT as ROOT
 from tests.support.processes import run_cli
 
@@ -159,11 +162,23 @@ def test_the_reader_refuses_nesting_json_itself_would_parse(tmp_path):
 # -- --check holds a record to the published schema --------------------------------------------
 
 
-def whole_record() -> dict:
-    """A record as a session writes it, which the published schema accepts."""
+@functools.cache
+def _whole_record_validated() -> str:
     data = SessionRecord(status="finished", started="2026-11-25T10:00:00+00:00").to_json()
-    jsonschema.validate(data, SCHEMA)
-    return data
+    jsonschema.validate(data, SCHEMA)  # seconds each: once, not for every parameter made of it
+    return json.dumps(data)
+
+
+def whole_record() -> dict:
+    """A record as a session writes it, which the published schema accepts (a fresh copy)."""
+    return json.loads(_whole_record_validated())
+
+
+def check_here(path: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m deeplabstream.outputs.session_record --check PATH``: its ``main`` in this
+    process (the same parser and check; a regular file, which nothing here can block on)."""
+    code, out, err = run_main_here(session_record_main, ["--check", str(path)])
+    return subprocess.CompletedProcess(["session_record", "--check", str(path)], code, out, err)
 
 
 def with_changes(**changes: object) -> dict:
@@ -188,7 +203,7 @@ def test_check_refuses_what_the_published_schema_refuses(tmp_path, data, words):
         jsonschema.validate(data, SCHEMA)  # the published schema says no ...
     path = tmp_path / "session.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    check = run("deeplabstream.outputs.session_record", "--check", str(path))
+    check = check_here(path)
     assert check.returncode == 1, check.stdout + check.stderr  # ... and so does --check
     assert str(path) in check.stderr and "Traceback" not in check.stderr
     for word in words:
@@ -198,7 +213,7 @@ def test_check_refuses_what_the_published_schema_refuses(tmp_path, data, words):
 def test_check_accepts_a_whole_record(tmp_path):
     path = tmp_path / "session.json"
     path.write_text(json.dumps(whole_record()), encoding="utf-8")
-    check = run("deeplabstream.outputs.session_record", "--check", str(path))
+    check = check_here(path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "status finished" in check.stdout
 

@@ -26,11 +26,13 @@ from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.cropzoom import stage_descriptions
 from tests.support.files import read_video
 from tests.support.paths import PROJECT_ROOT, shared_data
-from tests.unit.pose.test_pose_lightning_cropzoom import CLIP, FIXTURE, compose_pair
 
 
 @pytest.mark.slow
 def test_a_replay_runs_the_pair_with_same_frame_boxes(tmp_path: Path, monkeypatch) -> None:
+    # Here, not at the top: that module imports torch, seconds for every collecting worker.
+    from tests.unit.pose.test_pose_lightning_cropzoom import CLIP, FIXTURE, compose_pair
+
     if not FIXTURE.is_dir():
         pytest.skip(f"{FIXTURE} is absent")
     clip = shared_data(CLIP)

@@ -16,12 +16,15 @@ import pytest
 
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.flies import replay_flies
+from tests.support.lazy_modules import installed, lazy
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
 
-pynwb = pytest.importorskip("pynwb")
-nwbinspector = pytest.importorskip("nwbinspector")
-load_poses = pytest.importorskip("movement.io.load_poses")
+# Imported by the first test that reads them, not while every worker collects (lazy_modules).
+pytestmark = installed("pynwb", "nwbinspector", "movement")
+pynwb = lazy("pynwb")
+nwbinspector = lazy("nwbinspector")
+load_poses = lazy("movement.io.load_poses")
 
 SETTINGS = """
 [Camera arena]

@@ -33,13 +33,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.files import make_ffv1_video, write_settings
+from tests.support.lazy_modules import installed
 from tests.support.output_fingerprint import differences, outputs_fingerprint
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import run_cli
 
-pytest.importorskip("pynwb")
-pytest.importorskip("sleap_io")
-pytest.importorskip("pylsl")
+# Asked without importing them while every worker collects (lazy_modules).
+pytestmark = installed("pynwb", "sleap_io", "pylsl")
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "outputs_before.json"
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,18 @@ CODECS = ("h264", "ffv1")
 
 @pytest.fixture(scope="module")
 def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One session per codec (240 frames: four region entries), made once."""
-    return {
-        codec: make_session(tmp_path_factory.mktemp(codec), codec=codec, frames=240)
-        for codec in CODECS
-    }
+    """One session per codec (240 frames: four region entries), made once.
+
+    Both at once: a session mostly waits on its camera's 30 fps and on its processes' start,
+    so the second need not wait for the first (each is its own process, folder and output).
+    """
+    folders = {codec: tmp_path_factory.mktemp(codec) for codec in CODECS}
+    with ThreadPoolExecutor(max_workers=len(CODECS)) as pool:
+        made = {
+            codec: pool.submit(make_session, folders[codec], codec=codec, frames=240)
+            for codec in CODECS
+        }
+        return {codec: future.result() for codec, future in made.items()}
 
 
 def _copy(session: Path, tmp_path: Path) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 from deeplabstream.behaviour.classifier import (
     MODEL_FORMAT,
@@ -224,6 +223,9 @@ def test_onnx_probabilities_equal_sklearn(kind: str) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (300, 8)).astype(np.float32)
     y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 1).astype(int)
+    # Here, not at the top: scikit-learn is seconds of import for every process that collects.
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
     if kind == "random-forest":
         model = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
     else:
@@ -239,6 +241,8 @@ def test_convert_simba_needs_trust_and_a_matching_spec(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(0, 50, (200, spec.n_features)).astype(np.float32)
     y = (x[:, 0] > 0).astype(int)
+    from sklearn.ensemble import RandomForestClassifier
+
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
     pickled = tmp_path / "attack.sav"
     pickled.write_bytes(pickle.dumps(forest))

@@ -33,8 +33,8 @@ from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, RigPanel
 from deeplabstream.app.gui.session import Part, with_second_rig_hint
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import make_ffv1_video, write_settings
+from tests.support.in_process import headless_here
 from tests.support.open_window import ARENA, START_TIMEOUT_MS, close_window, open_window
-from tests.support.processes import run_cli
 
 
 def _top(widget: QWidget) -> int:
@@ -378,8 +378,9 @@ def test_a_broken_video_file_is_refused_at_the_rig_check(qtbot, tmp_path: Path) 
     settings = write_settings(
         tmp_path, f"[Camera broken]\nSOURCE = video\nPATH = {broken}\n", name="cli.ini"
     )
-    result = run_cli("--settings", str(settings), "--headless", "--frames", "5",
-                     "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    # Its main in this process: the same parser and checks, refused before any start.
+    result = headless_here("--settings", str(settings), "--headless", "--frames", "5",
+                           "--output-dir", str(tmp_path / "out"))  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "cannot be read as a video" in result.stderr and "Errno" not in result.stderr
     assert not (tmp_path / "out").exists()
