@@ -2,9 +2,12 @@
 
 Each session runs ``DeepLabStream.py`` (the bundled model, a two-region experiment) or, for the
 window's button order, a ``LiveSession`` driven as the window drives it; then
-``deeplabstream-verify`` runs on its folder as a process (tests/support/verify_sessions.py). The
-fast checks of a changed session are in test_verify_tampering.py; the H.264 session's, on the
-signed H.264 session that test_verify_record.py makes (one session and one whole check for both).
+``deeplabstream-verify`` runs on its folder (tests/support/verify_sessions.py): its ``main`` in
+the test's process where a verdict read from the files is the point (its offline analysis starts
+its replay worker as the command does), as a process where which code runs is (a lab class or
+trigger changed since the session). The fast checks of a changed session are in
+test_verify_tampering.py; the H.264 session's, on the signed H.264 session that
+test_verify_record.py makes (one session and one whole check for both).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tests.support.verify_sessions import (
     make_session,
     redigest,
     run_verify,
+    verify_here,
 )
 
 pytestmark = pytest.mark.slow  # a session and its verification: tens of seconds each
@@ -54,7 +58,7 @@ def _record(session: Path) -> dict:
 def test_frames_skipped_live_are_skipped_again_and_every_frame_agrees_to_the_bit(
     skipping_session: Path,
 ) -> None:
-    code, summary, output = run_verify(skipping_session)
+    code, summary, output = verify_here(skipping_session)
     assert summary["reasons"] == [], output
     camera = summary["keypoints"]["arena"]
     record = _record(skipping_session)
@@ -103,7 +107,7 @@ def test_frames_the_recorder_lost_are_not_verifiable_and_said(
     table.write_text("".join(line for i, line in enumerate(lines) if i - 1 not in lost))
     recorded = _record(session)["cameras"]["arena"]["frames_recorded"]
     redigest(session, "arena.mkv", "arena.frames.csv", frames_recorded=recorded - len(lost))
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     camera = summary["keypoints"]["arena"]
     analysed = _column(session / "arena.pose_exact.csv")
     in_table = _column(session / "arena.frames.csv")
@@ -143,7 +147,7 @@ def test_a_cut_video_is_named(skipping_session: Path, tmp_path: Path) -> None:
             target.mux(stream.encode(out))
         target.mux(stream.encode(None))
     cut.replace(video)
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert code == 1, output
     assert any("arena.mkv changed after the session" in r for r in summary["reasons"])
     assert any("the video was cut" in r for r in summary["reasons"]), summary["reasons"]
@@ -179,7 +183,7 @@ def test_the_windows_button_order_with_a_late_experiment_agrees(tmp_path: Path) 
     assert session is not None
     run = _record(session)["experiment_runs"][0]
     assert run["updates"]["first_batch"] > 1  # the experiment started after analysis did
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert summary["decisions"][0]["rows_equal"] == summary["decisions"][0]["rows_live"], output
     assert summary["decisions"][0]["differences"] == []
     assert_agrees(code, summary, session, output)
@@ -217,7 +221,7 @@ class Alternation(Experiment):
 
 def test_a_class_experiment_edited_after_the_session_is_not_run(tmp_path: Path) -> None:
     session = make_session(tmp_path, frames=240, lab_module=("alternation", LAB_CLASS))
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, summary, output = verify_here(session, "--decisions-only")
     assert summary["decisions"][0]["rows_equal"] == summary["decisions"][0]["rows_live"], output
     assert code == 3, output
     module = tmp_path / "lab" / "experiments" / "alternation.py"
@@ -271,7 +275,7 @@ def test_two_cameras_at_their_own_rates_pair_and_agree(tmp_path: Path) -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     (session,) = (path.parent for path in out.glob("*/session.json"))
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert set(summary["keypoints"]) == {"top", "side"}, output
     for camera in summary["keypoints"].values():
         lost = camera["frames"]["not_verifiable"]
@@ -348,7 +352,7 @@ def test_a_device_that_failed_live_ends_the_re_derived_run_as_it_ended(tmp_path:
     (session,) = (path.parent for path in (tmp_path / "out").glob("*/session.json"))
     run = _record(session)["experiment_runs"][0]
     assert "cable was pulled out" in run["error"]
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, summary, output = verify_here(session, "--decisions-only")
     assert code == 3, output  # nothing differs; the recording was not analysed again
     (checked,) = summary["decisions"]
     assert checked["commands_not_sent_live"] >= 1  # the failed command, marked not_sent

@@ -3,14 +3,16 @@
 Two real sessions of the simulated arena (``DeepLabStream.py`` as a process), one recorded in
 H.264 and one in FFV1, each with a lab device and a lab trigger kind (each leaves a marker file
 when imported), made once and signed at their close with the tests' key. Each test plants one
-case in a copy, as a careless or dishonest hand would, and runs ``deeplabstream-verify`` as a
-process on it: the verdict and its cause must be named. The decisions-only check (seconds) is
-used wherever the recording need not be analysed again. The H.264 session also serves the whole
-check's own tests of a lossy recording (its measured bound, keypoints moved beyond it), and the
-untouched sessions' whole check runs once for every test that reads it. Where the process is not
-the point (a field changed, a record signed again or not at all) the command's ``main`` runs in
-the test's process (``verify_here``); what code runs, and the stop signals, are checked on real
-processes.
+case in a copy, as a careless or dishonest hand would, and runs ``deeplabstream-verify`` on it:
+the verdict and its cause must be named. The decisions-only check (seconds) is used wherever the
+recording need not be analysed again. The H.264 session also serves the whole check's own tests
+of a lossy recording (its measured bound, keypoints moved beyond it), and the untouched sessions'
+whole check runs once for every test that reads it. Where the process is not the point (a field
+changed, a record signed again or not at all, a verdict read from the files, the whole check
+included) the command's ``main`` runs in the test's process (``verify_here``: the same parser,
+checks and offline analysis, whose replay worker is started as the command starts it); what
+code runs (an edited lab file, code planted in the folder) and the stop signals are checked on
+real processes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from deeplabstream.outputs.signature import (
     installation_key,
     sign_record,
 )
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT
 from tests.support.verify_sessions import (
     WAYPOINTS,
@@ -124,7 +127,7 @@ def untouched_verdict(sessions: dict[str, Path]) -> Callable[[str], tuple[int, d
 
     def verdict(codec: str) -> tuple[int, dict, str]:
         if codec not in verdicts:
-            verdicts[codec] = run_verify(sessions[codec])
+            verdicts[codec] = verify_here(sessions[codec])
         return verdicts[codec]
 
     return verdict
@@ -171,6 +174,7 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
     untouched_verdict: Callable[[str], tuple[int, dict, str]],
     codec: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     session = sessions[codec]
     signature = read_record(session)["signature"]
@@ -190,13 +194,13 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
         assert "deeplabstream.offline.verify" not in marker.read_text()  # written live only
     # A reviewer's own key: the same session is "unsigned by your key".
     other = tmp_path / "reviewer.pem"
-    shown = subprocess.run(
-        [sys.executable, "-m", "deeplabstream.offline.verify", "--show-key"],
-        env={**os.environ, KEY_VARIABLE: str(other)}, capture_output=True, text=True,
-        timeout=120, cwd=PROJECT_ROOT,
-    )  # fmt: skip
+    from deeplabstream.offline.verify.command import main
+
+    with monkeypatch.context() as patched:  # as `KEY_VARIABLE=... deeplabstream-verify --show-key`
+        patched.setenv(KEY_VARIABLE, str(other))
+        shown = run_main_here(main, ["--show-key"])[1]
     public = tmp_path / "reviewer.pub"
-    public.write_text(shown.stdout.split("fingerprint:")[0], encoding="utf-8")
+    public.write_text(shown.split("fingerprint:")[0], encoding="utf-8")
     code, summary, output = verify_here(session, "--decisions-only", "--trust", str(public))
     assert code == 1, output
     assert summary["reasons"][0].startswith("unsigned by your key: session.json was signed by")
@@ -274,7 +278,7 @@ def test_a_record_re_signed_by_an_untrusted_key_never_reads_agrees(
     record["metadata"]["animal"] = "mouse13"
     _resign(session, record, tmp_path / "forger.pem")
     forger = read_record(session)["signature"]["fingerprint"]
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, summary, output = verify_here(session, "--decisions-only")
     assert code == 4 and summary["reasons"] == [], output
     assert f"signed by {forger}" in summary["verdict_line"]
     assert summary["verdict_line"].endswith("NOT a trusted signer"), output
@@ -285,7 +289,9 @@ def test_a_record_re_signed_by_an_untrusted_key_never_reads_agrees(
     lab_list.write_text(f"rig3 {forger}\n", encoding="utf-8")
     lab_settings = lab_list.parent / "settings.ini"
     lab_settings.write_text(settings.read_text(encoding="utf-8"), encoding="utf-8")
-    code, summary, output = run_verify(session, "--decisions-only", "--settings", str(lab_settings))
+    code, summary, output = verify_here(
+        session, "--decisions-only", "--settings", str(lab_settings)
+    )
     assert code == 3 and summary["reasons"] == [], output
     assert summary["signature"]["trusted"] and summary["signature"]["name"] == "rig3"
     assert "trusted: the lab list" in summary["verdict_line"], output
@@ -304,7 +310,7 @@ def test_a_moved_region_re_signed_is_re_derived_from_the_plan_in_a_full_verify(
     key = installation_key()
     assert key is not None
     _write(session, sign_record(record, key))
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert code == 1, output
     named = "experiment_runs[0].triggers.nose_in_left.trigger is"
     assert any(named in reason and "circle 160 240 60" in reason for reason in summary["reasons"])
@@ -323,7 +329,7 @@ def test_a_re_signed_likelihood_threshold_is_blamed_on_the_settings(
     key = installation_key()
     assert key is not None
     _write(session, sign_record(record, key))
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert code in (1, 3), output
     blamed = [item for item in summary["not_checked"] if "likelihood threshold in the" in item]
     assert blamed and "settings.Pose.LIKELIHOOD_THRESHOLD is 0.95" in blamed[0], output
@@ -433,7 +439,7 @@ def test_keypoints_moved_5_px_with_new_digests_and_signature_never_agree(
         record["files"][name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
     record.pop("signature")
     _resign(session, record, tmp_path / "lab-own.pem")
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert code == 1, output
     camera = summary["keypoints"]["arena"]
     if codec == "h264":
@@ -481,7 +487,7 @@ def test_keypoints_moved_beyond_the_bound_on_h264_differ_even_with_new_digests(
         lines[number] = ",".join(cells)
     path.write_text("".join(lines), encoding="utf-8")
     redigest(session, "arena.pose_exact.csv")
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert code == 1, output
     camera = summary["keypoints"]["arena"]
     edited = {int(lines[number].split(",", 1)[0]) for number in range(100, 120)}
@@ -526,21 +532,20 @@ def test_a_changed_lab_trigger_cannot_be_verified_and_never_runs(
 
 
 def test_a_swapped_replay_video_is_named(tmp_path: Path) -> None:
+    from deeplabstream.offline.replay.command import main
     from tests.unit.offline.replay.test_replay import arena_video
 
     video = arena_video(tmp_path / "arena.mkv", 60)
     out = tmp_path / "replays"
-    subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), "--fast",
-         "--output-dir", str(out), str(video)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
+    # utils/VideoAnalyzer.py's command, its main in this process: the replay is not the point.
+    code, said, complained = run_main_here(main, ["--fast", "--output-dir", str(out), str(video)])
+    assert code == 0, said + complained
     (replay,) = (path.parent for path in out.glob("*/session.json"))
     assert read_record(replay)["replay"]["video_sha256"] == file_sha256(video)
-    code, summary, output = run_verify(replay)
+    code, summary, output = verify_here(replay)
     assert code == 0 and summary["keypoints"]["arena"]["frames"]["to_the_bit"] == 60, output
     arena_video(video, 60, seed=4)  # another video under its name
-    code, summary, output = run_verify(replay)
+    code, summary, output = verify_here(replay)
     assert code == 1, output
     assert any("source video was swapped" in r for r in summary["reasons"]), output
 
@@ -574,7 +579,7 @@ def test_a_killed_session_says_why_it_is_incomplete(tmp_path: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # the whole session, as a power cut would
         process.wait(timeout=30)
     (session,) = (path.parent for path in out.glob("*/session.json"))
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, summary, output = verify_here(session, "--decisions-only")
     assert code == 1, output
     assert "never closed" in summary["reasons"][0], output
     for run in summary["decisions"]:  # what its experiment reports at its end was never written
@@ -631,7 +636,7 @@ def test_a_recording_stopped_and_started_again_is_verified_in_parts(tmp_path: Pa
     recordings = read_record(session)["cameras"]["arena"]["recordings"]
     assert [r["video"] for r in recordings] == ["arena.mkv", "arena.part2.mkv"]
     assert [r["frames_table"] for r in recordings] == ["arena.frames.csv", "arena.part2.frames.csv"]
-    code, summary, output = run_verify(session)
+    code, summary, output = verify_here(session)
     assert [run["folder"] for run in summary["offline"]] == ["verify/offline", "verify/offline-2"]
     camera = summary["keypoints"]["arena"]
     assert all(r["frames"] > 0 for r in recordings), recordings
@@ -643,7 +648,7 @@ def test_a_recording_stopped_and_started_again_is_verified_in_parts(tmp_path: Pa
     swapped = copy_session(session, tmp_path / "swapped")
     shutil.copyfile(swapped / "arena.mkv", swapped / "arena.part2.mkv")
     redigest(swapped, "arena.part2.mkv")
-    code, summary, output = run_verify(swapped)
+    code, summary, output = verify_here(swapped)
     assert code == 1, output
     named = [r for r in summary["reasons"] if r.startswith("arena.part2.mkv: ")]
     # Among its reasons (a part 1 shorter than part 2 also reads as a video cut short).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -165,38 +166,58 @@ def test_an_experiment_replayed_on_the_arena_video_gives_the_live_events(tmp_pat
     np.testing.assert_allclose(live_events["time_s"], expected["time_s"], atol=0.002)
 
 
-@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
-def test_a_batch_goes_on_past_a_corrupt_file_and_says_so(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
+@dataclass(frozen=True)
+class Batch:
+    """A batch of three videos (one corrupt) replayed locally: its folder, exit code and output."""
+
+    videos: Path
+    out: Path
+    code: int
+    output: str
+
+
+@pytest.fixture(scope="module")
+def local_batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    """The batch replayed once, on this machine, for the tests that read its outcome.
+
+    The batch test reads what it said and wrote; the ray test compares the ray cluster's files
+    with these, the same command on the same videos: one local replay for both, not two.
+    """
+    folder = tmp_path_factory.mktemp("batch")
+    videos = folder / "videos"
     videos.mkdir()
     arena_video(videos / "first.mkv", 20, seed=1)
     (videos / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(50_000))
     arena_video(videos / "second.mkv", 20, seed=2)
-    code, output = analyse(str(videos), "--no-experiment", "--output-dir", str(tmp_path / "out"))
-    assert code == 1, output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["first", "second"]
+    code, output = analyse(str(videos), "--no-experiment", "--output-dir", str(folder / "out"))
+    return Batch(videos, folder / "out", code, output)
+
+
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
+def test_a_batch_goes_on_past_a_corrupt_file_and_says_so(local_batch: Batch) -> None:
+    videos, out, output = local_batch.videos, local_batch.out, local_batch.output
+    assert local_batch.code == 1, output
+    assert sorted(p.name for p in out.iterdir()) == ["first", "second"]
     assert f"{videos / 'broken.mp4'}: cannot be read as a video file" in output
     assert "Replayed 2 of 3 video(s)" in output
     for name in ("first", "second"):
-        assert read_pose(tmp_path / "out" / name, name).index.tolist() == list(range(20))
+        assert read_pose(out / name, name).index.tolist() == list(range(20))
 
 
 @pytest.mark.slow
-def test_the_same_batch_on_a_local_ray_cluster_gives_the_same_files(tmp_path: Path) -> None:
+def test_the_same_batch_on_a_local_ray_cluster_gives_the_same_files(
+    local_batch: Batch, tmp_path: Path
+) -> None:
     pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements.txt)")
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    arena_video(videos / "first.mkv", 20, seed=1)
-    (videos / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(50_000))
-    arena_video(videos / "second.mkv", 20, seed=2)
-    outputs = {}
-    for label, extra in (("local", []), ("ray", ["--ray"])):
-        code, output = analyse(
-            str(videos), "--no-experiment", "--output-dir", str(tmp_path / label), *extra
-        )
-        assert code == 1, output
-        assert f"{videos / 'broken.mp4'}: cannot be read as a video file" in output
-        outputs[label] = tmp_path / label
+    videos = local_batch.videos
+    assert local_batch.code == 1, local_batch.output
+    assert f"{videos / 'broken.mp4'}: cannot be read as a video file" in local_batch.output
+    code, output = analyse(
+        str(videos), "--no-experiment", "--output-dir", str(tmp_path / "ray"), "--ray"
+    )
+    assert code == 1, output
+    assert f"{videos / 'broken.mp4'}: cannot be read as a video file" in output
+    outputs = {"local": local_batch.out, "ray": tmp_path / "ray"}
     for name in ("first", "second"):
         local, ray = outputs["local"] / name, outputs["ray"] / name
         assert sorted(p.name for p in local.iterdir()) == sorted(p.name for p in ray.iterdir())
