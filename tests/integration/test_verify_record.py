@@ -191,7 +191,9 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
         assert bound["frames_sampled"] == 60 and bound["median_px"] > 0
         assert 1.0 <= summary["keypoints"]["arena"]["bound_px"] < 8.0, bound
     for marker in _markers(session):
-        assert "deeplabstream.offline.verify" not in marker.read_text()  # written live only
+        # Written by the live session's processes (their argv is DeepLabStream.py's), never by
+        # a verify: it runs the session's recorded copy, whose markers lie in the session.
+        assert "DeepLabStream.py" in marker.read_text(), marker.read_text()
     # A reviewer's own key: the same session is "unsigned by your key".
     other = tmp_path / "reviewer.pem"
     from deeplabstream.offline.verify.command import main
