@@ -108,41 +108,62 @@ def _chimeras_written(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     _, detections, chimeras = _chimeric_crossing()
     names = individual_names(2)
     pose = PoseCsvWriter(tmp_path / "top.pose.csv", "s", tuple(f"k{i}" for i in range(K)), names)
-    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names)
+    keypoints = tuple(f"k{i}" for i in range(K))
+    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names, keypoints)
     keeper = IdentityKeeper(IdentityTracker(2, K), None)
     seen = []
     for t, found in enumerate(detections):
         whole = keeper.update(t / FPS, found, None)
         pose.write(t, whole)
-        identity.write(t, keeper.confidence, keeper.unnamed)
+        identity.write(t, keeper.confidence, keeper.unnamed, keeper.withheld)
         seen.append(keeper.named(whole))
     pose.close()
     identity.close()
     rules = np.stack(seen)
-    # The files keep the chimeras whole; the rules did not see them.
-    assert np.isnan(rules[chimeras]).all() and not np.isnan(rules[0]).any()
+    # The files keep the chimeras whole; the rules did not see their borrowed keypoint.
+    assert np.isnan(rules[chimeras][:, :, 0]).all() and not np.isnan(rules[0]).any()
     assert not np.isnan(pd.read_csv(pose.path, header=[0, 1, 2, 3], index_col=0)).any().any()
     return pose.path, identity.path, rules
 
 
 def _unnamed_table(identity_path: Path) -> pd.DataFrame:
-    """docs/pose-models.md ("Two truths"): frame x animal, True where the rules did not see it."""
+    """docs/pose-models.md ("Two truths"): frame x animal, True where the rules did not see it.
+
+    Columns ``individual`` (the whole animal) and ``individual:keypoint`` (one keypoint).
+    """
     ids = pd.read_csv(identity_path, index_col=0, dtype={"unnamed": str})
     return ids["unnamed"].str.get_dummies(" ").astype(bool)
 
 
-def test_the_identity_table_applied_in_one_line_with_pandas_gives_what_the_rules_saw(
+def _keypoint_mask(unnamed: pd.DataFrame, frames: pd.Index, individuals: list[str],
+                   keypoints: list[str]) -> np.ndarray:  # fmt: skip
+    """(T, A, K) True where the rules did not see a keypoint, from :func:`_unnamed_table`."""
+    mask = np.zeros((len(frames), len(individuals), len(keypoints)), bool)
+    table = unnamed.reindex(index=frames, fill_value=False)
+    for token in table.columns:
+        individual, _, keypoint = token.partition(":")
+        rows = table[token].to_numpy()
+        which = slice(None) if not keypoint else keypoints.index(keypoint)
+        mask[rows, individuals.index(individual), which] = True
+    return mask
+
+
+def test_the_identity_table_applied_with_pandas_gives_what_the_rules_saw(
     tmp_path: Path,
 ) -> None:
     pose_path, identity_path, rules = _chimeras_written(tmp_path)
     unnamed = _unnamed_table(identity_path)
-    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
+    # Whole animals and single keypoints the rules did not see, applied to the pose table.
     pose = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0)
-    read = pose.mask(unnamed.reindex(columns=pose.columns, level="individuals", fill_value=False))
-    np.testing.assert_allclose(read.to_numpy().reshape(rules.shape), rules, atol=5e-4)
+    individuals = list(dict.fromkeys(pose.columns.get_level_values(1)))
+    keypoints = list(dict.fromkeys(pose.columns.get_level_values(2)))
+    mask = _keypoint_mask(unnamed, pose.index, individuals, keypoints)
+    values = pose.to_numpy().reshape(rules.shape).copy()
+    values[mask] = np.nan
+    np.testing.assert_allclose(values, rules, atol=5e-4)
 
 
-def test_the_identity_table_applied_in_one_line_with_movement_gives_what_the_rules_saw(
+def test_the_identity_table_applied_with_movement_gives_what_the_rules_saw(
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("movement", reason="movement is not installed (pip install movement)")
@@ -153,9 +174,12 @@ def test_the_identity_table_applied_in_one_line_with_movement_gives_what_the_rul
 
     pose_path, identity_path, rules = _chimeras_written(tmp_path)
     unnamed = _unnamed_table(identity_path)
-    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
+    # Whole animals and single keypoints the rules did not see, applied to movement's poses.
     poses = load_poses.from_dlc_file(pose_path, fps=FPS)
-    mask = unnamed.reindex(columns=poses.individuals.values, fill_value=False).to_numpy()
-    read = poses.where(~xr.DataArray(mask, dims=("time", "individuals")))
+    frames = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0).index
+    mask = _keypoint_mask(
+        unnamed, frames, list(poses.individuals.values), list(poses.keypoints.values)
+    )
+    read = poses.where(~xr.DataArray(mask, dims=("time", "individuals", "keypoints")))
     xy = read.position.transpose("time", "individuals", "keypoints", "space")
     np.testing.assert_allclose(xy.to_numpy(), rules[..., :2], atol=5e-4)

@@ -331,6 +331,9 @@ class CameraIdentities:
     learn
         Whether to learn the animals' looks (``[Pose] APPEARANCE_IDENTITY``); False: motion
         only, no learner process.
+    keypoints
+        The model's keypoint names, for the single keypoints withheld from the rules in the
+        confidence file (``individual:keypoint`` in its ``unnamed`` column).
     """
 
     def __init__(
@@ -340,6 +343,7 @@ class CameraIdentities:
         individuals: tuple[str, ...],
         min_likelihood: float,
         learn: bool = True,
+        keypoints: tuple[str, ...] = (),
     ) -> None:
         self.learner = (
             BackgroundLearner.start(tracker.max_animals, feature_count(), label=f" {path.name}")
@@ -347,7 +351,7 @@ class CameraIdentities:
             else None
         )
         self.keeper = IdentityKeeper(tracker, self.learner, min_likelihood=min_likelihood)
-        self.file = IdentityConfidenceWriter(path, individuals)
+        self.file = IdentityConfidenceWriter(path, individuals, keypoints)
         self.step = DurationHistogram()  # the identity step's cost on the loop
 
     @property
@@ -366,6 +370,11 @@ class CameraIdentities:
         """Return the last frame's animals as the experiments see them (unsure ones empty)."""
         return self.keeper.named(animals)
 
+    @property
+    def withheld(self) -> np.ndarray:
+        """(A, K) the keypoints the experiments do not see in the last frame (unknown, not lost)."""
+        return self.keeper.withheld
+
     def method(self) -> dict[str, str]:
         """How the pose files' rows were assigned: for the pose table's metadata."""
         return {
@@ -375,7 +384,8 @@ class CameraIdentities:
 
     def write(self, frame_index: int) -> None:
         """Write the last frame's confidences (and unnamed animals) as frame ``frame_index``'s."""
-        self.file.write(frame_index, self.keeper.confidence, self.keeper.unnamed)
+        keeper = self.keeper
+        self.file.write(frame_index, keeper.confidence, keeper.unnamed, keeper.withheld)
 
     def end_at(self, last_index: int) -> None:
         """Write the empty rows of the frames up to ``last_index`` (as the pose CSV's)."""
