@@ -21,6 +21,7 @@ from deeplabstream.outputs.pose.files import (
     read_identities_metadata,
     write_pose_parquet,
 )
+from tests.support.paths import PROJECT_ROOT
 
 
 def _session(tmp_path: Path) -> tuple[Path, Path]:
@@ -126,40 +127,33 @@ def _chimeras_written(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     return pose.path, identity.path, rules
 
 
-def _unnamed_table(identity_path: Path) -> pd.DataFrame:
-    """docs/pose-models.md ("Two truths"): frame x animal, True where the rules did not see it.
+def _docs_lines(pose_path: Path, identity_path: Path) -> list[str]:
+    """docs/pose-models.md ("Two truths"): its Python blocks, reading these files.
 
-    Columns ``individual`` (the whole animal) and ``individual:keypoint`` (one keypoint).
+    The first applies identity.csv's ``unnamed`` tokens (``animal2``, the whole animal;
+    ``animal2:nose``, one keypoint) with pandas, the second with movement.
     """
-    ids = pd.read_csv(identity_path, index_col=0, dtype={"unnamed": str})
-    return ids["unnamed"].str.get_dummies(" ").astype(bool)
-
-
-def _keypoint_mask(unnamed: pd.DataFrame, frames: pd.Index, individuals: list[str],
-                   keypoints: list[str]) -> np.ndarray:  # fmt: skip
-    """(T, A, K) True where the rules did not see a keypoint, from :func:`_unnamed_table`."""
-    mask = np.zeros((len(frames), len(individuals), len(keypoints)), bool)
-    table = unnamed.reindex(index=frames, fill_value=False)
-    for token in table.columns:
-        individual, _, keypoint = token.partition(":")
-        rows = table[token].to_numpy()
-        which = slice(None) if not keypoint else keypoints.index(keypoint)
-        mask[rows, individuals.index(individual), which] = True
-    return mask
+    doc = (PROJECT_ROOT / "docs" / "pose-models.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Two truths") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    assert len(blocks) == 2, "the section gives the pandas lines, then movement's"
+    files = {"arena.pose.csv": str(pose_path), "arena.identity.csv": str(identity_path)}
+    for name, path in files.items():
+        blocks = [block.replace(f'"{name}"', repr(path)) for block in blocks]
+    return blocks
 
 
 def test_the_identity_table_applied_with_pandas_gives_what_the_rules_saw(
     tmp_path: Path,
 ) -> None:
     pose_path, identity_path, rules = _chimeras_written(tmp_path)
-    unnamed = _unnamed_table(identity_path)
+    with_pandas, _ = _docs_lines(pose_path, identity_path)
+    namespace: dict = {}
+    exec(with_pandas, namespace)  # the documented lines, as a lab runs them
     # Whole animals and single keypoints the rules did not see, applied to the pose table.
-    pose = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0)
-    individuals = list(dict.fromkeys(pose.columns.get_level_values(1)))
-    keypoints = list(dict.fromkeys(pose.columns.get_level_values(2)))
-    mask = _keypoint_mask(unnamed, pose.index, individuals, keypoints)
-    values = pose.to_numpy().reshape(rules.shape).copy()
-    values[mask] = np.nan
+    assert namespace["hidden"].columns.str.contains(":").any()  # single keypoints listed
+    values = namespace["rules"].to_numpy().reshape(rules.shape)
     np.testing.assert_allclose(values, rules, atol=5e-4)
 
 
@@ -167,19 +161,9 @@ def test_the_identity_table_applied_with_movement_gives_what_the_rules_saw(
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("movement", reason="movement is not installed (pip install movement)")
-    import xarray as xr
-    from movement.io import load_poses
-
-    from tests.unit.pose.tracking.test_rules_view import FPS
-
     pose_path, identity_path, rules = _chimeras_written(tmp_path)
-    unnamed = _unnamed_table(identity_path)
-    # Whole animals and single keypoints the rules did not see, applied to movement's poses.
-    poses = load_poses.from_dlc_file(pose_path, fps=FPS)
-    frames = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0).index
-    mask = _keypoint_mask(
-        unnamed, frames, list(poses.individuals.values), list(poses.keypoints.values)
-    )
-    read = poses.where(~xr.DataArray(mask, dims=("time", "individuals", "keypoints")))
-    xy = read.position.transpose("time", "individuals", "keypoints", "space")
+    with_pandas, with_movement = _docs_lines(pose_path, identity_path)
+    namespace: dict = {}
+    exec(with_pandas + with_movement, namespace)  # movement's lines read pandas' `hidden`
+    xy = namespace["rules"].position.transpose("time", "individuals", "keypoints", "space")
     np.testing.assert_allclose(xy.to_numpy(), rules[..., :2], atol=5e-4)
