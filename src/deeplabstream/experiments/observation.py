@@ -104,7 +104,8 @@ class Observation:
       :attr:`frame_index`, :attr:`camera`, :attr:`names` (the model's keypoints);
     * several animals: :attr:`animal_count`, :meth:`for_animal` ``(number)`` (the same frame as
       that animal alone; ``ANIMAL = N | any | each`` does this for a kind), :attr:`animals`
-      (A, K, 3) and :meth:`identity_confidence_of`;
+      (A, K, 3) and :meth:`identity_confidence_of`; :meth:`is_withheld` ``(name)``: whether a
+      keypoint not shown was withheld by the identity step (unknown, not absent);
     * :meth:`depth_m` (a depth camera), :meth:`predicted_point` (forward prediction),
       :attr:`frame` (the grey image, for image features), :attr:`pixels_per_mm`;
     * an ensemble of models (docs/ensembles.md): :meth:`spread` ``(name)`` (how far the
@@ -162,6 +163,16 @@ class Observation:
         Shape (K, 3), with ``[Pose] ENSEMBLE_SMOOTHING = causal``: the causal Ensemble Kalman
         filter's x, y of each keypoint (its value at this frame from this frame and the ones
         before) and the ensemble's likelihood. None otherwise.
+    withheld
+        Shape (K,) bool, from the identity step of a multi-animal camera: the keypoints of
+        :attr:`keypoints` it withheld in this frame (NaN there) because it could not be sure
+        they are this animal's (the animal unnamed, presumed under another, or a keypoint
+        nearer another animal's track than its own: :mod:`pose.tracking.identities`). Unknown,
+        not absent: a trigger keeps its state through them however long they last
+        (:meth:`~experiments.triggers.base.Trigger.update`). None: nothing withheld.
+    animals_withheld
+        Shape (A, K) bool with :attr:`animals`: the same for every animal (row ``i`` is
+        animal ``i + 1``'s); :meth:`for_animal` gives each animal's as its :attr:`withheld`.
     """
 
     time_s: float
@@ -180,6 +191,8 @@ class Observation:
     ensemble_std: np.ndarray | None = field(default=None, compare=False, repr=False)
     members: np.ndarray | None = field(default=None, compare=False, repr=False)
     smoothed: np.ndarray | None = field(default=None, compare=False, repr=False)
+    withheld: np.ndarray | None = field(default=None, compare=False, repr=False)
+    animals_withheld: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -215,7 +228,24 @@ class Observation:
                     f"shape {confidence.shape}"
                 )
             object.__setattr__(self, "identity_confidence", confidence)
+        self._check_withheld(keypoints.shape)
         self._check_ensemble(keypoints.shape)
+
+    def _check_withheld(self, shape: tuple[int, ...]) -> None:
+        """Check the identity step's masks against the keypoints' shape (K, 3) and the animals'."""
+        if self.withheld is not None:
+            withheld = np.asarray(self.withheld, dtype=bool)
+            if withheld.shape != shape[:1]:
+                raise ValueError(f"withheld must have shape ({shape[0]},), not {withheld.shape}")
+            object.__setattr__(self, "withheld", withheld)
+        if self.animals_withheld is not None:
+            animals = np.asarray(self.animals_withheld, dtype=bool)
+            if self.animals is None or animals.shape != self.animals.shape[:2]:
+                raise ValueError(
+                    "animals_withheld must have one row per animal of animals, not shape "
+                    f"{animals.shape}"
+                )
+            object.__setattr__(self, "animals_withheld", animals)
 
     def _check_ensemble(self, shape: tuple[int, ...]) -> None:
         """Check the ensemble's arrays against the keypoints' shape (K, 3)."""
@@ -277,9 +307,17 @@ class Observation:
             return dataclasses.replace(
                 self, keypoints=unseen, animals=None, predicted=None, lead_s=None,
                 identity_confidence=None, ensemble_std=None, members=None, smoothed=None,
+                withheld=None, animals_withheld=None,
             )  # fmt: skip
+        withheld = None if self.animals_withheld is None else self.animals_withheld[number - 1]
         if self.animals is None or number == 1:
-            return dataclasses.replace(self, animals=None, identity_confidence=None)
+            return dataclasses.replace(
+                self,
+                animals=None,
+                identity_confidence=None,
+                withheld=self.withheld if withheld is None else withheld,
+                animals_withheld=None,
+            )
         return dataclasses.replace(
             self,
             keypoints=self.animals[number - 1],
@@ -290,7 +328,15 @@ class Observation:
             ensemble_std=None,
             members=None,
             smoothed=None,
+            withheld=withheld,
+            animals_withheld=None,
         )
+
+    def is_withheld(self, name: str) -> bool:
+        """Whether keypoint ``name`` was withheld by the identity step (see :attr:`withheld`)."""
+        if self.withheld is None:
+            return False
+        return bool(self.withheld[self.index(name)])
 
     @property
     def predicted_time_s(self) -> float | None:

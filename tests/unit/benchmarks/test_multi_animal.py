@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.multi_animal import FrameClockLearner, _figures, _Recorded, _seed_lines
+from benchmarks.multi_animal import FIRST_SEED, FrameClockLearner, _figures, _Recorded, _seed_lines
 from deeplabstream.live.processes.analysis.identities import POLL_S, REFIT_SAMPLES
 
 
@@ -17,10 +17,23 @@ def _case(rules: int, files: int, motion: int, seed: int) -> dict:
         return {"switches": switches, "switch_frames": [], "per_10_min": float(switches),
                 "missed_pct": 1.0, "wrong_identity_pct": 0.5, "error_px": 1.2}  # fmt: skip
 
+    def entries(lost: int) -> dict:
+        where = {"true_entries": 50, "lost": lost, "lost_pct": 2.0 * lost,
+                 "late_median_frames": 1.0, "late_max_frames": 5}  # fmt: skip
+        return {"crossing": dict(where), "elsewhere": dict(where)}
+
+    def wrong(rows: int) -> dict:
+        return {"rows": rows, "rows_per_10_min": float(rows), "frames": []}
+
     return {
         "seed": seed,
-        "rules": truth(rules),
-        "files": truth(files),
+        "rules": {
+            **truth(rules),
+            "wrong_keypoints": wrong(seed - 1),
+            "entries": entries(seed),
+            "entries_unknown_as_lost": entries(2 * seed),
+        },
+        "files": {**truth(files), "wrong_keypoints": wrong(100 * seed)},
         "motion_only": truth(motion),
         "step_ms": {"p50": 0.3, "p99": 0.6 + seed % 2},
         "step_cpu_ms": {"p50": 0.3, "p99": 0.5},
@@ -47,6 +60,12 @@ def test_every_figure_is_the_median_and_the_worst_over_the_seeds() -> None:
     assert files.baseline == 34.0  # the motion-only tracker on the same instances
     assert figures["cross.identity_step.p99_ms.worst"].value == 1.6
     assert figures["cross.rules.error_px.worst"].baseline == 0.9  # one mouse, the same seeds
+    # Keypoints of another animal in what the rules read: the worst seed shown, the files beside.
+    wrong = figures["cross.rules.wrong_keypoint_rows_per_10_min.worst"]
+    assert (wrong.value, wrong.baseline, wrong.goal) == (2.0, 300.0, "0 at every seed")
+    lost = figures["cross.rules.entries_lost_pct.crossing.worst"]
+    assert (lost.value, lost.baseline, lost.goal) == (6.0, 12.0, "<= 2 %")
+    assert figures["cross.rules.entries_lost_pct.elsewhere.median"].value == 4.0
     lines = _seed_lines(results)
     assert len(lines) == 4 and lines[2].split()[:4] == ["cross", "2", "2", "34"]
 
@@ -115,6 +134,6 @@ def test_the_benchmark_writes_only_under_the_folder_it_is_given(
     assert main([*run, "--out", str(out)]) == 0
     assert [p.name for p in out.iterdir()] == ["multi_animal.json"]
     saved = json.loads((out / "multi_animal.json").read_text(encoding="utf-8"))
-    assert saved["results"]["details"]["parameters"]["seeds"] == [4242]
+    assert saved["results"]["details"]["parameters"]["seeds"] == [FIRST_SEED]
     assert "cross.rules.switches_per_10_min.worst" in saved["results"]
     assert list(work.iterdir()) == []

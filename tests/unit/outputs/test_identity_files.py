@@ -21,6 +21,7 @@ from deeplabstream.outputs.pose.files import (
     read_identities_metadata,
     write_pose_parquet,
 )
+from tests.support.paths import PROJECT_ROOT
 
 
 def _session(tmp_path: Path) -> tuple[Path, Path]:
@@ -108,54 +109,61 @@ def _chimeras_written(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     _, detections, chimeras = _chimeric_crossing()
     names = individual_names(2)
     pose = PoseCsvWriter(tmp_path / "top.pose.csv", "s", tuple(f"k{i}" for i in range(K)), names)
-    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names)
+    keypoints = tuple(f"k{i}" for i in range(K))
+    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names, keypoints)
     keeper = IdentityKeeper(IdentityTracker(2, K), None)
     seen = []
     for t, found in enumerate(detections):
         whole = keeper.update(t / FPS, found, None)
         pose.write(t, whole)
-        identity.write(t, keeper.confidence, keeper.unnamed)
+        identity.write(t, keeper.confidence, keeper.unnamed, keeper.withheld)
         seen.append(keeper.named(whole))
     pose.close()
     identity.close()
     rules = np.stack(seen)
-    # The files keep the chimeras whole; the rules did not see them.
-    assert np.isnan(rules[chimeras]).all() and not np.isnan(rules[0]).any()
+    # The files keep the chimeras whole; the rules did not see their borrowed keypoint.
+    assert np.isnan(rules[chimeras][:, :, 0]).all() and not np.isnan(rules[0]).any()
     assert not np.isnan(pd.read_csv(pose.path, header=[0, 1, 2, 3], index_col=0)).any().any()
     return pose.path, identity.path, rules
 
 
-def _unnamed_table(identity_path: Path) -> pd.DataFrame:
-    """docs/pose-models.md ("Two truths"): frame x animal, True where the rules did not see it."""
-    ids = pd.read_csv(identity_path, index_col=0, dtype={"unnamed": str})
-    return ids["unnamed"].str.get_dummies(" ").astype(bool)
+def _docs_lines(pose_path: Path, identity_path: Path) -> list[str]:
+    """docs/pose-models.md ("Two truths"): its Python blocks, reading these files.
+
+    The first applies identity.csv's ``unnamed`` tokens (``animal2``, the whole animal;
+    ``animal2:nose``, one keypoint) with pandas, the second with movement.
+    """
+    doc = (PROJECT_ROOT / "docs" / "pose-models.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Two truths") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    assert len(blocks) == 2, "the section gives the pandas lines, then movement's"
+    files = {"arena.pose.csv": str(pose_path), "arena.identity.csv": str(identity_path)}
+    for name, path in files.items():
+        blocks = [block.replace(f'"{name}"', repr(path)) for block in blocks]
+    return blocks
 
 
-def test_the_identity_table_applied_in_one_line_with_pandas_gives_what_the_rules_saw(
+def test_the_identity_table_applied_with_pandas_gives_what_the_rules_saw(
     tmp_path: Path,
 ) -> None:
     pose_path, identity_path, rules = _chimeras_written(tmp_path)
-    unnamed = _unnamed_table(identity_path)
-    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
-    pose = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0)
-    read = pose.mask(unnamed.reindex(columns=pose.columns, level="individuals", fill_value=False))
-    np.testing.assert_allclose(read.to_numpy().reshape(rules.shape), rules, atol=5e-4)
+    with_pandas, _ = _docs_lines(pose_path, identity_path)
+    namespace: dict = {}
+    exec(with_pandas, namespace)  # the documented lines, as a lab runs them
+    # Whole animals and single keypoints the rules did not see, applied to the pose table.
+    assert namespace["hidden"].columns.str.contains(":").any()  # single keypoints listed
+    values = namespace["rules"].to_numpy().reshape(rules.shape)
+    np.testing.assert_allclose(values, rules, atol=5e-4)
 
 
-def test_the_identity_table_applied_in_one_line_with_movement_gives_what_the_rules_saw(
+def test_the_identity_table_applied_with_movement_gives_what_the_rules_saw(
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("movement", reason="movement is not installed (pip install movement)")
-    import xarray as xr
-    from movement.io import load_poses
-
-    from tests.unit.pose.tracking.test_rules_view import FPS
-
     pose_path, identity_path, rules = _chimeras_written(tmp_path)
-    unnamed = _unnamed_table(identity_path)
-    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
-    poses = load_poses.from_dlc_file(pose_path, fps=FPS)
-    mask = unnamed.reindex(columns=poses.individuals.values, fill_value=False).to_numpy()
-    read = poses.where(~xr.DataArray(mask, dims=("time", "individuals")))
-    xy = read.position.transpose("time", "individuals", "keypoints", "space")
+    with_pandas, with_movement = _docs_lines(pose_path, identity_path)
+    namespace: dict = {}
+    exec(with_pandas + with_movement, namespace)  # movement's lines read pandas' `hidden`
+    xy = namespace["rules"].position.transpose("time", "individuals", "keypoints", "space")
     np.testing.assert_allclose(xy.to_numpy(), rules[..., :2], atol=5e-4)

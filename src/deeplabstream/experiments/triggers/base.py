@@ -28,6 +28,13 @@ keeps its last value, an event trigger reports nothing, and its memory (a region
 dwell, a speed window) is left as it was. Only a loss longer than that is decided on, as the
 trigger decides a missing keypoint (false, continuity broken). Entries, exits and every other
 change therefore need the keypoint seen: a blink of the model is not a new entry.
+
+Unknown is not lost. A keypoint the identity step withheld (:attr:`Observation.withheld`: the
+animal could not be named in that frame, lies under another, or the keypoint may be another
+animal's) is bridged however long it lasts, whatever ``hold_s`` (also 0): the animal is there,
+only who or where is unknown. The first frame it is known again decides, as after a short loss
+(a region seen outside before and inside after has entered, late:
+:attr:`~experiments.triggers.regions.Region.late_frames`).
 """
 
 from __future__ import annotations
@@ -366,14 +373,27 @@ class Trigger:
     def _bridged(self, obs: Observation) -> bool:
         """Whether ``obs`` is a loss the :attr:`loss_hold` bridges (then no :meth:`step`)."""
         hold = self.loss_hold
-        if hold is None or hold.hold_s <= 0.0:  # nothing to bridge: no need to look
+        if hold is None:
+            return False
+        withheld = obs.withheld is not None and bool(obs.withheld.any())
+        if hold.hold_s <= 0.0 and not withheld:  # nothing to bridge: no need to look
             return False
         if self._inputs_seen(obs):
             hold.seen(obs.time_s)
             self.holding = False
+        elif withheld and self._inputs_withheld(obs):
+            # Unknown, not lost: the identity step could not name what this trigger reads (a
+            # merge, a borrowed keypoint). The state holds however long that lasts, and a loss
+            # after it is bridged for hold_s from here.
+            hold.seen(obs.time_s)
+            self.holding = True
         else:
             self.holding = hold.bridges(obs.time_s)
         return self.holding
+
+    def _inputs_withheld(self, obs: Observation) -> bool:
+        """Whether a keypoint this trigger (or what it wraps) reads was withheld in ``obs``."""
+        return any(name in obs.names and obs.is_withheld(name) for name in keypoints_of(self))
 
     def _inputs_seen(self, obs: Observation) -> bool:
         """Whether what this trigger reads is seen in ``obs`` (for :attr:`loss_hold`)."""

@@ -10,7 +10,11 @@ The trigger follows which side of the region the keypoint is on, observation by 
   side (:class:`~experiments.triggers.base.LossHold`): ``inside`` stays true through a blink of
   the model, and a keypoint seen inside again has not entered. Entries and exits need the
   keypoint seen on both sides: seen outside before a short loss and inside after it is an
-  entry. A loss longer than ``hold_s`` makes the side unknown: every mode is False and
+  entry. A keypoint the identity step withheld (the animal unnamed, or the keypoint maybe
+  another animal's: :attr:`~experiments.observation.Observation.withheld`) keeps the side
+  however long that lasts: unknown is not "left", and an animal named again inside after being
+  outside has entered, decided late (:attr:`Region.late_frames`, in the event's detail). A
+  loss longer than ``hold_s`` makes the side unknown: every mode is False and
   continuity is broken (dwell restarts, the next sighting is not a crossing). ``hold_s = 0``
   decides on every frame alone. Policy ``"hold"`` bridges the loss by keeping the last position
   instead.
@@ -104,6 +108,10 @@ class Region(KeypointTrigger):
 
     def forget(self) -> None:
         self._inside: bool | None = None  # the side, after hysteresis; None = unknown
+        self._last_frame: int | None = None  # the frame index of the last sighting
+        # The last entry's frames between the last sighting outside and the first inside (0:
+        # seen on consecutive frames): how late it was decided at most.
+        self.late_frames = 0
         self._since = 0.0  # time of the first observation on the current side
         self._from_outside = False  # the current visit began by crossing in from outside
         self._entry_reported = False
@@ -119,6 +127,7 @@ class Region(KeypointTrigger):
             return False
         x, y = point
         was_inside = self._inside
+        last_frame, self._last_frame = self._last_frame, obs.frame_index
         if was_inside:
             inside = self.shape.distance_outside(x, y) <= self.margin_px
         else:
@@ -130,6 +139,8 @@ class Region(KeypointTrigger):
                 self._from_outside = was_inside is False
                 self._entry_reported = False
                 self._dwelt_inside = False
+                gap = 0 if last_frame is None else obs.frame_index - last_frame - 1
+                self.late_frames = max(gap, 0) if self._from_outside else 0
         dwelt = t - self._since >= self.min_dwell_s
         if self.mode == "inside":
             return inside and dwelt
@@ -145,6 +156,12 @@ class Region(KeypointTrigger):
             self._entry_reported = True
             return True
         return False
+
+    def measurement(self) -> str:
+        """Say when the last entry was decided late (what it reads was unknown or not seen)."""
+        if self.mode != "entered" or not self.state or not self.late_frames:
+            return ""
+        return f"decided late: {self.late_frames} frame(s) unknown or not seen before it"
 
     @property
     def inside(self) -> bool | None:

@@ -435,12 +435,16 @@ def _ensemble(session: SessionFiles, exact: ExactRows) -> _Ensemble | None:
     return _Ensemble(std, np.stack(means) if means else None)
 
 
-def _unnamed(folder: Path, camera: str) -> dict[int, list[int]]:
-    """Per frame, the animals (rows) the live rules did not see: ``identity.csv``'s ``unnamed``."""
+def _unnamed(folder: Path, camera: str) -> dict[int, list[tuple[int, str | None]]]:
+    """Per frame, what the live rules did not see: ``identity.csv``'s ``unnamed``.
+
+    Each entry is an animal (row) and a keypoint name: None for the whole animal, a name for
+    a single keypoint withheld (``individual:keypoint``).
+    """
     path = folder / f"{camera}{IDENTITY_SUFFIX}"
     if not path.is_file():
         return {}
-    found: dict[int, list[int]] = {}
+    found: dict[int, list[tuple[int, str | None]]] = {}
     with path.open(encoding="utf-8", newline="") as file:
         reader = csv.reader(file)
         header = next(reader, [])
@@ -449,19 +453,35 @@ def _unnamed(folder: Path, camera: str) -> dict[int, list[int]]:
         individuals = header[1:-1]
         for row in reader:
             if row and row[-1].strip():
-                names = row[-1].split()
-                found[int(row[0])] = [individuals.index(n) for n in names if n in individuals]
+                hidden: list[tuple[int, str | None]] = []
+                for token in row[-1].split():
+                    name, _, keypoint = token.partition(":")
+                    if name in individuals:
+                        hidden.append((individuals.index(name), keypoint or None))
+                found[int(row[0])] = hidden
     return found
 
 
-def _without(observation: Observation, hidden: list[int]) -> Observation:
-    """Return the observation with the ``hidden`` animals empty, as the live rules saw it."""
+def _without(observation: Observation, hidden: list[tuple[int, str | None]]) -> Observation:
+    """Return the observation with what the live rules did not see empty, and withheld."""
     animals = observation.animals
     if animals is None:
         return observation
     shown = np.array(animals, copy=True)
-    shown[hidden] = np.nan
-    return dataclasses.replace(observation, animals=shown, keypoints=shown[0])
+    withheld = np.zeros(shown.shape[:2], bool)
+    for row, keypoint in hidden:
+        if keypoint is None:
+            withheld[row] = True
+        elif keypoint in observation.names:
+            withheld[row, observation.names.index(keypoint)] = True
+    shown[withheld] = np.nan
+    return dataclasses.replace(
+        observation,
+        animals=shown,
+        keypoints=shown[0],
+        withheld=withheld[0],
+        animals_withheld=withheld,
+    )
 
 
 def _host_times(path: Path | None) -> dict[int, float]:

@@ -414,25 +414,40 @@ class IdentityConfidenceWriter(_FrameRows):
 
     The last column, ``unnamed``, lists (space-separated) the identities whose animal the
     experiments did not see in that frame although the pose CSV has it: an animal whose
-    identity a merge left unsure (:attr:`pose.tracking.identities.IdentityKeeper.unnamed`).
+    identity a merge left unsure (:attr:`pose.tracking.identities.IdentityKeeper.unnamed`);
+    then, as ``individual:keypoint``, the single keypoints of the other animals withheld from
+    the experiments (:attr:`~pose.tracking.identities.IdentityKeeper.withheld`: maybe another
+    animal's). A reader that knows only individuals skips those.
     """
 
-    def __init__(self, path: Path, individuals: tuple[str, ...]) -> None:
+    def __init__(
+        self, path: Path, individuals: tuple[str, ...], keypoints: tuple[str, ...] = ()
+    ) -> None:
         header = ",".join(("frame_index", *individuals, UNNAMED_COLUMN)) + "\n"
         super().__init__(path, header, "," * (len(individuals) + 1) + "\n")
         self._individuals = individuals
+        self._keypoints = keypoints
 
     def write(
-        self, frame_index: int, confidence: np.ndarray, unnamed: np.ndarray | None = None
+        self,
+        frame_index: int,
+        confidence: np.ndarray,
+        unnamed: np.ndarray | None = None,
+        withheld: np.ndarray | None = None,
     ) -> None:
-        """Append one analysed frame's confidences (A,) and its unnamed identities (A,) bool.
+        """Append one analysed frame's confidences, unnamed identities and withheld keypoints.
 
-        NaN (an animal not seen) stays empty.
+        ``confidence`` (A,), ``unnamed`` (A,) bool, ``withheld`` (A, K) bool (written with the
+        keypoint names given, for the identities not unnamed). NaN (an animal not seen) stays empty.
         """
         cells = [f"{value:.4f}" if math.isfinite(value) else "" for value in confidence.tolist()]
         hidden = unnamed.tolist() if unnamed is not None else [False] * len(self._individuals)
-        names = " ".join(n for n, out in zip(self._individuals, hidden, strict=True) if out)
-        self._row(frame_index, "," + ",".join(cells) + "," + names + "\n")
+        names = [n for n, out in zip(self._individuals, hidden, strict=True) if out]
+        if withheld is not None and self._keypoints and withheld.any():
+            for row, keypoint in zip(*np.nonzero(withheld), strict=True):
+                if not hidden[row]:
+                    names.append(f"{self._individuals[row]}:{self._keypoints[keypoint]}")
+        self._row(frame_index, "," + ",".join(cells) + "," + " ".join(names) + "\n")
 
 
 class PoseTimingWriter(WholeRowsFile):

@@ -240,6 +240,7 @@ class ContactRegrouper:
         source: np.ndarray,
         seen: np.ndarray,
         chimeras: np.ndarray,
+        foreign: np.ndarray | None = None,
     ) -> np.ndarray:
         """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
 
@@ -250,7 +251,8 @@ class ContactRegrouper:
         votes; a tie keeps the match). An identity whose instance has a seen keypoint that
         another identity took (a chimera, or one animal assembled twice, so that this identity
         had to take the second instance) is marked in ``chimeras`` (A,): its row is
-        written whole, but it is not wholly this identity's animal.
+        written whole, but it is not wholly this identity's animal. ``foreign`` (A, K), when
+        given, gets which of each identity's row's keypoints another identity took.
         """
         counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
         votes = counted.astype(np.float64)
@@ -260,6 +262,8 @@ class ContactRegrouper:
         placed[sub_rows] = sub_ids
         own = (source[placed] == rows[:, None]) | ~seen[rows]
         chimeras[placed[~own.all(axis=1)]] = True
+        if foreign is not None:
+            foreign[placed] = ~own
         return placed
 
     def repair(

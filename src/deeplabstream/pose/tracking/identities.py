@@ -73,9 +73,22 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   keypoint where animals touch (:meth:`IdentityTracker.followed`): the keeper judges contact,
   looks and learning on them. The rows it returns are the framework's animals whole, in
   identity order (the pose files). Where such a row holds a seen keypoint another track
-  followed (a chimera of two animals, or one animal assembled twice), the rules do not see it
-  in that frame (unnamed, counted in ``chimera_unidentified``): what the rules see is always
-  a row of the files, and never the other animal.
+  followed (a chimera of two animals, or one animal assembled twice), the rules do not see
+  those keypoints in that frame, and not the row at all when half of it or more is another's
+  (unnamed, counted in ``chimera_unidentified``): what the rules see is always part of a row
+  of the files, and never the other animal.
+* **Never the other animal's keypoint.** After the assignment each row the rules would read
+  is checked against where every identity was expected in this frame (motion's prediction of
+  the track it was on): a keypoint more than :data:`JITTER_PX` from where its own part was
+  expected and nearer where some part of another identity was expected than that (the other
+  mouse's tail base grouped into this one, at any likelihood, or one either's could be) is
+  **withheld** for that frame, and an animal whose row jumped (:data:`JUMP_PX`) from where
+  it was expected to near where another was is withheld whole (an assignment that may have
+  swapped them). So is an animal presumed hidden under another.
+  :attr:`IdentityKeeper.withheld` (A, K) holds them all (the unnamed rows too); the rules see
+  them as unknown (NaN), and triggers keep their state through them
+  (:attr:`experiments.observation.Observation.withheld`): unknown is not absent. The pose
+  files keep the framework's rows as they were.
 * **Learning.** At every frame (or every :attr:`sample_interval_s`), each track that is apart
   from the others (for :data:`APART_HOLD_S`, as for the evidence) and whose identity's
   confidence is at least :data:`LEARN_CONFIDENCE` hands its patch, labelled with that
@@ -131,6 +144,13 @@ DEFAULT_MERGE_MIXING_S = 0.15
 DEFAULT_CONTACT_MIXING_S = 30.0
 DEFAULT_SAMPLE_INTERVAL_S = 0.0
 DEFAULT_REANCHOR_S = 1.0
+BORROWED_MARGIN_PX = 5.0
+"""Whole-animal jumps: another identity's expected keypoints must be this much nearer."""
+JITTER_PX = 3.0
+"""A keypoint this near where its own part was expected is its own whatever else is near."""
+JUMP_PX = 20.0
+"""An animal whose keypoints are, at the median, this far from where it was expected, and
+nearer where another was, is unknown for that frame: the assignment may have swapped them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +178,20 @@ class KeeperCounts:
         Frames where an animal's row, written whole, held a keypoint another identity
         followed (a chimera of two animals, or one animal assembled twice), so that the rules
         did not see it (:attr:`IdentityTracker.last_chimeras`).
+    chimera_keypoints_withheld
+        Keypoints of such rows withheld alone (another track followed them; the rest of the
+        row, this animal's, shown).
     unsure_unidentified
         Frames where a detected animal was left unnamed because a merge had left it unsure of
         its identity and its looks could still settle it (marked animals).
     reassignments
         Times the identities were moved between tracks on appearance evidence.
+    keypoints_withheld
+        Single keypoints the rules did not see because they were nearer where another animal
+        was expected than where their own was (:meth:`IdentityKeeper._withhold`).
+    jumps_withheld
+        Animal-frames the rules did not see because the animal's row jumped from where it was
+        expected to near where another animal was (a possible swap).
     restarts
         Times the learning started over (a merge before the first model).
     samples
@@ -177,8 +206,11 @@ class KeeperCounts:
     frames_with_model: int = 0
     merged_unidentified: int = 0
     chimera_unidentified: int = 0
+    chimera_keypoints_withheld: int = 0
     unsure_unidentified: int = 0
     reassignments: int = 0
+    keypoints_withheld: int = 0
+    jumps_withheld: int = 0
     restarts: int = 0
     samples: int = 0
     models: int = 0
@@ -256,6 +288,9 @@ class IdentityKeeper:
         self._shaken = np.zeros(animals, bool)
         # The identities (rows) of the last frame that the rules must not name (module doc).
         self.unnamed = np.zeros(animals, bool)
+        # (A, K) the keypoints the rules do not see in the last frame (unnamed rows included).
+        self.withheld = np.zeros((animals, tracker.keypoints), bool)
+        self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
 
     @property
     def model(self) -> AppearanceModel | None:
@@ -284,6 +319,7 @@ class IdentityKeeper:
             chimera) are in :attr:`unnamed` (:meth:`named`: the rules' view).
         """
         instances = np.asarray(instances)
+        expected = self._expected(time_s)
         detections, probabilities = self._look(instances, frame)
         # The tracker weighs each detection's looks against what each track is believed to be:
         # P(detection d is the animal of track t) = sum_i P(d looks like i) P(t is i).
@@ -332,21 +368,65 @@ class IdentityKeeper:
         touching = covering | (active & ~seen & proximity.near_last)
         self.unnamed = np.zeros(self.animals, bool)
         self._hide_unsure_merges(touching)
-        self._hide_chimeras(self.tracker.last_chimeras)
+        self._hide_chimeras(self.tracker.last_chimeras, self.tracker.last_foreign, rows)
         self._withhold_unsure(seen, seen & ~touching)
+        self._withhold(out, present & ~seen & proximity.near_last, expected)
         return out
 
     def named(self, animals: np.ndarray) -> np.ndarray:
         """Return the last frame's ``animals`` (A, K, 3) as the rules see them.
 
-        The rows in :attr:`unnamed` are empty (NaN): the experiments do not act on an animal
-        whose identity is a guess (a merge). ``animals`` itself is returned when none is.
+        The keypoints in :attr:`withheld` are empty (NaN): the rows in :attr:`unnamed` whole
+        (the experiments do not act on an animal whose identity is a guess: a merge), and
+        single keypoints that may be another animal's (module docstring, *Never the other
+        animal's keypoint*). ``animals`` itself is returned when none is.
         """
-        if not self.unnamed.any():
+        if not self.withheld.any():
             return animals
         shown = animals.copy()
-        shown[self.unnamed] = np.nan
+        shown[self.withheld] = np.nan
         return shown
+
+    def _expected(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return (A, K, 2) where each identity's keypoints are expected now, (A, K) known.
+
+        Motion's prediction of the track each identity was on until this frame, before this
+        frame moves anything: the reference a row is checked against after the assignment
+        (:meth:`_withhold`). None where there is none (the first frame, time going back).
+        """
+        if self._time is None or time_s < self._time:
+            return None
+        predicted, known = self.tracker.motion.predict(time_s)
+        track_of = np.argsort(self._identity_of)  # identity -> its track until now
+        return predicted[track_of], known[track_of] & self.tracker.active[track_of, None]
+
+    def _withhold(
+        self, rows: np.ndarray, hidden: np.ndarray, expected: tuple[np.ndarray, np.ndarray] | None
+    ) -> None:
+        """Set :attr:`withheld`: every keypoint the rules must not read in this frame.
+
+        The rows :attr:`unnamed`, the identities presumed under another animal (``hidden``
+        tracks: there, but where is unknown), and single keypoints of the rows (identity
+        order) that are nearer where another identity was expected than where their own was
+        (:data:`BORROWED_MARGIN_PX`): a keypoint of the other animal grouped into this one,
+        whatever its likelihood. An identity whose row as a whole jumped from where it was
+        expected to near where another was (:data:`JUMP_PX`) is withheld whole: an
+        assignment that may have swapped them. Counted in ``keypoints_withheld`` and
+        ``jumps_withheld``.
+        """
+        withheld = np.repeat(self.unnamed[:, None], self.tracker.keypoints, axis=1)
+        withheld |= self._foreign
+        withheld[self._identity_of[hidden]] = True
+        if expected is not None and self.animals > 1:
+            borrowed, jumped = _borrowed(rows, *expected)
+            if jumped.any():
+                withheld[jumped] = True
+                self.counts.jumps_withheld += int(np.count_nonzero(jumped))
+            borrowed &= ~withheld
+            if borrowed.any():
+                withheld |= borrowed
+                self.counts.keypoints_withheld += int(np.count_nonzero(borrowed))
+        self.withheld = withheld
 
     def _looks_can_tell(self) -> bool:
         """Whether the model in use tells the animals apart (passed its held-out check)."""
@@ -386,14 +466,32 @@ class IdentityKeeper:
             self.unnamed[unsure] = True
             self.counts.merged_unidentified += 1
 
-    def _hide_chimeras(self, chimeras: np.ndarray) -> None:
-        """Leave unnamed the tracks whose row is not wholly their animal (a chimera).
+    def _hide_chimeras(self, chimeras: np.ndarray, foreign: np.ndarray, rows: np.ndarray) -> None:
+        """Withhold from the rules the keypoints of a row that another track followed.
 
-        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras` (the module docstring's *Files
-        whole, rules right*): for this frame the rules see no such animal.
+        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras`, ``foreign`` (A, K) which of
+        their keypoints another track followed, ``rows`` the tracker's rows (by track) (the
+        module docstring's *Files whole, rules right*): for this frame the rules do not see
+        those keypoints; the rest of the row is this animal's (the tracker gave them to this
+        track). A row half or more of whose seen keypoints another track followed (one animal
+        assembled twice) is unnamed whole (frames counted in ``chimera_unidentified``); single
+        keypoints are counted in ``chimera_keypoints_withheld``.
         """
-        if chimeras.any():
-            self.unnamed[self._identity_of[chimeras]] = True
+        self._foreign[:] = False
+        if not chimeras.any():
+            return
+        seen = np.isfinite(rows[..., 0]) & (rows[..., 2] >= self.min_likelihood)
+        whole = False
+        for track in np.flatnonzero(chimeras).tolist():
+            identity = int(self._identity_of[track])
+            taken = int(np.count_nonzero(foreign[track]))
+            if 2 * taken >= max(int(np.count_nonzero(seen[track])), 1):
+                self.unnamed[identity] = True
+                whole = True
+            else:
+                self._foreign[identity] = foreign[track]
+                self.counts.chimera_keypoints_withheld += taken
+        if whole:
             self.counts.chimera_unidentified += 1
 
     # --- the steps of an update ---------------------------------------------------------------
@@ -638,6 +736,52 @@ class IdentityKeeper:
         self._apart_since = None
         self.counts.restarts += 1
         return True
+
+
+def _borrowed(
+    rows: np.ndarray, expected: np.ndarray, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (A, K) keypoints of ``rows`` nearer another identity than their own, (A,) jumps.
+
+    ``rows``: (A, K, 3) in identity order; ``expected``, ``known``: where each identity's
+    keypoints were expected (A, K, 2) and which are known (A, K). A finite keypoint is
+    borrowed when it is more than :data:`JITTER_PX` from where its own same part was expected
+    (that unknown: its own nearest part) and nearer where some part of another identity was
+    expected than that (the other mouse's, or either's: a rule must not guess; where motion
+    took a borrowed keypoint in, the next frame's own may be withheld too: unknown, never
+    wrong). An identity jumped when most of its keypoints are over :data:`JUMP_PX` from their
+    own expected parts and :data:`BORROWED_MARGIN_PX` nearer one other identity's.
+    """
+    animals = known.shape[0]
+    xy = np.asarray(rows[..., :2], np.float64)
+    where = np.where(known[..., None], expected, np.nan)
+    off = xy - where
+    near_own = np.hypot(off[..., 0], off[..., 1]) <= JITTER_PX  # False where unknown
+    if not (np.isfinite(xy[..., 0]) & ~near_own).any():  # each keypoint on its own part
+        return np.zeros(known.shape, bool), np.zeros(animals, bool)
+    # (A, K, B, L): identity a's keypoint k to identity b's expected part l (NaN: unknown;
+    # NaN compares False below, and fmin skips it).
+    diff = xy[:, :, None, None, :] - where[None, None]
+    distance = np.hypot(diff[..., 0], diff[..., 1])
+    same = np.diagonal(distance, axis1=1, axis2=3)  # (A, B, K): the same part
+    body = np.fmin.reduce(distance, axis=3)  # (A, K, B): the nearest part
+    own_index = np.arange(animals)
+    own_same = same[own_index, own_index]  # (A, K)
+    own_body = body[own_index, :, own_index]
+    own = np.where(np.isnan(own_same), own_body, own_same)
+    other = ~np.eye(animals, dtype=bool)  # (A, B): another identity
+    nearest_other = np.fmin.reduce(np.where(other[:, None, :], body, np.nan), axis=2)
+    # Off its own part by more than jitter, and nearer another's body than that.
+    borrowed = (own > JITTER_PX) & (nearest_other < own) & np.isfinite(xy[..., 0])
+    # Jumps: most of an identity's keypoints far from their own parts and the margin nearer
+    # the same parts of one other identity (a majority: the median, without sorting).
+    counted = np.isfinite(own_same)
+    count = counted.sum(axis=1)
+    far = 2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count
+    nearer = (same + BORROWED_MARGIN_PX < own_same[:, None, :]) & other[..., None]
+    to_other = (2 * nearer.sum(axis=2) > count[:, None]).any(axis=1)
+    jumped = (count >= MIN_KEYPOINTS) & far & to_other
+    return borrowed, jumped
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:

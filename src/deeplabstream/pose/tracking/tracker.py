@@ -239,6 +239,8 @@ class IdentityTracker:
         # identity followed (a chimera, or one animal assembled twice): written whole, but not
         # wholly this identity's animal.
         self.last_chimeras = np.zeros(self.max_animals, bool)
+        # Of those rows, the keypoints another identity followed (A, K).
+        self.last_foreign = np.zeros((self.max_animals, self.keypoints), bool)
 
     @property
     def last_ambiguous(self) -> bool:
@@ -328,6 +330,7 @@ class IdentityTracker:
         self._last_ambiguous = False
         self.last_detections[:] = -1
         self.last_chimeras[:] = False
+        self.last_foreign[:] = False
         self._followed = None
         if time_s > self.motion.expires_s:
             self.counts.identities_lost += self.motion.expire(time_s)
@@ -407,7 +410,9 @@ class IdentityTracker:
         )
         placed = ids
         if source is not None and not self.regroup:  # whole animals, by their keypoints' votes
-            placed = contact.whole_animals(rows, ids, source, seen, self.last_chimeras)
+            placed = contact.whole_animals(
+                rows, ids, source, seen, self.last_chimeras, self.last_foreign
+            )
         out[placed] = instances[rows]
         if source is None:  # every keypoint stays with its instance
             kp_xy, kp_seen = xy[rows], seen[rows]

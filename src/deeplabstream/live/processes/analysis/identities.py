@@ -290,7 +290,8 @@ class CameraIdentities:
     """One multi-animal camera's identities: keeper, background learner and confidence file.
 
     ``min_likelihood``: keypoints below it are not used for patches; ``learn`` False keeps motion
-    only (no learner process; ``[Pose] APPEARANCE_IDENTITY``).
+    only (no learner process; ``[Pose] APPEARANCE_IDENTITY``); ``keypoints``: the model's names,
+    for the single keypoints withheld from the rules (``individual:keypoint`` in ``unnamed``).
     """
 
     def __init__(
@@ -300,6 +301,7 @@ class CameraIdentities:
         individuals: tuple[str, ...],
         min_likelihood: float,
         learn: bool = True,
+        keypoints: tuple[str, ...] = (),
     ) -> None:
         self.learner = (
             BackgroundLearner.start(tracker.max_animals, feature_count(), label=f" {path.name}")
@@ -307,7 +309,7 @@ class CameraIdentities:
             else None
         )
         self.keeper = IdentityKeeper(tracker, self.learner, min_likelihood=min_likelihood)
-        self.file = IdentityConfidenceWriter(path, individuals)
+        self.file = IdentityConfidenceWriter(path, individuals, keypoints)
         self.step = DurationHistogram()  # the identity step's cost on the loop
 
     @property
@@ -326,6 +328,11 @@ class CameraIdentities:
         """Return the last frame's animals as the experiments see them (unsure ones empty)."""
         return self.keeper.named(animals)
 
+    @property
+    def withheld(self) -> np.ndarray:
+        """(A, K) the keypoints the experiments do not see in the last frame (unknown, not lost)."""
+        return self.keeper.withheld
+
     def method(self) -> dict[str, str]:
         """How the pose files' rows were assigned: for the pose table's metadata."""
         return {
@@ -335,7 +342,8 @@ class CameraIdentities:
 
     def write(self, frame_index: int) -> None:
         """Write the last frame's confidences (and unnamed animals) as frame ``frame_index``'s."""
-        self.file.write(frame_index, self.keeper.confidence, self.keeper.unnamed)
+        keeper = self.keeper
+        self.file.write(frame_index, keeper.confidence, keeper.unnamed, keeper.withheld)
 
     def end_at(self, last_index: int) -> None:
         """Write the empty rows of the frames up to ``last_index`` (as the pose CSV's)."""

@@ -209,8 +209,10 @@ class CameraPipeline:
         record = self.reader.record
         assert record is not None
         depth = self.camera.depth
+        withheld = None
         if isinstance(self.identities, CameraIdentities):  # an animal it cannot name: unseen
             animals = self.identities.named(animals)
+            withheld = self.identities.withheld  # unknown there, not lost (triggers hold)
         ensemble = self.ensemble
         return Observation(
             time_s=frame_time_s(record, common_clock),
@@ -231,6 +233,8 @@ class CameraPipeline:
             ensemble_std=ensemble.values.std if ensemble and ensemble.values else None,
             members=ensemble.values.members if ensemble and ensemble.values else None,
             smoothed=ensemble.smoothed(animals[0]) if ensemble is not None else None,
+            withheld=withheld[0] if withheld is not None else None,
+            animals_withheld=withheld,
         )
 
     # --- after the last frame -----------------------------------------------------------------
@@ -464,7 +468,9 @@ def open_pipelines(
         )
         stem = job.stem(camera)
         tracker = _tracker(job, description)
-        identities = _identities(job, tracker, stem) or _class_identities(job, description, stem)
+        identities = _identities(job, tracker, stem, description.keypoints) or _class_identities(
+            job, description, stem
+        )
         # The chosen outputs' sinks, the pose files first; the POSE pipe right after them.
         files, *others = outputs.sinks(
             dataclasses.replace(outputs.camera(camera.name), identities=identities)
@@ -521,7 +527,7 @@ def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | N
 
 
 def _identities(
-    job: PoseJob, tracker: IdentityTracker | None, stem: str
+    job: PoseJob, tracker: IdentityTracker | None, stem: str, keypoints: tuple[str, ...] = ()
 ) -> CameraIdentities | None:
     """Start a multi-animal camera's identity keeper and its learner (None for one animal)."""
     if tracker is None:
@@ -532,6 +538,7 @@ def _identities(
         individual_names(tracker.max_animals),
         job.settings.likelihood_threshold,
         learn=job.settings.appearance_identity == "on",  # the learner can be off
+        keypoints=tuple(keypoints),
     )
 
 

@@ -1,0 +1,137 @@
+"""The identity step's cost per frame beside another version's, in one run on the same frames.
+
+Run ``python -m benchmarks.identity_step --baseline SRC [--case cross|free] [--seconds S]
+[--seed N] [--instances DIR]``, where ``SRC`` is the ``src`` folder of another checkout (for
+example ``git worktree add /tmp/v070 <0.7.0 commit>`` and ``/tmp/v070/src``).
+
+Both keepers (:class:`pose.tracking.identities.IdentityKeeper`, motion tracker and appearance,
+learning on the video's clock as in :mod:`benchmarks.multi_animal`) are fed the same instances
+and frames of the simulated arena, frame by frame, in turns (which goes first alternates), in
+one process, so that the machine's load falls on both alike. The baseline's package is copied
+to a temporary folder under another name (``deeplabstream_baseline``) so that the two load
+side by side. The instances are the two-mouse model's (``--instances DIR``: those
+``benchmarks.multi_animal --dump`` wrote; without it the model runs here, untimed).
+Reported: p50, p99 and max per frame of each, on the clock and in the thread's CPU time, and
+the load average at the start and end (the step's cost depends on the load; the goal, p99 <=
+1 ms, is for an idle 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from benchmarks import multi_animal
+from benchmarks.common import summarize_ms
+from deeplabstream.core.machine import load_average_1m
+from deeplabstream.pose.tracking.patches import feature_count
+
+ALIAS = "deeplabstream_baseline"
+
+
+def _load_baseline(src: Path, folder: Path) -> ModuleType:
+    """Copy ``src/deeplabstream`` to ``folder/ALIAS`` with its imports renamed; import it."""
+    package = src / "deeplabstream"
+    if not (package / "__init__.py").is_file():
+        raise SystemExit(f"--baseline: {package} is not a deeplabstream package")
+    target = folder / ALIAS
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.onnx"))
+    pattern = re.compile(r"\bdeeplabstream(?=[.\s])")
+    for path in target.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(pattern.sub(ALIAS, text), encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(f"{ALIAS}.pose.tracking.identities")
+
+
+def _clock_learner(appearance: ModuleType, poll_s: float, refit: int) -> Any:
+    """The benchmark's frame-clock learner, on the given version's InlineLearner."""
+
+    class Learner(appearance.InlineLearner):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__(2, feature_count(), refit_every=sys.maxsize)
+            self._next = poll_s
+
+        def poll(self, time_s: float) -> None:
+            if time_s < self._next:
+                return
+            self._next += poll_s * (1 + int((time_s - self._next) // poll_s))
+            if self._new == 0 or (self.fits > 0 and self._new < refit):
+                return
+            self.fit()
+
+    return Learner()
+
+
+def _keeper(identities: ModuleType, tracker: ModuleType, appearance: ModuleType) -> Any:
+    learner = _clock_learner(appearance, multi_animal.POLL_S, multi_animal.REFIT_SAMPLES)
+    return identities.IdentityKeeper(tracker.IdentityTracker(2, 6), learner), learner
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, required=True, help="the other version's src")
+    parser.add_argument("--case", choices=multi_animal.MARKED_CASES, default="cross")
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--seed", type=int, default=multi_animal.FIRST_SEED)
+    parser.add_argument("--instances", type=Path, default=None)
+    args = parser.parse_args(argv)
+    frames = round(args.seconds * multi_animal.FPS)
+    social, marked = multi_animal.IDENTITY_CASES[args.case]
+    herd = multi_animal._herd(args.seed, 2, social, marked)
+    if args.instances is not None:
+        source: Any = multi_animal._Recorded(
+            multi_animal._instances_file(args.instances, args.case, args.seed), frames
+        )
+    else:
+        source = multi_animal._estimator(multi_animal.PAIR_MODEL, herd.frame_shape, 2)
+    from deeplabstream.pose.tracking import appearance, identities, tracker
+
+    with tempfile.TemporaryDirectory() as folder:
+        old_identities = _load_baseline(args.baseline, Path(folder))
+        old_tracker = importlib.import_module(f"{ALIAS}.pose.tracking.tracker")
+        old_appearance = importlib.import_module(f"{ALIAS}.pose.tracking.appearance")
+        keepers = {
+            "this": _keeper(identities, tracker, appearance),
+            "baseline": _keeper(old_identities, old_tracker, old_appearance),
+        }
+        took: dict[str, list[int]] = {name: [] for name in keepers}
+        cpu: dict[str, list[int]] = {name: [] for name in keepers}
+        load_start = load_average_1m()
+        image = np.empty(herd.frame_shape, np.uint8)
+        for index in range(frames):
+            herd.render_next(image)
+            found = source.estimate_animals([image])[0]
+            time_s = index / multi_animal.FPS
+            order = list(keepers) if index % 2 else list(keepers)[::-1]
+            for name in order:
+                keeper, learner = keepers[name]
+                started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
+                keeper.update(time_s, found, image)
+                took[name].append(time.perf_counter_ns() - started)
+                cpu[name].append(time.thread_time_ns() - started_cpu)
+                learner.poll(time_s)
+        load_end = load_average_1m()
+    print(f"identity step, {args.case}, seed {args.seed}, {frames} frames, "
+          f"load average {load_start}-{load_end}")  # fmt: skip
+    for name in keepers:
+        clock, thread = summarize_ms(took[name][10:]), summarize_ms(cpu[name][10:])
+        print(
+            f"  {name:8s} clock p50 {clock['p50']} p99 {clock['p99']} max {clock['max']} ms; "
+            f"CPU p50 {thread['p50']} p99 {thread['p99']} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
