@@ -200,12 +200,6 @@ class _TwoAnimals(Trigger):
             for name in names
         )
 
-    def reset(self) -> None:
-        """Forget all memory, held keypoints included."""
-        for keypoint_filter in self.filters:
-            keypoint_filter.reset()
-        super().reset()
-
     def describe(self) -> dict[str, Any]:
         """Return the parameters, the likelihood policy's (and the identity confidence) included."""
         described = {**super().describe(), **self.filters[0].describe()}
