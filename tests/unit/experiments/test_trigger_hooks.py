@@ -196,7 +196,7 @@ def test_a_kind_overriding_update_and_reset_works_warned_until_0_9_0() -> None:
         r"forget\(\) instead .*It works until release 0\.9\.0, which removes it"
     )
     with pytest.warns(DeprecationWarning, match=said):
-        both_class = _old_combinator()
+        both_class: Any = _old_combinator()
     assert any("Both" in text and "0.9.0" in text for text in plugin_notices())
     both: Any = both_class(CountLeft(50.0), Region(Circle(30.0, 10.0, 25.0), hold_s=0.0))
     xs = [10, 20, 80, 30, 40]
