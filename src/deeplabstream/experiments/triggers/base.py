@@ -1,6 +1,7 @@
 """The one interface every trigger has, and the plumbing most of them share.
 
-A trigger is a small object that keeps its own state across observations. Its callers use:
+A trigger is a small object that keeps its own state across observations (a kind writes
+:meth:`Trigger.step`, never ``update`` or ``reset``):
 
 * ``update(obs) -> bool``: feed the next observation (an :class:`Observation` of one camera, or
   :class:`Observations` of several paired by time); returns the condition's state after it.
@@ -9,9 +10,6 @@ A trigger is a small object that keeps its own state across observations. Its ca
   kind that :func:`~experiments.triggers.make_trigger` builds without children,
   ``make_trigger(d["kind"], {k: str(v) for k, v in d.items() if k != "kind"})`` rebuilds it.
 * ``shapes()``: what to draw, in frame pixels (see :mod:`experiments.triggers.geometry`).
-
-A kind, built-in or a lab's, writes neither ``update`` nor ``reset``: it writes ``step(obs)``
-(the one override point), ``params()`` and, with memory, ``forget()`` (:class:`Trigger`).
 
 Which observation a trigger uses: a trigger with ``camera=None`` takes a single
 :class:`Observation` whatever its camera, and from an :class:`Observations` the only camera
@@ -64,10 +62,7 @@ _OLD_HOOKS = {"_step": "step(obs)", "_params": "params()", "_reset": "forget()"}
 """Release 0.4.0's hook names (deprecated in 0.5.0, removed in 0.8.0), and what to write now."""
 
 _CALLED_ONLY = {"update": "step(obs)", "reset": "forget()"}
-"""What a kind overrode before release 0.8.0 (deprecated in it, removed in 0.9.0), and what to
-write now: the methods its callers call, which a kind no longer writes."""
-
-UPDATE_OVERRIDE_REMOVED_IN = "0.9.0"
+"""What a kind may no longer override (deprecated in 0.8.0, removed in 0.9.0), and what to write."""
 
 
 def observation_time(obs: AnyObservation) -> float:
@@ -326,9 +321,8 @@ class Trigger:
 
         ``_step``, ``_params`` and ``_reset`` were deprecated in release 0.5.0 and removed in
         0.8.0: a kind defining them would never be called, so it is refused when defined (a
-        lab's module then fails to load, naming its file). A kind that overrides :meth:`update`
-        or :meth:`reset` (the docs before 0.8.0 let combinators do it) still works, said once
-        as deprecated until :data:`UPDATE_OVERRIDE_REMOVED_IN`.
+        lab's module then fails to load, naming its file). One overriding :meth:`update` or
+        :meth:`reset` works until release 0.9.0, said once.
         """
         super().__init_subclass__(**kwargs)
         where = f"trigger class {cls.__qualname__} ({cls.__module__})"
@@ -347,7 +341,7 @@ class Trigger:
                 f"{', '.join(_CALLED_ONLY[name] for name in overridden)} instead (a kind made of "
                 "other triggers, or reading several cameras, sets whole_observation = True; "
                 "docs/plugins.md, Triggers)",
-                removed_in=UPDATE_OVERRIDE_REMOVED_IN,
+                removed_in="0.9.0",
                 stacklevel=3,
             )
 
