@@ -314,7 +314,7 @@ class Trigger:
     #: others (combinators, animal choices), or one that reads several cameras or the 3D set.
     whole_observation: bool = False
     #: The keypoint filters whose memory (held positions) :meth:`reset` forgets.
-    filters: tuple[KeypointFilter, ...] = ()
+    keypoint_filters: tuple[KeypointFilter, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse release 0.4.0's hook names; warn of an override of ``update`` or ``reset``.
@@ -453,7 +453,7 @@ class Trigger:
         """Forget all memory, as if just built: children, filters, hold, then :meth:`forget`."""
         for child in self.__dict__.get("children", ()):  # its own, never a wrapped one's
             child.reset()
-        for keypoint_filter in self.filters:
+        for keypoint_filter in self.keypoint_filters:
             keypoint_filter.reset()
         self.state = False
         self.holding = False
@@ -545,7 +545,7 @@ class KeypointTrigger(Trigger):
         predicted = merged.pop("predicted", False)
         smoothed = merged.pop("smoothed", False)
         self.filter = KeypointFilter(**merged)
-        self.filters = (self.filter,)
+        self.keypoint_filters = (self.filter,)
         # With policy "hold" the filter bridges a loss (it reads the last position instead).
         self.loss_hold: LossHold | None = LossHold(
             self.filter.hold_s if self.filter.policy == "missing" else 0.0
@@ -714,7 +714,7 @@ class FilteredTrigger(WrappingTrigger):
             raise ValueError(f"FilteredTrigger wraps a trigger, not {trigger!r}")
         super().__init__(trigger)
         self.filter = KeypointFilter(**filtering)
-        self.filters = (self.filter,)
+        self.keypoint_filters = (self.filter,)
         self.loss_hold = LossHold(self.filter.hold_s if self.filter.policy == "missing" else 0.0)
 
     def step(self, obs: AnyObservation) -> bool:

@@ -147,6 +147,7 @@ class _TwoAnimals(Trigger):
         super().__init__(camera)
         self.animals = _check_animals(animals)
         self.filters = (KeypointFilter(**filtering), KeypointFilter(**filtering))
+        self.keypoint_filters = self.filters
         # A short loss of either animal's keypoints keeps the state (policy "hold": the filters
         # bridge it with the last positions instead).
         first = self.filters[0]
