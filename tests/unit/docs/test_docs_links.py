@@ -222,6 +222,8 @@ EXAMPLE_TESTS = {
     + "test_ensembles_doc.py::test_the_pages_trigger_reads_the_spread",
     ("experiments.md", "EveryNth"): _INTERFACE_DOCS
     + "test_the_experiments_page_trigger_is_the_distributions",
+    ("experiments.md", "AtLeast"): _INTERFACE_DOCS
+    + "test_the_experiments_page_combinator_updates_every_child_and_resets_them",
     ("experiments.md", "Staircase"): "tests/unit/experiments/test_experiment_api.py::"
     "test_the_documented_example_is_a_working_staircase",
     ("experiments.md", "AlternatingReward"): _INTERFACE_DOCS

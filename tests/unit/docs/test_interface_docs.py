@@ -21,6 +21,9 @@ import pytest
 
 from deeplabstream.experiments.examples import AlternatingReward
 from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers.geometry import Circle
+from deeplabstream.experiments.triggers.regions import Region
+from deeplabstream.experiments.triggers.timing import After
 from deeplabstream.hardware import stimulation
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.settings import load_settings
@@ -177,3 +180,22 @@ def test_the_experiments_page_trigger_is_the_distributions() -> None:
     assert (
         states == run_trigger(shipped_kind.factory(n=3), seen) == [False, False, True] * 2 + [False]
     )
+
+
+def test_the_experiments_page_combinator_updates_every_child_and_resets_them() -> None:
+    """docs/experiments.md's AtLeast: a lab's combinator written with step alone."""
+    block = python_block("experiments.md", first_line="# triggers/at_least.py")
+    namespace: dict[str, Any] = {"__name__": "at_least"}
+    exec(compile(block, "experiments.md", "exec"), namespace)  # the page's own code
+    entered = Region(Circle(100.0, 240.0, 30.0), "entered", "nose", hold_s=0.0)
+    left_of = Region(Circle(100.0, 240.0, 60.0), "inside", "nose", hold_s=0.0)
+    trigger = namespace["AtLeast"](2, entered, left_of, After(0.1))
+    seen = _observations([300.0, 100.0, 300.0, 300.0, 100.0, 120.0, 300.0], fps=10.0)
+    states = run_trigger(trigger, seen)
+    # Every child updated on every observation: the entry at 0.4 s is one, so the region's
+    # memory followed the exit at 0.2 s while the combinator was false.
+    assert states == [False, True, False, False, True, True, False]
+    assert entered.last_point is not None
+    trigger.reset()  # its children with it
+    assert entered.last_point is None and entered.state is False
+    assert trigger.describe() == {"kind": "at_least", "count": 2}

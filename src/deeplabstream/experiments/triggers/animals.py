@@ -91,10 +91,9 @@ class ForAnimal(WrappingTrigger):
         """Return the one animal it reads."""
         return (self.animal,)
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Feed the wrapped trigger this observation as seen for the animal; return its state."""
-        self.state = self.trigger.update(self._view(obs))
-        return self.state
+        return self.trigger.update(self._view(obs))
 
     def _view(self, obs: AnyObservation) -> AnyObservation:
         read = self.trigger.cameras_read()
@@ -200,13 +199,12 @@ class _PerAnimal(WrappingTrigger):
         self._states: dict[int, bool] = {}
         self._previous: dict[int, bool] = {}
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Feed every animal's copy; return the combined state (see the subclasses)."""
         self._add_copies(obs)
         self._previous = self._states
         self._states = {number: bool(one.update(obs)) for number, one in self.copies.items()}
-        self.state = any(self._states.values())
-        return self.state
+        return any(self._states.values())
 
     def _add_copies(self, obs: AnyObservation) -> None:
         """Make a copy for every animal ``obs`` reports that has none yet."""
@@ -248,12 +246,11 @@ class _PerAnimal(WrappingTrigger):
         parts = [f"animal {n}: {self.measurement_of(n)}" for n in shown if self.measurement_of(n)]
         return "; ".join(parts)
 
-    def reset(self) -> None:
+    def forget(self) -> None:
         """Forget every animal's memory and state (the copies stay, as fresh)."""
         for one in self.copies.values():
             one.reset()
         self._states, self._previous = {}, {}
-        super().reset()
 
     def end_hold(self) -> None:
         """Decide the next loss of every animal at once."""

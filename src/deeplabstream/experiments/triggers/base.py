@@ -1,6 +1,7 @@
 """The one interface every trigger has, and the plumbing most of them share.
 
-A trigger is a small object that keeps its own state across observations:
+A trigger is a small object that keeps its own state across observations (a kind writes
+:meth:`Trigger.step`, never ``update`` or ``reset``):
 
 * ``update(obs) -> bool``: feed the next observation (an :class:`Observation` of one camera, or
   :class:`Observations` of several paired by time); returns the condition's state after it.
@@ -42,8 +43,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypedDict, Unpack
+from typing import Any, ClassVar, TypedDict, Unpack, final
 
+from deeplabstream.core.plugins.notices import deprecated
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
     FilteredPoint,
@@ -58,6 +60,9 @@ AnyObservation = Observation | Observations
 
 _OLD_HOOKS = {"_step": "step(obs)", "_params": "params()", "_reset": "forget()"}
 """Release 0.4.0's hook names (deprecated in 0.5.0, removed in 0.8.0), and what to write now."""
+
+_CALLED_ONLY = {"update": "step(obs)", "reset": "forget()"}
+"""What a kind may no longer override (deprecated in 0.8.0, removed in 0.9.0), and what to write."""
 
 
 def observation_time(obs: AnyObservation) -> float:
@@ -283,9 +288,9 @@ class LossHold:
 class Trigger:
     """A condition on the stream of observations that keeps its own state across them.
 
-    A kind writes :meth:`step` (one observation of its camera -> the new state), :meth:`params`
-    (what rebuilds it) and :meth:`keypoints_read`; one with memory writes :meth:`forget` (a lab's
-    kind written with release 0.4.0's names still works, warned: :meth:`__init_subclass__`).
+    A kind writes :meth:`step` (an observation -> the new state; the one override point),
+    :meth:`params` (what rebuilds it) and :meth:`keypoints_read`; one with memory writes
+    :meth:`forget`. Its callers call :meth:`update` and :meth:`reset`, which no kind writes.
     ``is_event`` marks triggers whose True lasts one observation (a transition), which are
     False on observations not for them.
     """
@@ -303,22 +308,41 @@ class Trigger:
     #: ``"depth"``. ``deeplabstream-verify`` re-derives decisions from the recorded keypoints;
     #: a kind that reads more must say so here (a lab's kind too), so that it is told apart.
     reads: ClassVar[tuple[str, ...]] = ()
+    #: False: :meth:`step` gets the observation of this trigger's camera, only when it brings news
+    #: (the camera's, what it reads seen or lost past the hold). True: :meth:`step` gets every
+    #: observation as it came, one camera's or paired, with no hold applied: a trigger made of
+    #: others (combinators, animal choices), or one that reads several cameras or the 3D set.
+    whole_observation: bool = False
+    #: The keypoint filters whose memory (held positions) :meth:`reset` forgets.
+    keypoint_filters: tuple[KeypointFilter, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Refuse a kind written with release 0.4.0's hook names, saying what to write instead.
+        """Refuse release 0.4.0's hook names; warn of an override of ``update`` or ``reset``.
 
         ``_step``, ``_params`` and ``_reset`` were deprecated in release 0.5.0 and removed in
         0.8.0: a kind defining them would never be called, so it is refused when defined (a
-        lab's module then fails to load, naming its file).
+        lab's module then fails to load, naming its file). One overriding :meth:`update` or
+        :meth:`reset` works until release 0.9.0, said once.
         """
         super().__init_subclass__(**kwargs)
+        where = f"trigger class {cls.__qualname__} ({cls.__module__})"
         old = [name for name in _OLD_HOOKS if name in vars(cls)]
         if old:
             new = ", ".join(_OLD_HOOKS[name] for name in old)
             raise TypeError(
-                f"trigger class {cls.__qualname__} ({cls.__module__}) defines {', '.join(old)}, "
-                f"release 0.4.0's hook names, which release 0.8.0 removed: write {new} instead "
-                "(docs/plugins.md, Triggers)"
+                f"{where} defines {', '.join(old)}, release 0.4.0's hook names, which release "
+                f"0.8.0 removed: write {new} instead (docs/plugins.md, Triggers)"
+            )
+        overridden = [name for name in _CALLED_ONLY if name in vars(cls)]
+        if overridden:
+            deprecated(
+                f"{where} overrides {', '.join(f'{name}()' for name in overridden)}, which a "
+                f"trigger's callers call and no kind writes since release 0.8.0: write "
+                f"{', '.join(_CALLED_ONLY[name] for name in overridden)} instead (a kind made of "
+                "other triggers, or reading several cameras, sets whole_observation = True; "
+                "docs/plugins.md, Triggers)",
+                removed_in="0.9.0",
+                stacklevel=3,
             )
 
     def __init__(self, camera: str | None = None) -> None:
@@ -360,8 +384,12 @@ class Trigger:
         """
         return ()
 
+    @final
     def update(self, obs: AnyObservation) -> bool:
-        """Feed the next observation; return the condition's state after it."""
+        """Feed the next observation; return the condition's state after it (:meth:`step`'s)."""
+        if self.whole_observation:
+            self.state = bool(self.step(obs))  # type: ignore[arg-type]  # declared by the kind
+            return self.state
         selected = select_camera(obs, self.camera, self._who())
         if selected is None or self._bridged(selected):
             if self.is_event:
@@ -410,15 +438,23 @@ class Trigger:
             self.loss_hold.reset()
 
     def step(self, obs: Observation) -> bool:
-        """Return the state after one observation of this trigger's camera: a kind writes it.
+        """Return the state after one observation: a kind writes it (the one override point).
 
         Called on every update with news for the trigger (its camera's observation, what it
-        reads seen or its loss past ``HOLD_S``); a few operations, never a wait.
+        reads seen or its loss past ``HOLD_S``); with :attr:`whole_observation`, on every update
+        with the observation as it came (:class:`Observation` or :class:`Observations`), which
+        a trigger made of others passes to each child's :meth:`update`. A few operations, never
+        a wait.
         """
         raise NotImplementedError(f"{type(self).__name__} must define step(obs) -> bool")
 
+    @final
     def reset(self) -> None:
-        """Forget all memory, as if just built."""
+        """Forget all memory, as if just built: children, filters, hold, then :meth:`forget`."""
+        for child in self.__dict__.get("children", ()):  # its own, never a wrapped one's
+            child.reset()
+        for keypoint_filter in self.keypoint_filters:
+            keypoint_filter.reset()
         self.state = False
         self.holding = False
         if self.loss_hold is not None:
@@ -426,7 +462,10 @@ class Trigger:
         self.forget()
 
     def forget(self) -> None:
-        """Forget the kind's own memory (a count, a timer): a kind with memory writes it."""
+        """Forget the kind's own memory (a count, a timer): a kind with memory writes it.
+
+        Its children (``children``) and keypoint filters are reset before it is called.
+        """
 
     def describe(self) -> dict[str, Any]:
         """``{"kind": ..., **parameters}`` for the event log (factory-compatible)."""
@@ -443,7 +482,6 @@ class Trigger:
         them (:meth:`describe`). None by default.
         """
         return {}
-
 
     def shapes(self) -> list[Shape]:
         """Return what to draw for this trigger, in frame pixels (nothing by default)."""
@@ -507,6 +545,7 @@ class KeypointTrigger(Trigger):
         predicted = merged.pop("predicted", False)
         smoothed = merged.pop("smoothed", False)
         self.filter = KeypointFilter(**merged)
+        self.keypoint_filters = (self.filter,)
         # With policy "hold" the filter bridges a loss (it reads the last position instead).
         self.loss_hold: LossHold | None = LossHold(
             self.filter.hold_s if self.filter.policy == "missing" else 0.0
@@ -540,11 +579,6 @@ class KeypointTrigger(Trigger):
 
     def _point(self, obs: Observation, name: str) -> tuple[float, float] | None:
         return self.filter.point(obs, name, self.predicted, self.smoothed)
-
-    def reset(self) -> None:
-        """Forget all memory, held keypoints and the last sighting included."""
-        self.filter.reset()
-        super().reset()
 
     def describe(self) -> dict[str, Any]:
         """Return the parameters, the filter's too (and ``predicted``, ``smoothed`` when set)."""
@@ -625,9 +659,11 @@ class WrappingTrigger(Trigger):
     Its kind, cameras, shapes and measurement are the wrapped trigger's, and the event log and
     the checks before a start look through :attr:`children` to it (its keypoints, its camera).
     The wrappers are :class:`FilteredTrigger` (a lab kind's likelihood keys) and the animal
-    choices of :mod:`~experiments.triggers.animals`; each implements :meth:`update` and
-    :meth:`describe`.
+    choices of :mod:`~experiments.triggers.animals`; each implements :meth:`step` (on the whole
+    observation) and :meth:`describe`.
     """
+
+    whole_observation = True
 
     def __init__(self, trigger: Trigger) -> None:
         super().__init__(trigger.camera)
@@ -643,11 +679,6 @@ class WrappingTrigger(Trigger):
     def cameras_read(self) -> tuple[str, ...] | None:
         """Return the wrapped trigger's cameras."""
         return self.trigger.cameras_read()
-
-    def reset(self) -> None:
-        """Forget the wrapped trigger's memory and this one's."""
-        self.trigger.reset()
-        super().reset()
 
     def shapes(self) -> list[Shape]:
         """Return the wrapped trigger's shapes."""
@@ -683,17 +714,15 @@ class FilteredTrigger(WrappingTrigger):
             raise ValueError(f"FilteredTrigger wraps a trigger, not {trigger!r}")
         super().__init__(trigger)
         self.filter = KeypointFilter(**filtering)
+        self.keypoint_filters = (self.filter,)
         self.loss_hold = LossHold(self.filter.hold_s if self.filter.policy == "missing" else 0.0)
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Feed the wrapped trigger ``obs`` with the filter applied (see the class docstring)."""
         selected = _own_camera(obs, self.camera)
         if selected is not None and self._bridged(selected):
-            if self.is_event:
-                self.state = False
-            return self.state
-        self.state = bool(self.trigger.update(self._view(obs)))
-        return self.state
+            return False if self.is_event else self.state
+        return self.trigger.update(self._view(obs))
 
     def _inputs_seen(self, obs: Observation) -> bool:
         sees = self.filter.sees
@@ -716,11 +745,6 @@ class FilteredTrigger(WrappingTrigger):
             elif found.held:
                 keypoints[row] = (found.x, found.y, self.filter.min_likelihood)
         return dataclasses.replace(obs, keypoints=keypoints)
-
-    def reset(self) -> None:
-        """Forget the held keypoints and the wrapped trigger's memory."""
-        self.filter.reset()
-        super().reset()
 
     def describe(self) -> dict[str, Any]:
         """Return the wrapped trigger's description with the filter's keys."""

@@ -21,6 +21,8 @@ from deeplabstream.experiments.triggers.kinds import SECONDS, TriggerKind, numbe
 
 
 class _Combinator(Trigger):
+    whole_observation = True  # each child takes the observation and chooses its camera
+
     def cameras_read(self) -> tuple[str, ...]:
         """Return no camera: the children read theirs (each is checked on its own)."""
         return ()
@@ -31,12 +33,6 @@ class _Combinator(Trigger):
             if not isinstance(child, Trigger):
                 raise ValueError(f"{self.kind} combines triggers, not {child!r}")
         self.children: tuple[Trigger, ...] = children
-
-    def reset(self) -> None:
-        """Reset this combinator and every child."""
-        for child in self.children:
-            child.reset()
-        super().reset()
 
     def describe(self) -> dict[str, Any]:
         """Return the kind, parameters and the children's descriptions (under ``"children"``)."""
@@ -52,11 +48,9 @@ class All(_Combinator):
 
     kind = "all"
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Update every child; True when all are."""
-        states = [child.update(obs) for child in self.children]
-        self.state = all(states)
-        return self.state
+        return all([child.update(obs) for child in self.children])  # every child, always
 
 
 class AnyOf(_Combinator):
@@ -67,11 +61,9 @@ class AnyOf(_Combinator):
 
     kind = "any"
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Update every child; True when any is."""
-        states = [child.update(obs) for child in self.children]
-        self.state = any(states)
-        return self.state
+        return any([child.update(obs) for child in self.children])  # every child, always
 
 
 And = All
@@ -89,10 +81,9 @@ class Not(_Single):
 
     kind = "not"
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Update the child; return its negation."""
-        self.state = not self.child.update(obs)
-        return self.state
+        return not self.child.update(obs)
 
 
 class Rising(_Single):
@@ -109,12 +100,12 @@ class Rising(_Single):
         super().__init__(child)
         self._before = False
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Update the child; True on its False -> True transition."""
         now = self.child.update(obs)
-        self.state = now and not self._before
+        rose = now and not self._before
         self._before = now
-        return self.state
+        return rose
 
     def forget(self) -> None:
         self._before = False
@@ -136,7 +127,7 @@ class Debounce(_Single):
         self.off_s = check_number("off_s", off_s, 0.0)
         self._since: float | None = None  # when the child began to differ from our state
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Update the child; change state once the child has differed for on_s / off_s."""
         now = self.child.update(obs)
         t = observation_time(obs)
@@ -146,8 +137,8 @@ class Debounce(_Single):
         if self._since is None or t < self._since:
             self._since = t
         if t - self._since >= (self.on_s if now else self.off_s):
-            self.state = now
             self._since = None
+            return now
         return self.state
 
     def forget(self) -> None:

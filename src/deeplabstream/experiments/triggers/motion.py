@@ -356,6 +356,7 @@ class DistanceBelow(KeypointTrigger):
         super().__init__(camera, **options)
         self.a, self.b = a, b
         self.camera_a, self.camera_b = camera_a, camera_b
+        self.whole_observation = camera_a is not None  # two cameras: paired observations
         self.threshold = check_number("threshold", threshold, 0.0)
         self.mm_per_px = (
             None if mm_per_px is None else check_number("mm_per_px", mm_per_px, 0.0, strict=True)
@@ -372,17 +373,17 @@ class DistanceBelow(KeypointTrigger):
             return (self.camera_a, self.camera_b)
         return super().cameras_read()
 
-    def update(self, obs: AnyObservation) -> bool:
-        """Feed the next observation; return the state after it."""
+    def step(self, obs: AnyObservation) -> bool:
+        """Return the state after an observation of its camera, or paired ones of its two."""
         if self.camera_a is None:
-            return super().update(obs)
+            assert isinstance(obs, Observation)  # one camera: the base chose it
+            return self._compare(self._point(obs, self.a), self._point(obs, self.b))
         if not isinstance(obs, Observations):
             return self.state
         obs_a, obs_b = obs.by_camera.get(self.camera_a), obs.by_camera.get(self.camera_b or "")
         if obs_a is None or obs_b is None:
             self.last_distance, self._points = None, None
-            self.state = False
-            return self.state
+            return False
         pa, pb = self._point(obs_a, self.a), self._point(obs_b, self.b)
         hold = self.loss_hold
         if hold is not None and pa is not None and pb is not None:
@@ -391,11 +392,7 @@ class DistanceBelow(KeypointTrigger):
         elif hold is not None and hold.bridges(obs.time_s):
             self.holding = True  # a short loss of either point: the state holds
             return self.state
-        self.state = self._compare(pa, pb)
-        return self.state
-
-    def step(self, obs: Observation) -> bool:
-        return self._compare(self._point(obs, self.a), self._point(obs, self.b))
+        return self._compare(pa, pb)
 
     def _compare(self, pa: tuple[float, float] | None, pb: tuple[float, float] | None) -> bool:
         if pa is None or pb is None:

@@ -38,6 +38,8 @@ class NamedTrigger(Trigger):
     answer go to the wrapped trigger (``named.last_speed``).
     """
 
+    whole_observation = True  # the wrapped trigger chooses its camera
+
     def __init__(self, name: str, inner: Trigger, counter: UpdateCounter) -> None:
         super().__init__(inner.camera)
         self.name = name
@@ -64,17 +66,16 @@ class NamedTrigger(Trigger):
         """Return the animals its trigger (and the trigger's children) read."""
         return animals_of(self.inner)
 
-    def update(self, obs: AnyObservation) -> bool:
+    def step(self, obs: AnyObservation) -> bool:
         """Return the wrapped trigger's state, updated on the first call of an experiment update."""
         if self._seen != self._counter.tick:
             self._seen = self._counter.tick
-            self.state = bool(self.inner.update(obs))
+            return self.inner.update(obs)
         return self.state
 
-    def reset(self) -> None:
-        """Reset the wrapped trigger."""
+    def forget(self) -> None:
+        """Reset the wrapped trigger (not a child: the checks look through it by attribute)."""
         self.inner.reset()
-        self.state = False
         self._seen = -1
 
     def describe(self) -> dict[str, Any]:

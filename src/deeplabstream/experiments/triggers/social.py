@@ -147,6 +147,7 @@ class _TwoAnimals(Trigger):
         super().__init__(camera)
         self.animals = _check_animals(animals)
         self.filters = (KeypointFilter(**filtering), KeypointFilter(**filtering))
+        self.keypoint_filters = self.filters
         # A short loss of either animal's keypoints keeps the state (policy "hold": the filters
         # bridge it with the last positions instead).
         first = self.filters[0]
@@ -199,12 +200,6 @@ class _TwoAnimals(Trigger):
             for which, names in enumerate(self._pair_keypoints())
             for name in names
         )
-
-    def reset(self) -> None:
-        """Forget all memory, held keypoints included."""
-        for keypoint_filter in self.filters:
-            keypoint_filter.reset()
-        super().reset()
 
     def describe(self) -> dict[str, Any]:
         """Return the parameters, the likelihood policy's (and the identity confidence) included."""

@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Unpack
 
-from deeplabstream.experiments.observation import Observation, Observations
+from deeplabstream.experiments.observation import Observations
 from deeplabstream.experiments.triggers.base import (
     AnyObservation,
     HoldOptions,
@@ -89,6 +89,8 @@ class SpaceTrigger(Trigger):
     :meth:`_space_params`.
     """
 
+    whole_observation = True  # the triangulated set comes with paired observations
+
     def __init__(self, keypoint: str, **options: Unpack[HoldOptions]) -> None:
         super().__init__(None)
         if not isinstance(keypoint, str) or not keypoint:
@@ -101,10 +103,10 @@ class SpaceTrigger(Trigger):
         """Return no camera: the triangulated set combines every calibrated camera."""
         return ()
 
-    def update(self, obs: AnyObservation) -> bool:
-        """Feed the next update; return the state after it (kept when it has no new 3D set)."""
+    def step(self, obs: AnyObservation) -> bool:
+        """Return the state after an update (kept when it brings no new 3D set)."""
         points = obs.points3d if isinstance(obs, Observations) else None
-        if points is None:
+        if points is None:  # a single camera's observation carries no 3D set: no news
             return self.state
         xyz = points.point(self.keypoint)
         hold = self.loss_hold
@@ -116,17 +118,13 @@ class SpaceTrigger(Trigger):
             self.holding = True  # not triangulated for a moment: the state holds
             return self.state
         self.last_xyz = xyz
-        self.state = False if xyz is None else bool(self._holds(xyz))
-        return self.state
+        return False if xyz is None else bool(self._holds(xyz))
 
     @property
     def hold_s(self) -> float:
         """Seconds a loss of the keypoint's triangulation is bridged."""
         assert self.loss_hold is not None
         return self.loss_hold.hold_s
-
-    def step(self, obs: Observation) -> bool:
-        return self.state  # a single camera's observation carries no 3D set: no news
 
     def _holds(self, xyz: tuple[float, float, float]) -> bool:
         raise NotImplementedError

@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from deeplabstream.experiments.observation import Observation, Observations
-from deeplabstream.experiments.triggers.base import AnyObservation, Trigger, check_number
+from deeplabstream.experiments.triggers.base import (
+    AnyObservation,
+    Trigger,
+    check_number,
+    select_camera,
+)
 from deeplabstream.experiments.triggers.kinds import (
     SECONDS,
     TriggerKind,
@@ -20,6 +24,8 @@ from deeplabstream.experiments.triggers.kinds import (
 
 
 class _Clocked(Trigger):
+    whole_observation = True  # without a camera it counts any observation's time
+
     def __init__(self, camera: str | None) -> None:
         super().__init__(camera)
         self.start_s: float | None = None
@@ -28,15 +34,15 @@ class _Clocked(Trigger):
         """Return the camera whose frame times it counts, or none (any observation's time)."""
         return () if self.camera is None else (self.camera,)
 
-    def update(self, obs: AnyObservation) -> bool:
-        """Feed the next observation; paired observations count at their reference time."""
-        if self.camera is None and isinstance(obs, Observations):
-            self.state = self._at(self._elapsed(obs.time_s))
-            return self.state
-        return super().update(obs)
-
-    def step(self, obs: Observation) -> bool:
-        return self._at(self._elapsed(obs.time_s))
+    def step(self, obs: AnyObservation) -> bool:
+        """Return the state at the observation's time (paired: their reference time)."""
+        t = obs.time_s
+        if self.camera is not None:
+            selected = select_camera(obs, self.camera, self._who())
+            if selected is None:
+                return self.state  # not this camera's frame: no news
+            t = selected.time_s
+        return self._at(self._elapsed(t))
 
     def _elapsed(self, t: float) -> float:
         if self.start_s is None or t < self.start_s:
