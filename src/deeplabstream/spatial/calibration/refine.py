@@ -30,14 +30,8 @@ _HUBER_SCALE_PX = 2.0  # residuals beyond ~2 px count linearly: a wrong corner, 
 class Observations:
     """Every detected corner used, flattened: which camera, which frame set, where.
 
-    Attributes
-    ----------
-    camera, frame_set
-        (n,) indices into the camera list and the frame-set list of the problem.
-    board_points
-        (n, 3) the corners in the board's frame (mm).
-    pixels
-        (n, 2) where they were detected.
+    ``camera`` and ``frame_set`` (n,) index the problem's lists; ``board_points`` (n, 3) are the
+    corners in the board's frame (mm), ``pixels`` (n, 2) where they were detected.
     """
 
     camera: np.ndarray

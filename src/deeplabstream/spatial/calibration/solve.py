@@ -44,16 +44,8 @@ Progress = Callable[[str], None]
 class CameraFigures:
     """How well one camera is calibrated.
 
-    Attributes
-    ----------
-    detections
-        Frames in which the board was found.
-    frame_sets_used
-        Of those, the ones used in the joint refinement.
-    error_mean_px, error_p95_px
-        Reprojection error of its corners after the refinement: mean and 95th percentile.
-    lens_rms_px
-        RMS error of its own lens fit (``calibrateCamera``).
+    ``error_mean_px`` and ``error_p95_px``: reprojection error of its corners after the joint
+    refinement; ``lens_rms_px``: RMS error of its own lens fit (``calibrateCamera``) before it.
     """
 
     detections: int

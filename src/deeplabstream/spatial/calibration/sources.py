@@ -29,16 +29,8 @@ FLOOR_SECONDS = 1.0
 class FramePlan:
     """Which frame of each camera's video belongs to each synchronised frame set.
 
-    Attributes
-    ----------
-    videos
-        Camera name -> its video file.
-    frames
-        Camera name -> per frame set, the index of its video frame (None: no frame in that set).
-    floor_sets
-        The frame sets in which the board lies flat on the floor.
-    pairing
-        How the frames were paired, in words (for the report).
+    ``frames`` maps a camera to its video frame index per frame set (None: no frame in that set);
+    ``pairing`` says in words how the frames were paired (for the report).
     """
 
     videos: dict[str, Path]

@@ -23,16 +23,9 @@ from deeplabstream.spatial.triangulation.usable import check_calibration
 class TriangulationSpec:
     """What the worker needs to triangulate (picklable: paths and numbers only).
 
-    Attributes
-    ----------
-    calibration
-        The Anipose ``calibration.toml``.
-    cameras
-        The calibrated cameras to use, by name (at least two); each is in the calibration.
-    min_likelihood
-        Views of a keypoint below this likelihood are not used for it.
-    max_pairing_ms
-        Sets whose frame times spread more than this are not triangulated (counted).
+    ``cameras``: at least two, each in the ``calibration``; a view below ``min_likelihood`` is not
+    used for that keypoint; sets whose frame times spread more than ``max_pairing_ms`` are counted,
+    not triangulated.
     """
 
     calibration: Path
