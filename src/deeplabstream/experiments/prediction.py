@@ -212,10 +212,7 @@ class _Track:
         self.last_seen_s = np.empty(0)
 
     def _accept(self, time_s: float, keypoints: np.ndarray) -> np.ndarray | None:
-        """Return the seen mask of a new frame, or None for a frame given again (same time).
-
-        Time going backwards, or another number of keypoints, starts afresh.
-        """
+        """Return a new frame's seen mask (None: given again); time going back starts afresh."""
         if self.now_s is not None:
             if abs(time_s - self.now_s) <= _SAME_TIME_S:
                 return None
