@@ -1,13 +1,8 @@
 """The commands' entry points: Ctrl-C and SIGTERM are taken before anything heavy is imported.
 
-``DeepLabStream.py``, ``app.py``, ``utils/VideoAnalyzer.py`` and the installed scripts
-(``deeplabstream``, ``deeplabstream-app``, ``deeplabstream-replay``, ``deeplabstream-verify``)
-start here. Each takes the
-stop signals first (:func:`~deeplabstream.app.stop_requests.take_stop_signals`), then imports
-its command, which loads numpy, OpenCV, Qt or the pose runtimes (seconds): a Ctrl-C during those
-imports is remembered and honoured when the command looks (exit 130, nothing started), instead
-of a ``KeyboardInterrupt`` traceback, or nothing at all for a command started with Ctrl-C
-ignored. The commands are imported inside the functions for that reason.
+The scripts and the installed commands start here; each command is imported inside its
+function, after the stop signals are taken, so a stop during its imports (seconds) exits
+130 or 143 with one line. What a stop does then: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -25,11 +20,7 @@ def headless() -> None:
 
 
 def _stops_abandon_plugin_imports() -> None:
-    """Let a stop during a lab plugin's import abandon it (core/plugins/, ``import_watch``).
-
-    The window too: while it is built (its Rig tab imports the cameras' modules), and in its
-    event loop, where ``app.desktop`` keeps the exception from aborting the program.
-    """
+    """Let a stop during a lab plugin's import (the window's too) abandon it."""
     from deeplabstream.core.plugins import abandon_imports_on_stop
 
     abandon_imports_on_stop()
@@ -45,11 +36,7 @@ def desktop() -> None:
 
 
 def eks() -> None:
-    """``deeplabstream-eks`` (:mod:`deeplabstream.offline.eks.command`): Ctrl-C at any moment.
-
-    Its imports take seconds (pandas, the smoother's JAX): a Ctrl-C then says it stopped, as
-    one later does (``core.optional.exit_with``), never a ``KeyboardInterrupt`` traceback.
-    """
+    """``deeplabstream-eks`` (:mod:`deeplabstream.offline.eks.command`): Ctrl-C at any moment."""
     try:
         from deeplabstream.offline.eks.command import run
     except KeyboardInterrupt:
@@ -70,12 +57,7 @@ def replay() -> None:
 
 
 def verify() -> None:
-    """``deeplabstream-verify`` (:mod:`deeplabstream.offline.verify.command`).
-
-    Its imports take seconds (numpy, PyAV, the pose runtimes): a SIGTERM then ended it with no
-    word, a Ctrl-C with a ``KeyboardInterrupt`` traceback. Taken first, either is said and
-    exits 128 + its number once the command looks (before it reads anything).
-    """
+    """``deeplabstream-verify`` (:mod:`deeplabstream.offline.verify.command`): stops taken first."""
     take_stop_signals()
     from deeplabstream.offline.verify.command import run
 

@@ -1,10 +1,6 @@
 """A trained behaviour classifier at run time: ONNX Runtime on one thread, frame by frame.
 
-A classifier is two files written by ``deeplabstream-train-behaviour``:
-``NAME.onnx`` (the model: float32 input ``features`` (N, F), outputs ``label`` and ``probabilities``
-(N, B)) and ``NAME.json`` beside it (``MODEL_FORMAT``: the feature spec, the behaviours in
-probability order, the scale used in training, where it came from). See
-docs/behaviour-classifiers.md.
+Its two files (``NAME.onnx``, ``NAME.json``): docs/behaviour-classifiers.md (What the files hold).
 """
 
 from __future__ import annotations
@@ -81,10 +77,8 @@ def read_metadata(model_path: Path) -> dict[str, Any]:
 class BehaviourClassifier:
     """Probabilities of each behaviour, from the keypoints of each new frame.
 
-    Build it with ``load``. ``update`` keeps a ``FeatureWindow`` and runs the model on the
-    newest window; ``probabilities_of`` runs it on features computed offline.
-    The ONNX Runtime session (one intra-op thread) is made on first use; the object can be
-    sent to another process (the session is made again there).
+    Build it with ``load``. The ONNX Runtime session (one intra-op thread) is made on first use;
+    the object can be sent to another process (the session is made again there).
     """
 
     def __init__(
@@ -179,18 +173,10 @@ class BehaviourClassifier:
     def update(self, keypoints: np.ndarray, time_s: float) -> np.ndarray | None:
         """Add a frame; return each behaviour's probability (``behaviours`` order), or None.
 
-        Parameters
-        ----------
-        keypoints
-            (K, 3): x, y (pixels), likelihood in ``keypoints`` order.
-        time_s
-            The frame's time in seconds (the camera's timestamp), increasing.
-
-        Returns
-        -------
-        numpy.ndarray or None
-            (B,) float32 probabilities, or None while the window does not yet span
-            ``spec.window_s`` seconds since the last reset (see ``full``).
+        ``keypoints`` (K, 3): x, y (pixels), likelihood in ``keypoints`` order; ``time_s``: the
+        frame's time in seconds (the camera's timestamp), increasing. Returns (B,) float32, or
+        None while the window does not yet span ``spec.window_s`` seconds since the last reset
+        (see ``full``).
         """
         features = self._window.update(keypoints, time_s)
         if features is None or not self._window.full:

@@ -1,27 +1,8 @@
 """Behaviour features from keypoints, declared once and computed live or in batch.
 
-A ``FeatureSpec`` lists the per-frame quantities (distances, angles, turn rates, speeds,
-accelerations, in physical units) and the aggregates taken over a sliding window of
-``window_s`` seconds. The feature vector of a frame is, in this order:
-
-1. for each per-frame quantity (in ``frame_feature_names`` order), each aggregate of
-   ``aggregates`` over the frames of the window in which it is known;
-2. for each keypoint, the fraction of the window's frames in which it was missing.
-
-Units: positions are divided by ``pixels_per_mm`` (given at run time), so distances are in mm,
-speeds in mm/s, accelerations in mm/s^2; angles are in degrees and turn rates in degrees/s.
-Derivatives use the real time between two consecutive frames given (frames may be skipped).
-
-Missing data: a keypoint whose likelihood is below ``likelihood_threshold`` (or whose x, y or
-likelihood is not a number) is missing in that frame; every quantity that depends on it is
-then unknown for that frame. A speed, turn rate or acceleration needs the previous frame (and,
-for an acceleration, the one before) to be in the window. Aggregates skip unknown values;
-an aggregate with no known value in the window is ``missing_value`` (the missing-fraction
-features tell the classifier so). Standard deviations are population ones (ddof = 0).
-
-The window holds the frames with ``time > now - window_s``. ``FeatureWindow`` keeps running
-sums (mean, std) and monotonic deques (min, max), evicting frames by time; ``features_of``
-computes the same vectors directly from each frame's window, for training.
+The features, their order, units and missing data: docs/behaviour-classifiers.md (The
+features). Standard deviations are population ones (ddof = 0); the window holds the frames with
+``time > now - window_s``.
 """
 
 from __future__ import annotations
@@ -56,31 +37,13 @@ def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The features of a behaviour classifier, declared once (see the module's docstring).
+    """The features of a behaviour classifier, declared once (docs/behaviour-classifiers.md).
 
-    Parameters
-    ----------
-    keypoints
-        The keypoint names, in the order of the (K, 3) arrays given to the window.
-    distances
-        Pairs ``(a, b)``: the distance between a and b, in mm.
-    angles
-        Triples ``(vertex, a, b)``: the angle at ``vertex`` between a and b, in degrees (0-180).
-    turn_rates
-        Pairs ``(back, front)``: how fast the axis from back to front turns, in degrees/s
-        (absolute: left and right turns alike).
-    speeds
-        Keypoints whose speed (mm/s) is a feature.
-    accelerations
-        Keypoints whose change of speed per second (mm/s^2, signed) is a feature.
-    window_s
-        The window's length in seconds.
-    aggregates
-        Which of ``AGGREGATES`` to take over the window, in this order.
-    likelihood_threshold
-        Keypoints with a lower likelihood are missing.
-    missing_value
-        The value of an aggregate with no known value in the window.
+    Units: ``distances`` ``(a, b)`` in mm; ``angles`` ``(vertex, a, b)`` in degrees (0-180);
+    ``turn_rates`` ``(back, front)`` in degrees/s, absolute; ``speeds`` in mm/s; ``accelerations``
+    in mm/s^2, signed. ``keypoints`` give the order of the (K, 3) arrays; ``aggregates`` (of
+    ``AGGREGATES``) are taken over ``window_s`` seconds in their order; ``missing_value`` is an
+    aggregate's value with nothing known in the window.
     """
 
     keypoints: tuple[str, ...]
@@ -257,13 +220,7 @@ def default_spec(
 ) -> FeatureSpec:
     """Return a sensible spec for any keypoint names (tuned on mice, general by construction).
 
-    Front, centre and back are found by name (nose/snout/head; body_center/centre/spine/neck;
-    tail_base/tail_root), else taken as the first, middle and last keypoint. Features:
-    body length (front-back) and the distance from the centre to every other keypoint, the
-    distance between each left/right pair (``left_ear``/``right_ear``, ``wing_l``/``wing_r``); the
-    body bend (angle at the centre between front and back) and, with a ``neck``, the head angle
-    (at the neck between front and centre); the turn rate of the back-to-front axis; the speed
-    of every keypoint and the acceleration of the centre.
+    What it measures: docs/behaviour-classifiers.md (The features).
     """
     names = tuple(keypoints)
     if not names:
@@ -347,12 +304,7 @@ def _check_pixels_per_mm(pixels_per_mm: float) -> float:
 def _static_values(
     idx: _Indices, xy: np.ndarray, valid: np.ndarray, pixels_per_mm: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distances and angles (values, known) and axis orientations (degrees, known).
-
-    ``xy`` is (..., K, 2), ``valid`` (..., K); results have the same leading axes. Every
-    vector needed (distance pairs, both arms of each angle, each body axis) comes from one
-    gather: ``xy[heads] - xy[tails]``.
-    """
+    """Distances and angles (values, known) and axis orientations (degrees, known), one gather."""
     vectors = xy[..., idx.heads, :] - xy[..., idx.tails, :]
     known = valid[..., idx.heads] & valid[..., idx.tails]
     d, a = len(idx.distances), len(idx.angles)
@@ -384,16 +336,8 @@ def _valid_keypoints(keypoints: np.ndarray, threshold: float) -> np.ndarray:
 class FeatureWindow:
     """The feature vector of the newest frame, kept up to date frame by frame.
 
-    Each ``update`` costs the same whatever the window's length: running sums give the mean and
-    standard deviation, monotonic deques the minimum and maximum, and frames leave the window
-    when they are ``window_s`` seconds older than the newest one.
-
-    Parameters
-    ----------
-    spec
-        The features to compute.
-    pixels_per_mm
-        The camera's scale, to turn pixels into millimetres.
+    Each ``update`` costs the same whatever the window's length (running sums, monotonic deques).
+    ``pixels_per_mm`` is the camera's scale.
     """
 
     def __init__(self, spec: FeatureSpec, pixels_per_mm: float) -> None:
@@ -428,11 +372,9 @@ class FeatureWindow:
 
     @property
     def full(self) -> bool:
-        """Whether the frames since the last reset span the whole window.
+        """Whether the frames since the last reset span the whole window (``window_s`` or more).
 
-        True once the newest frame is at least ``window_s`` after the first one: the vector then
-        describes a whole window, as most of the training frames did. Before that it describes
-        the frames seen so far.
+        Before that the vector describes only the frames seen so far, unlike most training frames.
         """
         if self._first_time is None or self._last_time is None:
             return False
@@ -446,18 +388,8 @@ class FeatureWindow:
     def update(self, keypoints: np.ndarray, time_s: float) -> np.ndarray | None:
         """Add a frame and return the feature vector (float32, ``spec.n_features`` long).
 
-        Parameters
-        ----------
-        keypoints
-            (K, 3): x, y (pixels) and likelihood of each keypoint, in ``spec.keypoints`` order.
-        time_s
-            The frame's time in seconds, later than the previous frame's.
-
-        Returns
-        -------
-        numpy.ndarray or None
-            The vector of the window ending at this frame. It is never None after a frame was
-            given (the type allows callers to treat "no vector yet" alike); see ``full``.
+        ``keypoints`` (K, 3): x, y (pixels) and likelihood, in ``spec.keypoints`` order; ``time_s``
+        later than the previous frame's. Never None after a frame was given; see ``full``.
         """
         points = np.asarray(keypoints, dtype=np.float64)
         if points.shape != (self._n_keypoints, 3):
@@ -593,19 +525,8 @@ def features_of(
 ) -> np.ndarray:
     """Return the feature vector of every frame of a session, (N, F) float32.
 
-    Computed directly from each frame's window (not incrementally), for training; equal to what
-    a ``FeatureWindow`` fed the same frames returns, frame by frame.
-
-    Parameters
-    ----------
-    keypoints
-        (N, K, 3): x, y (pixels), likelihood per frame and keypoint, in ``spec.keypoints`` order.
-    times_s
-        (N,): the frames' times in seconds, increasing.
-    spec
-        The features.
-    pixels_per_mm
-        The camera's scale.
+    ``keypoints`` (N, K, 3): x, y (pixels), likelihood in ``spec.keypoints`` order; ``times_s``
+    (N,) increasing. Equal, frame by frame, to what a ``FeatureWindow`` fed the same frames returns.
     """
     ppm = _check_pixels_per_mm(pixels_per_mm)
     points = np.asarray(keypoints, dtype=np.float64)

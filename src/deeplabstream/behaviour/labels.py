@@ -1,18 +1,7 @@
 """Per-frame behaviour labels from the files labs write: our CSV, BORIS, SiMBA.
 
-Every reader returns ``FrameLabels``: one behaviour per frame, for the frames it labels.
-
-- **Our CSV** (``frame,behaviour``; also what the simulator writes as
-  ``<camera>.behaviour.csv``): one row per labelled frame. Frames without a row are
-  *unlabelled*: they are left out of training and scoring.
-- **BORIS** tabular events export (CSV or TSV): state events from START to STOP (the STOP
-  frame excluded), point events on their one frame; times become frames with the FPS column.
-  Frames covered by no event are labelled ``NO_BEHAVIOUR``.
-- **SiMBA** annotations (``targets_inserted`` CSVs): one 0/1 column per behaviour, one row per
-  frame; the pose and feature columns are ignored. Rows with no behaviour are ``NO_BEHAVIOUR``.
-
-A frame with two behaviours at once (overlapping BORIS events, two SiMBA columns at 1) cannot
-train a one-label classifier: it is left unlabelled and counted in ``FrameLabels.ambiguous``.
+Every reader returns ``FrameLabels``; each format's rules: docs/behaviour-classifiers.md
+(Labelling). A frame with two behaviours at once is left unlabelled and counted.
 """
 
 from __future__ import annotations
@@ -90,11 +79,7 @@ def _int_frame(value: str, path: Path, where: str) -> int:
 
 
 def read_frame_csv(path: Path) -> FrameLabels:
-    """Read our ``frame,behaviour`` CSV (``behavior`` is accepted too).
-
-    One row per labelled frame; frames without a row are unlabelled. A frame listed twice must
-    carry the same behaviour.
-    """
+    """Read our ``frame,behaviour`` CSV (``behavior`` accepted); a frame listed twice must agree."""
     rows, _ = _open_rows(path)
     if not rows:
         raise LabelsError(f"{path}: empty file; expected a header 'frame,behaviour'")
@@ -145,12 +130,8 @@ def _boris_header(rows: list[list[str]], path: Path) -> int:
 def read_boris(path: Path, fps: float | None = None) -> FrameLabels:
     """Read a BORIS tabular events export (CSV or TSV) as per-frame labels.
 
-    Columns used: ``Time`` (seconds), ``Behavior``, ``Status`` (``START``/``STOP``/``POINT``;
-    newer exports call it ``Behavior type``) and ``FPS``. A state event covers the frames from
-    ``round(start * fps)`` up to, not including, ``round(stop * fps)`` (at least one frame); a
-    point event its one frame. Other frames are ``NO_BEHAVIOUR``. ``fps`` is used when the file
-    has no usable FPS column (a live observation); the file's own FPS wins otherwise, as BORIS
-    measured its times on that video.
+    ``fps`` is used when the file has no usable FPS column (a live observation); the file's own
+    FPS wins otherwise, as BORIS measured its times on that video.
     """
     rows, _ = _open_rows(path)
     start = _boris_header(rows, path)
@@ -260,9 +241,8 @@ _POSE_SUFFIXES = ("_x", "_y", "_p", "_likelihood", "_z")
 def read_simba(path: Path, behaviours: Sequence[str] | None = None) -> FrameLabels:
     """Read a SiMBA annotation CSV: one 0/1 column per behaviour, one row per frame.
 
-    ``behaviours`` names the behaviour columns; without it, every column holding only 0 and 1
-    whose name does not end like a pose column (``_x``, ``_y``, ``_p``, ``_likelihood``) is one.
-    The first column, when unnamed, is the frame index; otherwise rows count frames from 0.
+    Without ``behaviours``, every 0/1 column not named like a pose column is one. The first column,
+    when unnamed, is the frame index; otherwise rows count frames from 0.
     """
     rows, _ = _open_rows(path)
     if len(rows) < 2:

@@ -1,25 +1,8 @@
 """The experiment a lab writes: three hooks, a few calls, some read-only state.
 
-An experiment is pure logic: it receives observations and returns the
-:class:`~experiments.actions.Action` objects to perform now. It never touches a device, never
-sleeps and never reads the wall clock: all time is frame time (:attr:`Observation.time_s`), so a
-replay of a recorded session gives the same events as the live run.
-
-**What a lab writes** (a subclass of :class:`Experiment`): ``__init__`` (the options, its
-triggers), the hooks :meth:`~Experiment.on_start`, :meth:`~Experiment.on_update` (required) and
-:meth:`~Experiment.on_trial_end`, which return actions, and in them the calls
-:meth:`~Experiment.add_trigger`, :meth:`~Experiment.is_true` / :meth:`~Experiment.rose` /
-:meth:`~Experiment.fell`, :meth:`~Experiment.point`, :meth:`~Experiment.start_trial`,
-:meth:`~Experiment.end_trial`, :meth:`~Experiment.end_experiment`,
-:meth:`~Experiment.end_session` and :meth:`~Experiment.log`, and the read-only state
-(``now_s``, ``in_trial``, ``trial``, ``trials``, ``state``).
-
-**What runs it** is :class:`~experiments.engine.runtime.ExperimentRuntime`, which holds the lab's
-experiment: the trial machine, the registered triggers' states, the event log and forward
-prediction, and the loop's calls (``start``, ``update``, ``pause``, ``resume``, ``stop``,
-``summary``). When it takes an experiment it injects itself as the experiment's context
-(:class:`ExperimentContext`): the calls above are answered by it. Nothing of the runtime lives
-in the lab's class, so no attribute of the lab's can break it.
+What a lab writes and the calls it makes: docs/experiments.md (Writing an experiment class).
+The runtime (:class:`~experiments.engine.runtime.ExperimentRuntime`) answers the calls through
+the context it injects (:class:`ExperimentContext`), so nothing of it lives in the lab's class.
 """
 
 from __future__ import annotations
@@ -107,10 +90,7 @@ _SETUP_ATTRIBUTE = "_Experiment__setup"
 class ExperimentSetup:
     """What the runtime reads of a lab's experiment and injects into it: none of it lab API.
 
-    Every :class:`Experiment` holds one, made by ``super().__init__``: the checked options, the
-    event log it was given, its registered triggers and their update count, the outputs it
-    declared, and the context (its runtime) that answers its calls. The runtime and the session's
-    checks read it with :meth:`of`; a lab's class sees none of it among its public names.
+    Made by ``super().__init__``; the runtime and the session's checks read it with :meth:`of`.
     """
 
     __slots__ = ("context", "counter", "declared", "events", "options", "triggers")
@@ -176,20 +156,11 @@ class ExperimentSetup:
 class Experiment(ABC):
     """Base class of every experiment: the hooks a lab writes and the calls it makes.
 
-    The subclass contract (docs/experiments.md, "Writing an experiment class"):
-
-    * ``__init__`` takes no required arguments (the registry builds the class with none), calls
-      ``super().__init__(...)`` with its options, then registers its triggers with
-      :meth:`add_trigger` (pass ``**self.likelihood`` to keypoint triggers to use the
-      experiment's likelihood threshold and policy).
-    * :meth:`on_update` ``(obs, t) -> list[Action]``: every update while the experiment runs.
-    * Optionally :meth:`on_start` ``(t)`` once, in the first update, and :meth:`on_trial_end`
-      ``(trial)`` when a trial ends, whatever ended it.
-    * Optionally :meth:`deciding_trigger` (which trigger's positions an action's row gives)
-      and :meth:`shapes` (what the live view draws).
-
-    ``super().__init__`` takes :class:`~experiments.options.ExperimentOptions`' fields, ``name``,
-    ``description`` (default: the class's name, its docstring's first line) and ``events``.
+    The subclass contract: docs/experiments.md ("Writing an experiment class"). ``__init__`` takes
+    no required arguments (the registry builds the class with none) and calls
+    ``super().__init__(...)`` first; that takes :class:`~experiments.options.ExperimentOptions`'
+    fields, ``name``, ``description`` (default: the class's name, its docstring's first line) and
+    ``events``.
     """
 
     description: str = ""

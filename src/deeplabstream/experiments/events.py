@@ -1,23 +1,8 @@
 """The experiment's event log: every trigger change, trial, action, pause and finish, in order.
 
-An :class:`ExperimentEvent` says what happened (``kind``, ``name``, ``detail``), when in frame time
-(``time_s``), in which trial, and which analysed frame caused it: the camera, its frame index,
-the frame's camera timestamp and host timestamp. Trigger and action events also give the
-keypoint that decided them, its measured position and, with forward prediction, its predicted
-position and the lead (:mod:`experiments.prediction`). Four host-clock columns are left for whoever
-knows them (the dispatcher): ``pose_ready`` (keypoints available), ``decided`` (the experiment
-returned its actions), ``written`` (the command left for the device) and ``acknowledged`` (the
-device confirmed it); they stay empty otherwise.
-
-:class:`EventLog` keeps every event in memory and, when given a writer (:class:`EventCsvWriter`
-for ``events.csv``), writes them as the session runs. The events of one update are written at
-the start of the next update (or on :meth:`EventLog.commit`, which :meth:`Experiment.stop
-<experiments.base.Experiment.stop>` calls), so that the dispatcher can fill in the timing columns
-of the actions it has just sent with :meth:`EventLog.fill_times`. The CSV file is written in
-whole rows, at least once a second and whenever its writer is flushed (the inference worker: at
-the end of every turn of its loop), and on close. The rows not in the file yet (those of the
-latest update, waiting for their times) are what the worker publishes for the main process to
-write if it dies (core/unwritten_rows.py, live.processes.analysis.dispatch).
+The columns, and when rows are written: docs/experiments.md (The event log: ``events.csv``).
+An update's events wait for the next update (or :meth:`EventLog.commit`) so the dispatcher can
+fill their timing columns first (:meth:`EventLog.fill_times`).
 """
 
 from __future__ import annotations
@@ -149,40 +134,10 @@ TIMING_COLUMNS: tuple[str, ...] = ("pose_ready", "decided", "written", "acknowle
 
 @dataclass(frozen=True, slots=True)
 class ExperimentEvent:
-    """One thing that happened in an experiment (see the module docstring for the columns).
+    """One thing that happened in an experiment: one row of ``events.csv``.
 
-    Parameters
-    ----------
-    time_s
-        Frame time of the update it happened in (the observation's time, or the reference time
-        of paired observations), seconds.
-    kind
-        One of :data:`EVENT_KINDS`.
-    name
-        A trigger's name (``trigger``), the rule or cause (``trial_start``), the end reason's
-        short form (``trial_end``), the device (``action``), the experiment (``start``,
-        ``finish``), or who asked (``pause``, ``resume``).
-    detail
-        ``true``/``false`` for a trigger, the command for an action, the reason otherwise.
-    trial
-        The trial it belongs to (1, 2, ...), or None outside trials.
-    camera, frame_index, camera_timestamp, host_timestamp
-        The analysed frame that caused it: camera name, the camera's frame index, the frame's
-        time on the camera's clock (the host arrival time for cameras without one) and its host
-        arrival time (when the observation carries ``host_time_s``).
-    pose_ready, decided, written, acknowledged
-        Host-clock seconds, filled by whoever knows them.
-    keypoint, measured_x, measured_y, predicted_x, predicted_y, lead_ms, likelihood
-        ``trigger`` and ``action`` events: the keypoint that decided it, its measured position
-        in the causing frame, its forward-predicted position, the lead of that prediction
-        (ms) and its likelihood in the causing frame; see :data:`EVENT_COLUMN_DOCS`.
-    not_sent
-        ``action`` events whose command never left for the device: why (``not sent: ...``).
-    animal
-        ``trigger`` and ``action`` events with a multi-animal model: the animal(s) that made it
-        (``"2"``, ``"1+2"``); empty otherwise (see :data:`EVENT_COLUMN_DOCS`).
-    action
-        The action of an ``action`` event (not a column: ``detail`` describes it).
+    The fields are its columns (:data:`EVENT_COLUMN_DOCS`, docs/experiments.md), except
+    ``action``: the action of an ``action`` event, which ``detail`` describes.
     """
 
     time_s: float
@@ -247,15 +202,9 @@ class EventWriter(Protocol):
 class EventCsvWriter:
     """``events.csv``: one row per event, columns :data:`EVENT_COLUMNS`, in whole rows.
 
-    Parameters
-    ----------
-    target
-        A path (created; an existing file is never overwritten), written in whole rows at
-        least once a second and on every :meth:`flush` (core/whole_rows.py: the inference
-        worker flushes it at the end of each turn of its loop, with its pose files); or an
-        open text stream (not closed by :meth:`close`, only flushed).
-
-    A disk error is logged and ends the file (at its last whole row); the experiment goes on.
+    ``target``: a path (created; an existing file is never overwritten) or an open text stream (not
+    closed by :meth:`close`, only flushed). A disk error is logged and ends the file at its last
+    whole row; the experiment goes on.
     """
 
     def __init__(self, target: Path | str | TextIO) -> None:
@@ -334,11 +283,7 @@ class EventCsvWriter:
 class EventLog:
     """Every event of an experiment, in memory and (with a writer) on disk as the run goes.
 
-    Parameters
-    ----------
-    writer
-        Where committed events are written (for example an :class:`EventCsvWriter`); None keeps
-        them in memory only. :meth:`attach` sets one later.
+    ``writer`` None keeps them in memory only; :meth:`attach` sets one later.
     """
 
     def __init__(self, writer: EventWriter | None = None) -> None:

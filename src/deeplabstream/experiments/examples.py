@@ -1,10 +1,7 @@
 """Example experiments written in Python: logic a config file cannot express.
 
-Load one by name (``load_experiment("AlternatingReward")`` or ``"examples:AlternatingReward"``),
-or copy this file into the lab's ``experiments/`` folder beside the settings file, change it, and
-name the copy by its stem (``NAME = alternation``). It uses only the documented surface of
-:class:`~deeplabstream.experiments.base.Experiment`; the walk-through is in docs/experiments.md
-("Writing an experiment class").
+Load one by name (``"AlternatingReward"``), or copy this file into the lab's ``experiments/``
+folder and name the copy by its stem; docs/experiments.md ("Writing an experiment class").
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """An experiment's options: its trial timing, likelihood policy and prediction, each default once.
 
-A class experiment passes them to ``super().__init__(...)``; a config file's ``[Experiment]``
-section names the same options in its own keys (``INTER_TRIAL_INTERVAL`` is
-``inter_trial_interval_s``), whose defaults are these. :class:`ExperimentOptions` checks every
-value when it is made, so a wrong one is refused where it is written, not at the first update.
+A config's ``[Experiment]`` keys name the same options (docs/experiments.md, Config reference).
+Every value is checked when :class:`ExperimentOptions` is made, so a wrong one is refused where
+it is written.
 """
 
 from __future__ import annotations
@@ -25,26 +24,11 @@ from deeplabstream.experiments.prediction import PredictionSettings
 class ExperimentOptions:
     """How an experiment runs its trials and reads keypoints (see ``Experiment.__init__``).
 
-    Attributes
-    ----------
-    max_trials
-        Finish after this many trials (None: no limit).
-    inter_trial_interval_s
-        After a trial ends, no new trial before this many seconds of frame time.
-    trial_duration_s
-        A trial ends this long after it started. 0: a trial is one moment (it ends in the
-        update it started in). None: it lasts until ``end_trial`` (or the end).
-    session_duration_s
-        The session ends this long after the experiment's start (None: never).
-    min_likelihood, policy, hold_s
-        The keypoint filter offered to triggers (``Experiment.likelihood``) and used by
-        ``Experiment.point``.
-    switch_off_at_trial_end
-        Switch off, when a trial ends, the outputs it switched on.
-    prediction
-        Forward prediction (off by default).
-    event_keypoint
-        The keypoint ``events.csv`` gives positions of for events no keypoint trigger decided.
+    Times are seconds of frame time. ``trial_duration_s`` 0: a trial is one moment (it ends in the
+    update it started in); None: until ``end_trial``. ``max_trials`` and ``session_duration_s``
+    None: no limit. ``min_likelihood``, ``policy`` and ``hold_s`` are the keypoint filter offered
+    to triggers (``Experiment.likelihood``) and used by ``Experiment.point``; ``event_keypoint`` is
+    the keypoint ``events.csv`` gives positions of for events no keypoint trigger decided.
     """
 
     max_trials: int | None = None

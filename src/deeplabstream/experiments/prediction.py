@@ -1,37 +1,8 @@
 """Forward prediction: where each keypoint will be when the command reaches the device.
 
-An experiment decides on the pose of a frame that is already some milliseconds old when its
-command is written: the frame had to arrive, be analysed, and the decision be sent. With
-prediction on, every observation also carries *predicted* keypoints: each keypoint extrapolated
-from its recent track to the moment the command is expected to be written, ``time_s + lead``.
-Triggers that read predicted positions then act on where the animal will be, not where it was.
-
-Two predictors, one state per camera and keypoint, both fed the frames' own timestamps
-(:attr:`Observation.time_s`), so skipped frames and unequal frame intervals do not upset them:
-
-``constant-velocity`` (:class:`ConstantVelocity`)
-    The straight line fitted (least squares) through the keypoint's positions of the last
-    ``window_s`` seconds, evaluated at the target time. Exact for a keypoint moving at constant
-    velocity; one sighting in the window predicts that position (no velocity yet).
-``kalman`` (:class:`KalmanConstantVelocity`)
-    A Kalman filter with a constant-velocity state (x, y, vx, vy) per keypoint, white-noise
-    acceleration of spectral density ``process_noise`` (px^2/s^3) and measurement noise
-    ``measurement_noise`` (px, standard deviation). Smoother than the line on noisy keypoints;
-    it needs a few frames to learn a velocity.
-
-Both are likelihood-aware: a keypoint below ``min_likelihood`` (or not finite) adds no sample.
-A keypoint not seen for more than ``max_gap_s`` is forgotten: its prediction is missing (NaN)
-until it is seen again, and its new track starts afresh (no velocity from before the gap).
-Time going backwards (a new replay) forgets everything.
-
-The lead (:class:`LeadEstimator`): a fixed number of milliseconds, or ``auto``: the median of
-the latest :data:`LATENCY_WINDOW` measured latencies frame -> command written (the runtime reports
-each action's); before the first measurement, the time from the frame to the current update
-(live; the runtime reports it) plus a margin for the write; without either (offline), the
-margin alone. Auto leads are capped at :data:`MAX_LEAD_MS`.
-
-Predicted keypoints keep the measured likelihood: a keypoint that is not seen in this frame is
-not seen in the prediction either, so a likelihood threshold means the same for both.
+The two predictors, the lead and when prediction helps: docs/experiments.md (Forward
+prediction). Both run on the frames' own timestamps; time going backwards (a new replay)
+forgets everything.
 """
 
 from __future__ import annotations
@@ -70,26 +41,12 @@ _SAME_TIME_S = 1e-9
 
 @dataclass(frozen=True)
 class PredictionSettings:
-    """How an experiment predicts keypoints (see the module docstring).
+    """How an experiment predicts keypoints (docs/experiments.md, Forward prediction).
 
-    Parameters
-    ----------
-    method
-        ``"off"``, ``"constant-velocity"`` or ``"kalman"``.
-    lead_ms
-        A fixed lead in ms (0 to :data:`MAX_LEAD_MS`), or None for ``auto`` (measured latency).
-    lead_margin_ms
-        ``auto`` before the first measured latency: added to the time from frame to update.
-    window_s
-        ``constant-velocity``: the positions of the last this many seconds make the line.
-    max_gap_s
-        A keypoint not seen for longer is forgotten; its track restarts when it is seen again.
-    min_likelihood
-        Keypoints below it add no sample; None: the experiment's likelihood threshold.
-    process_noise
-        ``kalman``: white-noise acceleration, px^2/s^3 (larger: follows turns faster, noisier).
-    measurement_noise
-        ``kalman``: keypoint noise, px (larger: smoother, slower to follow).
+    ``method``: ``"off"``, ``"constant-velocity"`` or ``"kalman"``; ``lead_ms`` a fixed lead (0 to
+    :data:`MAX_LEAD_MS`), None for ``auto``; ``min_likelihood`` None: the experiment's threshold.
+    Units: ``window_s`` and ``max_gap_s`` seconds, ``process_noise`` px^2/s^3 (white-noise
+    acceleration), ``measurement_noise`` px (standard deviation).
     """
 
     method: Method = "off"
@@ -147,16 +104,10 @@ class PredictionSettings:
 
 
 class LeadEstimator:
-    """How far ahead of a frame's time to predict, in seconds (see the module docstring).
+    """How far ahead of a frame's time to predict, in seconds (docs/experiments.md).
 
-    Parameters
-    ----------
-    fixed_ms
-        A fixed lead in ms; None: ``auto``.
-    margin_ms
-        ``auto`` before any measurement: added to the frame -> update time (or used alone).
-    window
-        ``auto``: the median of this many latest measurements.
+    ``fixed_ms`` None: ``auto``, the median of the ``window`` latest measured latencies; before
+    any, the frame -> update time plus ``margin_ms`` (or the margin alone).
     """
 
     def __init__(
@@ -261,10 +212,7 @@ class _Track:
         self.last_seen_s = np.empty(0)
 
     def _accept(self, time_s: float, keypoints: np.ndarray) -> np.ndarray | None:
-        """Return the seen mask of a new frame, or None for a frame given again (same time).
-
-        Time going backwards, or another number of keypoints, starts afresh.
-        """
+        """Return a new frame's seen mask (None: given again); time going back starts afresh."""
         if self.now_s is not None:
             if abs(time_s - self.now_s) <= _SAME_TIME_S:
                 return None
@@ -294,14 +242,9 @@ class _Track:
 
 
 class ConstantVelocity(_Track):
-    """The least-squares line through each keypoint's positions of the last ``window_s``.
+    """The least-squares line through each keypoint's positions of the last ``window_s`` (> 0).
 
-    Parameters
-    ----------
-    window_s
-        Seconds of frame time of positions the line is fitted to (> 0).
-    max_gap_s, min_likelihood
-        See the module docstring.
+    One sighting in the window predicts that position (no velocity yet).
     """
 
     def __init__(
@@ -384,17 +327,8 @@ class ConstantVelocity(_Track):
 class KalmanConstantVelocity(_Track):
     """A constant-velocity Kalman filter per keypoint (x and y independent, same noise).
 
-    The state of each keypoint is its position and velocity; between frames the velocity takes
-    a random walk of white-noise acceleration with spectral density ``process_noise``
-    (px^2/s^3); each seen keypoint is a position measurement with noise ``measurement_noise``
-    (px). x and y share one covariance, because they see the same frames and noise.
-
-    Parameters
-    ----------
-    process_noise, measurement_noise
-        See above (both > 0).
-    max_gap_s, min_likelihood
-        See the module docstring.
+    ``process_noise`` (px^2/s^3) and ``measurement_noise`` (px) are both > 0; x and y share one
+    covariance, because they see the same frames and noise.
     """
 
     def __init__(
@@ -498,12 +432,8 @@ def make_predictor(settings: PredictionSettings, min_likelihood: float) -> Keypo
 class PosePredictor:
     """Adds predicted keypoints to every observation an experiment receives.
 
-    Parameters
-    ----------
-    settings
-        The method and its parameters (``method`` must not be ``"off"``).
-    min_likelihood
-        The experiment's likelihood threshold, used when ``settings.min_likelihood`` is None.
+    ``settings.method`` must not be ``"off"``; ``min_likelihood`` is used when
+    ``settings.min_likelihood`` is None.
     """
 
     def __init__(self, settings: PredictionSettings, min_likelihood: float) -> None:
@@ -518,9 +448,8 @@ class PosePredictor:
     def apply(self, observations: Observation | Observations) -> Observation | Observations:
         """``observations`` with :attr:`Observation.predicted` and ``lead_s`` filled in.
 
-        Every camera is predicted at one moment, the reference time plus the lead: the command
-        is written once for all of them, so an older frame of a slower camera looks further
-        ahead. An observation given again (a camera with no new frame) adds no sample.
+        Every camera is predicted at one moment, the reference time plus the lead. An observation
+        given again (a camera with no new frame) adds no sample.
         """
         lead = self.lead.current_s()
         self.last_lead_s = lead

@@ -1,31 +1,8 @@
 """Find an experiment by name: a config, a class, a module of the lab's folder, or a path.
 
-``load_experiment(name_or_path, settings_folder)`` accepts, tried in this order:
-
-* a config name: the stem of a config in the lab's ``experiments/`` folder beside the settings
-  file (``NAME = my_config`` finds ``experiments/my_config.ini``), else of a config shipped in
-  the package (:data:`CONFIG_FOLDER`: ``"freezing_opto"``);
-* a class of :data:`EXPERIMENTS`, the kind's registry
-  (:class:`~deeplabstream.core.plugins.Registry`): the classes shipped in the package by
-  ``module:Class`` (``"examples:AlternatingReward"``, also written
-  ``"experiments.examples:AlternatingReward"`` or with ``deeplabstream.`` before it), the
-  experiments of installed packages (entry point group ``deeplabstream.experiments``), a module
-  of the lab's ``experiments/`` folder (``"my_module"`` when it defines one experiment, or
-  ``"my_module:MyClass"``), or just ``"AlternatingReward"`` when one registered class has that
-  name;
-* a path named explicitly: ``PATH.ini`` (a config); on the command line only
-  (``--experiment``), ``PATH.py`` (the one :class:`Experiment` subclass defined in it) or
-  ``PATH.py:Class``. ``[Experiment] NAME`` never names a ``.py`` file (settings are data: the
-  settings refuse it, saying to put the module in the lab's ``experiments/`` folder).
-
-Python code is only imported from the package, from installed entry points, from the lab's
-``experiments/`` folder beside the settings file, or from a ``.py`` file named on the command
-line. An unknown name lists what exists, in the wording every plugin kind uses.
-
-All of it is the one :class:`~deeplabstream.core.plugins.Registry` of every plugin kind: the
-configs are its :class:`~deeplabstream.core.plugins.DataFiles`, a class found by its name alone
-its ``by_class_name``; this module names the kind and turns its errors into
-:class:`ExperimentNotFoundError`.
+The names accepted, in the order tried, and where code is imported from: docs/experiments.md
+(Where experiments are found). It is the experiments' kind of the one
+:class:`~deeplabstream.core.plugins.Registry`; its errors become :class:`ExperimentNotFoundError`.
 """
 
 from __future__ import annotations
@@ -150,15 +127,10 @@ def experiment_origin(experiment: Experiment) -> str:
 
 
 def load_experiment(name_or_path: str | Path, settings_folder: Path | None = None) -> Experiment:
-    """Return a new experiment from its name or path (see the module docstring).
+    """Return a new experiment from its name or path (docs/experiments.md).
 
-    Parameters
-    ----------
-    name_or_path
-        ``[Experiment] NAME`` or ``--experiment``.
-    settings_folder
-        The folder of the settings file, where the lab's ``experiments/`` folder is (None:
-        only the package, installed packages and explicit paths).
+    ``name_or_path`` is ``[Experiment] NAME`` or ``--experiment``; ``settings_folder`` is where
+    the lab's ``experiments/`` folder is (None: only the package, installed packages and paths).
 
     Raises
     ------

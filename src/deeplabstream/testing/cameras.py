@@ -30,19 +30,9 @@ GRAB_LIMIT_S = 5.0
 class CameraRun:
     """What a camera did in :func:`run_camera`.
 
-    Attributes
-    ----------
-    geometry
-        What ``open`` returned.
-    nominal_fps
-        Its ``nominal_fps`` after ``open``.
-    frames, stamps
-        A copy of each frame ``grab`` wrote, and the stamp it returned, in order.
-    ended
-        ``grab`` returned None (the normal end of the stream, a video file's last frame)
-        before the frames asked for.
-    description
-        What ``describe`` returned after the last frame (it goes into ``session.json``).
+    ``frames`` and ``stamps``: a copy of each frame ``grab`` wrote and the stamp it returned, in
+    order; ``ended``: ``grab`` returned None before the frames asked for; ``description``: what
+    ``describe`` returned after the last frame.
     """
 
     geometry: FrameGeometry
@@ -63,28 +53,13 @@ def run_camera(
     session_dir: Path | None = None,
     grab_limit_s: float = GRAB_LIMIT_S,
 ) -> CameraRun:
-    """Open ``camera``, grab up to ``frames`` frames into a frame buffer, close it.
+    """Open ``camera``, grab up to ``frames`` frames into a frame buffer, close it (twice).
 
-    Parameters
-    ----------
-    camera
-        Its ``SOURCE`` name (registered, or a module of the lab's ``cameras/`` folder beside
-        ``settings_folder``), or its class.
-    keys
-        The keys of its ``[Camera NAME]`` section, as text (its ``settings_class``'s keys).
-    frames
-        How many frames to grab at most (fewer when the stream ends: ``grab`` returns None).
-    name
-        The camera's name (the section's ``NAME``).
-    settings_folder
-        The settings file's folder: where the lab's ``cameras/`` folder is, and what relative
-        paths in ``keys`` are relative to.
-    session_dir
-        Given, ``start_session(session_dir)`` is called before the first grab and
-        ``finish_session()`` after the last, as in a session (side files written there).
-    grab_limit_s
-        How long one ``grab`` may wait for its frame; it is interrupted then (a camera that
-        waits for a hardware trigger no test gives: raise it, or give the trigger).
+    ``camera`` is its ``SOURCE`` name (registered, or a module of the lab's ``cameras/`` folder
+    beside ``settings_folder``) or its class; ``keys`` its section's keys as text, relative paths
+    relative to ``settings_folder``. With ``session_dir``, ``start_session`` and ``finish_session``
+    are called around the grabs. A ``grab`` is interrupted after ``grab_limit_s`` (a camera that
+    waits for a hardware trigger no test gives needs more).
 
     Raises
     ------

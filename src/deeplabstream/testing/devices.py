@@ -25,15 +25,8 @@ SETTLE_S = 5.0  # how long each command may take to be acknowledged or failed
 class DeviceRun:
     """What a device did in :func:`run_device`.
 
-    Attributes
-    ----------
-    commands, records
-        Each command sent, and the record ``send`` returned for it (settled: acknowledged or
-        failed), in order.
-    channel_count
-        Its ``channel_count`` once open.
-    lock_keys
-        What its ``lock_keys`` said identifies the hardware of these settings.
+    ``records``: the record ``send`` returned for each of ``commands``, settled (acknowledged or
+    failed); ``lock_keys``: what identifies the hardware of these settings.
     """
 
     commands: list[Action]
@@ -71,25 +64,11 @@ def run_device(
 ) -> DeviceRun:
     """Make ``device`` from its keys, open it, send ``commands``, wait for them, close it.
 
-    Parameters
-    ----------
-    device
-        Its ``TYPE`` (registered, or a module of the lab's ``devices/`` folder beside
-        ``settings_folder``), or its class.
-    keys
-        The keys of its ``[Device NAME]`` section, as text.
-    commands
-        What to send through ``send`` (None: ON, OFF, PULSE, PATTERN on the last channel, then
-        RESET). Each is checked against the device's channels and limits first (ValueError).
-    name
-        The section's ``NAME``, for messages.
-    settings_folder
-        The settings file's folder: where the lab's ``devices/`` folder is, and what relative
-        paths in ``keys`` are relative to.
-    check_present
-        Call ``check_present()`` first, as a start does (DeviceNotFoundError when absent).
-    settle_s
-        How long each command may take to be acknowledged or failed.
+    ``device`` is its ``TYPE`` (registered, or a module of the lab's ``devices/`` folder beside
+    ``settings_folder``) or its class; ``keys`` its section's keys as text. ``commands`` None:
+    ON, OFF, PULSE, PATTERN on the last channel, then RESET; each is checked against the device's
+    channels and limits first (ValueError). ``check_present`` calls ``check_present()`` first, as a
+    start does (DeviceNotFoundError when absent); ``settle_s`` is how long each command may take.
 
     Raises
     ------

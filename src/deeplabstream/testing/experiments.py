@@ -1,10 +1,7 @@
 """An experiment or a trigger run alone on observations, as the live loop runs it.
 
-The experiment's runtime (:class:`~experiments.engine.runtime.ExperimentRuntime`) is the loop's own
-machinery: :func:`run_experiment` hands it the lab's experiment and the observations, one
-update each, and stops it, so that a test reads what the session would have written
-(``runtime.events``, ``runtime.trials``, the actions returned). :func:`run_trigger` steps one
-trigger through observations as an experiment's update does, and returns its state after each.
+:func:`run_experiment` uses the loop's own runtime, so a test reads what the session would
+have written; docs/plugins.md ("Testing a plugin alone") shows both.
 """
 
 from __future__ import annotations

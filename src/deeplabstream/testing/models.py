@@ -24,15 +24,8 @@ RECOGNISES_LIMIT_S = 3.0
 class ModelCheck:
     """What :func:`check_model_format` found.
 
-    Attributes
-    ----------
-    model_format
-        The format that recognised the path.
-    description
-        What its ``load`` returned.
-    poses
-        Shape (frames, animals, keypoints, 3): the keypoints the session would estimate on the
-        frames given (x, y in frame pixels, likelihood; NaN rows: an animal not found).
+    ``poses`` (frames, animals, keypoints, 3): the keypoints the session would estimate on the
+    frames given (x, y in frame pixels, likelihood; NaN rows: an animal not found).
     """
 
     model_format: ModelFormat
@@ -44,13 +37,8 @@ class ModelCheck:
 class BackendRun:
     """What :func:`run_backend` got: the outputs of the backend and of the reference on a batch.
 
-    Attributes
-    ----------
-    outputs, reference
-        Each output of the network, in ``description.output_names`` order, from the backend
-        tested and from the built-in ONNX Runtime backend on the same batch.
-    provider
-        What the backend says ran it (``session.json``'s model record says it).
+    ``outputs`` and ``reference`` in ``description.output_names`` order; ``provider``: what the
+    backend says ran it.
     """
 
     outputs: list[np.ndarray]
@@ -74,21 +62,10 @@ def check_model_format(
 ) -> ModelCheck:
     """Load the model at ``path`` as a start does and estimate the keypoints of ``frames``.
 
-    Parameters
-    ----------
-    path
-        What ``[Pose] MODEL_PATH`` would say.
-    model_format
-        The format expected to recognise it: its name as ``[Pose] MODEL_FORMATS`` writes it
-        (a module of the lab's ``formats/`` beside ``settings_folder``, or an installed
-        format's name), or its class (None: whichever format does, the built-ins first).
-    frames
-        Frames to estimate (BGR uint8, all of one size; None: one grey frame of the model's
-        input size).
-    settings_folder
-        The settings file's folder, where the lab's ``formats/`` folder is.
-    precision
-        ``[Pose] PRECISION``.
+    ``model_format``: the format expected to recognise it, by its name as ``[Pose] MODEL_FORMATS``
+    writes it (a module of the lab's ``formats/`` beside ``settings_folder``, or an installed
+    format) or its class; None: whichever does, the built-ins first. ``frames``: BGR uint8, all of
+    one size (None: one grey frame of the model's input size).
 
     Raises
     ------
@@ -145,19 +122,9 @@ def run_backend(
 ) -> BackendRun:
     """Run a model's network on ``backend`` and on the built-in ONNX Runtime, on one batch.
 
-    Parameters
-    ----------
-    backend
-        What ``[Pose] BACKEND`` would say (registered, or a module of the lab's ``backends/``
-        folder beside ``settings_folder``).
-    model
-        The model (a ``MODEL_PATH``, loaded by its format) or its description.
-    device, threads
-        ``[Pose] DEVICE`` and ``THREADS``.
-    batch
-        The network's input (None: one random image of its input shape and type).
-    settings_folder
-        The settings file's folder.
+    ``backend`` is what ``[Pose] BACKEND`` would say (registered, or a module of the lab's
+    ``backends/`` folder beside ``settings_folder``); ``model`` a ``MODEL_PATH`` or its
+    description; ``batch`` None: one random image of the input's shape and type.
 
     Raises
     ------
@@ -188,11 +155,7 @@ def run_backend(
 
 
 def _format_of(path: Path, expected: type[ModelFormat] | None) -> ModelFormat:
-    """Return the format of ``path``: the first that recognises it, which must be ``expected``.
-
-    Formats are probed in order, the built-ins first: ``expected`` (a lab's) must recognise
-    the path, and no format before it may.
-    """
+    """Return the first format that recognises ``path``, which must be ``expected`` (when given)."""
     formats, _ = model_formats()
     first = next((f for f in formats if _recognises(f, path)), None)
     if expected is None:

@@ -31,15 +31,9 @@ from deeplabstream.transport.channel import FrameRecord
 class OutputRun:
     """What an output did in :func:`run_output`.
 
-    Attributes
-    ----------
-    figures
-        What its sink's ``close`` returned (it joins the camera's figures in ``session.json``);
-        None when it gave the camera no sink.
-    exported
-        The files its ``export`` wrote (after the live half closed).
-    error
-        What its live half said failed while it ran (``LiveOutput.error``), None when nothing.
+    ``figures``: what its sink's ``close`` returned (None: it gave the camera no sink);
+    ``exported``: the files its ``export`` wrote; ``error``: ``LiveOutput.error``, None when nothing
+    failed.
     """
 
     figures: dict[str, Any] | None
@@ -61,29 +55,11 @@ def run_output(
 ) -> OutputRun:
     """Give ``output`` one camera's analysed frames as the inference worker does, then export.
 
-    Parameters
-    ----------
-    output
-        Its name (an ``[Output NAME]`` section's: registered, or a module of the lab's
-        ``outputs/`` folder beside ``settings_folder``), or its class.
-    keys
-        The keys of its ``[Output NAME]`` section, as text.
-    session_dir
-        The session folder its files go to (made if absent).
-    keypoints
-        The model's keypoints, in order.
-    poses
-        Shape (frames, animals, keypoints, 3): x, y, likelihood of each frame (None: ten frames
-        of one animal walking right, every keypoint seen). Frame ``i`` has frame index ``i``.
-    passed_over
-        Frame indices given to ``write_not_analysed`` instead (a newer frame was analysed).
-    camera
-        The camera's name (its files' stem).
-    settings_folder
-        The settings file's folder: where the lab's ``outputs/`` folder is, and what relative
-        paths in ``keys`` are relative to.
-    export
-        Run ``export`` after the live half closed, as after a session's stop.
+    ``output`` is its name (registered, or a module of the lab's ``outputs/`` folder beside
+    ``settings_folder``) or its class; ``keys`` its section's keys as text. ``poses`` (frames,
+    animals, keypoints, 3), frame ``i`` with frame index ``i`` (None: ten frames of one animal
+    walking right); ``passed_over``: frame indices given to ``write_not_analysed`` instead;
+    ``session_dir`` is made if absent.
 
     Raises
     ------

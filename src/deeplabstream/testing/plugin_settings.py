@@ -1,7 +1,6 @@
 """A plugin's settings from the keys of its section, the error a broken rule raises, a close.
 
-And a plugin's call run as its process runs it: interrupted once past its limit
-(:func:`returns_within`), so a plugin that never returns fails the lab's test within seconds.
+And a plugin's call run as its process runs it, interrupted once past its limit.
 """
 
 from __future__ import annotations
@@ -77,10 +76,9 @@ CLOSE_RULE = "close releases the hardware at once; the worker interrupts one tha
 def returns_within(label: str, what: str, limit_s: float, call: Callable[[], T], rule: str) -> T:
     """Return ``call()``; PluginCheckError when it took longer than ``limit_s`` seconds.
 
-    In the main thread the call is interrupted at its limit, as the session's watchdog does
-    (core/call_watchdog.py): a ``perform`` that sleeps an hour fails the test after
-    ``limit_s``, never holds it. Elsewhere it is judged once it returns. ``what`` names the call
-    (``perform(pulse channel=1 …)``), ``rule`` says what the plugin must do instead.
+    In the main thread the call is interrupted at its limit, as the session's watchdog does;
+    elsewhere it is judged once it returns. ``what`` names the call, ``rule`` says what the plugin
+    must do instead.
     """
     started = time.perf_counter()
     try:

@@ -1,26 +1,9 @@
 """Frame records: how a reader learns that a new frame is in the ring (the frame "doorbell").
 
-Each camera has one channel per :class:`transport.ring.Channel`, made from a
-``multiprocessing`` ``Pipe(duplex=False)`` whose two :class:`~multiprocessing.connection.Connection`
-ends travel to the processes like any other ``Connection``. The capture process sends a fixed-size
-40-byte record per frame (camera id, ring slot, sequence number, the camera's frame index and
-timestamp, the host arrival time) and a typed end-of-stream record when it stops. Readers block
-until records arrive (no busy-waiting) and take whatever has arrived.
-
-Two doorbells keep that contract; both ends of a channel must use the same one
-(:func:`doorbell_kind` picks it once per session, and every process's job carries the choice):
-
-* **pipe** (Linux, macOS; the faster one): raw records on the pipe's descriptor. The writer end is
-  non-blocking; when the pipe is full the record is refused. Writes of 40 bytes are atomic on POSIX
-  pipes (< PIPE_BUF), so a reader always receives whole records.
-* **portable** (every platform, Windows included): only ``Connection.send_bytes``/``recv_bytes``
-  and :func:`multiprocessing.connection.wait`. Those calls block when the pipe is full, so a small
-  thread in the writer does the sending from a bounded queue; when the queue is full the record is
-  refused.
-
-Either way a reader that stops reading never slows capture: a refused record is not sent and the
-capture process counts it (``undelivered`` in the ring header); the reader sees the gap in
-sequence numbers.
+The records and the two doorbells, a POSIX pipe and a portable one on ``multiprocessing``
+connections: docs/architecture.md (Processes and what crosses between them). Both ends of a
+channel must use the same doorbell (:func:`doorbell_kind`); a refused record is counted
+(``undelivered``) and never slows capture.
 """
 
 from __future__ import annotations
@@ -79,17 +62,8 @@ def pipe_doorbell_available() -> bool:
 def doorbell_kind(setting: str = "auto") -> Doorbell:
     """Return the doorbell a session (or a process given none) uses.
 
-    Parameters
-    ----------
-    setting
-        ``[Streaming] DOORBELL``: ``auto``, ``pipe`` or ``portable``. ``DEEPLABSTREAM_DOORBELL``,
-        when set, wins (a user forces a doorbell with it). The session asks once and hands the
-        answer to its processes in their jobs; a process given none asks here itself.
-
-    Returns
-    -------
-    Doorbell
-        ``auto`` means the pipe on Linux and macOS (faster), the portable doorbell elsewhere.
+    ``setting`` is ``[Streaming] DOORBELL``; ``DEEPLABSTREAM_DOORBELL``, when set, wins. ``auto``:
+    the pipe on Linux and macOS, the portable doorbell elsewhere.
 
     Raises
     ------
@@ -248,7 +222,10 @@ def _enlarge(fd: int) -> None:
 
 
 class PipeChannelWriter(ChannelWriter):
-    """The pipe doorbell's writer: raw records, non-blocking ``os.write`` (POSIX only)."""
+    """The pipe doorbell's writer: raw records, non-blocking ``os.write`` (POSIX only).
+
+    Writes under ``PIPE_BUF`` are atomic on POSIX pipes, so a reader receives whole records.
+    """
 
     def __init__(self, connection: Connection, *, kind: Doorbell | None = None) -> None:
         super().__init__(connection)
@@ -289,11 +266,9 @@ class PipeChannelWriter(ChannelWriter):
 class PortableChannelWriter(ChannelWriter):
     """The portable doorbell's writer: a bounded queue that a sending thread empties.
 
-    ``Connection.send_bytes`` blocks when the pipe is full, and no portable call can tell in
-    advance, so the capture thread only appends to a queue; the thread, started on the first
-    record, sends what has queued up (up to ``_BATCH_BYTES`` per message). A full queue refuses
-    the record, as a full pipe does for the pipe doorbell. Records may be of any size (the
-    inference worker's pose records use the same writer); ``capacity`` counts records.
+    ``Connection.send_bytes`` blocks when the pipe is full, so the capture thread only appends to
+    the queue; a full queue refuses the record. Records may be of any size; ``capacity`` counts
+    records.
     """
 
     def __init__(
@@ -462,8 +437,7 @@ class ChannelReader:
     def read_bytes(self, record_size: int) -> bytes:
         """Return the bytes of the whole records that have arrived, undecoded; never block.
 
-        For channels that carry other fixed-size records with a :class:`ChannelWriter` (poses):
-        the doorbell's framing is undone here. A partial record waits for its rest; check
+        For channels of other fixed-size records (poses); a partial record waits for its rest; check
         :attr:`at_eof` for the end.
         """
         data = b"".join([self._partial, *self._read_chunks()])

@@ -1,8 +1,6 @@
 """Readers that want only the newest frame (analysis, display): older announcements are skipped.
 
-"Newest frame only" is the policy of the analysis and display channels: a reader that is slower
-than the camera takes the latest frame each time it is ready and counts the frames it passed over
-(``skipped`` in the ring header), so nothing is silently lost and nothing queues up.
+The policy: docs/architecture.md (One frame's life); skipped frames are counted in the ring.
 """
 
 from __future__ import annotations

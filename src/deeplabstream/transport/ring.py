@@ -1,17 +1,8 @@
 """A camera's frames in shared memory: a ring of slots plus live counters, shared by processes.
 
-One capture process writes; any number of readers (recorder, analysis, display) copy frames out.
-Frame pixels never travel through pipes: a reader learns from a :mod:`transport.channel` record
-which slot holds which frame, then reads that slot here.
-
-Torn or overwritten frames are detected, never returned: each slot carries the sequence number of
-the frame in it, set to -1 while the writer fills it (a seqlock). A reader checks the number
-before and after copying; if it changed, the frame was overwritten by a newer one (the reader fell
-a whole ring behind) and is counted as lost.
-
-The header also holds counters with a single writer each (capture-side counters written by the
-capture process, one row of reader counters per channel written by that channel's reader), so
-any process can read the live state of a camera without messages.
+The ring, its seqlock and its single-writer counters: docs/architecture.md (Processes and what
+crosses between them, One frame's life). A torn or overwritten frame is counted as lost, never
+returned.
 """
 
 from __future__ import annotations
@@ -123,9 +114,7 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 def short_shared_memory_name(label: str) -> str:
     """Return a unique shared-memory name of at most :data:`SHARED_MEMORY_NAME_MAX` characters.
 
-    ``dls<pid>_<label>_<6 hex>``: the process id says whose it is (the clean-up of killed
-    sessions reads it), the label (letters and digits of ``label``, cut to what fits) whose
-    stream, the random part keeps two rings of one process apart.
+    ``dls<pid>_<label>_<6 hex>``: the clean-up of killed sessions reads the process id.
     """
     head, tail = f"dls{os.getpid()}_", f"_{secrets.token_hex(3)}"
     room = SHARED_MEMORY_NAME_MAX - len(head) - len(tail)
@@ -257,11 +246,9 @@ class StaleRing:
 
 
 def find_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
-    """Rings named ``dls<pid>_...`` whose creating process is gone.
+    """Rings named ``dls<pid>_...`` whose creating process is gone (a killed session's).
 
-    A ring is only ever removed by its owner when the session stops; a session killed with
-    SIGKILL (or a power cut of the process group) leaves its rings behind, tens of MB each.
-    A ring whose owner still runs (another session) is never touched.
+    A ring whose owner still runs (another session) is never listed.
     """
     if not _has_shm_folder(folder):  # macOS, Windows: rings are not files to list
         return []
@@ -296,11 +283,7 @@ def remove_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
 
 
 def _has_shm_folder(folder: Path) -> bool:
-    """Return whether ``folder`` holds shared memory as files (Linux's /dev/shm).
-
-    macOS and Windows keep shared memory out of the file system: their rings vanish with the
-    last process that maps them, so there is nothing to clean up there.
-    """
+    """Return whether ``folder`` holds shared memory as files (Linux's /dev/shm)."""
     return folder.is_dir()
 
 
@@ -331,11 +314,7 @@ def _c_strides(geometry: FrameGeometry) -> tuple[int, ...]:
 
 
 def _check_shared_memory_room(nbytes: int) -> None:
-    """Refuse to create a ring that /dev/shm cannot hold: touching it later would crash (SIGBUS).
-
-    Only Linux keeps shared memory in a size-limited /dev/shm; elsewhere (macOS, Windows) there is
-    no such folder to check and the check is skipped.
-    """
+    """Refuse a ring /dev/shm cannot hold: touching it later would crash (SIGBUS)."""
     if not _has_shm_folder(SHM_FOLDER):
         return
     free = shutil.disk_usage(SHM_FOLDER).free

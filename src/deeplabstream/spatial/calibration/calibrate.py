@@ -1,11 +1,7 @@
 """``deeplabstream-calibrate SESSION_OR_VIDEOS``: calibrate a rig's cameras for 3D.
 
-Film the ChArUco board of :mod:`hardware.simulator.board` with every camera at once: first lying
-flat on the arena floor at its floor pose for a second, then moved and tilted through the volume the
-animal uses. Give the recorded session folder (frames paired by timestamps) or the videos (paired by
-frame number). The command writes ``calibration.toml`` (Anipose's layout, world = the floor frame in
-mm, z up) and ``calibration_report.json`` beside it, and prints the reprojection error of each
-camera. :func:`main` takes its arguments and a progress callback, so the GUI can run it too.
+How to film the board, the options and the files written: docs/3d.md (Calibrating).
+:func:`main` takes its arguments and a progress callback, so the GUI can run it too.
 """
 
 from __future__ import annotations

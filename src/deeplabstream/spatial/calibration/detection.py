@@ -36,12 +36,7 @@ class BoardDetection:
 class BoardDetector:
     """Detect the board in frames (one OpenCV detector, reused for every frame).
 
-    Parameters
-    ----------
-    spec
-        The board looked for.
-    min_corners
-        Detections with fewer corners (or all on one line) count as not found.
+    Detections with fewer than ``min_corners`` corners, or all on one line, count as not found.
     """
 
     def __init__(self, spec: BoardSpec = BOARD, min_corners: int = MIN_CORNERS) -> None:

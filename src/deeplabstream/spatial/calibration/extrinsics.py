@@ -1,10 +1,6 @@
 """First guesses of where the cameras are: board poses per frame, chained between cameras.
 
-Every camera's pose of the board in a frame (``solvePnP``) gives, for a frame two cameras both
-see, the transform from one camera to the other. The cameras are linked along the pairs that
-share the most frames (a maximum spanning tree), starting from a reference camera whose frame
-becomes the common frame; the joint refinement (:mod:`spatial.calibration.refine`) then polishes all
-of it.
+Step 3 of docs/3d.md's "What it solves"; :mod:`spatial.calibration.refine` polishes the result.
 """
 
 from __future__ import annotations

@@ -74,14 +74,8 @@ def project_with_lens(
 ) -> np.ndarray:
     """Pixels of camera-frame points with each point's own intrinsics (OpenCV's model).
 
-    Parameters
-    ----------
-    points
-        (n, 3) points in their camera's frame.
-    matrices
-        (n, 3, 3) camera matrices, one per point.
-    distortions
-        (n, 5) ``k1 k2 p1 p2 k3``, one row per point.
+    ``points`` (n, 3) in their camera's frame, ``matrices`` (n, 3, 3), ``distortions`` (n, 5)
+    ``k1 k2 p1 p2 k3``: one per point.
     """
     x, y = points[:, 0] / points[:, 2], points[:, 1] / points[:, 2]
     k1, k2, p1, p2, k3 = distortions.T

@@ -70,19 +70,8 @@ def solve_intrinsics(
 ) -> Intrinsics:
     """Solve one camera's matrix and distortion from the board seen in several frames.
 
-    Parameters
-    ----------
-    camera
-        Its name, for the error message.
-    detections
-        The frames where the board was found (at most :data:`MAX_INTRINSIC_VIEWS`, spread over
-        the recording, are used).
-    size
-        (width, height) of the frames.
-    distortion_model
-        One of :data:`DISTORTION_MODELS`.
-    spec
-        The board.
+    At most :data:`MAX_INTRINSIC_VIEWS` of ``detections``, spread over the recording, are used;
+    ``size`` is (width, height); ``camera`` names it in the error.
 
     Raises
     ------

@@ -1,15 +1,6 @@
-"""Joint refinement: all camera poses and board poses at once, minimising reprojection error.
+"""Joint refinement: all camera poses, lenses and board poses at once (docs/3d.md, step 4).
 
-The unknowns are every camera's pose except the reference camera's (fixed at the identity: it
-defines the common frame), every camera's lens (focal lengths, principal point and the distortion
-coefficients of the chosen model, starting from :mod:`spatial.calibration.intrinsics`) and the
-board's pose in every frame set used. Each detected corner gives two residuals: its pixel minus the
-projection of its board point through the board's pose and the camera's pose and lens. Refining the
-lenses with all cameras at once matters: one camera's own views leave its focal length and principal
-point loose by a pixel or so, which moves its centre by millimetres, while the other cameras pin
-down where the board was. ``scipy.optimize.least_squares`` solves it with a sparse Jacobian (a
-corner depends on its camera's and its board's unknowns only) and a Huber loss, so a few bad
-detections cannot pull the solution.
+The reference camera's pose is fixed at the identity: it defines the common frame.
 """
 
 from __future__ import annotations
@@ -39,14 +30,8 @@ _HUBER_SCALE_PX = 2.0  # residuals beyond ~2 px count linearly: a wrong corner, 
 class Observations:
     """Every detected corner used, flattened: which camera, which frame set, where.
 
-    Attributes
-    ----------
-    camera, frame_set
-        (n,) indices into the camera list and the frame-set list of the problem.
-    board_points
-        (n, 3) the corners in the board's frame (mm).
-    pixels
-        (n, 2) where they were detected.
+    ``camera`` and ``frame_set`` (n,) index the problem's lists; ``board_points`` (n, 3) are the
+    corners in the board's frame (mm), ``pixels`` (n, 2) where they were detected.
     """
 
     camera: np.ndarray
@@ -207,23 +192,10 @@ def refine_poses(
 ) -> tuple[list[np.ndarray], list[Intrinsics], list[np.ndarray]]:
     """Refine camera poses, lenses and board poses together; camera 0 stays the reference.
 
-    Parameters
-    ----------
-    observations
-        From :func:`gather_observations`, with the same camera and frame-set order.
-    intrinsics
-        Per camera, the first guess of its lens.
-    cameras
-        Per camera, the reference -> camera first guess (camera 0: the identity).
-    boards
-        Per frame set, the board -> reference first guess.
-    free_coefficients
-        Indices into ``k1 k2 p1 p2 k3`` refined (the others stay as they are: zero).
-
-    Returns
-    -------
-    cameras, lenses, boards
-        The refined transforms and lenses, in the same order.
+    ``cameras`` are per camera reference -> camera first guesses (camera 0: the identity),
+    ``boards`` per frame set board -> reference ones, in ``observations``' order (from
+    :func:`gather_observations`); ``free_coefficients`` index ``k1 k2 p1 p2 k3`` (the others stay
+    zero). Returns the refined cameras, lenses and boards in the same order.
     """
     from scipy.optimize import least_squares
 

@@ -1,10 +1,6 @@
 """Writing a calibration: ``calibration.toml`` (Anipose's layout) and ``calibration_report.json``.
 
-``calibration.toml``'s ``[metadata]`` holds flat keys (Anipose's own ``error`` among them):
-``error`` (mean reprojection error, px), ``error_p95_px``, ``board``, ``frame_sets_used``,
-``floor_sets``, ``pairing``, ``created`` and, per camera ``NAME``, ``NAME_detections``,
-``NAME_error_mean_px`` and ``NAME_error_p95_px``. The report repeats them as nested JSON, with
-each camera's centre in the floor frame.
+Their keys are listed in docs/3d.md (What it writes).
 """
 
 from __future__ import annotations
@@ -33,7 +29,7 @@ def describe_board(spec: BoardSpec = BOARD) -> str:
 def report_document(
     result: CalibrationResult, pairing: str, spec: BoardSpec = BOARD
 ) -> dict[str, Any]:
-    """Return the report as a JSON-ready dictionary (see the module docstring)."""
+    """Return the report as a JSON-ready dictionary (docs/3d.md, What it writes)."""
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "board": describe_board(spec),

@@ -1,11 +1,6 @@
 """From board detections to calibrated cameras in the floor frame, with their error figures.
 
-The steps: each camera's lens (:mod:`spatial.calibration.intrinsics`); the board's pose per frame in
-each camera and the cameras chained to a reference camera (:mod:`spatial.calibration.extrinsics`); a
-joint refinement of all poses (:mod:`spatial.calibration.refine`); last, the move to the floor
-frame. The board lying flat on the floor in the floor frame sets (by default the first second of the
-recording) has the pose ``FLOOR_ROTATION``, ``floor_origin`` in the world (see
-:mod:`hardware.simulator.board`), so world = floor frame: millimetres, z up, the floor at z = 0.
+The steps and the floor frame: docs/3d.md (What it solves).
 """
 
 from __future__ import annotations
@@ -49,16 +44,8 @@ Progress = Callable[[str], None]
 class CameraFigures:
     """How well one camera is calibrated.
 
-    Attributes
-    ----------
-    detections
-        Frames in which the board was found.
-    frame_sets_used
-        Of those, the ones used in the joint refinement.
-    error_mean_px, error_p95_px
-        Reprojection error of its corners after the refinement: mean and 95th percentile.
-    lens_rms_px
-        RMS error of its own lens fit (``calibrateCamera``).
+    ``error_mean_px`` and ``error_p95_px``: reprojection error of its corners after the joint
+    refinement; ``lens_rms_px``: RMS error of its own lens fit (``calibrateCamera``) before it.
     """
 
     detections: int
@@ -96,22 +83,10 @@ def solve_calibration(
 ) -> CalibrationResult:
     """Calibrate cameras from the board detected in synchronised frame sets.
 
-    Parameters
-    ----------
-    detections
-        Camera name -> per frame set, the detection or None (the same length for every camera).
-    sizes
-        Camera name -> (width, height) of its frames.
-    floor_sets
-        Frame sets in which the board lies flat on the floor at the floor pose.
-    distortion_model
-        Which lens coefficients to solve (:data:`spatial.calibration.intrinsics.DISTORTION_MODELS`).
-    floor_origin
-        World position (mm) of the board's origin corner in the floor sets.
-    spec
-        The board.
-    progress
-        Called with a line of text after each step.
+    ``detections`` maps a camera to its detection (or None) per frame set, the same length for
+    every camera; ``sizes`` to its (width, height); ``floor_sets`` are the frame sets in which the
+    board lies flat at its floor pose, its origin corner at ``floor_origin`` (mm, world).
+    ``progress`` is called with a line after each step.
 
     Raises
     ------

@@ -1,18 +1,7 @@
 """What is calibrated: the cameras' videos, and which of their frames were taken together.
 
-Two inputs are accepted.
-
-* **A session folder** (a recording): every ``<camera>.frames.csv`` with its ``<camera>.mp4`` or
-  ``<camera>.mkv``. Frames are paired by the tables' timestamps: the slowest camera (the longest
-  median frame interval) is the reference; each of its frames is paired with each other camera's
-  nearest frame in time, if that is within half the longer of the two cameras' frame intervals
-  (otherwise that camera has no frame in the set). The clock is the cameras' own timestamps
-  (``camera_timestamp``) when every table has them and they agree with the host clock on the
-  offsets between cameras to within half a frame interval (the cameras then share a clock); else
-  the host arrival times (``host_timestamp``), which all cameras share. ``--clock`` overrides it.
-  The floor frame sets are those of the reference camera's first second.
-* **A list of videos** (``<camera>.mp4`` ...): frame ``i`` of every video forms frame set ``i``
-  (up to the shortest video); the floor frame sets are the first second at the first video's rate.
+A session folder's frames are paired by timestamps, a list of videos' by frame number; the
+rules are in docs/3d.md (Pairing frames).
 """
 
 from __future__ import annotations
@@ -40,16 +29,8 @@ FLOOR_SECONDS = 1.0
 class FramePlan:
     """Which frame of each camera's video belongs to each synchronised frame set.
 
-    Attributes
-    ----------
-    videos
-        Camera name -> its video file.
-    frames
-        Camera name -> per frame set, the index of its video frame (None: no frame in that set).
-    floor_sets
-        The frame sets in which the board lies flat on the floor.
-    pairing
-        How the frames were paired, in words (for the report).
+    ``frames`` maps a camera to its video frame index per frame set (None: no frame in that set);
+    ``pairing`` says in words how the frames were paired (for the report).
     """
 
     videos: dict[str, Path]
@@ -103,7 +84,7 @@ def plan_videos(paths: Sequence[Path], floor_seconds: float = FLOOR_SECONDS) -> 
 def plan_session(
     folder: Path, clock: str = "auto", floor_seconds: float = FLOOR_SECONDS
 ) -> FramePlan:
-    """Pair the frames of a recorded session's cameras by their timestamps (see the module).
+    """Pair the frames of a recorded session's cameras by their timestamps (docs/3d.md).
 
     Raises
     ------
@@ -181,7 +162,7 @@ def _read_table(path: Path) -> _Table:
 
 
 def _choose_clock(tables: dict[str, _Table], clock: str, folder: Path) -> str:
-    """``camera`` or ``host``: which timestamps pair the frames (see the module docstring)."""
+    """``camera`` or ``host``: which timestamps pair the frames (docs/3d.md, Pairing frames)."""
     complete = all(np.isfinite(t.camera_s).all() for t in tables.values())
     if clock == "camera" and not complete:
         missing = [name for name, t in tables.items() if not np.isfinite(t.camera_s).all()]
@@ -266,21 +247,9 @@ def detect_in_plan(
 ) -> tuple[dict[str, list[BoardDetection | None]], dict[str, tuple[int, int]]]:
     """Find the board in every camera's frames of the plan's frame sets.
 
-    Parameters
-    ----------
-    plan
-        The videos and frame sets.
-    detector
-        The board detector.
-    progress
-        Called with one line per camera.
-    step
-        Use every ``step``-th frame set only (the floor frame sets are always used).
-
-    Returns
-    -------
-    detections, sizes
-        Camera name -> per frame set, the detection or None; camera name -> (width, height).
+    ``progress`` gets one line per camera; ``step`` uses every ``step``-th frame set only (the
+    floor frame sets are always used). Returns, per camera, the detection or None per frame set,
+    and its (width, height).
     """
     wanted_sets = set(range(0, plan.set_count, max(1, step))) | set(plan.floor_sets)
     detections: dict[str, list[BoardDetection | None]] = {}

@@ -1,19 +1,6 @@
 """Triangulation of keypoints seen by several calibrated cameras (linear DLT).
 
-For each keypoint, every view that saw it well enough gives two linear equations in the
-homogeneous world point ``X``: ``(x p3 - p1) X = 0`` and ``(y p3 - p2) X = 0``, where ``p1..p3`` are
-the rows of the view's 3 x 4 projection matrix and ``(x, y)`` the keypoint's *undistorted* pixel
-position. ``X`` is the right singular vector of the stacked equations with the smallest singular
-value (the least-squares solution, Hartley and Zisserman's DLT). Views below the likelihood
-threshold, or with NaN positions, get weight 0 (their rows vanish); each row is also scaled to
-unit length so that no view weighs more because it is further away.
-
-All K keypoints of one synchronised set are solved at once: one batched eigen-decomposition of the
-K 4 x 4 normal matrices ``A^T A`` (its eigenvector of the smallest eigenvalue is the DLT's
-singular vector), far cheaper than K separate SVDs.
-
-The reprojection error is the mean pixel distance, over the views used, between the observed
-(distorted) keypoint and the triangulated point projected through that view's full lens model.
+The method, its weights and its cost are in docs/3d.md (Live triangulation).
 """
 
 from __future__ import annotations
@@ -73,14 +60,8 @@ def undistort_pixels(camera: PinholeCamera, pixels: np.ndarray) -> np.ndarray:
 class Triangulator:
     """Triangulates synchronised keypoints of a fixed list of calibrated cameras.
 
-    Parameters
-    ----------
-    cameras
-        The calibrated views, in the order the keypoints will be given.
-    min_likelihood
-        Views whose keypoint likelihood is below this are not used for that keypoint.
-
-    The projection matrices are computed once here; :meth:`triangulate` does only array work.
+    ``cameras`` in the order the keypoints will be given; a view whose keypoint likelihood is below
+    ``min_likelihood`` is not used for that keypoint.
     """
 
     def __init__(self, cameras: Sequence[PinholeCamera], min_likelihood: float = 0.5) -> None:
@@ -103,16 +84,8 @@ class Triangulator:
     def triangulate(self, keypoints: np.ndarray) -> Triangulated:
         """Triangulate one synchronised set.
 
-        Parameters
-        ----------
-        keypoints
-            Shape (C, K, 3): per camera (in this triangulator's order) each keypoint's x, y
-            (pixels, as the camera saw them, with distortion) and likelihood.
-
-        Returns
-        -------
-        Triangulated
-            The K points with their reprojection error, views used and score.
+        ``keypoints`` (C, K, 3): per camera, in this triangulator's order, each keypoint's x, y
+        (pixels as the camera saw them, with distortion) and likelihood.
         """
         keypoints = np.asarray(keypoints, dtype=np.float64)
         count = len(self.cameras)
@@ -148,8 +121,7 @@ class Triangulator:
     def project(self, xyz: np.ndarray) -> np.ndarray:
         """Return world points (K, 3) projected into every view (C, K, 2), lens included.
 
-        The same model as :meth:`PinholeCamera.project` (points behind a camera are NaN), for
-        all views in one array expression.
+        Points behind a camera are NaN, as in :meth:`PinholeCamera.project`.
         """
         camera = np.einsum("cij,kj->cki", self._rotations, xyz) + self._translations[:, None, :]
         z = camera[..., 2]
@@ -174,16 +146,9 @@ class Triangulator:
 def solve_dlt(projections: np.ndarray, pixels: np.ndarray, used: np.ndarray) -> np.ndarray:
     """Return the DLT solution (K, 3) of K keypoints seen in C views.
 
-    Parameters
-    ----------
-    projections
-        Shape (C, 3, 4): each view's projection matrix (undistorted pixels).
-    pixels
-        Shape (C, K, 2): undistorted pixel positions.
-    used
-        Shape (C, K), bool: which view counts for which keypoint (others weigh 0).
-
-    Keypoints with fewer than two views come out with arbitrary values; the caller masks them.
+    ``projections`` (C, 3, 4) for undistorted pixels, ``pixels`` (C, K, 2) undistorted, ``used``
+    (C, K) bool: which view counts for which keypoint. Keypoints with fewer than two views come out
+    with arbitrary values; the caller masks them.
     """
     p1, p2, p3 = projections[:, 0, :], projections[:, 1, :], projections[:, 2, :]  # (C, 4)
     x, y = np.nan_to_num(pixels[..., 0:1]), np.nan_to_num(pixels[..., 1:2])  # (C, K, 1)

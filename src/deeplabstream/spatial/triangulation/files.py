@@ -1,20 +1,7 @@
 """``points3d.csv``: the live 3D keypoints, in Anipose's layout, written as the stream runs.
 
-Columns, one row per triangulated set:
-
-- per keypoint, Anipose's six: ``<kp>_x``, ``<kp>_y``, ``<kp>_z`` (mm, the calibration's world
-  frame: the floor is z = 0, z up), ``<kp>_error`` (mean reprojection error over the views used,
-  pixels), ``<kp>_ncams`` (views used) and ``<kp>_score`` (mean likelihood of those views); empty
-  x/y/z/error/score and ``ncams`` 0 where the keypoint was not triangulated;
-- ``fnum``: the frame index of the set's first calibrated camera (Anipose's frame number);
-- added by this program: ``time_s`` (the set's reference time, the newest frame time of its
-  views, seconds), ``pairing_ms`` (the spread of the views' frame times, ms) and
-  ``<camera>_fnum`` (each camera's own frame index in the set).
-
-Anipose's readers (and ``pandas.read_csv``) take it as it is; the extra columns are ignored by
-Anipose's tools. Rows are kept in memory and written whole, at least once a second and at the
-end of each turn of the pose worker's loop (core/whole_rows.py), so a killed worker keeps the
-rows of the turns it finished and the file never ends in a cut row.
+Its columns are in docs/3d.md (``points3d.csv``); rows are written whole
+(:mod:`core.whole_rows`), so the file never ends in a cut row.
 """
 
 from __future__ import annotations
@@ -43,11 +30,10 @@ def _number(value: float, digits: int) -> str:
 
 
 class Points3dCsvWriter(WholeRowsFile):
-    """Appends triangulated sets to ``points3d.csv`` in whole rows (core/whole_rows.py).
+    """Appends triangulated sets to ``points3d.csv`` in whole rows.
 
     A write that fails (a full disk) truncates the file to its last whole row, closes it, and
-    :attr:`error` says why; triangulation goes on without the file
-    (:class:`core.whole_rows.WholeRowsFile`).
+    :attr:`error` says why; triangulation goes on without the file.
     """
 
     def __init__(self, path: Path, keypoints: Sequence[str], cameras: Sequence[str]) -> None:

@@ -1,15 +1,6 @@
 """Live triangulation in the inference worker: pair the newest poses, triangulate, write.
 
-The worker hands every new pose of a calibrated camera to :meth:`LiveTriangulator.add`, and
-after each batch asks :meth:`LiveTriangulator.triangulate` for the set of the newest pose of each
-calibrated camera. The set is triangulated as soon as one of its poses is new and the spread of
-their frame times (the pairing error) is at most ``max_pairing_ms``. With a larger spread the
-set waits for the other cameras' next poses (cameras seldom deliver in the same batch), unless
-every pose in it is new: then it is as complete as it gets, and it is skipped and counted
-(``sets_skipped_pairing``). A pose replaced by its camera's next one before it was part of any
-set is counted too (``poses_unpaired``: a faster camera's, or one paired too loosely). So a
-stalled or drifting camera never gives 3D points from frames far apart in time. Every
-triangulated set is a row of ``points3d.csv``.
+When a set is triangulated, waits or is skipped: docs/3d.md (Pairing).
 """
 
 from __future__ import annotations
@@ -32,16 +23,9 @@ from deeplabstream.spatial.triangulation.usable import check_calibration
 class TriangulationSpec:
     """What the worker needs to triangulate (picklable: paths and numbers only).
 
-    Attributes
-    ----------
-    calibration
-        The Anipose ``calibration.toml``.
-    cameras
-        The calibrated cameras to use, by name (at least two); each is in the calibration.
-    min_likelihood
-        Views of a keypoint below this likelihood are not used for it.
-    max_pairing_ms
-        Sets whose frame times spread more than this are not triangulated (counted).
+    ``cameras``: at least two, each in the ``calibration``; a view below ``min_likelihood`` is not
+    used for that keypoint; sets whose frame times spread more than ``max_pairing_ms`` are counted,
+    not triangulated.
     """
 
     calibration: Path
@@ -90,16 +74,8 @@ class _Counts:
 class LiveTriangulator:
     """The newest pose of each calibrated camera, triangulated into sets and ``points3d.csv``.
 
-    Parameters
-    ----------
-    spec
-        The calibration, cameras and thresholds.
-    keypoints
-        The model's keypoint names (the same model for every calibrated camera).
-    session_dir
-        Where ``points3d.csv`` (``points3d<file_label>.csv``) is written.
-    file_label
-        "" for a session's first analysis, ".run2" etc. for later ones.
+    ``keypoints`` are the model's names (one model for every calibrated camera); ``file_label`` is
+    "" for a session's first analysis, ".run2" etc. for later ones.
     """
 
     def __init__(
@@ -136,9 +112,8 @@ class LiveTriangulator:
     def triangulate(self) -> Points3D | None:
         """Triangulate the newest set if it holds a pose not used yet; None when not done.
 
-        None: a calibrated camera has no pose yet, no pose is new since the last set, or the
-        set's pairing error exceeds ``max_pairing_ms`` (it waits, or is counted as skipped when
-        all its poses are new; see the module docstring).
+        None: a calibrated camera has no pose yet, no pose is new since the last set, or the set's
+        pairing error exceeds ``max_pairing_ms``.
         """
         views = [self._newest.get(camera) for camera in self.spec.cameras]
         if any(view is None for view in views):

@@ -1,17 +1,9 @@
 """Whether a calibration can triangulate: checked before a start and when the worker loads it.
 
-A calibration file can parse and still be useless: a camera with a zero focal length projects
-every point to one pixel, two cameras at the same centre see every point along the same ray, and
-the DLT then returns a point anywhere (``points3d.csv`` full of zeros, with good-looking scores).
-:func:`check_calibration` refuses such a calibration with a message naming the file, the camera
-and what is wrong:
-
-1. each camera on its own (:func:`core.pinhole.camera_problems`);
-2. every pair of cameras apart (a baseline);
-3. a round trip through the triangulation the worker runs, for every pair of cameras: points
-   both see, where their optical axes meet, are projected into both views (lens included) and
-   triangulated back; they must come back where they were, and every camera must pass with at
-   least one other.
+A calibration can parse and still be useless (a zero focal length, two cameras at one centre:
+the DLT then returns points anywhere with good-looking scores). Each camera, each pair's
+baseline and a round trip through the triangulation for each pair are checked; what is refused
+is listed in docs/3d.md (Live triangulation).
 """
 
 from __future__ import annotations
@@ -66,15 +58,7 @@ def _rig_scale(cameras: Sequence[PinholeCamera]) -> float:
 
 
 def _test_points(pair: Sequence[PinholeCamera], scale: float) -> np.ndarray:
-    """Return points both views see: a grid around the point nearest both optical axes.
-
-    The grid spans half the cameras' distance to that point either way across and a fifth in
-    depth, so the points reach well out into the images, where a lens model that folds back
-    on itself (a diverged solve's distortion coefficients) cannot be undone. With (nearly)
-    parallel axes, points down each axis are used. Only points in front of both cameras and
-    inside both images are kept (the lens model is meant for the image, not beyond it); empty
-    when the two views share nothing.
-    """
+    """Return points both views see: a grid around where their optical axes pass closest."""
     centres = np.stack([camera.center for camera in pair])
     directions = np.stack([camera.rotation_matrix[2] for camera in pair])  # optical axes
     candidates = [centres + directions * scale]  # down every axis, a rig's size away
