@@ -75,7 +75,7 @@ def default_settings_file(announce: Callable[[str], None] = print) -> Path:
     default is copied to the current folder first (and ``announce`` says so), so that the lab
     has a file to edit and relative paths (the sessions folder) are where the user works,
     never inside the package, nor inside a source checkout installed editable (as the README
-    says; issue 71: ``deeplabstream-app`` took the checkout's and wrote sessions there). The
+    says; ``deeplabstream-app`` once took the checkout's and wrote sessions there). The
     launchers run by their path (``python /path/to/app.py``) read the one beside them
     (``app/arguments.py``).
     """
@@ -241,7 +241,7 @@ def _nwb_form_problems(
     """Refuse an experimenter not in NWB's form "Last, First", when ``session.nwb`` is written.
 
     Without an NWB output the key is only ``session.json``'s text: a session must not be
-    refused for a form it does not need (issue 44: ``EXPERIMENTER = nu`` blocked saving).
+    refused for a form it does not need (``EXPERIMENTER = nu`` once blocked saving).
     """
     session, output = sections.get("Session"), sections.get("Output")
     if session is None or output is None:

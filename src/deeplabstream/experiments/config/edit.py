@@ -745,7 +745,7 @@ def edited_text(
     When the edit changes what the rules do (an action, a rule deleted), ``[Experiment]
     DESCRIPTION`` is written anew from the rules (:meth:`ConfigText.described`): it goes into
     ``events.csv`` and ``session.json``, and "a 1 s stimulus per region" stayed after the
-    pulses became 50 ms (issue 63). A region moved or resized leaves it as it is.
+    pulses became 50 ms. A region moved or resized leaves it as it is.
     """
     config = ConfigText(text)
     did = config.described()
