@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,17 @@ from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend, providers_of
 from tests.gpu.gpu_here import cuda_reason, device_reason, skip_unless
 from tests.support.arena import arena_frames
+from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
+
+
+@pytest.fixture(scope="module", autouse=True)
+def converted_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Converted graphs in the run's cache, for every command here (a DeepLabCut export is
+    converted once a run, not once for each replay), never beside the shared data."""
+    yield from run_converted_models_cache(tmp_path_factory)
 
 
 def _pose_run(session: Path) -> dict:
@@ -148,7 +157,7 @@ def _replay(
          "--no-experiment", "--settings", str(settings_file), "--output-dir", str(folder / "out"),
          *(["--model", str(model)] if model is not None else [])],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "DEEPLABSTREAM_CACHE": str(folder.parent / "converted"), **(env or {})},
+        env={**os.environ, **(env or {})},  # DEEPLABSTREAM_CACHE: the run's (converted_cache)
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return only_session(folder / "out")
