@@ -29,7 +29,8 @@ class SettingSpec:
     The one declaration of a key for every plugin kind (a settings field, a trigger kind's
     parameter), parsed by :func:`parse_setting`. ``is_file``: a relative path is relative to the
     file that gives it. ``names_keypoints``: keypoint names, which the window rewrites when it maps
-    an experiment's keypoints onto another model's.
+    an experiment's keypoints onto another model's. ``key``: the ini key where it is not the
+    field's name in upper case (``HOLD`` for ``hold_s``).
     """
 
     doc: str = ""
@@ -42,6 +43,7 @@ class SettingSpec:
     required: bool = False
     is_file: bool = False
     names_keypoints: bool = False
+    key: str = ""
 
 
 def setting(
@@ -54,15 +56,16 @@ def setting(
     parse: Callable[[str], Any] | None = None,
     allowed: str = "",
     check: Callable[[Any], None] | None = None,
+    key: str = "",
 ) -> Any:
     """Declare one settings key (a dataclass field with documentation and limits).
 
     ``check`` validates the parsed value (for example, that a file exists) and raises ValueError
-    with a message saying what is wrong.
+    with a message saying what is wrong. ``key``: the ini key, where it is not the field's name in
+    upper case.
     """
-    spec = SettingSpec(
-        doc, minimum, maximum, unit, parse, allowed, check, default is dataclasses.MISSING
-    )
+    required = default is dataclasses.MISSING
+    spec = SettingSpec(doc, minimum, maximum, unit, parse, allowed, check, required, key=key)
     if isinstance(default, list | dict | set):
         raise TypeError("settings defaults must be immutable (use a tuple)")
     return dataclasses.field(default=default, metadata={_META_KEY: spec})
@@ -74,8 +77,8 @@ def spec_of(field: dataclasses.Field) -> SettingSpec:
 
 
 def key_of(field: dataclasses.Field) -> str:
-    """Return the ini key of a field: its name in upper case."""
-    return field.name.upper()
+    """Return the ini key of a field: its spec's ``key``, else its name in upper case."""
+    return spec_of(field).key or field.name.upper()
 
 
 @dataclasses.dataclass(frozen=True)

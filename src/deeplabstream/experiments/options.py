@@ -1,8 +1,9 @@
-"""An experiment's options: its trial timing, likelihood policy and prediction, each default once.
+"""An experiment's options: its trial timing, likelihood policy and prediction, each declared once.
 
-A config's ``[Experiment]`` keys name the same options (docs/experiments.md, Config reference).
-Every value is checked when :class:`ExperimentOptions` is made, so a wrong one is refused where
-it is written.
+Each field is also a config's ``[Experiment]`` key (docs/experiments.md, Config reference): its
+metadata (:func:`core.schema.setting`) gives the key's documentation, limits and checks, and the
+config's section is generated from it. Every value is checked when :class:`ExperimentOptions` is
+made, so a wrong one is refused where it is written.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from deeplabstream.core.schema import check_quantity
+from deeplabstream.core.schema import check_quantity, greater_than_zero, setting
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
@@ -24,23 +25,81 @@ from deeplabstream.experiments.prediction import PredictionSettings
 class ExperimentOptions:
     """How an experiment runs its trials and reads keypoints (see ``Experiment.__init__``).
 
-    Times are seconds of frame time. ``trial_duration_s`` 0: a trial is one moment (it ends in the
-    update it started in); None: until ``end_trial``. ``max_trials`` and ``session_duration_s``
-    None: no limit. ``min_likelihood``, ``policy`` and ``hold_s`` are the keypoint filter offered
-    to triggers (``Experiment.likelihood``) and used by ``Experiment.point``; ``event_keypoint`` is
-    the keypoint ``events.csv`` gives positions of for events no keypoint trigger decided.
+    Each field's ``doc`` is its key's; None is a key left empty, ``end_trial`` a rule's
+    ``ENDS_TRIAL``. Times are seconds of frame time. ``min_likelihood``, ``policy`` and ``hold_s``
+    are the keypoint filter offered to triggers (``Experiment.likelihood``) and used by
+    ``Experiment.point``.
     """
 
-    max_trials: int | None = None
-    inter_trial_interval_s: float = 0.0
-    trial_duration_s: float | None = 0.0
-    session_duration_s: float | None = None
-    min_likelihood: float = DEFAULT_MIN_LIKELIHOOD
-    policy: Policy = "missing"
-    hold_s: float = DEFAULT_HOLD_S
-    switch_off_at_trial_end: bool = True
-    prediction: PredictionSettings = field(default_factory=PredictionSettings)
-    event_keypoint: str | None = None
+    max_trials: int | None = setting(
+        None,
+        doc="The experiment finishes after this many trials. Empty: no limit.",
+        minimum=1,
+    )
+    inter_trial_interval_s: float = setting(
+        0.0,
+        key="INTER_TRIAL_INTERVAL",
+        doc="After a trial ends, no new trial starts before this many seconds (frame time).",
+        minimum=0,
+        unit="s",
+    )
+    trial_duration_s: float | None = setting(
+        0.0,
+        key="TRIAL_DURATION",
+        doc="A trial ends this long after it started. 0: a trial is one moment (it ends in the "
+        "update it started in; right for pulses). Empty: it lasts until a rule with "
+        "`ENDS_TRIAL = true` fires (or the session ends).",
+        minimum=0,
+        unit="s",
+        allowed="a number >= 0 s, or empty (until a rule ends the trial)",
+    )
+    session_duration_s: float | None = setting(
+        None,
+        key="SESSION_DURATION",
+        doc="The experiment finishes itself this long after its start. Empty: it runs until "
+        "stopped.",
+        minimum=0,
+        unit="s",
+        check=greater_than_zero("s", or_none=True),
+        allowed="a number > 0 s, or empty for none",
+    )
+    min_likelihood: float = setting(
+        DEFAULT_MIN_LIKELIHOOD,
+        doc="Keypoints with a lower likelihood are not seen. Applies to every keypoint trigger "
+        "that does not set its own `MIN_LIKELIHOOD`.",
+        minimum=0,
+        maximum=1,
+    )
+    policy: Policy = setting(
+        "missing",
+        doc="A keypoint not seen is `missing` (a trigger keeps its state for `HOLD` seconds, "
+        "then region, speed and direction triggers are false) or `hold`s its last position for "
+        "up to `HOLD` seconds. Applies to every keypoint trigger that does not set its own "
+        "`POLICY`.",
+    )
+    hold_s: float = setting(
+        DEFAULT_HOLD_S,
+        key="HOLD",
+        doc="How long a keypoint not seen (below `MIN_LIKELIHOOD`) keeps a trigger's state "
+        "(`POLICY = missing`) or its last position (`POLICY = hold`): a blink of the model is "
+        "neither an exit nor a new entry. 0: every frame decides alone. Applies to every "
+        "trigger that reads keypoints and does not set its own `HOLD_S`.",
+        minimum=0,
+        unit="s",
+    )
+    switch_off_at_trial_end: bool = setting(
+        True,
+        doc="When a trial ends, switch off the outputs it switched on (`on`, endless "
+        "`pattern`). Outputs still on are always switched off on pause, finish and stop.",
+    )
+    prediction: PredictionSettings = field(default_factory=PredictionSettings)  # PREDICT keys
+    event_keypoint: str | None = setting(
+        None,
+        doc="The keypoint whose measured and predicted positions `events.csv` gives for events "
+        "no keypoint trigger decided (a timing trigger, a trial end's switch-off; a finish's, "
+        "pause's or stop's switch-off gives none: no pose decided it). Empty: the first "
+        "keypoint a trigger reads.",
+    )
 
     def __post_init__(self) -> None:
         """Check every value; ValueError names the option and what it must be."""

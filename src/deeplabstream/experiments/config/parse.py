@@ -20,19 +20,24 @@ combinators and bad geometry are all caught when the file is loaded, before anyt
 from __future__ import annotations
 
 import configparser
+import dataclasses
+import inspect
 import re
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.schema import (
     Where,
     greater_than_zero,
+    key_of,
     keys_written_twice,
     parse_section,
     setting,
+    settings_fields,
 )
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
@@ -97,15 +102,6 @@ def _lead(value: str) -> None:
         raise ValueError(f"expected {_LEAD_ALLOWED}")
 
 
-_PREDICT_ONLY_SUFFIXES = (
-    "lead",
-    "lead_margin",
-    "max_gap",
-    "min_likelihood",
-    "window",
-    "process_noise",
-    "measurement_noise",
-)
 # Keys that mean something only with one prediction method (checked in ExperimentSection).
 _PREDICT_ONLY: dict[str, tuple[str, ...]] = {
     "predict_lead": ("constant-velocity", "kalman"),
@@ -117,64 +113,52 @@ _PREDICT_ONLY: dict[str, tuple[str, ...]] = {
     "predict_measurement_noise": ("kalman",),
 }
 
+#: The options an ``[Experiment]`` key sets one to one: ExperimentOptions' fields declared with
+#: :func:`~core.schema.setting` (all but ``prediction``, which the ``PREDICT`` keys set together).
+OPTION_FIELDS: tuple[dataclasses.Field, ...] = settings_fields(ExperimentOptions)
+
+_Section = TypeVar("_Section", bound=type)
+
+
+def _with_option_keys(section: _Section) -> _Section:
+    """Give ``section`` (before it is made a dataclass) a key for each of :data:`OPTION_FIELDS`.
+
+    Each is the option's own field (its name, type, default and metadata); the section's own keys
+    keep their places in the reference and in messages: ``DESCRIPTION`` first,
+    ``MAX_ENSEMBLE_STD`` after ``HOLD``, the ``PREDICT`` keys where ``prediction`` is.
+    """
+    own = inspect.get_annotations(section)
+    twice = sorted(set(own) & {option.name for option in OPTION_FIELDS})
+    if twice:
+        raise TypeError(f"{section.__name__} declares option(s) {', '.join(twice)} again")
+    hints = typing.get_type_hints(ExperimentOptions)
+    keys: dict[str, Any] = {"description": own["description"]}
+    for option in fields(ExperimentOptions):
+        if option.name == "prediction":
+            keys |= {name: own[name] for name in own if name.startswith("predict")}
+            continue
+        keys[option.name] = hints[option.name]
+        setattr(section, option.name, field(default=option.default, metadata=option.metadata))
+        if option.name == "hold_s":
+            keys["max_ensemble_std"] = own["max_ensemble_std"]
+    if set(own) - set(keys):
+        raise TypeError(
+            f"{section.__name__}: no place for {', '.join(sorted(set(own) - set(keys)))}"
+        )
+    section.__annotations__ = keys
+    return section
+
 
 @dataclass(frozen=True)
+@_with_option_keys
 class ExperimentSection:
-    """``[Experiment]``: what the experiment is, its trials and its likelihood policy."""
+    """``[Experiment]``: what the experiment is, its options (:data:`OPTION_FIELDS`), prediction.
+
+    The keys of the options are generated from ExperimentOptions' fields (``hold_s`` is ``HOLD``);
+    only the keys that are not an option are declared here.
+    """
 
     description: str = setting("", doc="One line saying what the experiment does.")
-    max_trials: int | None = setting(
-        ExperimentOptions.max_trials,
-        doc="The experiment finishes after this many trials. Empty: no limit.",
-        minimum=1,
-    )
-    inter_trial_interval: float = setting(
-        ExperimentOptions.inter_trial_interval_s,
-        doc="After a trial ends, no new trial starts before this many seconds (frame time).",
-        minimum=0,
-        unit="s",
-    )
-    trial_duration: float | None = setting(
-        ExperimentOptions.trial_duration_s,
-        doc="A trial ends this long after it started. 0: a trial is one moment (it ends in the "
-        "update it started in; right for pulses). Empty: it lasts until a rule with "
-        "`ENDS_TRIAL = true` fires (or the session ends).",
-        minimum=0,
-        unit="s",
-        allowed="a number >= 0 s, or empty (until a rule ends the trial)",
-    )
-    session_duration: float | None = setting(
-        ExperimentOptions.session_duration_s,
-        doc="The experiment finishes itself this long after its start. Empty: it runs until "
-        "stopped.",
-        minimum=0,
-        unit="s",
-        check=greater_than_zero("s", or_none=True),
-        allowed=_POSITIVE_SECONDS,
-    )
-    min_likelihood: float = setting(
-        ExperimentOptions.min_likelihood,
-        doc="Keypoints with a lower likelihood are not seen. Applies to every keypoint trigger "
-        "that does not set its own `MIN_LIKELIHOOD`.",
-        minimum=0,
-        maximum=1,
-    )
-    policy: Literal["missing", "hold"] = setting(
-        ExperimentOptions.policy,
-        doc="A keypoint not seen is `missing` (a trigger keeps its state for `HOLD` seconds, "
-        "then region, speed and direction triggers are false) or `hold`s its last position for "
-        "up to `HOLD` seconds. Applies to every keypoint trigger that does not set its own "
-        "`POLICY`.",
-    )
-    hold: float = setting(
-        ExperimentOptions.hold_s,
-        doc="How long a keypoint not seen (below `MIN_LIKELIHOOD`) keeps a trigger's state "
-        "(`POLICY = missing`) or its last position (`POLICY = hold`): a blink of the model is "
-        "neither an exit nor a new entry. 0: every frame decides alone. Applies to every "
-        "trigger that reads keypoints and does not set its own `HOLD_S`.",
-        minimum=0,
-        unit="s",
-    )
     max_ensemble_std: float | None = setting(
         None,
         doc="A camera that runs an ensemble of models (several in `MODEL_PATH`): a keypoint whose "
@@ -186,11 +170,6 @@ class ExperimentSection:
         unit="px",
         check=greater_than_zero(),
         allowed="a number > 0 (px), or empty for none",
-    )
-    switch_off_at_trial_end: bool = setting(
-        ExperimentOptions.switch_off_at_trial_end,
-        doc="When a trial ends, switch off the outputs it switched on (`on`, endless "
-        "`pattern`). Outputs still on are always switched off on pause, finish and stop.",
     )
     predict: Literal["off", "constant-velocity", "kalman"] = setting(
         "off",
@@ -256,13 +235,6 @@ class ExperimentSection:
         check=greater_than_zero(),
         allowed="a number > 0 (px)",
     )
-    event_keypoint: str | None = setting(
-        ExperimentOptions.event_keypoint,
-        doc="The keypoint whose measured and predicted positions `events.csv` gives for events "
-        "no keypoint trigger decided (a timing trigger, a trial end's switch-off; a finish's, "
-        "pause's or stop's switch-off gives none: no pose decided it). Empty: the first "
-        "keypoint a trigger reads.",
-    )
 
     def __post_init__(self) -> None:
         """``PREDICT_*`` keys only with their method."""
@@ -276,11 +248,10 @@ class ExperimentSection:
                     f"(PREDICT = {self.predict})"
                 )
 
-    def options(self) -> dict[str, Any]:
-        """Return the experiment's options these keys set (``ExperimentOptions``' keywords)."""
-        return {option: getattr(self, key) for key, option in OPTION_OF_KEY.items()} | {
-            "prediction": self.prediction()
-        }
+    def options(self) -> ExperimentOptions:
+        """Return the experiment's options these keys set."""
+        values = {option.name: getattr(self, option.name) for option in OPTION_FIELDS}
+        return ExperimentOptions(prediction=self.prediction(), **values)
 
     def prediction(self) -> PredictionSettings:
         """Return the forward prediction these keys describe."""
@@ -458,23 +429,10 @@ class Rule:
     refractory: float = 0.0
 
 
-#: The one table from an ``[Experiment]`` key (ExperimentSection's field) to the option it sets
-#: (ExperimentOptions' field); the ``PREDICT`` keys together set ``prediction``.
-OPTION_OF_KEY: dict[str, str] = {
-    "max_trials": "max_trials",
-    "inter_trial_interval": "inter_trial_interval_s",
-    "trial_duration": "trial_duration_s",
-    "session_duration": "session_duration_s",
-    "min_likelihood": "min_likelihood",
-    "policy": "policy",
-    "hold": "hold_s",
-    "switch_off_at_trial_end": "switch_off_at_trial_end",
-    "event_keypoint": "event_keypoint",
-}
-#: Each experiment option and the ``[Experiment]`` keys that set it (from :data:`OPTION_OF_KEY`).
+#: Each experiment option and the ``[Experiment]`` keys that set it.
 EXPERIMENT_KEYS: dict[str, tuple[str, ...]] = {
-    option: (key.upper(),) for key, option in OPTION_OF_KEY.items()
-} | {"prediction": ("PREDICT", *(f"PREDICT_{key.upper()}" for key in _PREDICT_ONLY_SUFFIXES))}
+    option.name: (key_of(option),) for option in OPTION_FIELDS
+} | {"prediction": ("PREDICT", *(name.upper() for name in _PREDICT_ONLY))}
 
 
 @dataclass(frozen=True)
@@ -513,8 +471,9 @@ class ConfiguredExperiment(Experiment):
 
     def __init__(self, config: ExperimentConfig, events: EventLog | None = None) -> None:
         section = config.experiment
+        options = section.options()  # a frozen dataclass: its fields are its __dict__
         super().__init__(
-            name=config.name, description=section.description, events=events, **section.options()
+            name=config.name, description=section.description, events=events, **vars(options)
         )
         self.config = config
         _, problems = _build_triggers(config.triggers, section, self.add_trigger)
@@ -836,7 +795,8 @@ def _check_rules_against_timing(
 ) -> list[str]:
     """Rules that cannot work with the [Experiment] trial timing."""
     problems: list[str] = []
-    instant = experiment.trial_duration == 0
+    options = experiment.options()
+    instant = options.trial_duration_s == 0
     for rule in rules:
         where = wheres[f"Rule {rule.name}"]
         if instant and rule.ends_trial:
@@ -846,7 +806,7 @@ def _check_rules_against_timing(
                 "seconds, or empty for trials that only a rule ends"
             )
         in_trial = rule.starts_trial or rule.during == "trial"
-        if instant and in_trial and experiment.switch_off_at_trial_end:
+        if instant and in_trial and options.switch_off_at_trial_end:
             for name in rule.do:
                 stimulation = stimulations.get(name)
                 if stimulation is not None and stimulation.action().holds:
@@ -871,13 +831,13 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
     params = dict(spec.params)
     if trigger_kind(spec.kind).combines:
         return params
-    kind_parameters = parameters_of(spec.kind)
+    kind_parameters, options = parameters_of(spec.kind), experiment.options()
     if "hold_s" in kind_parameters:  # every kind that reads keypoints (3D, pupil too)
-        params.setdefault("hold_s", repr(experiment.hold))
+        params.setdefault("hold_s", repr(options.hold_s))
     if "policy" not in kind_parameters:
         return params
-    params.setdefault("min_likelihood", repr(experiment.min_likelihood))
-    params.setdefault("policy", experiment.policy)
+    params.setdefault("min_likelihood", repr(options.min_likelihood))
+    params.setdefault("policy", options.policy)
     if experiment.max_ensemble_std is not None and "max_ensemble_std" in kind_parameters:
         params.setdefault("max_ensemble_std", repr(experiment.max_ensemble_std))
     first_animal = params.get("animal", "1").strip() == "1"
