@@ -388,12 +388,7 @@ class IdentityKeeper:
         return shown
 
     def _expected(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Return (A, K, 2) where each identity's keypoints are expected now, (A, K) known.
-
-        Motion's prediction of the track each identity was on until this frame, before this
-        frame moves anything: the reference a row is checked against after the assignment
-        (:meth:`_withhold`). None where there is none (the first frame, time going back).
-        """
+        """Return where each identity's keypoints are expected now (motion, before this frame)."""
         if self._time is None or time_s < self._time:
             return None
         predicted, known = self.tracker.motion.predict(time_s)
@@ -403,17 +398,7 @@ class IdentityKeeper:
     def _withhold(
         self, rows: np.ndarray, hidden: np.ndarray, expected: tuple[np.ndarray, np.ndarray] | None
     ) -> None:
-        """Set :attr:`withheld`: every keypoint the rules must not read in this frame.
-
-        The rows :attr:`unnamed`, the identities presumed under another animal (``hidden``
-        tracks: there, but where is unknown), and single keypoints of the rows (identity
-        order) that are nearer where another identity was expected than where their own was
-        (:data:`BORROWED_MARGIN_PX`): a keypoint of the other animal grouped into this one,
-        whatever its likelihood. An identity whose row as a whole jumped from where it was
-        expected to near where another was (:data:`JUMP_PX`) is withheld whole: an
-        assignment that may have swapped them. Counted in ``keypoints_withheld`` and
-        ``jumps_withheld``.
-        """
+        """Set :attr:`withheld`: unnamed rows, hidden animals, borrowed keypoints, jumped rows."""
         withheld = np.repeat(self.unnamed[:, None], self.tracker.keypoints, axis=1)
         withheld |= self._foreign
         withheld[self._identity_of[hidden]] = True
@@ -433,15 +418,9 @@ class IdentityKeeper:
         return self._model is not None and self._model.accuracy >= MIN_ACCURACY
 
     def _withhold_unsure(self, seen: np.ndarray, shown: np.ndarray) -> None:
-        """Leave animals a merge left unsure unnamed, while their looks can settle it.
-
-        The module docstring's *Unsure animals*; counted in ``unsure_unidentified``. An animal
-        no merge made unsure, whose confidence dips because its looks disagree with motion, is
-        shown: motion is no guess there, and a model can pass its check on cues that do not
-        last (unmarked animals, a model's first seconds).
-
-        ``seen``: (A,) the tracks detected; ``shown``: those not judged as merges.
-        """
+        """Leave animals a merge left unsure unnamed, while their looks can settle it."""
+        # Only after a merge: an animal whose confidence dips because its looks disagree with
+        # motion stays shown (a model can pass its check on cues that do not last).
         tracks = np.flatnonzero(seen)
         sure = self.confidence[self._identity_of[tracks]] >= MERGED_MIN_CONFIDENCE
         self._shaken[tracks[sure]] = False  # named again
@@ -452,12 +431,7 @@ class IdentityKeeper:
         self.counts.unsure_unidentified += 1
 
     def _hide_unsure_merges(self, touching: np.ndarray) -> None:
-        """Leave merged detections not sure of their identity unnamed (module doc).
-
-        ``touching``: (A,) the tracks covering a hidden animal, and fragments next to one.
-        Their confidence stays as it is (below :data:`MERGED_MIN_CONFIDENCE`): a trigger that
-        reads it sees an animal it cannot name.
-        """
+        """Leave the ``touching`` tracks (over a hidden animal) unnamed where unsure."""
         if not touching.any():
             return
         identities = self._identity_of[touching]
@@ -467,16 +441,7 @@ class IdentityKeeper:
             self.counts.merged_unidentified += 1
 
     def _hide_chimeras(self, chimeras: np.ndarray, foreign: np.ndarray, rows: np.ndarray) -> None:
-        """Withhold from the rules the keypoints of a row that another track followed.
-
-        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras`, ``foreign`` (A, K) which of
-        their keypoints another track followed, ``rows`` the tracker's rows (by track) (the
-        module docstring's *Files whole, rules right*): for this frame the rules do not see
-        those keypoints; the rest of the row is this animal's (the tracker gave them to this
-        track). A row half or more of whose seen keypoints another track followed (one animal
-        assembled twice) is unnamed whole (frames counted in ``chimera_unidentified``); single
-        keypoints are counted in ``chimera_keypoints_withheld``.
-        """
+        """Withhold the keypoints another track followed; a row half so, unnamed whole."""
         self._foreign[:] = False
         if not chimeras.any():
             return
@@ -541,11 +506,7 @@ class IdentityKeeper:
     def _look(
         self, instances: np.ndarray, frame: np.ndarray | None
     ) -> tuple[dict[int, _Look], np.ndarray | None]:
-        """Cut every detection's patch; return them by row and the (D, A) probabilities.
-
-        The probabilities are None without a model (or a frame); a detection without a patch
-        gets equal ones.
-        """
+        """Cut every detection's patch; return them by row and the (D, A) probabilities."""
         looks: dict[int, _Look] = {}
         if self.learner is None or self.patches is None or frame is None:
             return looks, None
@@ -600,11 +561,7 @@ class IdentityKeeper:
         seen: np.ndarray,
         detections: dict[int, _Look],
     ) -> dict[int, _Look]:
-        """Return the looks of each detected track, by track.
-
-        A track given its detection whole reuses that detection's patch; one whose keypoints
-        the tracker regrouped (animals in contact) gets a patch of its own keypoints.
-        """
+        """Return the looks of each detected track (a regrouped track gets its own patch)."""
         looks: dict[int, _Look] = {}
         if self.patches is None or frame is None or self.patches.template is None:
             return looks
@@ -632,15 +589,10 @@ class IdentityKeeper:
         settled: np.ndarray,
         contact: np.ndarray,
     ) -> None:
-        """Multiply the beliefs of tracks by their looks' probabilities, where they can be trusted.
-
-        ``settled`` tracks (apart for :data:`APART_HOLD_S`): their looks alone; each group in
-        ``contact`` ((A, A) within :meth:`AnimalProximity.apart_px`): all its animals' looks
-        together or none (the module docstring's *Appearance*; alone, a patch in contact can be
-        confidently wrong: 2 to 10 % of such frames on the simulated arena,
-        docs/sleap-models.md). Then balanced again (every identity on one track in all), so
-        that evidence that one track is identity i is evidence that the others are not.
-        """
+        """Multiply the tracks' beliefs by their looks' probabilities where those are trusted."""
+        # A group in contact: all its looks or none (alone, a patch in contact can be
+        # confidently wrong: docs/sleap-models.md). Balanced after, so that evidence for one
+        # track's identity is evidence against the others'.
         weighed = False
         for track, look in looks.items():
             if look.probability is not None and seen[track] and settled[track]:
@@ -664,10 +616,7 @@ class IdentityKeeper:
             self._belief = _balanced(self._belief)
 
     def _assign(self, active: np.ndarray) -> None:
-        """Reassign identities when another assignment is :attr:`switch_odds` times likelier.
-
-        :data:`UNSURE_SWITCH_ODDS` times when the one in force is unsure (module docstring).
-        """
+        """Reassign identities when another assignment is enough times likelier."""
         if np.count_nonzero(active) < 2:
             return
         cost = -np.log(self._belief)
@@ -715,10 +664,7 @@ class IdentityKeeper:
             self.counts.samples += 1
 
     def _reanchor(self, time_s: float, apart: np.ndarray, seen: np.ndarray) -> bool:
-        """Before the first model: after a merge, take the tracker's word and learn anew.
-
-        Returns whether the tracks are still waiting (uncertain, not yet apart long enough).
-        """
+        """Before the first model: after a merge, take the tracker's word; whether still waiting."""
         uncertain = bool(np.nanmin(self.confidence, initial=1.0) < LEARN_CONFIDENCE)
         if not uncertain:
             self._apart_since = None
