@@ -52,8 +52,7 @@ def rules_view(
 ) -> np.ndarray:
     """Return ``points`` (N, A, K, 3) of ``frames`` with what the rules did not read NaN.
 
-    A token ``animal2`` is a whole animal unnamed; ``animal2:nose`` one keypoint withheld (it
-    may be another animal's). ``keypoints`` names the K keypoints (required for such tokens).
+    The tokens and ``keypoints`` as :func:`withheld` reads them.
     """
     hidden = withheld(frames, individuals, identity_csv, keypoints)
     shown = np.array(points, dtype=np.float64, copy=True)
