@@ -171,8 +171,9 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
     view = window.view_side.live_view.views["arena"]
     qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=10_000)
     grabbed = [(view.pose_frame_index, _as_array(view.grab().toImage()))]
-    for _ in range(3):
-        qtbot.wait(400)
+    for _ in range(3):  # three more frames' poses, each drawn after the one grabbed before
+        last = grabbed[-1][0]
+        qtbot.waitUntil(lambda last=last: view.pose_frame_index != last, timeout=10_000)
         grabbed.append((view.pose_frame_index, _as_array(view.grab().toImage())))
     mapping = [view.to_widget(0, 0), view.to_widget(639, 479)]
     _save_screenshot(window, "gui-live-tracking.png", tmp_path)
@@ -248,13 +249,18 @@ def test_analysis_and_experiment_can_run_again_in_one_session(
     for part in (Part.STREAM, Part.ANALYSIS, Part.EXPERIMENT):
         _click(qtbot, window, part)
         _wait_running(qtbot, window, part)
+    view = window.view_side.live_view.views["arena"]
     _click(qtbot, window, Part.ANALYSIS)  # stops its experiment too
     _wait_running(qtbot, window, Part.ANALYSIS, running=False)
     assert not window.controller.running(Part.EXPERIMENT)
+    first_run_upto = -1 if view.pose_frame_index is None else view.pose_frame_index
     for part in (Part.ANALYSIS, Part.EXPERIMENT):
         _click(qtbot, window, part)
         _wait_running(qtbot, window, part)
-    qtbot.wait(1500)
+    # The second run's poses are drawn (frames after the first run's last) before the close.
+    qtbot.waitUntil(
+        lambda: (view.pose_frame_index or -1) > first_run_upto + 10, timeout=START_TIMEOUT_MS
+    )
     close_and_wait(qtbot, window)
     session = only_session(tmp_path / "out")
     for name in ("arena.pose.csv", "arena.run2.pose.csv", "events.csv", "events.run2.csv"):

@@ -1,11 +1,15 @@
 """Issue 28: messages in their place, and room to work, in the real window (offscreen).
 
 Each test names the defect of the issue it covers. Real widgets and settings files; where a
-stream runs, real camera and recorder processes.
+stream runs, real camera and recorder processes. The tests that only show messages and read the
+layout share one window (``idle_window``), cleared between them; a test that saves settings,
+starts a stream or resizes the window opens its own.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +32,52 @@ from deeplabstream.app.gui.live_view import paint_label
 from deeplabstream.app.gui.loss_alarm import SKIPPING_ADVICE
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.plots import SessionPlots
+from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig.parts import PROBLEM_COLOUR
 from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, RigPanel
 from deeplabstream.app.gui.session import Part, with_second_rig_hint
+from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.in_process import headless_here
 from tests.support.open_window import ARENA, START_TIMEOUT_MS, close_window, open_window
+
+
+@pytest.fixture(scope="module")
+def shared_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
+    """One 1280x720 window on the arena for the tests that start nothing and save nothing."""
+    folder = tmp_path_factory.mktemp("window_messages")
+    with pytest.MonkeyPatch.context() as patch:  # its own remembered layout and locks
+        patch.setenv(LOCK_ENV, str(folder / "instance.lock"))
+        patch.setenv(STATE_ENV, str(folder / "window.ini"))
+        main = MainWindow(write_settings(folder, ARENA), folder / "out")
+        main.resize(1280, 720)
+        main.show()
+        main.rig_panel.wait_checked()
+        yield main
+        main.close()
+        deadline = time.monotonic() + START_TIMEOUT_MS / 1000
+        while not main.closed_down and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+        assert main.closed_down
+        main.deleteLater()
+        QApplication.processEvents()
+
+
+@pytest.fixture
+def idle_window(qtbot, shared_window: MainWindow) -> Iterator[MainWindow]:
+    """The shared window with no message showing, its Rig tab's split as it was opened."""
+    qtbot.waitExposed(shared_window)
+    splitter = shared_window.rig_panel.findChild(QSplitter, "rig_splitter")
+    sizes = splitter.sizes()
+    assert shared_window.messages.showing() == []
+    yield shared_window
+    shared_window.banner.clear()
+    shared_window.loss_banner.clear()
+    shared_window.info.clear()
+    splitter.setSizes(sizes)
+    QApplication.processEvents()
 
 
 def _top(widget: QWidget) -> int:
@@ -70,12 +113,13 @@ def _geometry(window: MainWindow) -> dict[str, tuple[int, int, int, int]]:
 
 
 def test_messages_never_move_the_tabs_the_live_view_or_the_camera_table(
-    qtbot, window: MainWindow
+    qtbot, idle_window: MainWindow
 ) -> None:
     """Issue 28 #6: banners pushed the tabs and live view down 45-60 px. Issue 63 #1: a hint or a
     repeating warning shrank the live view and the tabs and moved the camera table up 39 px;
     three warnings left the live view 265 px tall of 400. The area is as tall as two lines,
     always: no message, one, three warnings, every kind at once, none again: nothing moves."""
+    window = idle_window
     before = _geometry(window)
     assert window.messages.isVisible() and window.messages.showing() == []
     window.say.notice("Start Experiment: press Start Analysis first")  # a hint
@@ -151,8 +195,9 @@ def test_a_settings_error_goes_once_the_rig_is_fixed(qtbot, tmp_path: Path) -> N
     close_window(qtbot, window)
 
 
-def test_an_error_goes_when_its_part_starts_well_and_not_before(window: MainWindow) -> None:
+def test_an_error_goes_when_its_part_starts_well_and_not_before(idle_window: MainWindow) -> None:
     """Issue 28 #1: the red banner stayed up after the fixed experiment ran."""
+    window = idle_window
     window.say.error("Starting experiment failed: no such device", "experiment")
     window.controller.resolved.emit("analysis")  # another part starting says nothing of it
     assert window.banner.isVisible()
@@ -166,8 +211,9 @@ def test_an_error_goes_when_its_part_starts_well_and_not_before(window: MainWind
     assert window.banner.isVisible()
 
 
-def test_a_greyed_button_says_why_it_cannot_be_pressed(qtbot, window: MainWindow) -> None:
+def test_a_greyed_button_says_why_it_cannot_be_pressed(qtbot, idle_window: MainWindow) -> None:
     """Issue 28 #2: a click that cannot be honoured was dropped without a word."""
+    window = idle_window
     experiment = window.buttons[Part.EXPERIMENT]
     assert not experiment.isEnabled()
     assert "Start Stream first" in experiment.toolTip()
@@ -194,8 +240,9 @@ def test_the_folder_sessions_go_to_is_the_one_shown(qtbot, tmp_path: Path) -> No
     close_window(qtbot, window)
 
 
-def test_heavy_skipping_says_what_to_do(qtbot, window: MainWindow) -> None:
+def test_heavy_skipping_says_what_to_do(qtbot, idle_window: MainWindow) -> None:
     """Issue 28 #12: heavy skipping was reported, but not what to do about it."""
+    window = idle_window
     window.loss_banner.update_figures([_figures("arena", 0)], 0.0)
     window.loss_banner.update_figures([_figures("arena", 300, skipped=240)], 10.0)
     # What to do comes with the losses, their last line.
@@ -269,8 +316,11 @@ def test_a_device_in_use_is_refused_with_the_locks_whole_message(qtbot, tmp_path
 # -- room to work --------------------------------------------------------------------------------
 
 
-def test_the_rig_tab_is_usable_at_1280x720_and_its_areas_resize(qtbot, window: MainWindow) -> None:
+def test_the_rig_tab_is_usable_at_1280x720_and_its_areas_resize(
+    qtbot, idle_window: MainWindow
+) -> None:
     """Issue 28 #8: the settings area was 130 px tall at 1280x720 and the summary fixed."""
+    window = idle_window
     rig = window.rig_panel
     settings_area = rig.findChild(QScrollArea, "rig_settings_area")
     summary = rig.findChild(QWidget, "rig_summary_box")
