@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.flies import replay_flies
+from tests.support.in_process import run_main_here
 from tests.support.lazy_modules import installed, lazy
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
@@ -319,19 +320,18 @@ def test_a_replay_writes_it_with_the_replayed_video(session: Path, tmp_path: Pat
 
 
 def _replay(video: Path, tmp_path: Path, *options: str) -> Path:
-    """Replay ``video`` with utils/VideoAnalyzer.py; return its session.nwb."""
+    """Replay ``video`` with utils/VideoAnalyzer.py; return its session.nwb.
+
+    The command's ``main`` in the test's process (its parser, settings and replay, the same
+    files): the NWB file is the point here, not a new interpreter importing the package again.
+    """
+    from deeplabstream.offline.replay.command import main
+
     output = tmp_path / "out"
-    result = run_cli(
-        "--settings",
-        str(write_settings(tmp_path, SETTINGS)),
-        "--output-dir",
-        str(output),
-        *options,
-        str(video),
-        script="utils/VideoAnalyzer.py",
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    settings = str(write_settings(tmp_path, SETTINGS))
+    argv = ["--settings", settings, "--output-dir", str(output), *options, str(video)]
+    code, said, complained = run_main_here(main, argv)
+    assert code == 0, said[-3000:] + complained[-3000:]
     (path,) = output.glob(f"{video.stem}*/session.nwb")
     return path
 
