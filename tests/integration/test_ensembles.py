@@ -31,7 +31,6 @@ from tests.support.ensembles import arena_clip, perturbed_member
 from tests.support.files import write_settings
 from tests.support.in_process import run_main_here
 from tests.support.processes import only_session, run_cli
-from tests.support.verify_sessions import verify_here
 
 KEYPOINTS = ("nose", "left_ear", "right_ear", "neck", "body_center", "tail_base")
 MAX_STD = 4.0
@@ -210,6 +209,8 @@ def test_done_when_a_live_session_with_three_models_writes_the_ensemble_columns(
     _check_rules(session, "arena")
     # verify covers it: the spread and the causal filter re-derived from the models' values,
     # every decision row exactly; the ensemble re-run on the recording, to the bit.
+    from tests.support.verify_sessions import verify_here
+
     # deeplabstream-verify's main in this process (verify_here): its verdict is the point.
     _, summary, said = verify_here(session)
     written = session / "verify" / "summary.json"
