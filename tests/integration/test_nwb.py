@@ -460,9 +460,9 @@ def test_two_animals_of_a_sleap_replay_merge_in_movement_as_two_individuals(
 
 def test_the_command_line_writes_it_after_the_fact(session: Path, tmp_path: Path) -> None:
     target = tmp_path / "copy.nwb"
-    result = _nwb_cli(str(session), "--output", str(target))
-    assert result.returncode == 0, result.stderr
-    assert "wrote" in result.stdout
+    code, said, complained = _nwb_here(str(session), "--output", str(target))
+    assert code == 0, complained
+    assert "wrote" in said
     with pynwb.NWBHDF5IO(str(target), mode="r") as io:
         video = io.read().acquisition["arena_video"]
         # relative to the file's own folder, so it still finds the video
@@ -470,10 +470,18 @@ def test_the_command_line_writes_it_after_the_fact(session: Path, tmp_path: Path
 
 
 def test_the_command_line_names_a_missing_session_json(tmp_path: Path) -> None:
-    result = _nwb_cli(str(tmp_path))
-    assert result.returncode == 1
-    assert str(tmp_path) in result.stderr and "session.json" in result.stderr
-    assert _nwb_cli().returncode == 2  # no folder given
+    code, _, complained = _nwb_here(str(tmp_path))
+    assert code == 1
+    assert str(tmp_path) in complained and "session.json" in complained
+    assert _nwb_cli().returncode == 2  # no folder given: the command itself, its exit code
+
+
+def _nwb_here(*args: str) -> tuple[int, str, str]:
+    """``python -m deeplabstream.outputs.nwb``'s ``main`` in this process: the file or the
+    refusal is the point, not a new interpreter (``_nwb_cli`` starts the command itself)."""
+    from deeplabstream.outputs.nwb import main
+
+    return run_main_here(main, list(args))
 
 
 def _nwb_cli(*args: str) -> subprocess.CompletedProcess:
