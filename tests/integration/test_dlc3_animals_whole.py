@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from tests.support.dlc3_exports import (
     worst_differences,
 )
 from tests.support.files import write_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
 
@@ -172,11 +174,15 @@ def test_the_images_command_gives_deeplabcuts_animals(tmp_path: Path, cache: Pat
     frames = clip_frames()
     for index in picked:
         cv2.imwrite(str(folder / f"frame{index:03d}.png"), frames[index])
-    result = run_cli(
-        str(folder), "--model", str(EXPORT), "--output-dir", str(tmp_path / "out"),
-        script="utils/ImageAnalyzer.py", timeout=900, env={CACHE_ENV: str(cache)},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from deeplabstream.offline.replay.image_command import main as images_main
+
+    # utils/ImageAnalyzer.py's command, its main in this process (the module's cache is set in
+    # its environment): DeepLabCut's animals are the point, not a new interpreter.
+    assert os.environ.get(CACHE_ENV) == str(cache)
+    code, said, complained = run_main_here(
+        images_main, [str(folder), "--model", str(EXPORT), "--output-dir", str(tmp_path / "out")]
+    )
+    assert code == 0, said[-3000:] + complained[-3000:]
     table = pd.read_csv(
         tmp_path / "out" / "images_predictions.csv", header=[0, 1, 2, 3], index_col=0
     )
@@ -200,12 +206,19 @@ def replay_clip(tmp_path: Path, cache: Path, pose_settings: str = "", model: Pat
     """Replay the clip (``--fast``) with ``model``; return its session folder."""
     settings = tmp_path / "settings.ini"
     settings.write_text(f"[Camera arena]\nSOURCE = synthetic\n[Pose]\n{pose_settings}")
-    result = run_cli(
-        str(_write_clip(tmp_path)), "--fast", "--no-experiment", "--model", str(model),
-        "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
-        script="utils/VideoAnalyzer.py", timeout=900, env={CACHE_ENV: str(cache)},
+    from deeplabstream.offline.replay.command import main as replay_main
+
+    # utils/VideoAnalyzer.py's command, its main in this process (``cache`` is set in its
+    # environment by the module's fixture): the pose files are the point, not a new interpreter.
+    assert os.environ.get(CACHE_ENV) == str(cache)
+    code, said, complained = run_main_here(
+        replay_main,
+        [
+            str(_write_clip(tmp_path)), "--fast", "--no-experiment", "--model", str(model),
+            "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
+        ],
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     (session,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     return session
 

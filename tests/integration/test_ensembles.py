@@ -16,8 +16,6 @@ values, and ``deeplabstream-eks`` on the replay's folder.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.loading import BUNDLED_MODEL
 from tests.support.ensembles import arena_clip, perturbed_member
 from tests.support.files import write_settings
-from tests.support.paths import PROJECT_ROOT
+from tests.support.in_process import run_main_here
 from tests.support.processes import only_session, run_cli
 
 KEYPOINTS = ("nose", "left_ear", "right_ear", "neck", "body_center", "tail_base")
@@ -116,11 +114,15 @@ def replay(tmp_path_factory: pytest.TempPathFactory, members: list[Path]) -> Pat
     folder = tmp_path_factory.mktemp("replay")
     arena_clip(folder / "arena.mkv", FRAMES)
     settings = _lab(folder, "[Camera arena]\nSOURCE = synthetic\n", members)
-    result = run_cli(
-        str(folder / "arena.mkv"), "--fast", "--settings", str(settings), "--output-dir",
-        str(folder / "out"), script="utils/VideoAnalyzer.py", timeout=600,
+    from deeplabstream.offline.replay.command import main
+
+    # utils/VideoAnalyzer.py's command, its main in this process: the files are the point here.
+    code, said, complained = run_main_here(
+        main,
+        [str(folder / "arena.mkv"), "--fast", "--settings", str(settings), "--output-dir",
+         str(folder / "out")],
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     return only_session(folder / "out")
 
 
@@ -174,11 +176,14 @@ def test_a_rule_reads_the_causal_filters_positions(replay: Path) -> None:
 
 def test_deeplabstream_eks_smooths_the_replay_beside_its_files(replay: Path) -> None:
     pytest.importorskip("eks", reason="pip install --no-deps -r requirements-ensembles.txt")
-    result = run_cli(str(replay), script="src/deeplabstream/offline/eks/command.py", timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from deeplabstream.offline.eks.command import main
+
+    # deeplabstream-eks's main in this process: the smoothed files are the point here.
+    code, said, complained = run_main_here(main, [str(replay)])
+    assert code == 0, said[-3000:] + complained[-3000:]
     smoothed = pd.read_csv(replay / "arena.eks.csv", header=[0, 1, 2], index_col=0)
     assert len(smoothed) == FRAMES and not smoothed.isna().any().any()
-    assert "EKS_SMOOTH_PARAM = " in result.stdout
+    assert "EKS_SMOOTH_PARAM = " in said
     assert json.loads((replay / "arena.eks.json").read_text())["models"] == 3
 
 
@@ -204,16 +209,15 @@ def test_done_when_a_live_session_with_three_models_writes_the_ensemble_columns(
     _check_rules(session, "arena")
     # verify covers it: the spread and the causal filter re-derived from the models' values,
     # every decision row exactly; the ensemble re-run on the recording, to the bit.
-    verified = subprocess.run(
-        [sys.executable, "-m", "deeplabstream.offline.verify", str(session)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    from tests.support.verify_sessions import verify_here
+
+    # deeplabstream-verify's main in this process (verify_here): its verdict is the point.
+    _, summary, said = verify_here(session)
     written = session / "verify" / "summary.json"
-    assert written.is_file(), verified.stdout[-2000:] + verified.stderr[-3000:]
-    summary = json.loads(written.read_text(encoding="utf-8"))
+    assert written.is_file(), said[-5000:]
     (run,) = summary["decisions"]
-    assert run["rows_equal"] == run["rows_live"] > 0, verified.stdout
-    assert summary["reasons"] == [], verified.stdout
+    assert run["rows_equal"] == run["rows_live"] > 0, said
+    assert summary["reasons"] == [], said
     camera = summary["keypoints"]["arena"]
     lost = camera["frames"]["not_verifiable"]  # a loaded machine's recorder may lose frames
     assert camera["frames"]["to_the_bit"] == camera["frames_analysed_live"] - lost > 0

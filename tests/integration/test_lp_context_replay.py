@@ -12,8 +12,6 @@ itself as t+1, t+2), computed here in-process, ``session.json`` must say so, and
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,8 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.context import ContextEstimator
 from tests.support.files import read_video
-from tests.support.paths import PROJECT_ROOT, shared_data
+from tests.support.in_process import run_main_here
+from tests.support.paths import shared_data
 
 
 @pytest.mark.slow
@@ -41,13 +40,16 @@ def test_a_replay_runs_the_context_model_causally(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv(CACHE_ENV, str(cache))
     settings = tmp_path / "settings.ini"
     settings.write_text("[Camera arena]\nSOURCE = synthetic\n")
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(clip), "--fast",
-         "--no-experiment", "--model", str(checkpoint), "--settings", str(settings),
-         "--output-dir", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    from deeplabstream.offline.replay.command import main
+
+    # utils/VideoAnalyzer.py's command, its main in this process (which already imported torch
+    # for the checkpoint): the poses and the files are the point here, not a new interpreter.
+    code, said, complained = run_main_here(
+        main,
+        [str(clip), "--fast", "--no-experiment", "--model", str(checkpoint), "--settings",
+         str(settings), "--output-dir", str(tmp_path / "out")],
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     (session,) = [p.parent for p in (tmp_path / "out").glob("*/session.json")]
     record = json.loads((session / "session.json").read_text())
     context = json.dumps(record)

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from deeplabstream.outputs.pose.table import read_pose_table
+from tests.support.in_process import run_main_here
 from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT, shared_data
 
 FLIES = "sleap-flies"
@@ -34,13 +35,16 @@ def _replay(tmp_path: Path, clip: Path, model: Path) -> Path:
         "[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\n"
         "[Output]\nNWB = on\nSLP = on\n"
     )
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(clip), "--fast",
-         "--no-experiment", "--model", str(model), "--settings", str(settings),
-         "--output-dir", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    from deeplabstream.offline.replay.command import main
+
+    # utils/VideoAnalyzer.py's command, its main in this process: the poses and the files are
+    # the point here, not a new interpreter importing the package again.
+    code, said, complained = run_main_here(
+        main,
+        [str(clip), "--fast", "--no-experiment", "--model", str(model), "--settings",
+         str(settings), "--output-dir", str(tmp_path / "out")],
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     (session,) = [p.parent for p in (tmp_path / "out").glob("*/session.json")]
     return session
 
@@ -113,7 +117,6 @@ def test_done_when_a_sleap_export_replayed_equals_sleap_nns_own_predictions(tmp_
             session / "session.nwb", pose_estimation_key=f"{camera}_{animal}"
         )
         assert nwb.position.shape[0] == 100
-
 
 
 PAIR_MODEL = PACKAGE_ROOT / "pose" / "bundled" / "arena-pair"

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.flies import replay_flies
+from tests.support.in_process import run_main_here
 from tests.support.lazy_modules import installed, lazy
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
@@ -319,19 +320,18 @@ def test_a_replay_writes_it_with_the_replayed_video(session: Path, tmp_path: Pat
 
 
 def _replay(video: Path, tmp_path: Path, *options: str) -> Path:
-    """Replay ``video`` with utils/VideoAnalyzer.py; return its session.nwb."""
+    """Replay ``video`` with utils/VideoAnalyzer.py; return its session.nwb.
+
+    The command's ``main`` in the test's process (its parser, settings and replay, the same
+    files): the NWB file is the point here, not a new interpreter importing the package again.
+    """
+    from deeplabstream.offline.replay.command import main
+
     output = tmp_path / "out"
-    result = run_cli(
-        "--settings",
-        str(write_settings(tmp_path, SETTINGS)),
-        "--output-dir",
-        str(output),
-        *options,
-        str(video),
-        script="utils/VideoAnalyzer.py",
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    settings = str(write_settings(tmp_path, SETTINGS))
+    argv = ["--settings", settings, "--output-dir", str(output), *options, str(video)]
+    code, said, complained = run_main_here(main, argv)
+    assert code == 0, said[-3000:] + complained[-3000:]
     (path,) = output.glob(f"{video.stem}*/session.nwb")
     return path
 
@@ -460,9 +460,9 @@ def test_two_animals_of_a_sleap_replay_merge_in_movement_as_two_individuals(
 
 def test_the_command_line_writes_it_after_the_fact(session: Path, tmp_path: Path) -> None:
     target = tmp_path / "copy.nwb"
-    result = _nwb_cli(str(session), "--output", str(target))
-    assert result.returncode == 0, result.stderr
-    assert "wrote" in result.stdout
+    code, said, complained = _nwb_here(str(session), "--output", str(target))
+    assert code == 0, complained
+    assert "wrote" in said
     with pynwb.NWBHDF5IO(str(target), mode="r") as io:
         video = io.read().acquisition["arena_video"]
         # relative to the file's own folder, so it still finds the video
@@ -470,10 +470,18 @@ def test_the_command_line_writes_it_after_the_fact(session: Path, tmp_path: Path
 
 
 def test_the_command_line_names_a_missing_session_json(tmp_path: Path) -> None:
-    result = _nwb_cli(str(tmp_path))
-    assert result.returncode == 1
-    assert str(tmp_path) in result.stderr and "session.json" in result.stderr
-    assert _nwb_cli().returncode == 2  # no folder given
+    code, _, complained = _nwb_here(str(tmp_path))
+    assert code == 1
+    assert str(tmp_path) in complained and "session.json" in complained
+    assert _nwb_cli().returncode == 2  # no folder given: the command itself, its exit code
+
+
+def _nwb_here(*args: str) -> tuple[int, str, str]:
+    """``python -m deeplabstream.outputs.nwb``'s ``main`` in this process: the file or the
+    refusal is the point, not a new interpreter (``_nwb_cli`` starts the command itself)."""
+    from deeplabstream.outputs.nwb import main
+
+    return run_main_here(main, list(args))
 
 
 def _nwb_cli(*args: str) -> subprocess.CompletedProcess:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,8 @@ import pytest
 
 from deeplabstream.outputs.pose.table import read_pose_table
 from tests.support.files import write_settings
-from tests.support.paths import PROJECT_ROOT, shared_data
+from tests.support.in_process import run_main_here
+from tests.support.paths import shared_data
 from tests.support.processes import only_session, run_cli
 from tests.unit.pose.test_sleap_topdown import (
     FIXTURE,
@@ -42,13 +41,16 @@ def _replay(tmp_path: Path, clip: Path, model: Path) -> Path:
     settings.write_text(
         "[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n"
     )
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(clip), "--fast",
-         "--no-experiment", "--model", str(model), "--settings", str(settings),
-         "--output-dir", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    from deeplabstream.offline.replay.command import main
+
+    # utils/VideoAnalyzer.py's command, its main in this process: the poses are the point here,
+    # not a new interpreter importing the package again.
+    code, said, complained = run_main_here(
+        main,
+        [str(clip), "--fast", "--no-experiment", "--model", str(model), "--settings",
+         str(settings), "--output-dir", str(tmp_path / "out")],
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     (session,) = [p.parent for p in (tmp_path / "out").glob("*/session.json")]
     return session
 
@@ -165,11 +167,15 @@ def test_image_analyzer_predicts_frames_as_sleap_nn(tmp_path: Path) -> None:
             if index == 3:
                 break
             cv2.imwrite(str(images / f"frame{index:03d}.png"), frame.to_ndarray(format="bgr24"))
-    result = run_cli(
-        str(images), "--model", str(FIXTURE / "export_topdown"), "--output-dir",
-        str(tmp_path / "out"), script="utils/ImageAnalyzer.py", timeout=300,
+    from deeplabstream.offline.replay.image_command import main
+
+    # The command's main in this process (test_image_analyzer starts the launcher itself).
+    code, said, complained = run_main_here(
+        main,
+        [str(images), "--model", str(FIXTURE / "export_topdown"), "--output-dir",
+         str(tmp_path / "out")],
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     table = pd.read_csv(
         tmp_path / "out" / "frames_predictions.csv", header=[0, 1, 2, 3], index_col=0
     )

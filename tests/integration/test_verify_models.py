@@ -22,8 +22,6 @@ fixtures are absent.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,10 @@ import pytest
 
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.files import write_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
-from tests.support.verify_sessions import STALL_RULE, STALL_TRIGGER
+from tests.support.verify_sessions import STALL_RULE, STALL_TRIGGER, verify_here
 
 SLEAP_FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sleap_topdown_flies" / "export_topdown"
 FLIES_CLIP = "sleap-flies/inference/flies_clip_first100.mp4"  # 100 frames, 1024 x 1024, 25 fps
@@ -78,15 +77,15 @@ DO = light
 
 
 def _verify(session: Path) -> tuple[int, dict[str, Any], str]:
-    """Run ``deeplabstream-verify`` as a user would; its exit code, summary.json and output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "deeplabstream.offline.verify", str(session)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    output = result.stdout + result.stderr
+    """``deeplabstream-verify``'s exit code, summary.json and output.
+
+    The command's ``main`` in the test's process (``verify_here``): the verdict on these models'
+    sessions is the point here, not a new interpreter importing the package again.
+    """
+    code, summary, output = verify_here(session)
     summary_file = session / "verify" / "summary.json"
     assert summary_file.is_file(), output[-3000:]
-    return result.returncode, json.loads(summary_file.read_text(encoding="utf-8")), output
+    return code, summary, output
 
 
 def _analysed_and_skipped(pose_times: Path) -> tuple[list[int], set[int]]:
@@ -170,13 +169,16 @@ def test_a_lightning_pose_context_replay_with_skipped_frames_agrees_to_the_bit(
     checkpoint = compose_checkpoint(tmp_path / "model")
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "converted"))  # the replay and verify share it
     settings = write_settings(tmp_path, "[Camera arena]\nSOURCE = synthetic\n")
-    replay = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(clip),
-         "--realtime", "--no-experiment", "--model", str(checkpoint), "--settings",
+    from deeplabstream.offline.replay.command import main
+
+    # utils/VideoAnalyzer.py's command, its main in this process (which already imported torch
+    # for the checkpoint): the frames it skipped and their verdict are the point here.
+    code, said, complained = run_main_here(
+        main,
+        [str(clip), "--realtime", "--no-experiment", "--model", str(checkpoint), "--settings",
          str(settings), "--output-dir", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+    assert code == 0, said[-3000:] + complained[-3000:]
     session = only_session(tmp_path / "out")
     record = json.loads((session / "session.json").read_text(encoding="utf-8"))
     assert record["replay"]["video"] == str(clip) and record["replay"]["mode"] == "realtime"
