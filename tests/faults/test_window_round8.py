@@ -23,6 +23,7 @@ from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.cameras import recorded_and_lost
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import write_settings
+from tests.support.open_window import module_window
 
 ARENA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
 START_TIMEOUT_MS = 120_000
@@ -31,17 +32,7 @@ START_TIMEOUT_MS = 120_000
 @pytest.fixture(scope="module")
 def shared_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
     """One window for the tests that start nothing (opening one takes seconds)."""
-    folder = tmp_path_factory.mktemp("window_round8")
-    with pytest.MonkeyPatch.context() as patch:  # its own remembered layout and locks
-        patch.setenv(LOCK_ENV, str(folder / "instance.lock"))
-        patch.setenv(STATE_ENV, str(folder / "window.ini"))
-        main = MainWindow(write_settings(folder, ARENA), folder / "out")
-        main.resize(1366, 696)
-        main.show()
-        yield main
-        main.close()
-        main.deleteLater()
-        QApplication.processEvents()
+    yield from module_window(tmp_path_factory, "window_round8", ARENA, (1366, 696))
 
 
 @pytest.fixture

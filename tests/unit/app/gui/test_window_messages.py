@@ -8,7 +8,6 @@ starts a stream or resizes the window opens its own.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,37 +31,25 @@ from deeplabstream.app.gui.live_view import paint_label
 from deeplabstream.app.gui.loss_alarm import SKIPPING_ADVICE
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.plots import SessionPlots
-from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig.parts import PROBLEM_COLOUR
 from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, RigPanel
 from deeplabstream.app.gui.session import Part, with_second_rig_hint
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.in_process import headless_here
-from tests.support.open_window import ARENA, START_TIMEOUT_MS, close_window, open_window
+from tests.support.open_window import (
+    ARENA,
+    START_TIMEOUT_MS,
+    close_window,
+    module_window,
+    open_window,
+)
 
 
 @pytest.fixture(scope="module")
 def shared_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
-    """One 1280x720 window on the arena for the tests that start nothing and save nothing."""
-    folder = tmp_path_factory.mktemp("window_messages")
-    with pytest.MonkeyPatch.context() as patch:  # its own remembered layout and locks
-        patch.setenv(LOCK_ENV, str(folder / "instance.lock"))
-        patch.setenv(STATE_ENV, str(folder / "window.ini"))
-        main = MainWindow(write_settings(folder, ARENA), folder / "out")
-        main.resize(1280, 720)
-        main.show()
-        main.rig_panel.wait_checked()
-        yield main
-        main.close()
-        deadline = time.monotonic() + START_TIMEOUT_MS / 1000
-        while not main.closed_down and time.monotonic() < deadline:
-            QApplication.processEvents()
-            time.sleep(0.01)
-        assert main.closed_down
-        main.deleteLater()
-        QApplication.processEvents()
+    """One window for the tests that start nothing (opening one takes seconds)."""
+    yield from module_window(tmp_path_factory, "window_messages", ARENA, (1280, 720))
 
 
 @pytest.fixture
