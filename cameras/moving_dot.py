@@ -65,12 +65,13 @@ class MovingDotCamera(Camera):
         if not hasattr(self, "_index"):
             raise CameraError(f"camera {self.name!r}: grab() before open()")
         settings = self.settings
+        now_ns = host_now_ns()
         if self._first_ns is None:
-            self._first_ns = host_now_ns()
+            self._first_ns = now_ns
         due_ns = self._first_ns + round(self._index * 1e9 / settings.framerate)
-        wait_ns = due_ns - host_now_ns()
-        if wait_ns > 0:
-            time.sleep(wait_ns / 1e9)  # sleep, never spin: the machine runs a network too
+        if due_ns > now_ns:
+            time.sleep((due_ns - now_ns) / 1e9)  # sleep, never spin: the machine runs a network too
+            now_ns = host_now_ns()
         seconds = self._index / settings.framerate
         angle = 2 * math.pi * seconds / settings.period_s
         centre_x = settings.width / 2 + settings.width / 4 * math.cos(angle)
@@ -79,7 +80,9 @@ class MovingDotCamera(Camera):
         radius = max(3, settings.height // 20)
         rows, cols = np.ogrid[: settings.height, : settings.width]
         out[(rows - centre_y) ** 2 + (cols - centre_x) ** 2 <= radius**2] = 250
-        stamp = FrameStamp(self._index, seconds, host_now_ns())
+        # Stamped when the frame was due and taken, as a camera stamps its exposure, not after
+        # the drawing: a frame is never stamped before it is due, however busy the machine.
+        stamp = FrameStamp(self._index, seconds, now_ns)
         self._index += 1
         return stamp
 

@@ -193,8 +193,16 @@ def _children(pid: int) -> list[psutil.Process]:
     return [
         c
         for c in psutil.Process(pid).children(recursive=True)
-        if "resource_tracker" not in " ".join(c.cmdline())
+        if "resource_tracker" not in _command_line(c)
     ]
+
+
+def _command_line(process: psutil.Process) -> str:
+    """The command line, or "" for a child that has already ended (a zombie has none)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def _assert_gone(processes: list[psutil.Process], main_pid: int) -> None:

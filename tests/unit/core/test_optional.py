@@ -7,6 +7,7 @@ script's entry function.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -78,9 +79,7 @@ def test_a_session_with_a_deeplabcut_file_without_torch_starts_nothing_torch_hid
 ) -> None:
     model = shared_data(DLC_MODEL)
     settings = tmp_path / "settings.ini"
-    settings.write_text(
-        f"[Camera arena]\nSOURCE = synthetic\n\n[Pose]\nMODEL_PATH = {model}\n"
-    )
+    settings.write_text(f"[Camera arena]\nSOURCE = synthetic\n\n[Pose]\nMODEL_PATH = {model}\n")
     result = _run_with_hidden(
         library,
         "deeplabstream.app.headless:run",
@@ -128,7 +127,10 @@ def test_the_default_session_runs_without_torch_torch_hidden(tmp_path: Path) -> 
     ]  # fmt: skip
     result = _run_with_hidden("torch", "deeplabstream.app.headless:run", argv, tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "10 frames analysed" in result.stdout, result.stdout[-2000:]
+    # The newest frame is analysed: on a busy machine some of the 10 are skipped, none lost.
+    analysed = re.search(r"(\d+) frames analysed \([^)]*\)(?:, (\d+) skipped)?", result.stdout)
+    assert analysed, result.stdout[-2000:]
+    assert int(analysed[1]) >= 1 and int(analysed[1]) + int(analysed[2] or 0) == 10, analysed[0]
 
 
 def test_the_ensemble_kalman_smoother_is_installed_without_its_second_opencv() -> None:

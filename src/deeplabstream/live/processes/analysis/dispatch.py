@@ -82,7 +82,9 @@ class ExperimentRun:
         self.events_path = events_path
         self.error: str | None = None
         self.latest: dict[str, Observation] = {}  # each camera's newest pose
-        self._unacknowledged: list[tuple[Action, ActionRecord]] = []
+        # Each sent command with the prompting frame's host time (None for a stop's switch-off):
+        # its acknowledgement is timed from the frame its write was timed from, or not at all.
+        self._unacknowledged: list[tuple[Action, ActionRecord, float | None]] = []
         # In fixed bins, not lists: the pairing error is counted on every update, and a list of
         # every value grew the worker by tens of bytes a frame.
         self.write_ns = DurationHistogram()  # frame arrival -> command written
@@ -219,7 +221,7 @@ class ExperimentRun:
                 decided=decided_ns / 1e9,
                 written=record.written_ns / 1e9,
             )
-            self._unacknowledged.append((action, record))
+            self._unacknowledged.append((action, record, source.host_time_s))
             self.last_written_ns = record.written_ns
             if source.host_time_s is not None:
                 latency_s = record.written_ns / 1e9 - source.host_time_s
@@ -233,17 +235,15 @@ class ExperimentRun:
         """Put the acknowledgements that arrived into the events not yet written to the file."""
         still_waiting = []
         events = self.runtime.events
-        for action, record in self._unacknowledged:
+        for action, record, frame_host_s in self._unacknowledged:
             if record.acked_ns is not None:
                 events.fill_times(action, acknowledged=record.acked_ns / 1e9)
-                for event in events.pending:
-                    if event.action is action and event.host_timestamp is not None:
-                        self.ack_ns.add(round(record.acked_ns - event.host_timestamp * 1e9))
-                        break
+                if frame_host_s is not None:
+                    self.ack_ns.add(round(record.acked_ns - frame_host_s * 1e9))
             elif record.error is not None:
                 self._fail(f"device {action.device!r} failed {record.command!r}: {record.error}")
             else:
-                still_waiting.append((action, record))
+                still_waiting.append((action, record, frame_host_s))
         self._unacknowledged = still_waiting
 
     def _send_switch_offs(self, actions: list[Action], decided_ns: int | None) -> None:
@@ -261,7 +261,7 @@ class ExperimentRun:
             self.actions += 1  # a command sent: counted as the update's are
             decided = None if decided_ns is None else decided_ns / 1e9
             self.runtime.events.fill_times(action, decided=decided, written=record.written_ns / 1e9)
-            self._unacknowledged.append((action, record))
+            self._unacknowledged.append((action, record, None))
 
     def _stop_runtime(self, time_s: float | None, reason: str) -> list[Action]:
         """Stop the experiment under the watchdog; a hung stop gives no switch-off actions."""

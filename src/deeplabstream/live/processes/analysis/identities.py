@@ -47,6 +47,9 @@ STOP_TIMEOUT_S = 1.0
 """How long the stop waits for the learner to end by itself (it looks every POLL_S): it holds
 no file, so one busy fitting at the lowest priority on a loaded machine is ended, not waited for
 (the stop waited 5 s for it)."""
+KILLED_TIMEOUT_S = 10.0
+"""How long the stop waits for a killed learner to be gone: a lowest-priority process on a busy
+machine may wait over a second for the core it needs to die on."""
 
 # Header fields (int64).
 _WRITTEN, _GENERATION, _MODEL_SEQ, _MODEL_VERSION, _STOP, _FITS, _FIT_NS, _FIT_TOTAL_NS = range(8)
@@ -200,7 +203,7 @@ class BackgroundLearner:
         if self._process.is_alive():  # busy fitting: nothing of it is lost by ending it
             log.info("the identity learner was fitting at the stop; ended")
             self._process.kill()  # it holds no file, and leaves SIGTERM to us
-            self._process.join(1.0)
+            self._process.join(KILLED_TIMEOUT_S)
         shm = self._block.shm
         self._block.release()
         try:
