@@ -105,8 +105,9 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   animal unnamed (counted in ``unresolved_unidentified``) until the first model, learned on
   the restarted labels, says which of its identities each reference animal is
   (:meth:`IdentityKeeper._judge_reference`: the likelier one-to-one assignment by
-  :attr:`switch_odds`); the rules' rows then follow that (``relabelled``). A model that cannot
-  tell the animals apart (unmarked) cannot judge: motion's guess is shown, with its confidence.
+  :attr:`switch_odds`); the rules' rows then follow that (``relabelled``). Where
+  :data:`REFERENCE_MODELS` models could not say (unmarked animals: their models cannot tell
+  them apart), motion's guess is shown, with its confidence.
 
 The live loop calls :meth:`IdentityKeeper.update` at every pose: the tracker, one patch per
 detected animal, a matrix product each, and a few operations on (A, A) arrays; the learning is
@@ -162,8 +163,9 @@ JITTER_PX = 3.0
 JUMP_PX = 20.0
 REFERENCE_SAMPLES = 90
 """Patches kept per identity from before the first merge, to name the animals after it."""
-REFERENCE_MODELS = 5
-"""Models that may judge the reference before motion's guess is taken (none was sure)."""
+REFERENCE_MODELS = 3
+"""Models that may judge the reference before motion's guess is taken (none could tell, or
+none was sure): the first models of marked animals tell them apart; unmarked ones' never."""
 """An animal whose keypoints are, at the median, this far from where it was expected, and
 nearer where another was, is unknown for that frame: the assignment may have swapped them."""
 
@@ -441,8 +443,9 @@ class IdentityKeeper:
         assert self._model is not None
         model = self._model
         self._judgements += 1
-        if not self._looks_can_tell():  # unmarked: nothing to judge with, motion's guess
-            self._unresolved = False
+        # None sure by the last model that may judge (unmarked animals): motion's guess.
+        self._unresolved = self._judgements < REFERENCE_MODELS
+        if not self._looks_can_tell():  # a model that cannot tell cannot judge
             return
         features = np.stack([features for features, _ in self._reference])
         labels = np.array([label for _, label in self._reference])
@@ -463,7 +466,6 @@ class IdentityKeeper:
                 other[[first, second]] = other[[second, first]]
                 runner_up = max(runner_up, float(totals[identities, other].sum()))
         if best - runner_up <= self.log_switch_odds:
-            self._unresolved = self._judgements < REFERENCE_MODELS
             return
         self._unresolved = False
         display = np.empty(self.animals, np.intp)
