@@ -65,10 +65,11 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   held-out check), a detected animal that a merge (or a restart) left with its identity's
   confidence below :data:`MERGED_MIN_CONFIDENCE` is left unnamed (counted in
   ``unsure_unidentified``), in contact or apart, until its looks name it: the identity shown
-  is right, or none is. Where the looks cannot tell (no model yet, unmarked animals), waiting
-  would hide the animals for good: motion's guess is shown with its confidence, and triggers
-  that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is an animal whose
-  confidence dips with no merge (its looks disagreeing with motion).
+  is right, or none is. Before the first model the looks may yet tell: unnamed too (see
+  *Names kept from before the first model*). Where the looks cannot tell (unmarked animals, or
+  no learner), waiting would hide the animals for good: motion's guess is shown with its
+  confidence, and triggers that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is
+  an animal whose confidence dips with no merge (its looks disagreeing with motion).
 * **Files whole, rules right.** The tracks are what the tracker followed, keypoint by
   keypoint where animals touch (:meth:`IdentityTracker.followed`): the keeper judges contact,
   looks and learning on them. The rows it returns are the framework's animals whole, in
