@@ -306,7 +306,7 @@ def test_a_wrong_guess_after_losing_both_mice_before_the_first_model_is_never_sh
     """
     keeper, shown, confidence = _run_with_an_early_blackout(marked=True, frames=330)
     identity_of = shown[0]
-    assert sorted(identity_of) == [0, 1]  # type: ignore[type-var]
+    assert sorted(identity_of) == [0, 1]
     wrong = [
         index
         for index, rows in enumerate(shown)
