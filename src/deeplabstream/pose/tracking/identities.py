@@ -65,10 +65,11 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   held-out check), a detected animal that a merge (or a restart) left with its identity's
   confidence below :data:`MERGED_MIN_CONFIDENCE` is left unnamed (counted in
   ``unsure_unidentified``), in contact or apart, until its looks name it: the identity shown
-  is right, or none is. Where the looks cannot tell (no model yet, unmarked animals), waiting
-  would hide the animals for good: motion's guess is shown with its confidence, and triggers
-  that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is an animal whose
-  confidence dips with no merge (its looks disagreeing with motion).
+  is right, or none is. Before the first model the looks may yet tell: unnamed too (see
+  *Names kept from before the first model*). Where the looks cannot tell (unmarked animals, or
+  no learner), waiting would hide the animals for good: motion's guess is shown with its
+  confidence, and triggers that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is
+  an animal whose confidence dips with no merge (its looks disagreeing with motion).
 * **Files whole, rules right.** The tracks are what the tracker followed, keypoint by
   keypoint where animals touch (:meth:`IdentityTracker.followed`): the keeper judges contact,
   looks and learning on them. The rows it returns are the framework's animals whole, in
@@ -96,6 +97,18 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   has made identities uncertain before a model exists, the samples so far can no longer be
   trusted, so once the animals are apart again the keeper takes the tracker's identities as
   they are (counted in ``restarts``) and the learner starts over.
+* **Names kept from before the first model.** The identities the rules saw before such a merge
+  must not change meaning after it: motion's guess at who came out of a merge is a guess, and
+  taken as it is it names each animal as the other for the rest of the session. So the keeper
+  keeps the patches it learned before the first merge (the **reference**, up to
+  :data:`REFERENCE_SAMPLES` per identity), leaves the animals a merge left unsure unnamed to
+  the rules while no model exists (the looks may yet tell), and after the restart leaves every
+  animal unnamed (counted in ``unresolved_unidentified``) until the first model, learned on
+  the restarted labels, says which of its identities each reference animal is
+  (:meth:`IdentityKeeper._judge_reference`: the likelier one-to-one assignment by
+  :attr:`switch_odds`); the rules' rows then follow that (``relabelled``). Where
+  :data:`REFERENCE_MODELS` models could not say (unmarked animals: their models cannot tell
+  them apart), motion's guess is shown, with its confidence.
 
 The live loop calls :meth:`IdentityKeeper.update` at every pose: the tracker, one patch per
 detected animal, a matrix product each, and a few operations on (A, A) arrays; the learning is
@@ -149,6 +162,11 @@ BORROWED_MARGIN_PX = 5.0
 JITTER_PX = 3.0
 """A keypoint this near where its own part was expected is its own whatever else is near."""
 JUMP_PX = 20.0
+REFERENCE_SAMPLES = 90
+"""Patches kept per identity from before the first merge, to name the animals after it."""
+REFERENCE_MODELS = 3
+"""Models that may judge the reference before motion's guess is taken (none could tell, or
+none was sure): the first models of marked animals tell them apart; unmarked ones' never."""
 """An animal whose keypoints are, at the median, this far from where it was expected, and
 nearer where another was, is unknown for that frame: the assignment may have swapped them."""
 
@@ -194,6 +212,12 @@ class KeeperCounts:
         expected to near where another animal was (a possible swap).
     restarts
         Times the learning started over (a merge before the first model).
+    unresolved_unidentified
+        Frames where every animal was left unnamed because a merge before the first model
+        left which is which to the looks, and no model had said yet.
+    relabelled
+        Times the rules' names were moved between the restarted labels, to keep the names the
+        rules saw before the merge (:meth:`IdentityKeeper._judge_reference`).
     samples
         Patches handed to the learner.
     models
@@ -212,6 +236,8 @@ class KeeperCounts:
     keypoints_withheld: int = 0
     jumps_withheld: int = 0
     restarts: int = 0
+    unresolved_unidentified: int = 0
+    relabelled: int = 0
     samples: int = 0
     models: int = 0
     model_accuracy: float = math.nan
@@ -291,6 +317,14 @@ class IdentityKeeper:
         # (A, K) the keypoints the rules do not see in the last frame (unnamed rows included).
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
+        # Everything above is by label (the learner's); the rules and files see identities:
+        # label l is shown as identity _display[l] (the identity unless relabelled).
+        self._display = np.arange(animals)
+        # Patches (features, label) learned before the first merge (module doc), and whether
+        # a merge before the first model left the names waiting for a model to judge them.
+        self._reference: list[tuple[np.ndarray, int]] = []
+        self._unresolved = False
+        self._judgements = 0
 
     @property
     def model(self) -> AppearanceModel | None:
@@ -321,6 +355,10 @@ class IdentityKeeper:
         instances = np.asarray(instances)
         expected = self._expected(time_s)
         detections, probabilities = self._look(instances, frame)
+        if self._unresolved and self._model is not None:
+            self._judge_reference()
+        elif self._reference and self._model is not None:
+            self._reference = []  # no merge came before the first model: not needed
         # The tracker weighs each detection's looks against what each track is believed to be:
         # P(detection d is the animal of track t) = sum_i P(d looks like i) P(t is i).
         scores = None
@@ -371,7 +409,11 @@ class IdentityKeeper:
         self._hide_chimeras(self.tracker.last_chimeras, self.tracker.last_foreign, rows)
         self._withhold_unsure(seen, seen & ~touching)
         self._withhold(out, present & ~seen & proximity.near_last, expected)
-        return out
+        if self._unresolved:  # which is which is up to the first model (module doc)
+            self.withheld[:] = True
+            self.unnamed[:] = True
+            self.counts.unresolved_unidentified += 1
+        return self._shown(out)
 
     def named(self, animals: np.ndarray) -> np.ndarray:
         """Return the last frame's ``animals`` (A, K, 3) as the rules see them.
@@ -386,6 +428,52 @@ class IdentityKeeper:
         shown = animals.copy()
         shown[self.withheld] = np.nan
         return shown
+
+    def _shown(self, out: np.ndarray) -> np.ndarray:
+        """Return ``out`` (by label) by identity; turn the last frame's attributes likewise."""
+        if not self.counts.relabelled:
+            return out
+        label_of = np.argsort(self._display)  # identity -> its label
+        self.confidence = self.confidence[label_of]
+        self.unnamed = self.unnamed[label_of]
+        self.withheld = self.withheld[label_of]
+        return out[label_of]
+
+    def _judge_reference(self) -> None:
+        """Say which label each reference identity is, when the model is sure (module doc)."""
+        assert self._model is not None
+        model = self._model
+        self._judgements += 1
+        # None sure by the last model that may judge (unmarked animals): motion's guess.
+        self._unresolved = self._judgements < REFERENCE_MODELS
+        if not self._looks_can_tell():  # a model that cannot tell cannot judge
+            return
+        features = np.stack([features for features, _ in self._reference])
+        labels = np.array([label for _, label in self._reference])
+        scores = features @ model.weights.T + model.bias  # (N, A) log-odds
+        scores -= scores.max(axis=1, keepdims=True)
+        probability = np.exp(scores)
+        probability /= probability.sum(axis=1, keepdims=True)
+        # Clipped as evidence is: one odd patch must not outweigh the rest.
+        log_p = np.log(np.clip(probability, EVIDENCE_CLIP, 1.0 - EVIDENCE_CLIP))
+        totals = np.zeros((self.animals, self.animals))  # [identity, label]
+        np.add.at(totals, labels, log_p)
+        identities, label = linear_sum_assignment(-totals)
+        best = float(totals[identities, label].sum())
+        runner_up = -math.inf  # the best assignment with two of its labels exchanged
+        for first in range(self.animals):
+            for second in range(first + 1, self.animals):
+                other = label.copy()
+                other[[first, second]] = other[[second, first]]
+                runner_up = max(runner_up, float(totals[identities, other].sum()))
+        if best - runner_up <= self.log_switch_odds:
+            return
+        self._unresolved = False
+        display = np.empty(self.animals, np.intp)
+        display[label] = identities
+        if not np.array_equal(display, self._display):
+            self._display = display
+            self.counts.relabelled += 1
 
     def _expected(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """Return where each identity's keypoints are expected now (motion, before this frame)."""
@@ -425,7 +513,9 @@ class IdentityKeeper:
         sure = self.confidence[self._identity_of[tracks]] >= MERGED_MIN_CONFIDENCE
         self._shaken[tracks[sure]] = False  # named again
         unsure = shown & self._shaken
-        if not unsure.any() or not self._looks_can_tell():
+        # Before the first model the looks may yet tell (a restart may follow): unnamed too.
+        waiting = self._model is None and self.learner is not None
+        if not unsure.any() or not (waiting or self._looks_can_tell()):
             return
         self.unnamed[self._identity_of[unsure]] = True
         self.counts.unsure_unidentified += 1
@@ -660,8 +750,17 @@ class IdentityKeeper:
             if look is None:
                 continue
             self.learner.add(look.features, identity, time_s)
+            self._keep_reference(look.features, identity)
             self._last_sample[track] = time_s
             self.counts.samples += 1
+
+    def _keep_reference(self, features: np.ndarray, label: int) -> None:
+        """Keep a patch learned before the first merge (and the first model) as reference."""
+        if self._model is not None or self.counts.restarts or self._unresolved:
+            return
+        kept = sum(1 for _, other in self._reference if other == label)
+        if kept < REFERENCE_SAMPLES:
+            self._reference.append((features.copy(), label))
 
     def _reanchor(self, time_s: float, apart: np.ndarray, seen: np.ndarray) -> bool:
         """Before the first model: after a merge, take the tracker's word; whether still waiting."""
@@ -681,6 +780,9 @@ class IdentityKeeper:
         self._belief = _sure(self._identity_of)
         self._apart_since = None
         self.counts.restarts += 1
+        # Names the rules saw before: kept only if a model can say which animal is which.
+        labels = {label for _, label in self._reference}
+        self._unresolved = len(labels) >= 2
         return True
 
 
