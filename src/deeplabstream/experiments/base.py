@@ -309,10 +309,7 @@ class Experiment(ABC):
 
         Between updates (from outside a hook) it finishes at the next update.
         """
-        machine = self.__setup.context.machine
-        if machine.state == "idle":
-            raise RuntimeError(f"{self.name}: the experiment has not started; end it from a hook")
-        machine.request_end(str(reason) or "ended by the experiment")
+        _request_end(self.__setup.context, self.name, reason)
 
     def end_session(self, reason: str = "ended by the experiment") -> None:
         """End the whole session: the experiment finishes, then streaming and recording stop.
@@ -320,8 +317,8 @@ class Experiment(ABC):
         The experiment ends as with :meth:`end_experiment`; ``reason`` becomes the session's
         stop reason (session.json). In a replay, the replay goes on to the video's end.
         """
-        self.end_experiment(reason)
         context = self.__setup.context
+        _request_end(context, self.name, reason)
         if context.session_end_requested is None:
             context.session_end_requested = str(reason) or "ended by the experiment"
 
@@ -387,6 +384,14 @@ class Experiment(ABC):
         def __getattr__(self, name: str) -> Any:
             """Only for a missing attribute: release 0.5.0's ``stop``, else say what is wrong."""
             return _missing_attribute(self, name)
+
+
+def _request_end(context: ExperimentContext, name: str, reason: object) -> None:
+    """Ask ``context``'s machine to finish after this update (refused before the start)."""
+    machine = context.machine
+    if machine.state == "idle":
+        raise RuntimeError(f"{name}: the experiment has not started; end it from a hook")
+    machine.request_end(str(reason) or "ended by the experiment")
 
 
 def _missing_attribute(experiment: Experiment, name: str) -> Callable[..., None]:

@@ -715,11 +715,7 @@ def edited_text(
     rule or a combinator names them), changed ones get their new ``SHAPE``, ``CAMERA``,
     ``KEYPOINT`` and ``ANIMAL`` lines, new ones are added as ``KIND = region`` sections with
     ``MODE = mode``; a region whose ``action`` is given gets it written (or removed).
-
-    When the edit changes what the rules do (an action, a rule deleted), ``[Experiment]
-    DESCRIPTION`` is written anew from the rules (:meth:`ConfigText.described`): it goes into
-    ``events.csv`` and ``session.json``, and "a 1 s stimulus per region" stayed after the
-    pulses became 50 ms. A region moved or resized leaves it as it is.
+    ``[Experiment] DESCRIPTION`` is written anew from the rules when the edit changes what they do.
     """
     config = ConfigText(text)
     did = config.described()

@@ -436,18 +436,7 @@ class ExperimentConfig:
 class ConfiguredExperiment(Experiment):
     """An experiment defined by a config file: its rules are :meth:`on_update`.
 
-    In each update the rules are applied in file order. A rule fires when its edge happens to
-    any of its ``WHEN`` triggers; then a ``STARTS_TRIAL`` rule starts a trial (and does its
-    stimulations) only if one can start now; a ``DURING = trial`` rule acts only during a
-    trial; an ``ENDS_TRIAL`` rule ends the trial after its stimulations.
-
-    Several animals. A ``WHEN`` trigger with ``ANIMAL = each`` fires the rule once for every
-    animal whose own edge happened, in animal order: each firing's actions name that animal
-    (:attr:`Action.animal`), and ``REFRACTORY`` counts per animal (animal 2 is not held back by
-    animal 1's firing). Trials stay the experiment's: a ``STARTS_TRIAL`` rule's first firing
-    that can start a trial starts it (its cause names the animal, ``rule (animal 2)``), and the
-    other animals' firings in that update find it started. With ``ANIMAL = any`` the rule fires
-    on the one state's edge, as for any trigger.
+    How the rules fire, per animal too: docs/experiments.md (Config reference).
     """
 
     def __init__(self, config: ExperimentConfig, events: EventLog | None = None) -> None:

@@ -655,20 +655,8 @@ class WrappingTrigger(Trigger):
 class FilteredTrigger(WrappingTrigger):
     """A trigger given the common likelihood keys it does not take itself (a lab's kind).
 
-    Every trigger kind takes ``MIN_LIKELIHOOD``, ``POLICY``, ``HOLD_S`` and
-    ``MAX_ENSEMBLE_STD`` (and the ``[Experiment]`` defaults of them); a lab's kind whose class
-    does not accept them as keywords is wrapped in this by the factory
-    (:mod:`experiments.triggers.factory`), so that they apply to it all the same:
-
-    * the wrapped trigger sees every keypoint below ``min_likelihood`` (or not finite, or
-      whose ensemble spread is above ``max_ensemble_std``) as not seen: x and y NaN,
-      likelihood 0, so :meth:`Observation.point` gives None for it;
-    * ``policy="hold"``: a keypoint not seen is shown where it was last seen, for ``hold_s``
-      seconds after that (:class:`KeypointFilter`), with likelihood ``min_likelihood``;
-    * ``policy="missing"``: for ``hold_s`` seconds after the keypoints the trigger names
-      (:meth:`keypoints_read`) were last seen, a loss of them keeps its state (:class:`LossHold`);
-      a trigger that names none is never held.
-
+    The factory wraps a lab's kind whose class does not accept ``min_likelihood``, ``policy``,
+    ``hold_s`` or ``max_ensemble_std`` as keywords, so that they apply to it all the same.
     :meth:`describe` is the wrapped trigger's with the filter's keys, so the factory rebuilds it.
     """
 

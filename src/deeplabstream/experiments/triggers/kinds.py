@@ -37,10 +37,6 @@ def trigger_parameter(
 ) -> SettingSpec:
     """Return the :class:`~deeplabstream.core.schema.SettingSpec` of one trigger parameter.
 
-    Trigger parameters are declared with the settings schema of cameras and devices, and parsed
-    by its :func:`~deeplabstream.core.schema.parse_setting`; this only fills in the fields a
-    trigger parameter uses.
-
     Parameters
     ----------
     parse
@@ -84,15 +80,8 @@ class TriggerKind:
         ``(fewest, most)`` child triggers of a combinator (``most`` None: unbounded); None for
         a trigger that takes none.
     per_animal
-        Whether the factory gives this kind the common :data:`ANIMAL` parameter (read animal N
-        of a multi-animal model, or ``any`` / ``each`` animal: :mod:`~experiments.triggers.
-        animals`). True for every kind that reads one animal; False for kinds that name their
-        animals themselves (:mod:`~experiments.triggers.social`). Combinators never take it:
-        their children choose their animals.
-
-    A lab's kind (not built in) also takes :data:`LAB_COMMON` (``camera``, ``min_likelihood``,
-    ``policy``, ``hold_s``, ``max_ensemble_std``) without declaring them: the factory applies
-    those its class does not accept (:mod:`~experiments.triggers.factory`).
+        Whether the factory gives this kind the common :data:`ANIMAL` parameter: True for every
+        kind that reads one animal, False for kinds that name their animals themselves (social).
     """
 
     name: str
