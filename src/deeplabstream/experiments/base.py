@@ -288,11 +288,11 @@ class Experiment(ABC):
 
         ``predicted=True``: where forward prediction puts it when the command is written.
         """
-        context = self.__setup.context
+        keypoint_filter = self.__setup.context.keypoint_filter
         selected = select_camera(obs, camera, f"experiment {self.name!r}")
         if selected is None:
             return None
-        return context.keypoint_filter.point(selected, keypoint, predicted)
+        return keypoint_filter.point(selected, keypoint, predicted)
 
     # --- trials and the end ---------------------------------------------------------------------
 
