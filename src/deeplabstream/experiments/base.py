@@ -1,8 +1,8 @@
 """The experiment a lab writes: three hooks, a few calls, some read-only state.
 
 What a lab writes and the calls it makes: docs/experiments.md (Writing an experiment class).
-The runtime (:class:`~experiments.engine.runtime.ExperimentRuntime`) answers the calls through
-the context it injects (:class:`ExperimentContext`), so nothing of it lives in the lab's class.
+Each call is written once, here, against the parts of the runtime that runs the experiment
+(:class:`ExperimentContext`: its trial machine, trigger states, keypoint filter, event log).
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, cast
 
 from deeplabstream.experiments.actions import Action
-from deeplabstream.experiments.events import EventLog
+from deeplabstream.experiments.events import EventKind, EventLog
+from deeplabstream.experiments.observation import KeypointFilter
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PredictionSettings
 from deeplabstream.experiments.trial import EPSILON_S, STATES, ExperimentState, Output, Trial
-from deeplabstream.experiments.triggers.base import AnyObservation, Trigger
+from deeplabstream.experiments.triggers.base import AnyObservation, Trigger, select_camera
 from deeplabstream.experiments.triggers.geometry import Shape
 from deeplabstream.experiments.triggers.named import NamedTrigger, UpdateCounter
 
@@ -33,7 +34,7 @@ __all__ = [
 
 
 class TriggerAnswers(Protocol):
-    """What the runtime answers of the registered triggers (the engine's TriggerStates)."""
+    """The registered triggers' states in this update (the engine's ``TriggerStates``)."""
 
     def is_true(self, name: str, animal: int | None) -> bool: ...
     def rose(self, name: str, animal: int | None) -> bool: ...
@@ -43,31 +44,53 @@ class TriggerAnswers(Protocol):
     def changed_keypoint_trigger(self) -> str | None: ...
 
 
-class ExperimentContext(Protocol):
-    """What a running experiment asks its runtime; the runtime injects itself as the context."""
+class TrialAnswers(Protocol):
+    """The trial state and its calls (the engine's ``TrialMachine``)."""
 
     @property
-    def now_s(self) -> float | None: ...  # noqa: D102 - each is the Experiment's namesake
+    def state(self) -> ExperimentState: ...
     @property
-    def state(self) -> ExperimentState: ...  # noqa: D102
+    def now_s(self) -> float | None: ...
     @property
-    def trial(self) -> Trial | None: ...  # noqa: D102
+    def trial(self) -> Trial | None: ...
     @property
-    def trials(self) -> list[Trial]: ...  # noqa: D102
+    def trials(self) -> list[Trial]: ...
     @property
-    def can_start_trial(self) -> bool: ...  # noqa: D102
+    def held(self) -> Mapping[Output, int | None]: ...
     @property
-    def trigger_states(self) -> TriggerAnswers: ...  # noqa: D102 - is_true, rose, fell...
-    def point(  # noqa: D102
-        self, obs: AnyObservation, keypoint: str, camera: str | None, predicted: bool
-    ) -> tuple[float, float] | None: ...
-    def start_trial(self, cause: str) -> bool: ...  # noqa: D102
-    def end_trial(self, reason: str) -> bool: ...  # noqa: D102
-    def end_experiment(self, reason: str) -> None: ...  # noqa: D102
-    def end_session(self, reason: str) -> None: ...  # noqa: D102
-    def log(self, name: str, detail: str) -> None: ...  # noqa: D102
-    def is_held(self, output: Output) -> bool: ...  # noqa: D102
-    def declare_output(self, output: Output) -> None: ...  # noqa: D102
+    def can_start_trial(self) -> bool: ...
+    def start_trial(self, cause: str) -> bool: ...
+    def end_trial(self, reason: str) -> bool: ...
+    def request_end(self, reason: str) -> None: ...
+    def declare_output(self, output: Output) -> None: ...
+
+
+class ExperimentContext(Protocol):
+    """The parts of its runtime that an experiment's calls use; the runtime injects itself.
+
+    The lab's calls are :class:`Experiment`'s methods, written once there against these parts.
+    """
+
+    session_end_requested: str | None
+
+    @property
+    def machine(self) -> TrialAnswers:
+        """The state, the trials and the held outputs."""
+        ...
+
+    @property
+    def trigger_states(self) -> TriggerAnswers:
+        """The registered triggers' states in this update."""
+        ...
+
+    @property
+    def keypoint_filter(self) -> KeypointFilter:
+        """The experiment's likelihood policy, kept across updates."""
+        ...
+
+    def log_event(self, kind: EventKind, name: str, detail: str) -> None:
+        """Record an event now, in the trial in progress."""
+        ...
 
 
 class _NotRunning:
@@ -75,7 +98,7 @@ class _NotRunning:
 
     def __getattr__(self, name: str) -> NoReturn:
         raise RuntimeError(
-            f"{name}: the experiment is not running. Its runtime answers this: "
+            f"the experiment is not running (its runtime's {name} answers this call): "
             "ExperimentRuntime(experiment).start(), then .update(obs) (docs/experiments.md)"
         )
 
@@ -103,7 +126,8 @@ class ExperimentSetup:
         #: The update count the registered triggers compare against (the runtime advances it).
         self.counter = UpdateCounter()
         self.declared: dict[Output, None] = {}
-        self.context: ExperimentContext = _NotRunning()
+        # every part it is asked for raises, which no Protocol can say
+        self.context = cast(ExperimentContext, _NotRunning())
 
     @classmethod
     def of(cls, experiment: Experiment) -> ExperimentSetup:
@@ -144,7 +168,7 @@ class ExperimentSetup:
         """Declare ``output``, to the runtime too when one runs the experiment."""
         self.declared[output] = None
         if self.running:
-            self.context.declare_output(output)
+            self.context.machine.declare_output(output)
 
     def run_by(self, context: ExperimentContext, name: str) -> None:
         """Be answered by ``context`` from now on (its runtime calls this once)."""
@@ -264,21 +288,28 @@ class Experiment(ABC):
 
         ``predicted=True``: where forward prediction puts it when the command is written.
         """
-        return self.__setup.context.point(obs, keypoint, camera, predicted)
+        keypoint_filter = self.__setup.context.keypoint_filter
+        selected = select_camera(obs, camera, f"experiment {self.name!r}")
+        if selected is None:
+            return None
+        return keypoint_filter.point(selected, keypoint, predicted)
 
     # --- trials and the end ---------------------------------------------------------------------
 
     def start_trial(self, cause: str = "") -> bool:
         """Start a trial now if one can start (``waiting``, fewer than ``max_trials``)."""
-        return self.__setup.context.start_trial(cause)
+        return self.__setup.context.machine.start_trial(cause)
 
     def end_trial(self, reason: str = "ended by the experiment") -> bool:
         """End the trial in progress now (held outputs off, then on_trial_end): True if one ran."""
-        return self.__setup.context.end_trial(reason)
+        return self.__setup.context.machine.end_trial(reason)
 
     def end_experiment(self, reason: str = "ended by the experiment") -> None:
-        """Finish the experiment once this update's actions are out; streaming goes on."""
-        self.__setup.context.end_experiment(str(reason) or "ended by the experiment")
+        """Finish the experiment once this update's actions are out; streaming goes on.
+
+        Between updates (from outside a hook) it finishes at the next update.
+        """
+        _request_end(self.__setup.context, self.name, reason)
 
     def end_session(self, reason: str = "ended by the experiment") -> None:
         """End the whole session: the experiment finishes, then streaming and recording stop.
@@ -286,17 +317,26 @@ class Experiment(ABC):
         The experiment ends as with :meth:`end_experiment`; ``reason`` becomes the session's
         stop reason (session.json). In a replay, the replay goes on to the video's end.
         """
-        self.__setup.context.end_session(str(reason) or "ended by the experiment")
+        context = self.__setup.context
+        _request_end(context, self.name, reason)
+        if context.session_end_requested is None:
+            context.session_end_requested = str(reason) or "ended by the experiment"
 
     def log(self, name: str, detail: object = "") -> None:
         """Write a ``note`` event into ``events.csv`` now: ``name`` and ``detail``."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"log(name, detail): name must be a non-empty text, not {name!r}")
-        self.__setup.context.log(name.strip(), str(detail))
+        context = self.__setup.context
+        if context.machine.state == "idle":
+            raise RuntimeError(
+                f"{self.name}.log({name.strip()!r}): the session has not started; log from "
+                "on_start, on_update or on_trial_end"
+            )
+        context.log_event("note", name.strip(), str(detail))
 
     def is_held(self, device: str, channel: int = 0) -> bool:
         """Whether the output is on until an ``off`` (after an ``on`` or an endless pattern)."""
-        return self.__setup.context.is_held((device, channel))
+        return (device, channel) in self.__setup.context.machine.held
 
     def declare_output(self, device: str, channel: int = 0) -> None:
         """Declare an output the end switches off even if no action has used it yet."""
@@ -307,32 +347,32 @@ class Experiment(ABC):
     @property
     def now_s(self) -> float | None:
         """The frame time of the latest update (None before the first)."""
-        return self.__setup.context.now_s
+        return self.__setup.context.machine.now_s
 
     @property
     def state(self) -> ExperimentState:
         """``idle``, ``waiting``, ``in_trial``, ``inter_trial``, ``paused`` or ``finished``."""
-        return self.__setup.context.state
+        return self.__setup.context.machine.state
 
     @property
     def in_trial(self) -> bool:
         """Whether a trial is in progress."""
-        return self.__setup.context.trial is not None
+        return self.__setup.context.machine.trial is not None
 
     @property
     def trial(self) -> Trial | None:
         """The trial in progress (None between trials)."""
-        return self.__setup.context.trial
+        return self.__setup.context.machine.trial
 
     @property
     def trials(self) -> list[Trial]:
         """Every trial so far, in order; ``len(self.trials)`` counts them."""
-        return self.__setup.context.trials
+        return self.__setup.context.machine.trials
 
     @property
     def can_start_trial(self) -> bool:
         """Whether :meth:`start_trial` would start one now."""
-        return self.__setup.context.can_start_trial
+        return self.__setup.context.machine.can_start_trial
 
     @property
     def options(self) -> ExperimentOptions:
@@ -344,6 +384,14 @@ class Experiment(ABC):
         def __getattr__(self, name: str) -> Any:
             """Only for a missing attribute: release 0.5.0's ``stop``, else say what is wrong."""
             return _missing_attribute(self, name)
+
+
+def _request_end(context: ExperimentContext, name: str, reason: object) -> None:
+    """Ask ``context``'s machine to finish after this update (refused before the start)."""
+    machine = context.machine
+    if machine.state == "idle":
+        raise RuntimeError(f"{name}: the experiment has not started; end it from a hook")
+    machine.request_end(str(reason) or "ended by the experiment")
 
 
 def _missing_attribute(experiment: Experiment, name: str) -> Callable[..., None]:

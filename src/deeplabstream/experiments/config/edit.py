@@ -1,32 +1,6 @@
 """Edit the regions of an experiment config file in place, keeping everything else as written.
 
-The region editor of the window reads the ``[Trigger NAME]`` sections that carry a ``SHAPE``
-(``KIND = region``) as :class:`RegionSpec` and writes changes back into the same file. The
-file is edited line by line, not rewritten by :mod:`configparser`, so every comment, blank line,
-key order and spelling the user wrote survives; only the ``SHAPE``, ``CAMERA`` and ``KEYPOINT``
-lines of changed regions, the sections of new regions and the sections of deleted ones differ.
-
-A region's *action* (:class:`RegionAction`) is the rule that fires a stimulation when the region's
-trigger changes: a ``[Rule NAME]`` whose ``WHEN`` is the region alone and whose ``DO`` is one
-``[Stimulation NAME]`` with ``COMMAND = pulse`` or ``pattern`` (a train). The window reads it,
-edits its keys in place, writes a new pair of sections (``[Stimulation REGION_action]``,
-``[Rule REGION_action]``) at the end of the file for a region that has none, and removes them
-when the action is taken away. Other rules are touched only when the window deletes one
-(:meth:`ConfigText.delete_rule`): a rule that names a region must go before the region can.
-
-A region's ``ANIMAL`` (``N``, ``any`` or ``each``, :attr:`RegionSpec.animal`) is written into its
-``[Trigger NAME]`` section; animal 1, the default, is written only where the file had a key.
-
-:func:`save_keypoint_mapping` renames the keypoints a config reads (every trigger key that names
-keypoints, :func:`experiments.triggers.kinds.keypoint_parameters`, and ``[Experiment]
-EVENT_KEYPOINT``), writing a key where the trigger read its default (a region without
-``KEYPOINT`` reads ``nose``): the mapping is in the file, visible, and needs no loader support.
-A ``DESCRIPTION`` that names a mapped keypoint says the new name too ("Count the nose's entries"
-becomes "Count the head's entries" after ``nose -> head``): :func:`rename_words`.
-
-:func:`save_regions` validates the new text with the loader before it touches the file: a text
-that would not load leaves the file as it was and raises :class:`ConfigEditError` with the
-loader's message. The previous file is kept as ``NAME.ini.bak``.
+Its design: docs/experiments-internals.md (`experiments.config.edit`).
 """
 
 from __future__ import annotations
@@ -86,7 +60,7 @@ def _same_animal(a: str | None, b: str | None) -> bool:
 
 @dataclass(frozen=True)
 class RegionAction:
-    """What a region does: one stimulation fired by one rule (see the module docstring).
+    """What a region does: one stimulation fired by one rule (docs/experiments-internals.md).
 
     ``command`` is ``pulse`` (``duration_s``) or ``pattern``, a train (``on_s``, ``off_s``,
     ``count``); :data:`NO_ACTION` asks :func:`edited_text` to remove the region's action.
@@ -485,7 +459,7 @@ class ConfigText:
     # -- a region's action --------------------------------------------------------------------
 
     def region_action(self, trigger: str) -> RegionAction | None:
-        """Return the action of region ``trigger`` (see the module docstring), or None."""
+        """Return the action of region ``trigger`` (docs/experiments-internals.md), or None."""
         for rule in self.section_names(RULE_PREFIX):
             when = _names(self.value(RULE_PREFIX + rule, "WHEN") or "")
             do = _names(self.value(RULE_PREFIX + rule, "DO") or "")
@@ -741,11 +715,7 @@ def edited_text(
     rule or a combinator names them), changed ones get their new ``SHAPE``, ``CAMERA``,
     ``KEYPOINT`` and ``ANIMAL`` lines, new ones are added as ``KIND = region`` sections with
     ``MODE = mode``; a region whose ``action`` is given gets it written (or removed).
-
-    When the edit changes what the rules do (an action, a rule deleted), ``[Experiment]
-    DESCRIPTION`` is written anew from the rules (:meth:`ConfigText.described`): it goes into
-    ``events.csv`` and ``session.json``, and "a 1 s stimulus per region" stayed after the
-    pulses became 50 ms. A region moved or resized leaves it as it is.
+    ``[Experiment] DESCRIPTION`` is written anew from the rules when the edit changes what they do.
     """
     config = ConfigText(text)
     did = config.described()

@@ -1,20 +1,6 @@
 """Experiments without code: an ini file of triggers, stimulations and rules.
 
-A config file (``experiments/configs/NAME.ini``) has four kinds of sections::
-
-    [Experiment]            trial timing, the likelihood policy, forward prediction (all optional)
-    [Trigger NAME]          KIND = a trigger kind, its parameters; combinators: OF = other triggers
-    [Stimulation NAME]      DEVICE, COMMAND (on | off | pulse | pattern), CHANNEL, DURATION, ...
-    [Rule NAME]             WHEN = trigger(s), EDGE = rising | while | falling, DO = stimulation(s),
-                            STARTS_TRIAL, ENDS_TRIAL, DURING = session | trial, REFRACTORY
-
-Settings are data: values are parsed by type, nothing is evaluated. Every problem is reported
-at once, each naming the file, the section, the key, the bad value and what is allowed, in the
-style of :mod:`core.schema`. Unknown trigger kinds, names that refer to no section, cycles in
-combinators and bad geometry are all caught when the file is loaded, before anything runs.
-
-:func:`load_experiment_config` reads a file into an :class:`ExperimentConfig` (plain data);
-:meth:`ExperimentConfig.build` makes a fresh :class:`ConfiguredExperiment` from it.
+Its design: docs/experiments-internals.md (`experiments.config.parse`).
 """
 
 from __future__ import annotations
@@ -121,12 +107,7 @@ _Section = TypeVar("_Section", bound=type)
 
 
 def _with_option_keys(section: _Section) -> _Section:
-    """Give ``section`` (before it is made a dataclass) a key for each of :data:`OPTION_FIELDS`.
-
-    Each is the option's own field (its name, type, default and metadata); the section's own keys
-    keep their places in the reference and in messages: ``DESCRIPTION`` first,
-    ``MAX_ENSEMBLE_STD`` after ``HOLD``, the ``PREDICT`` keys where ``prediction`` is.
-    """
+    """Give ``section`` a key for each of :data:`OPTION_FIELDS`, in the reference's order."""
     own = inspect.get_annotations(section)
     twice = sorted(set(own) & {option.name for option in OPTION_FIELDS})
     if twice:
@@ -455,18 +436,7 @@ class ExperimentConfig:
 class ConfiguredExperiment(Experiment):
     """An experiment defined by a config file: its rules are :meth:`on_update`.
 
-    In each update the rules are applied in file order. A rule fires when its edge happens to
-    any of its ``WHEN`` triggers; then a ``STARTS_TRIAL`` rule starts a trial (and does its
-    stimulations) only if one can start now; a ``DURING = trial`` rule acts only during a
-    trial; an ``ENDS_TRIAL`` rule ends the trial after its stimulations.
-
-    Several animals. A ``WHEN`` trigger with ``ANIMAL = each`` fires the rule once for every
-    animal whose own edge happened, in animal order: each firing's actions name that animal
-    (:attr:`Action.animal`), and ``REFRACTORY`` counts per animal (animal 2 is not held back by
-    animal 1's firing). Trials stay the experiment's: a ``STARTS_TRIAL`` rule's first firing
-    that can start a trial starts it (its cause names the animal, ``rule (animal 2)``), and the
-    other animals' firings in that update find it started. With ``ANIMAL = any`` the rule fires
-    on the one state's edge, as for any trigger.
+    How the rules fire, per animal too: docs/experiments.md (Config reference).
     """
 
     def __init__(self, config: ExperimentConfig, events: EventLog | None = None) -> None:
@@ -531,11 +501,7 @@ class ConfiguredExperiment(Experiment):
         return fired is not None and t - fired < rule.refractory
 
     def _firings(self, rule: Rule) -> list[int | None]:
-        """Return what ``rule`` fires for in this update: each animal, and/or None (as a whole).
-
-        An ``ANIMAL = each`` trigger fires it for every animal whose own edge happened; any
-        other trigger whose edge happened fires it once, as a whole (None).
-        """
+        """Return what ``rule`` fires for in this update: each animal, and/or None (as a whole)."""
         found: dict[int | None, None] = {}
         for name in rule.when:
             if self.triggers[name].edges_per_animal:
@@ -822,12 +788,7 @@ def _check_rules_against_timing(
 
 
 def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str, str]:
-    """Return the trigger's parameters, with the experiment's likelihood policy where it sets none.
-
-    With ``PREDICT`` on, keypoint triggers read predicted positions unless they say
-    ``PREDICTED = false``; triggers for another animal than animal 1 (``ANIMAL = 2``...) read
-    measured ones, because prediction follows animal 1 only.
-    """
+    """Return the trigger's parameters, with the experiment's likelihood policy where unset."""
     params = dict(spec.params)
     if trigger_kind(spec.kind).combines:
         return params
@@ -869,11 +830,7 @@ def _build_triggers(
     experiment: ExperimentSection,
     register: Callable[[str, Trigger], Trigger],
 ) -> tuple[dict[str, Trigger], dict[str, str]]:
-    """Build every trigger, children first; return the built ones and the failures by name.
-
-    A trigger whose child is missing, failed or part of a cycle is not built, silently: that
-    problem is reported where it is.
-    """
+    """Build every trigger, children first; return the built ones and the failures by name."""
     built: dict[str, Trigger] = {}
     failures: dict[str, str] = {}
     building: set[str] = set()

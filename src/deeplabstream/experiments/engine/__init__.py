@@ -1,8 +1,6 @@
 """What runs a lab's experiment: the runtime and its parts.
 
-:class:`~experiments.engine.runtime.ExperimentRuntime` holds the lab's
-:class:`~experiments.base.Experiment` and answers its calls with the registered triggers' states
-(:mod:`~experiments.engine.trigger_states`), the trial machine (:mod:`~experiments.engine.trials`)
-and what each event names (:mod:`~experiments.engine.recording`). A lab imports only the runtime
-from here, to run an experiment by hand (docs/experiments.md).
+:class:`~experiments.engine.runtime.ExperimentRuntime` runs one lab
+:class:`~experiments.base.Experiment`; a lab imports only it from here, to run an experiment by
+hand (docs/experiments.md). Its design: docs/experiments-internals.md.
 """

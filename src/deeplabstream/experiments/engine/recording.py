@@ -1,12 +1,6 @@
 """The experiment's event plumbing: what each row of ``events.csv`` names, and recording it.
 
-:class:`EventRecorder` is the part of :class:`~experiments.base.Experiment` that turns what
-happened in an update (a trigger's change, an action, a trial, a note) into an
-:class:`~experiments.events.ExperimentEvent` of its :class:`~experiments.events.EventLog`: the
-analysed frame that caused it (camera, frame index, timestamps), the keypoint that decided it
-with its measured and predicted positions, and the animal. With :attr:`EventRecorder.
-defer_details` (the live loop sets it), the costly parts (a light's levels, positions) are made
-when the loop settles the events, after the update's commands are out.
+Its design: docs/experiments-internals.md (`experiments.engine.recording`).
 """
 
 from __future__ import annotations

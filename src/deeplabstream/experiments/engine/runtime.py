@@ -1,19 +1,6 @@
 """What runs an experiment: its triggers, trials, event log and prediction, around the lab's hooks.
 
-:class:`ExperimentRuntime` holds one lab experiment (:class:`~experiments.base.Experiment`) and
-injects itself as the experiment's context, so the lab's calls (``is_true``, ``start_trial``,
-``log``...) are answered here. Every loop that runs an experiment drives it through the runtime:
-the inference worker live (:mod:`live.processes.analysis.dispatch`), a replay (the same worker), and
-``deeplabstream-verify``'s re-derivation of the decisions from the live keypoints::
-
-    runtime = ExperimentRuntime(load_experiment("reward_on_dwell"))
-    runtime.start(time_s=None)           # None: the session starts at the first update
-    actions = runtime.update(obs)        # once per pose update: Observation or Observations
-    actions = runtime.stop()             # switches every output it used off
-
-The states and the order of one update's steps are docs/experiments.md's ("Trials, outputs and
-the lifecycle"). Durations compare with a tolerance of 1 ns, so that "30 s after" is exactly 30 s
-of frame time despite floating-point sums.
+Its design: docs/experiments-internals.md (`experiments.engine.runtime`).
 """
 
 from __future__ import annotations
@@ -26,17 +13,17 @@ from typing import Any
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment, ExperimentSetup
 from deeplabstream.experiments.engine.recording import EventRecorder, animal_label
-from deeplabstream.experiments.engine.trials import ExperimentState, Output, Trial, TrialMachine
+from deeplabstream.experiments.engine.trials import ExperimentState, Trial, TrialMachine
 from deeplabstream.experiments.engine.trigger_states import TriggerStates
 from deeplabstream.experiments.events import EventKind, EventLog
 from deeplabstream.experiments.observation import KeypointFilter, Observation, Observations
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PosePredictor
-from deeplabstream.experiments.triggers.base import AnyObservation, select_camera
+from deeplabstream.experiments.triggers.base import AnyObservation
 
 
 class ExperimentRuntime:
-    """One experiment run: the machinery around the lab's hooks (see the module docstring).
+    """One experiment run: the machinery around the lab's hooks (docs/experiments-internals.md).
 
     Parameters
     ----------
@@ -58,7 +45,7 @@ class ExperimentRuntime:
         self.machine = TrialMachine(
             options,
             name=lambda: experiment.name,
-            log=self._log,
+            log=self.log_event,
             log_action=self._log_action,
             trial_ended=self._trial_end_actions,
         )
@@ -67,7 +54,9 @@ class ExperimentRuntime:
         self.recording = EventRecorder(
             log if log is not None else EventLog(), options.event_keypoint, self.triggers
         )
-        self.trigger_states = TriggerStates(self.triggers, setup.counter, self.recording, self._log)
+        self.trigger_states = TriggerStates(
+            self.triggers, setup.counter, self.recording, self.log_event
+        )
         #: How often each trigger became true (docs/experiments.md's ``runtime.trigger_counts``).
         self.trigger_counts = self.trigger_states.counts
         # The experiment's forward prediction (None: off); the loop feeds its lead.
@@ -98,7 +87,7 @@ class ExperimentRuntime:
 
     @property
     def state(self) -> ExperimentState:
-        """The trial machine's state (see the module docstring)."""
+        """The trial machine's state (docs/experiments-internals.md)."""
         return self.machine.state
 
     @property
@@ -115,11 +104,6 @@ class ExperimentRuntime:
     def trials(self) -> list[Trial]:
         """Every trial so far, in order."""
         return self.machine.trials
-
-    @property
-    def can_start_trial(self) -> bool:
-        """Whether a trial could start now."""
-        return self.machine.can_start_trial
 
     # --- the loop's calls ----------------------------------------------------------------------
 
@@ -199,7 +183,7 @@ class ExperimentRuntime:
         """
         machine = self.machine
         if self._hooks_running:  # from inside a hook: the experiment ends after the update
-            self.end_experiment(reason)
+            self.machine.request_end(reason)
             return []
         if machine.stopped or machine.state == "idle":
             machine.stopped = True
@@ -238,63 +222,11 @@ class ExperimentRuntime:
             **({"session_end_requested": end} if end else {}),
         }
 
-    # --- the experiment's calls (its context) ---------------------------------------------------
-
-    def point(
-        self,
-        obs: AnyObservation,
-        keypoint: str,
-        camera: str | None = None,
-        predicted: bool = False,
-    ) -> tuple[float, float] | None:
-        """``(x, y)`` of ``keypoint`` after the experiment's likelihood policy (None: not seen)."""
-        selected = select_camera(obs, camera, f"experiment {self.name!r}")
-        if selected is None:
-            return None
-        return self.keypoint_filter.point(selected, keypoint, predicted)
-
-    def start_trial(self, cause: str = "") -> bool:
-        """Start a trial now if the state allows it; return whether it started."""
-        return self.machine.start_trial(cause)
-
-    def end_trial(self, reason: str = "ended by the experiment") -> bool:
-        """End the trial in progress now; return whether there was one."""
-        return self.machine.end_trial(reason)
-
-    def end_experiment(self, reason: str = "ended by the experiment") -> None:
-        """Finish once this update's actions are out (between updates: at the next one)."""
-        if self.machine.state == "idle":
-            raise RuntimeError(f"{self.name}: the experiment has not started; end it from a hook")
-        self.machine.request_end(reason)
-
-    def end_session(self, reason: str = "ended by the experiment") -> None:
-        """Finish as :meth:`end_experiment`, and ask the loop to end the whole session."""
-        self.end_experiment(reason)
-        if self.session_end_requested is None:
-            self.session_end_requested = reason
-
-    def log(self, name: str, detail: str = "") -> None:
-        """Write a ``note`` event now."""
-        if self.machine.state == "idle":
-            raise RuntimeError(
-                f"{self.name}.log({name!r}): the session has not started; log from on_start, "
-                "on_update or on_trial_end"
-            )
-        self._log("note", name, detail)
-
-    def is_held(self, output: Output) -> bool:
-        """Whether ``output`` is on until an ``off``."""
-        return output in self.machine.held
-
-    def declare_output(self, output: Output) -> None:
-        """Count ``output`` as used: :meth:`stop` switches it off."""
-        self.machine.declare_output(output)
-
     # --- internals -----------------------------------------------------------------------------
 
     def _begin(self, time_s: float) -> None:
         self.machine.begin(time_s)
-        self._log("start", self.name, self.experiment.description)
+        self.log_event("start", self.name, self.experiment.description)
 
     @contextmanager
     def _hook_running(self) -> Iterator[None]:
@@ -336,12 +268,8 @@ class ExperimentRuntime:
             return list(self.experiment.on_trial_end(trial) or ())
 
     def _log_action(self, action: Action, trial: int | None, from_pose: bool = True) -> None:
-        """Log an ``action`` event, with the positions of the trigger that decided it.
-
-        One the machine made itself (``from_pose`` False: a finish's, pause's or stop's
-        switch-off) was decided by no pose: no keypoint, position or animal is logged for it.
-        """
-        self._log(
+        """Log an ``action`` event, with the positions of the trigger that decided it."""
+        self.log_event(
             "action",
             action.device,
             action.describe,
@@ -365,11 +293,7 @@ class ExperimentRuntime:
         return animal_label(changed, source)
 
     def _action_positions(self, action: Action) -> dict[str, Any]:
-        """Return the events.csv positions of an action: of the trigger that decided it, if any.
-
-        Of its animal (:attr:`Action.animal`), else of the animal whose change of a per-animal
-        trigger (``ANIMAL = any``, ``each``) decided it.
-        """
+        """Return the events.csv positions of an action: of the trigger that decided it, if any."""
         recording = self.recording
         name = self.experiment.deciding_trigger(action)
         trigger = self.triggers.get(name) if name is not None else None
@@ -381,7 +305,7 @@ class ExperimentRuntime:
             animal = changed[0] if changed else None
         return recording.trigger_positions(trigger, animal)
 
-    def _log(
+    def log_event(
         self,
         kind: EventKind,
         name: str,

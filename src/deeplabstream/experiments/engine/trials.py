@@ -1,17 +1,6 @@
 """The trial machine of an experiment: its state, trials and their timing, the session's end.
 
-:class:`TrialMachine` is the part of :class:`~experiments.base.Experiment` that a lab's class
-does not see directly: it keeps the frame-time clock, the state (:data:`STATES`), the trials,
-the inter-trial interval, ``max_trials`` and ``session_duration_s``, and the outputs that a
-trial switched on (``on``, an endless ``pattern``), which it switches off when the trial ends,
-on pause and when the session finishes. It also queues the actions of the call in progress
-(:meth:`TrialMachine.emit`), so that the experiment returns them in the order they were decided.
-
-It logs through the callbacks it is given (the experiment's event log), and asks the experiment
-for the actions of a trial's end (``on_trial_end``). Pure logic: no device, no wall clock.
-
-Durations compare with a tolerance of :data:`EPSILON_S` (1 ns), so that "30 s after" is exactly
-30 s of frame time despite floating-point sums.
+Its design: docs/experiments-internals.md (`experiments.engine.trials`).
 """
 
 from __future__ import annotations
@@ -37,7 +26,7 @@ class LogEvent(Protocol):
 
 
 class TrialMachine:
-    """States, trials, timing and held outputs of one experiment (see the module docstring).
+    """States, trials, timing and held outputs of one experiment (docs/experiments-internals.md).
 
     Parameters
     ----------

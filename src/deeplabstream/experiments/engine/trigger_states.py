@@ -1,9 +1,6 @@
 """The registered triggers of one experiment run: their states, edges, counts and events.
 
-:class:`TriggerStates` is the part of the runtime (:mod:`~experiments.engine.runtime`) that
-updates the registered triggers once per update, keeps each one's state before and after it
-(its edges, per animal for ``ANIMAL = any`` and ``each``), counts how often and how long each
-was true, and logs every change as a ``trigger`` event.
+Its design: docs/experiments-internals.md (`experiments.engine.trigger_states`).
 """
 
 from __future__ import annotations

@@ -1,31 +1,6 @@
 """Rules for several animals: a one-animal trigger for one chosen animal, any animal, each animal.
 
-:class:`ForAnimal` (a config's ``ANIMAL = N``) feeds a trigger that reads one animal the
-keypoints of animal N (:meth:`~experiments.observation.Observation.for_animal`); it is also
-importable from :mod:`~experiments.triggers.social`, where it was first.
-
-A lab with unmarked animals says "light on when a fly enters the zone", whichever fly it is.
-Two wrappers make that of any trigger that reads one animal:
-
-:class:`AnyAnimal` (a config's ``ANIMAL = any``)
-    One state: true while some animal satisfies the trigger. For an event kind (a region's
-    ``entered``), true in the update where some animal's event happened. Animals entering in
-    two successive updates are therefore one rise of the state (as for any event trigger, true
-    in two successive updates): count entries of each animal with ``each``.
-:class:`EachAnimal` (``ANIMAL = each``)
-    One state per animal: each animal has its own copy of the trigger, with its own memory
-    (region side, dwell timer, speed window), and its own edges (:meth:`EachAnimal.rose_animals`).
-    An experiment logs every animal's change as its own event and a config rule fires on each
-    animal's own edge, with ``REFRACTORY`` counted per animal. ``state`` is true while any
-    animal's is, so code that reads ``state`` keeps working.
-
-Both hold one copy of the wrapped trigger per animal, each a
-:class:`~experiments.triggers.social.ForAnimal` of its animal; the copies are made when the
-first observation shows how many animals the model reports (``Observation.animal_count``), so
-the same config runs on a single-animal model (one copy: animal 1) and on a model of N animals.
-:meth:`~experiments.triggers.base.Trigger.animal_states` gives every animal's state (the live
-view draws it). ``min_identity_confidence`` applies to every copy: an animal whose identity is in
-doubt is not seen. Forward prediction follows animal 1 only, so ``predicted`` triggers are refused.
+Its design: docs/experiments-internals.md (`experiments.triggers.animals`).
 """
 
 from __future__ import annotations
@@ -161,19 +136,7 @@ def check_confidence(value: float) -> float:
 
 
 class _PerAnimal(WrappingTrigger):
-    """Shared parts: the copies per animal, their states and edges (see the module docstring).
-
-    Parameters
-    ----------
-    trigger
-        The trigger to apply to every animal (not a combinator, not a social trigger). It is
-        copied per animal with :func:`copy.deepcopy`, unless ``make`` is given.
-    min_identity_confidence
-        Each animal counts as not seen while its identity confidence is lower (0: never).
-    make
-        A function returning a new trigger like ``trigger`` (the factory passes one, so that a
-        trigger holding what cannot be copied, a classifier's model, is built afresh).
-    """
+    """Shared parts of AnyAnimal and EachAnimal: the copies per animal, their states and edges."""
 
     #: The word a config writes for this wrapper (``ANIMAL = any`` / ``each``).
     choice: ClassVar[str] = ""

@@ -1,41 +1,6 @@
 """The one interface every trigger has, and the plumbing most of them share.
 
-A trigger is a small object that keeps its own state across observations (a kind writes
-:meth:`Trigger.step`, never ``update`` or ``reset``):
-
-* ``update(obs) -> bool``: feed the next observation (an :class:`Observation` of one camera, or
-  :class:`Observations` of several paired by time); returns the condition's state after it.
-* ``reset()``: forget everything, as if just built (for a new trial or a new replay).
-* ``describe() -> dict``: ``{"kind": ..., parameter: value, ...}`` for the event log; for every
-  kind that :func:`~experiments.triggers.make_trigger` builds without children,
-  ``make_trigger(d["kind"], {k: str(v) for k, v in d.items() if k != "kind"})`` rebuilds it.
-* ``shapes()``: what to draw, in frame pixels (see :mod:`experiments.triggers.geometry`).
-
-Which observation a trigger uses: a trigger with ``camera=None`` takes a single
-:class:`Observation` whatever its camera, and from an :class:`Observations` the only camera
-there (with several cameras it needs ``camera``). A trigger with ``camera="top"`` takes only
-that camera's observations; for any other observation it has no news: a *level* trigger keeps
-its state, an *event* trigger (``entered``, ``left``, :class:`Rising`) returns False, so that one
-event is never reported twice.
-
-Every trigger evaluates on every update; combinators update all their children every time (no
-short-circuit), so a child's memory (dwell timers, speed windows, edges) is always current.
-
-Short losses. A keypoint below its trigger's likelihood threshold is *not seen*: neither inside
-nor outside a region, neither fast nor slow. Every trigger that reads keypoints keeps its state
-through a loss for ``hold_s`` seconds of frame time after what it reads was last seen
-(:class:`LossHold`, default :data:`~experiments.observation.DEFAULT_HOLD_S`): a level trigger
-keeps its last value, an event trigger reports nothing, and its memory (a region's side, a
-dwell, a speed window) is left as it was. Only a loss longer than that is decided on, as the
-trigger decides a missing keypoint (false, continuity broken). Entries, exits and every other
-change therefore need the keypoint seen: a blink of the model is not a new entry.
-
-Unknown is not lost. A keypoint the identity step withheld (:attr:`Observation.withheld`: the
-animal could not be named in that frame, lies under another, or the keypoint may be another
-animal's) is bridged however long it lasts, whatever ``hold_s`` (also 0): the animal is there,
-only who or where is unknown. The first frame it is known again decides, as after a short loss
-(a region seen outside before and inside after has entered, late:
-:attr:`~experiments.triggers.regions.Region.late_frames`).
+Its design: docs/experiments-internals.md (`experiments.triggers.base`).
 """
 
 from __future__ import annotations
@@ -242,7 +207,9 @@ _POSITIONAL_OPTIONS = ("min_likelihood", "policy", "hold_s", "predicted")
 
 
 class LossHold:
-    """How long a trigger keeps its state while what it reads is not seen (module docstring).
+    """How long a trigger keeps its state while what it reads is not seen.
+
+    Short losses: docs/experiments-internals.md (`experiments.triggers.base`).
 
     Parameters
     ----------
@@ -302,7 +269,7 @@ class Trigger:
     #: change as its own event, and a config rule fires on each animal's own edge.
     edges_per_animal: bool = False
     #: Triggers that read keypoints set one (and implement :meth:`_inputs_seen`): a short loss
-    #: of what they read keeps their state (see the module docstring). None: no hold.
+    #: of what they read keeps their state (docs/experiments-internals.md). None: no hold.
     loss_hold: LossHold | None = None
     #: What a kind reads besides keypoints: ``"frame"`` (the image: motion energy, a light),
     #: ``"depth"``. ``deeplabstream-verify`` re-derives decisions from the recorded keypoints;
@@ -510,7 +477,7 @@ class KeypointTrigger(Trigger):
     Parameters
     ----------
     camera
-        Which camera's observations to use (None: see the module docstring).
+        Which camera's observations to use (None: see docs/experiments-internals.md).
     **options
         :class:`KeypointOptions`, each with the :class:`KeypointFilter`'s default:
         ``min_likelihood``, ``policy``, ``hold_s``: keypoints below ``min_likelihood`` are not
@@ -559,11 +526,7 @@ class KeypointTrigger(Trigger):
         self.smoothed = smoothed
 
     def _inputs_seen(self, obs: Observation) -> bool:
-        """Whether every keypoint this trigger reads is seen in ``obs``.
-
-        Asked only with policy ``"missing"`` (the hold of ``"hold"`` is the filter's), so the
-        observation itself says it, without the filter's memory; on every update, hence short.
-        """
+        """Whether every keypoint this trigger reads is seen in ``obs`` (policy ``missing``)."""
         sees, predicted, smoothed = self.filter.sees, self.predicted, self.smoothed
         return all(
             sees(obs, name, predicted, smoothed) is not None for name in self.keypoints_read()
@@ -692,20 +655,8 @@ class WrappingTrigger(Trigger):
 class FilteredTrigger(WrappingTrigger):
     """A trigger given the common likelihood keys it does not take itself (a lab's kind).
 
-    Every trigger kind takes ``MIN_LIKELIHOOD``, ``POLICY``, ``HOLD_S`` and
-    ``MAX_ENSEMBLE_STD`` (and the ``[Experiment]`` defaults of them); a lab's kind whose class
-    does not accept them as keywords is wrapped in this by the factory
-    (:mod:`experiments.triggers.factory`), so that they apply to it all the same:
-
-    * the wrapped trigger sees every keypoint below ``min_likelihood`` (or not finite, or
-      whose ensemble spread is above ``max_ensemble_std``) as not seen: x and y NaN,
-      likelihood 0, so :meth:`Observation.point` gives None for it;
-    * ``policy="hold"``: a keypoint not seen is shown where it was last seen, for ``hold_s``
-      seconds after that (:class:`KeypointFilter`), with likelihood ``min_likelihood``;
-    * ``policy="missing"``: for ``hold_s`` seconds after the keypoints the trigger names
-      (:meth:`keypoints_read`) were last seen, a loss of them keeps its state (:class:`LossHold`);
-      a trigger that names none is never held.
-
+    The factory wraps a lab's kind whose class does not accept ``min_likelihood``, ``policy``,
+    ``hold_s`` or ``max_ensemble_std`` as keywords, so that they apply to it all the same.
     :meth:`describe` is the wrapped trigger's with the filter's keys, so the factory rebuilds it.
     """
 

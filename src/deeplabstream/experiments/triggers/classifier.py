@@ -1,22 +1,6 @@
 """Behaviour classifiers as triggers: the stimulus follows a behaviour, not a region.
 
-``classifier`` runs a behaviour classifier (an ONNX model with its JSON feature spec, made by
-``deeplabstream-train-behaviour``; see docs/behaviour-classifiers.md) at every
-pose update of its camera: the pose goes into the classifier's sliding feature window (seconds of
-frame time, in mm with the camera's ``PIXELS_PER_MM``), the classifier gives one probability per
-behaviour, and
-:class:`BoutFilter` turns the probability of ``BEHAVIOUR`` into the trigger's state:
-
-* **hysteresis**: a bout candidate starts when the probability reaches ``THRESHOLD`` and ends
-  when it falls below ``RELEASE`` (default ``THRESHOLD``), so a probability hovering at the
-  threshold does not flicker;
-* **minimum bout**: the trigger is true once the candidate has lasted ``MIN_BOUT_S`` seconds of
-  frame time, and stays true until the candidate ends. "Freezing for more than 2 s" is
-  ``BEHAVIOUR = freezing`` with ``MIN_BOUT_S = 2``.
-
-The same :class:`BoutFilter` applied to the offline classifier's probabilities of the same frames
-gives the same decisions (tests/integration/test_behaviour_classifier.py checks it on a session).
-Pickled scikit-learn or SiMBA models are never loaded: only ONNX.
+Its design: docs/experiments-internals.md (`experiments.triggers.classifier`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Combinators: triggers made of triggers.
 
-Every combinator updates **all** its children on **every** observation, whatever the result (no
-short-circuit): a child's memory (dwell timers, speed windows, the previous state of an edge)
-must follow every frame, or it would report stale transitions later. Durations are in seconds of
-frame time: the observation's time, or for paired observations their reference time.
+Its design: docs/experiments-internals.md (`experiments.triggers.combinators`).
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Depth triggers: how high a body part is above the floor, from a depth camera's image.
 
-A depth camera looking down on the arena measures, under every pixel, the distance from the
-camera. A keypoint's height above the floor is then ``floor_m - depth_m(keypoint)``, where
-``floor_m`` is the floor's distance from the camera, measured once for the rig (the depth under
-an empty patch of floor: ``session.json``/``<camera>_depth.mkv``, or the RealSense Viewer).
-A rearing mouse's head stands 5-10 cm above the floor, a mouse on a platform as high as the
-platform.
-
-The depth is that of the keypoint's own frame (:meth:`Observation.depth_m`): the median of the
-measured pixels in a small square around the keypoint (``radius_px``; pixels without a
-measurement are left out). The camera must deliver depth aligned to the analysed image (a
-RealSense camera with ``DEPTH = true`` and ``ALIGN_DEPTH = true``, or an infrared main image);
-an observation of a camera without depth is an error, not a silent False.
-
-A keypoint not seen keeps the trigger's state for ``hold_s`` seconds (default 0.5,
-:class:`~experiments.triggers.base.LossHold`); after that, and while nothing around it was
-measured, the height is unknown and the trigger False. With policy ``"hold"`` a held keypoint
-reads the depth of the current frame at its held position.
+Its design: docs/experiments-internals.md (`experiments.triggers.depth`).
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Head direction: where the head points relative to a target, allocentric and egocentric.
 
-Sign convention. Image coordinates: ``x`` to the right, ``y`` down; the camera looks down on the
-animal's back. The head vector runs from ``origin`` (default the neck) to ``tip`` (default the
-nose); the target vector from ``origin`` to the target. The *bearing* of the target is the signed
-angle from the head vector to the target vector, in degrees in (-180, 180]:
-
-* 0: straight ahead; +-180: straight behind;
-* **negative: on the animal's own left**, positive: on its right.
-
-A positive bearing is a clockwise turn on screen (with ``y`` down), which is to the animal's right
-when seen from above: an animal facing right (+x) has its left towards the top of the image
-(-y). This is the same convention as :mod:`hardware.simulator.arena`, where the animal's left is the
-image direction ``(sin h, -cos h)`` for heading ``h``: the simulated ``left_ear`` always has a
-negative bearing. (A camera looking *up* at the animal, from below, mirrors this: swap the sides.)
+Its design: docs/experiments-internals.md (`experiments.triggers.direction`).
 """
 
 from __future__ import annotations
@@ -47,7 +35,8 @@ def bearing_deg(
 ) -> float | None:
     """Signed angle from the vector origin->tip to origin->target, degrees in (-180, 180].
 
-    Negative: the target is on the animal's left; positive: on its right (module docstring).
+    Negative: the target is on the animal's left; positive: on its right (the sign
+    convention: docs/experiments-internals.md).
     None when either vector has zero length.
     """
     hx, hy = tip[0] - origin[0], tip[1] - origin[1]
@@ -174,8 +163,8 @@ class HeadDirection(_Bearing):
 class TargetSide(_Bearing):
     """Egocentric: True while the target is on the animal's ``side`` (``"left"`` or ``"right"``).
 
-    Left means ``-180 < bearing < 0``, right ``0 < bearing < 180`` (see the module docstring for
-    the sign convention). A target exactly ahead or behind is on neither side.
+    Left means ``-180 < bearing < 0``, right ``0 < bearing < 180`` (the sign convention:
+    docs/experiments-internals.md). A target exactly ahead or behind is on neither side.
     ``max_angle_deg`` (default 180) narrows it to ``|bearing| <= max_angle_deg``.
     """
 

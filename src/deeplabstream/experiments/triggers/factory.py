@@ -1,33 +1,6 @@
 """Build triggers by name from string parameters, as a config file gives them.
 
-``make_trigger("region", {"shape": "circle 320 240 50", "mode": "entered"})``. Numbers are parsed,
-geometry is read by :func:`~experiments.triggers.geometry.parse_shape`, points are ``"X,Y"``.
-Every mistake is a ``ValueError`` that names the trigger kind, the parameter, the bad value and
-what is allowed; an unknown kind lists the kinds there are. Combinators (``all``/``and``,
-``any``/``or``, ``not``, ``rising``, ``debounce``) take their children, built first, through
-``children``. :meth:`Trigger.describe` gives parameters that this function reads back.
-
-Every kind that reads one animal (not the combinators, not the social kinds, which name their
-animals) also takes ``animal = N | any | each``: the trigger is then built as usual and wrapped
-in a :class:`~experiments.triggers.social.ForAnimal`, which feeds it animal N's keypoints
-(:meth:`~experiments.observation.Observation.for_animal`), or in an
-:class:`~experiments.triggers.animals.AnyAnimal` or
-:class:`~experiments.triggers.animals.EachAnimal`, which hold one trigger per animal (built
-afresh by this factory for each). This is done here, once, for every kind; the kinds do not
-declare it. Likewise every kind that reads animals (the one-animal kinds and the social ones)
-takes ``min_identity_confidence = P``: with a multi-animal model, an animal whose identity
-confidence is below P is seen as not there (a one-animal kind is then wrapped in a
-:class:`~experiments.triggers.social.ForAnimal` of animal 1 when no ``animal`` is given).
-
-A lab's kind (one that is not built in) also takes, without declaring them, the common
-parameters of :data:`~experiments.triggers.kinds.LAB_COMMON`: ``camera``, ``min_likelihood``,
-``policy``, ``hold_s`` and ``max_ensemble_std``. Those its class accepts as keywords are passed
-to it; otherwise the factory applies them itself: ``camera`` through :attr:`Trigger.camera` (the
-base class reads only that camera's observations), the others by wrapping it in a
-:class:`~experiments.triggers.base.FilteredTrigger`.
-
-The kinds and their parameters are declared by the trigger modules themselves, and by installed
-packages (:data:`experiments.triggers.kinds.TRIGGERS`); this module only reads the registry.
+Its design: docs/experiments-internals.md (`experiments.triggers.factory`).
 """
 
 from __future__ import annotations
@@ -83,11 +56,7 @@ def is_lab_kind(entry: TriggerKind) -> bool:
 
 
 def _parameters(entry: TriggerKind) -> Mapping[str, SettingSpec]:
-    """Return the parameters ``entry`` declares, with the common ones it takes.
-
-    ``animal`` where it reads one animal; ``min_identity_confidence`` where it reads animals
-    (every kind but the combinators); for a lab's kind, :data:`LAB_COMMON` it does not declare.
-    """
+    """Return the parameters ``entry`` declares, with the common ones it takes."""
     if entry.combines:
         return entry.parameters
     common: dict[str, SettingSpec] = {}
@@ -100,7 +69,7 @@ def _parameters(entry: TriggerKind) -> Mapping[str, SettingSpec]:
 
 
 def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigger] = ()) -> Trigger:
-    """Return a trigger of ``kind`` built from string parameters (see the module docstring).
+    """Return a trigger of ``kind`` built from string parameters (docs/experiments-internals.md).
 
     Parameters
     ----------
@@ -149,10 +118,7 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
 
 
 def _lab_common(entry: TriggerKind, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take out of ``kwargs`` the common parameters a lab's class does not accept; return them.
-
-    Those it accepts as keywords (or through ``**kwargs``) stay in ``kwargs``.
-    """
+    """Take the common parameters a lab's class does not accept out of ``kwargs``; return them."""
     if entry.combines or not is_lab_kind(entry):
         return {}
     accepted = _keywords_of(entry.factory)
@@ -182,7 +148,7 @@ def _keywords_of(factory: Callable[..., Trigger]) -> Callable[[str], bool]:
 
 
 def _apply_common(trigger: Trigger, applied: Mapping[str, Any]) -> Trigger:
-    """Give a lab's ``trigger`` the common parameters its class did not take (module docstring)."""
+    """Give a lab's ``trigger`` the common parameters its class did not take."""
     if not isinstance(trigger, Trigger):
         raise ValueError(f"its factory made {trigger!r}, not a Trigger")
     if "camera" in applied:

@@ -1,21 +1,6 @@
 """IBL-style features: motion energy in a region of the image, and pupil diameter.
 
-Motion energy (:func:`motion_energy`): the mean absolute difference of two consecutive grayscale
-frames inside a rectangular ROI, in grey levels (0-255), as the International Brain Laboratory
-computes it for its ROI motion energy (whisker pad, paws). Live, "consecutive" means consecutive
-*analysed* frames of the camera: when frames are skipped the difference spans a longer interval
-and the energy is larger, so set thresholds with the analysed frame rate in mind. The ROI holds
-the pixels whose centres (whole-number coordinates) lie in the rectangle, boundary included.
-
-Pupil diameter (:func:`pupil_diameter`): IBL's rule (``brainbox.behavior.dlc``): keypoints whose
-likelihood is below 0.9 are dropped, then the diameter is the median of the available ones among
-six estimates: top-bottom distance, left-right distance, and sqrt(2) times the distance of each of
-the four adjacent pairs (top-left, top-right, bottom-left, bottom-right), which for points on a
-circle is its diameter. NaN when no estimate is available. (IBL then smooths the series offline;
-live, use :class:`~experiments.triggers.combinators.Debounce` against flicker.) A pupil trigger
-keeps its state for ``hold_s`` seconds (default 0.5) while no estimate is available (every
-keypoint dropped for a blink of the model), then it is false
-(:class:`~experiments.triggers.base.LossHold`).
+Its design: docs/experiments-internals.md (`experiments.triggers.features`).
 """
 
 from __future__ import annotations
@@ -98,7 +83,7 @@ def motion_energy(
 def pupil_diameter(
     points: np.ndarray, min_likelihood: float = IBL_PUPIL_MIN_LIKELIHOOD
 ) -> float | np.ndarray:
-    """IBL's pupil diameter (see the module docstring), in the points' units (pixels).
+    """IBL's pupil diameter (docs/experiments-internals.md), in the points' units (pixels).
 
     Parameters
     ----------

@@ -1,18 +1,6 @@
 """Shapes in frame pixels: regions a keypoint can be in, and what the live view draws.
 
-Coordinates are the camera's frame pixels, ``x`` to the right and ``y`` down (OpenCV's
-convention). An ellipse's ``angle_deg`` turns its first axis from the image's +x axis towards +y,
-which is clockwise on screen (the same as ``cv2.ellipse``).
-
-Regions (:class:`Circle`, :class:`Rectangle`, :class:`Ellipse`, :class:`Polygon`) answer
-:meth:`contains` (the boundary counts as inside) and :meth:`distance_outside` (0 inside, else the
-Euclidean distance to the region), which hysteresis uses. Each has a text form,
-``str(shape)``, that :func:`parse_shape` reads back::
-
-    circle CX CY R
-    rect X_MIN Y_MIN X_MAX Y_MAX
-    ellipse CX CY RX RY [ANGLE_DEG]
-    polygon X,Y X,Y X,Y ...
+Its design: docs/experiments-internals.md (`experiments.triggers.geometry`).
 """
 
 from __future__ import annotations
@@ -149,12 +137,7 @@ class Ellipse:
 
 
 def _distance_to_ellipse(a: float, b: float, u: float, v: float) -> float:
-    """Distance from (u, v) >= 0 outside the ellipse (u/a)^2 + (v/b)^2 = 1 to it.
-
-    The closest point is (a^2 u / (t + a^2), b^2 v / (t + b^2)) where t >= 0 solves
-    (a u / (t + a^2))^2 + (b v / (t + b^2))^2 = 1; the left side falls monotonically in t, so
-    bisection finds t to the last bit.
-    """
+    """Distance from (u, v) >= 0 outside the ellipse (u/a)^2 + (v/b)^2 = 1 to it, by bisection."""
     if v == 0.0 and u > a:
         return u - a
     if u == 0.0 and v > b:
@@ -313,7 +296,7 @@ def _numbers(words: list[str], text: str) -> list[float]:
 
 
 def parse_shape(text: str) -> RegionShape:
-    """Parse a region from its text form (see the module docstring); ValueError with the syntax."""
+    """Parse a region from its text form (``str(shape)``); ValueError with the syntax."""
     words = text.replace(";", " ").split()
     if not words:
         raise ValueError(f"empty geometry; expected {GEOMETRY_SYNTAX}")

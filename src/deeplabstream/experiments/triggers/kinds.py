@@ -1,20 +1,6 @@
 """The registry of trigger kinds: what a config's ``KIND = name`` builds, and from which keys.
 
-Each trigger module declares, next to its trigger classes, the kinds they are built as: a
-:class:`TriggerKind` (the name, the class, its parameters with their parsers, one line of
-documentation, and for combinators how many children they take), in the module's ``KINDS``.
-:data:`TRIGGERS` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
-built-in kinds by name (their module imported on first use), then the kinds of installed
-packages (entry point group ``deeplabstream.triggers``, naming a ``TriggerKind`` or a module's
-``KINDS``). :func:`~experiments.triggers.make_trigger` builds a kind and ``python -m
-deeplabstream.offline.reference.experiments`` documents it.
-
-A kind's parameters are declared with the settings schema of cameras and devices: each is a
-:class:`~deeplabstream.core.schema.SettingSpec` (its ``allowed`` says what it accepts, in words)
-and is parsed by :func:`~deeplabstream.core.schema.parse_setting`. The parameter helpers here
-(:func:`trigger_parameter`, :func:`number`, :func:`whole`, :func:`choice`, :func:`boolean`,
-:func:`identifier`, :data:`FILTER`...) make those specs; their parsers raise ValueError, which the
-factory turns into a message that names the kind, the parameter and what is allowed.
+Its design: docs/experiments-internals.md (`experiments.triggers.kinds`).
 """
 
 from __future__ import annotations
@@ -50,10 +36,6 @@ def trigger_parameter(
     names_keypoints: bool = False,
 ) -> SettingSpec:
     """Return the :class:`~deeplabstream.core.schema.SettingSpec` of one trigger parameter.
-
-    Trigger parameters are declared with the settings schema of cameras and devices, and parsed
-    by its :func:`~deeplabstream.core.schema.parse_setting`; this only fills in the fields a
-    trigger parameter uses.
 
     Parameters
     ----------
@@ -98,15 +80,8 @@ class TriggerKind:
         ``(fewest, most)`` child triggers of a combinator (``most`` None: unbounded); None for
         a trigger that takes none.
     per_animal
-        Whether the factory gives this kind the common :data:`ANIMAL` parameter (read animal N
-        of a multi-animal model, or ``any`` / ``each`` animal: :mod:`~experiments.triggers.
-        animals`). True for every kind that reads one animal; False for kinds that name their
-        animals themselves (:mod:`~experiments.triggers.social`). Combinators never take it:
-        their children choose their animals.
-
-    A lab's kind (not built in) also takes :data:`LAB_COMMON` (``camera``, ``min_likelihood``,
-    ``policy``, ``hold_s``, ``max_ensemble_std``) without declaring them: the factory applies
-    those its class does not accept (:mod:`~experiments.triggers.factory`).
+        Whether the factory gives this kind the common :data:`ANIMAL` parameter: True for every
+        kind that reads one animal, False for kinds that name their animals themselves (social).
     """
 
     name: str
@@ -145,11 +120,7 @@ _BUILTIN_MODULES = {
 
 
 def _select_kind(declared: Any, name: str) -> TriggerKind:
-    """Return the kind ``name`` of what a registered target holds: one kind, or a module's KINDS.
-
-    A kind registered under another name than its own (an entry point ``my_dwell =
-    lab.triggers:DWELL``) takes the registered name, which a config's KIND writes.
-    """
+    """Return the kind ``name`` of a registered target (one kind, or a module's KINDS)."""
     if isinstance(declared, TriggerKind):
         return declared if declared.name == name else dataclasses.replace(declared, name=name)
     if isinstance(declared, tuple | list):
@@ -163,11 +134,7 @@ def _select_kind(declared: Any, name: str) -> TriggerKind:
 
 
 def _kinds_in(module: ModuleType) -> dict[str, TriggerKind]:
-    """Return the kinds a lab's ``triggers/`` module declares: its ``KINDS``, else its kinds.
-
-    ``KINDS`` (a tuple of :class:`TriggerKind`) when the module has one, else every
-    ``TriggerKind`` it holds at module level; by their names (``KIND = module:name`` picks one).
-    """
+    """Return a lab module's kinds by name: its ``KINDS``, else every TriggerKind it holds."""
     declared = getattr(module, "KINDS", None)
     if declared is None:
         declared = [value for key, value in vars(module).items() if not key.startswith("_")]

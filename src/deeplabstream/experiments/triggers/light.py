@@ -1,17 +1,6 @@
 """A light in the image: true while a region is lit (an LED, a sync light, a lamp).
 
-:class:`LightOn` measures the mean grey level of its region in every analysed frame and compares
-it with the region's own *off* and *on* levels, which it learns from the frames: the lit
-fraction ``(level - off) / (on - off)`` is 0 for a dark frame and 1 for a frame lit during its
-whole exposure, in between for a frame whose exposure the light began (or ended) in. The
-trigger is true while that fraction is at least ``threshold``.
-
-Without a region it finds one: during the first ``search_s`` seconds it watches 8 x 8 pixel
-blocks of the image and takes the block that switches most strongly between two steady levels,
-again and again (an LED does; a moving animal passes through many levels, and passes a place
-once or twice), grown by its neighbours that switch with it. The levels are learnt in that time
-too, so the trigger is false until then; a region that never switched by ``search_s x
-SEARCH_ROUNDS`` is an error that says what to set.
+Its design: docs/experiments-internals.md (`experiments.triggers.light`).
 """
 
 from __future__ import annotations
@@ -65,7 +54,7 @@ class LightOn(Trigger):
     Parameters
     ----------
     roi
-        The light's region in frame pixels, or None to find it (see the module docstring).
+        The light's region in frame pixels, or None to find it (docs/experiments-internals.md).
     threshold
         The lit fraction of a frame's exposure at which the light counts as on (0 < t <= 1).
         Low values see a flash in the first frame it touches.

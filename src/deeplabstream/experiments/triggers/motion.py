@@ -1,31 +1,6 @@
 """Speed, freezing and distance: keypoint kinematics in seconds of frame time.
 
-Speed over a window. The speed of a keypoint at frame time ``t`` is its displacement over the
-last ``window_s`` seconds divided by ``window_s``: ``|P(t) - P(t - window_s)| / window_s``,
-where the position at ``t - window_s`` is interpolated linearly between the two observations
-around it. The window is therefore the same length in seconds whatever the analysed frame rate,
-which is irregular because frames get skipped; a displacement (not a path length) keeps keypoint
-jitter from adding up with the frame rate. Until the history covers a whole window, the speed is
-the displacement since the first observation divided by the time since it. Units: px/s, or mm/s
-when ``mm_per_px`` (the calibration) is given, in which case thresholds are in mm/s.
-
-A keypoint not seen for up to ``hold_s`` seconds (default 0.5) leaves the trigger's state and
-its history as they were (:class:`~experiments.triggers.base.LossHold`): the next sighting
-measures the displacement across the gap, over the real time it took. With policy ``"hold"``,
-an observation whose keypoint is only held likewise adds no sample and leaves the state as it
-was (a held position is not evidence that the animal stood still). A keypoint missing for
-longer breaks the history: the speed is unknown (every speed trigger is False) until two new
-observations exist. Distances keep their state through a loss of either point likewise.
-
-Freezing. ``Freezing(threshold, duration_s)`` is True once the speed has been below ``threshold``
-for at least ``duration_s``. The freeze is dated from the start of the first slow window: the
-windowed speed crossed below the threshold at a time ``c`` between the last fast observation and
-the first slow one, found by bisection on the trajectory that joins the observed positions with
-straight lines (so skipped frames matter only where the path was not straight between analysed
-frames); the window ending at ``c`` already showed the animal slow, so the freeze began at
-``c - window_s`` (never before the first observation of the history). For an animal that stops
-abruptly from a speed ``v``, that is ``window_s * threshold / v`` before the true stop: Freezing
-fires when the stop has lasted ``duration_s`` (to within that), at any analysed frame rate.
+Its design: docs/experiments-internals.md (`experiments.triggers.motion`).
 """
 
 from __future__ import annotations
@@ -59,7 +34,7 @@ _HELD = object()
 
 
 class WindowSpeed:
-    """Displacement over the last ``window_s`` seconds / ``window_s`` (see the module docstring).
+    """Displacement over the last ``window_s`` seconds / ``window_s`` (experiments-internals.md).
 
     The observed positions are joined by straight lines (the trajectory the estimator assumes
     between frames); :meth:`speed_at` is the windowed speed of that trajectory at any time since
@@ -229,7 +204,7 @@ class SpeedBelow(SpeedAbove):
 class Freezing(_SpeedTrigger):
     """True once the windowed speed has stayed below ``threshold`` for ``duration_s``.
 
-    See the module docstring for how the freeze is dated. Parameters as :class:`SpeedAbove`,
+    How the freeze is dated: docs/experiments-internals.md. Parameters as :class:`SpeedAbove`,
     plus ``duration_s`` (seconds of frame time, >= 0).
     """
 
@@ -289,10 +264,7 @@ class Freezing(_SpeedTrigger):
         return frozen
 
     def _crossing(self, t_fast: float, t_slow: float) -> float:
-        """When the windowed speed fell below the threshold, between two observations.
-
-        Bisection on the straight-line trajectory between the kept samples.
-        """
+        """When the windowed speed fell below the threshold, between two observations."""
         for _ in range(60):
             middle = 0.5 * (t_fast + t_slow)
             if middle in (t_fast, t_slow):
@@ -322,7 +294,7 @@ class DistanceBelow(KeypointTrigger):
     threshold
         Pixels, or mm with ``mm_per_px``.
     camera
-        The camera both points come from (None: see the base module).
+        The camera both points come from (None: see docs/experiments-internals.md).
     camera_a, camera_b
         Two different cameras: ``a`` from ``camera_a`` and ``b`` from ``camera_b``, read from
         :class:`~experiments.observation.Observations` (paired by time); a single-camera

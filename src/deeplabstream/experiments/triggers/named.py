@@ -1,10 +1,7 @@
 """A trigger registered under a name: updated once per experiment update, whoever reads it.
 
-An experiment registers its triggers by name (:meth:`~experiments.base.Experiment.add_trigger`);
-the name wraps the trigger so that a trigger read by several others (a child of two
-combinators, a rule's condition that is also a combinator's child) is still updated once per
-update. The :class:`UpdateCounter` is the experiment's update count, which every named trigger
-compares against.
+A trigger read by several others (a child of two combinators) is still updated once per update:
+its name compares the experiment's update count (:class:`UpdateCounter`).
 """
 
 from __future__ import annotations

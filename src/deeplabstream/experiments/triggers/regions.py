@@ -1,39 +1,6 @@
 """Region triggers: where a keypoint is relative to a circle, rectangle, ellipse or polygon.
 
-The trigger follows which side of the region the keypoint is on, observation by observation:
-
-* Hysteresis (``margin_px``): a keypoint outside becomes *inside* when it is in the region (the
-  boundary counts as in); once inside it stays inside until it is more than ``margin_px`` outside
-  the boundary. A keypoint wandering along the edge therefore does not flicker in and out.
-* A keypoint not seen (below the likelihood threshold) is neither inside nor outside. For
-  ``hold_s`` seconds after it was last seen (default 0.5) the trigger keeps its state and its
-  side (:class:`~experiments.triggers.base.LossHold`): ``inside`` stays true through a blink of
-  the model, and a keypoint seen inside again has not entered. Entries and exits need the
-  keypoint seen on both sides: seen outside before a short loss and inside after it is an
-  entry. A keypoint the identity step withheld (the animal unnamed, or the keypoint maybe
-  another animal's: :attr:`~experiments.observation.Observation.withheld`) keeps the side
-  however long that lasts: unknown is not "left", and an animal named again inside after being
-  outside has entered, decided late (:attr:`Region.late_frames`, in the event's detail). A
-  loss longer than ``hold_s`` makes the side unknown: every mode is False and
-  continuity is broken (dwell restarts, the next sighting is not a crossing). ``hold_s = 0``
-  decides on every frame alone. Policy ``"hold"`` bridges the loss by keeping the last position
-  instead.
-* Dwell (``min_dwell_s``): a side counts only once the keypoint has been on it continuously for at
-  least that many seconds of frame time, measured from the first observation on that side.
-
-Modes, for the state :meth:`Trigger.update` returns:
-
-``inside``
-    True while the keypoint is inside and has dwelt there ``min_dwell_s``.
-``outside``
-    True while the keypoint is (seen) outside and has been so for ``min_dwell_s``.
-``entered``
-    An event: True on the one observation where the keypoint, having been seen outside, is
-    inside (with a dwell, on the observation where the dwell is reached; once per visit). A
-    keypoint first seen inside, or seen again inside after a dropout, has not entered.
-``left``
-    An event: True on the observation where the keypoint, having been inside (for at least
-    ``min_dwell_s``), is seen outside (beyond the hysteresis margin).
+Its design: docs/experiments-internals.md (`experiments.triggers.regions`).
 """
 
 from __future__ import annotations
@@ -64,7 +31,7 @@ REGION_MODES: tuple[str, ...] = ("inside", "outside", "entered", "left")
 
 
 class Region(KeypointTrigger):
-    """A keypoint inside / outside / entering / leaving a region (see the module docstring).
+    """A keypoint inside / outside / entering / leaving a region (docs/experiments-internals.md).
 
     Parameters
     ----------

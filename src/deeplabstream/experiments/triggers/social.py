@@ -1,52 +1,6 @@
 """Several animals: any trigger for one chosen animal, and triggers on two animals together.
 
-Animal numbers. A multi-animal model reports its animals with identities kept across frames by
-the tracker (:attr:`Observation.animals`); configs number them from 1: animal 1 is identity 0,
-which is also what every trigger reads by default (:attr:`Observation.keypoints`). A
-single-animal model has only animal 1.
-
-Per-animal view (:class:`ForAnimal`, defined in :mod:`~experiments.triggers.animals` beside
-``ANIMAL = any`` / ``each`` and re-exported here): any one-animal trigger reads animal N's keypoints
-instead of animal 1's: ``ForAnimal(Region(zone), 2)`` in Python, ``ANIMAL = 2`` in a config
-(the factory wraps every kind that reads one animal, see :mod:`experiments.triggers.factory`).
-Forward prediction follows animal 1 only, so ``ANIMAL`` >= 2 with ``PREDICTED = true`` is an
-error.
-
-Identity confidence. With ``min_identity_confidence`` (a config's ``MIN_IDENTITY_CONFIDENCE``,
-for :class:`ForAnimal` and every social trigger), an animal whose identity confidence
-(:attr:`Observation.identity_confidence`, :mod:`pose.tracking.identities`) is below it counts as not
-seen in that frame (see "Missing data"): after two animals lay on each other and before their
-looks have told them apart again, a stimulus waits rather than go to the wrong one.
-
-Social triggers read two different animals, ``animals = (a, b)`` (default animals 1 and 2):
-
-``distance`` (:class:`AnimalDistance`)
-    a keypoint of a and one of b closer than ``below_px`` (or further than ``above_px``), with
-    hysteresis ``release_px``.
-``approach`` (:class:`Approach`)
-    the distance between them shrinking faster than ``speed`` px/s over ``window_s``.
-``following`` (:class:`Following`)
-    a's nose near b's tail base, both moving, both heading the same way, for ``duration_s``.
-``contact`` (:class:`Contact`)
-    any keypoint of a within ``radius_px`` of any keypoint of b.
-
-Missing data. A keypoint is not seen when its likelihood is below ``min_likelihood``, a value is
-not finite, or its animal is not seen in that frame at all (its row all NaN). For ``hold_s``
-seconds after they were last seen (default 0.5) a loss of the keypoints a trigger needs keeps its
-state, its hysteresis, its history and its timer as they were
-(:class:`~experiments.triggers.base.LossHold`; ``contact`` needs some keypoint of each animal).
-A longer loss is decided on: ``distance``
-is off and forgets its hysteresis (the next sighting must come closer than ``below_px`` again),
-``approach`` is off and its closing-speed history restarts (it needs two new observations),
-``following`` is off and its timer restarts; ``contact`` leaves the keypoints not seen out and is
-off when no seen pair touches. Policy ``"hold"`` bridges short dropouts, per animal, with the last
-seen position instead (``approach`` and ``following`` then keep their state and add no sample, as
-the speed triggers do: a held position is no evidence of movement).
-
-Animals beyond the model's count: asking for animal 2 of a single-animal model (or animal 5 of
-a model reporting 4) is a ``ValueError`` on the first observation, naming the trigger and the
-camera; :func:`~experiments.triggers.base.animal_problems` finds it before a start, given the
-model's animal count.
+Its design: docs/experiments-internals.md (`experiments.triggers.social`).
 """
 
 from __future__ import annotations
@@ -129,12 +83,7 @@ def _check_pair(name: str, names: Sequence[str]) -> tuple[str, str]:
 
 
 class _TwoAnimals(Trigger):
-    """Shared parts: the two animals, a likelihood filter per animal, the views of a frame.
-
-    One :class:`KeypointFilter` per animal, because a held position is kept per (camera,
-    keypoint): the same keypoint of two animals must not share it. Subclasses keep ``_pair``,
-    the two points they measured at the last update (None while unseen), which they draw.
-    """
+    """Shared parts of the two-animal triggers: the animals, a filter per animal, their views."""
 
     _pair: tuple[Point, Point] | None
 
@@ -248,10 +197,7 @@ def _pair_line(pair: tuple[Point, Point] | None) -> list[Shape]:
 
 
 class _KeypointPair(_TwoAnimals):
-    """Shared parts of the triggers on one keypoint of each animal (``distance``, ``approach``).
-
-    Subclasses set ``keypoints``: the first animal's, the second's.
-    """
+    """Shared parts of the triggers on one keypoint of each animal (``distance``, ``approach``)."""
 
     keypoints: tuple[str, str]
 

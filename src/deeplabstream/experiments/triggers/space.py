@@ -1,23 +1,6 @@
 """3D triggers: where a keypoint is in the arena, from the live triangulation (millimetres).
 
-With a calibration (``[Triangulation] CALIBRATION`` in the settings), every update that brought a
-new synchronised set of the calibrated cameras carries it as :attr:`Observations.points3d`: each
-keypoint's position in the calibration's world frame, in mm, with the arena floor the plane
-z = 0 and z pointing up. These triggers read it:
-
-* ``height_above``: a keypoint's z (its height above the floor) is above ``threshold_mm``, with
-  optional hysteresis (once true, it stays true until z falls to ``threshold_mm - hysteresis_mm``);
-* ``distance3d_below`` / ``distance3d_above``: a keypoint's distance to a point ``POINT = x, y, z``;
-* ``inside_box3d``: a keypoint inside ``BOX = x0 y0 z0 x1 y1 z1`` (an axis-aligned box);
-* ``inside_sphere3d``: a keypoint within ``RADIUS_MM`` of ``CENTER = x, y, z``.
-
-An update without a new set (one camera's pose came, or the set's pairing error was above
-``MAX_PAIRING_MS``) is no news: the trigger keeps its state. A set in which the keypoint was not
-triangulated (fewer than two cameras saw it well) is a loss: for ``hold_s`` seconds after the
-keypoint was last triangulated (default 0.5) the trigger keeps its state
-(:class:`~experiments.triggers.base.LossHold`), then it is false, as a missing keypoint makes a
-2D trigger false. A session without a calibration refuses an experiment with
-these triggers before it starts (``live/session/preflight.py``).
+Its design: docs/experiments-internals.md (`experiments.triggers.space`).
 """
 
 from __future__ import annotations
@@ -83,7 +66,7 @@ def _box(value: str | Sequence[float]) -> tuple[float, float, float, float, floa
 
 
 class SpaceTrigger(Trigger):
-    """A trigger on one keypoint's triangulated position (see the module docstring).
+    """A trigger on one keypoint's triangulated position (docs/experiments-internals.md).
 
     Subclasses implement :meth:`_holds` (the position in mm -> the condition) and
     :meth:`_space_params`.
