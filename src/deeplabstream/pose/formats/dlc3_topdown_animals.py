@@ -38,6 +38,12 @@ from deeplabstream.pose.formats.dlc3_topdown import (
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 
+def _no_boxes(count: int, animals: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (count, animals, 4) NaN boxes and (count, animals) scores of ``NO_DETECTION``."""
+    boxes = np.full((count, animals, 4), np.nan, np.float32)
+    return boxes, np.full((count, animals), NO_DETECTION, np.float32)
+
+
 class FasterRcnnAnimalsRunner(FasterRcnnRunner):
     """Frames -> up to ``limits.max_individuals`` boxes per frame, DeepLabCut's order.
 
@@ -59,9 +65,7 @@ class FasterRcnnAnimalsRunner(FasterRcnnRunner):
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         """``boxes`` (N, A, 4) in frame pixels and ``scores`` (N, A), best first per frame."""
         count, _, height, width = frames.shape
-        animals = self.limits.max_individuals
-        boxes = np.full((count, animals, 4), np.nan, np.float32)
-        scores = np.full((count, animals), NO_DETECTION, np.float32)
+        boxes, scores = _no_boxes(count, self.limits.max_individuals)
         plan = rp.resize_plan(height, width, self.settings)
         for row in range(count):
             found = self.detect(frames[row], plan)
@@ -100,9 +104,7 @@ class SsdLiteAnimalsRunner:
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         """``boxes`` (N, A, 4) in frame pixels and ``scores`` (N, A), best first per frame."""
         count, _, height, width = frames.shape
-        animals = self.limits.max_individuals
-        boxes = np.full((count, animals, 4), np.nan, np.float32)
-        scores = np.full((count, animals), NO_DETECTION, np.float32)
+        boxes, scores = _no_boxes(count, self.limits.max_individuals)
         every_box, every_score = (np.asarray(o) for o in self.run_graph(frames)[:2])
         for row in range(count):
             kept, kept_scores = ssd_animal_detections(
