@@ -25,6 +25,7 @@ from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_of, cropzoom_
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
     LAB_FORMATS_KEY,
+    ModelFormat,
     Precision,
     build_torch_module,
     check_torch_file,
@@ -288,15 +289,20 @@ def check_model(path: Path | None) -> None:
     ModelError
         As :func:`load_model` would for what is checked; the message says what to do.
     """
-    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    model, model_format = _located(BUNDLED_MODEL if path is None else Path(path).expanduser())
+    model_format.check(model)
+
+
+def _located(path: Path) -> tuple[Path, ModelFormat]:
+    """Return the model at ``path`` (or in its framework's folder) and its format; else raise."""
     if not path.exists():
         load_model(path)  # raises its "model not found" message
-    path = resolve_model_path(path)  # a framework's folder: its model, or what to run
-    model_format = format_of(path)
+    model = resolve_model_path(path)  # a framework's folder: its model, or what to run
+    model_format = format_of(model)
     if model_format is None:
-        load_model(path)  # raises the message for what is there
-    else:
-        model_format.check(path)
+        load_model(model)  # raises the message for what is there
+        raise ModelError(f"{model}: not a model this program knows")  # pragma: no cover
+    return model, model_format
 
 
 def check_backend(path: Path | None, backend: str) -> None:
@@ -379,14 +385,10 @@ def model_keypoints(path: Path | None) -> tuple[str, ...]:
             load_model(path)  # raises its "model not found" message
         key = (str(path), _stamp(path))
         if key not in _KEYPOINTS:
-            path = resolve_model_path(path)  # a framework's folder: its model, or what to run
-            model_format = format_of(path)
-            if model_format is None:
-                load_model(path)  # raises the message for what is there
-                raise ModelError(f"{path}: not a model this program knows")  # pragma: no cover
+            model, model_format = _located(path)
             if len(_KEYPOINTS) >= _KEYPOINT_CACHE_SIZE:
                 _KEYPOINTS.pop(next(iter(_KEYPOINTS)))
-            _KEYPOINTS[key] = model_format.keypoints(path)
+            _KEYPOINTS[key] = model_format.keypoints(model)
         return _KEYPOINTS[key]
 
 

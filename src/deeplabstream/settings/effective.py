@@ -1,19 +1,6 @@
 """A run's settings resolved once: a camera's own ``[Camera NAME]`` keys, else ``[Pose]``'s.
 
-A ``[Camera NAME]`` section may name its own pose model (``MODEL_PATH``), likelihood threshold
-and dynamic cropping; where it does not, ``[Pose]``'s apply, and a command line's ``--model``
-stands in for ``[Pose] MODEL_PATH`` (never for a camera's own). That rule is written here once:
-:func:`resolve_cameras` is where a command line (or the window) meets the settings file. It
-applies ``--model`` (into the plan's settings, which the session and ``session.json`` take) and
-turns the settings into a :class:`CameraPlan`, one :class:`EffectiveCamera` per camera, each
-value with its :class:`Origin`. The plan is made once per run and handed down: the checks before
-the start (``live/session/preflight.py``, ``keypoints.py``), the session (``LiveSession``'s
-``plan``: the live view's thresholds, what the inference worker is given), the worker
-(``WorkerCamera.effective``: its model, flip and crop), the self-tests (the naive loop, the
-benchmark's figures), the window (the models to convert before Start Analysis, the keypoints of
-each camera's model) and the offline replay, whose video camera has no keys of its own.
-
-Both are frozen and picklable: a camera's crosses to the inference worker as it is.
+Design: docs/architecture.md, "settings.effective".
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """The experiment of a run, resolved once: where it comes from, its content, its options.
 
-``[Experiment] NAME`` (or ``--experiment``) names a config, a class or a lab module; that name is
-resolved here, once per start, into an :class:`ExperimentPlan`: the file it reads, the config's
-text itself (data, read once), the SHA-256 of that content (a config's text, a module's file),
-and every option (``ExperimentOptions``) with where its value came from. Everything downstream
-reads the plan instead of the name: the checks before the start (one experiment object, made
-once), the inference worker (it builds the experiment from the plan's text, not from a file that
-may have changed since), ``session.json`` (the plan is recorded with each experiment run) and
-``deeplabstream-verify`` (it re-runs the recorded plan, never the file on disk today).
+Design: docs/architecture.md, "settings.experiment_plan".
 """
 
 from __future__ import annotations
@@ -240,11 +233,9 @@ def _class_plan(name: str, named_by: str, locator: str, found: type[Experiment])
 def _options(
     options: ExperimentOptions, keys_given: frozenset[str] | None, where: str
 ) -> tuple[PlannedOption, ...]:
-    """Return each option with its origin: the config key that set it, the class, or default.
-
-    A class's options are known only as values: one that differs from the default is the
-    class's, else the default.
-    """
+    """Return each option with its origin: the config key that set it, the class, or default."""
+    # A class's options are known only as values: one that differs from the default is the class's,
+    # else the default.
     defaults = ExperimentOptions()
     planned = []
     for option in dataclasses.fields(ExperimentOptions):

@@ -238,11 +238,9 @@ def _settings_from_parser(
 def _nwb_form_problems(
     file: Path, sections: dict[str, Any], outputs: list[ChosenOutput]
 ) -> list[str]:
-    """Refuse an experimenter not in NWB's form "Last, First", when ``session.nwb`` is written.
-
-    Without an NWB output the key is only ``session.json``'s text: a session must not be
-    refused for a form it does not need (``EXPERIMENTER = nu`` once blocked saving).
-    """
+    """Refuse an experimenter not in NWB's form "Last, First", when ``session.nwb`` is written."""
+    # Without an NWB output the key is only session.json's text: a session must not be refused for a
+    # form it does not need (EXPERIMENTER = nu once blocked saving).
     session, output = sections.get("Session"), sections.get("Output")
     if session is None or output is None:
         return []

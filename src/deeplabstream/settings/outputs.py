@@ -1,11 +1,6 @@
 """Which outputs a session writes: the ``[Output]`` keys of the built-ins and ``[Output NAME]``.
 
-Every output is a plugin (outputs/interface.py) with its own settings. The built-ins keep the keys
-they always had in ``[Output]`` (same names, same defaults): ``NAMING = ibl`` chooses ``ibl``,
-``LSL = on`` chooses ``lsl`` (with ``LSL_WAIT``), ``NWB = on`` ``nwb`` and ``SLP = on`` ``slp``.
-Any output, built-in or installed, is also chosen by a section of its name, ``[Output NAME]``,
-whose keys are its ``settings_class``'s (``[Output lsl]`` with ``WAIT = 2``). The pose files
-(``pose``) are always chosen, first.
+Design: docs/architecture.md, "settings.outputs".
 """
 
 from __future__ import annotations

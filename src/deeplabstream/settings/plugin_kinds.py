@@ -1,20 +1,6 @@
 """The seven plugin kinds in one place: each kind's registry, by the word ``session.json`` uses.
 
-Every kind is one :class:`~deeplabstream.core.plugins.Registry` (lookup by name, listing, the
-lab's folder, entry points, the unknown-name message), made where the kind's interface is; this
-index names them all, for whoever handles every kind alike (``session.json``'s ``plugins``, the
-generated reference, the window's lists). It sits in the lowest layer that may import every
-kind (``experiments`` is the highest of them); ``core`` cannot.
-
-- ``camera``: ``hardware.cameras.CAMERAS``, named by ``SOURCE``, the lab's ``cameras/``;
-- ``device``: ``hardware.stimulation.DEVICES``, ``TYPE``, ``devices/``;
-- ``backend``: ``pose.runtime.backends.BACKENDS``, ``[Pose] BACKEND``, ``backends/``;
-- ``model format``: ``pose.model_format.MODEL_FORMATS``, found from the model's files,
-  ``formats/``;
-- ``output``: ``outputs.interface.OUTPUTS``, ``[Output NAME]``, ``outputs/``;
-- ``experiment``: ``experiments.registry.EXPERIMENTS``, ``[Experiment] NAME`` or
-  ``--experiment``, ``experiments/`` (modules and ``.ini`` configs);
-- ``trigger``: ``experiments.triggers.kinds.TRIGGERS``, a config's ``KIND``, ``triggers/``.
+Design: docs/architecture.md, "settings.plugin_kinds".
 """
 
 from __future__ import annotations

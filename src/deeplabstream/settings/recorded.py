@@ -1,10 +1,6 @@
 """The settings a session ran with, read back from its ``session.json``.
 
-``session.json`` -> ``settings`` holds every key's effective value (:func:`settings_as_dict`).
-:func:`settings_from_record` writes them back as settings-file text and parses that text as the
-settings file would be parsed, so a later run (``deeplabstream-verify``) runs what the session
-ran, even when the lab's settings file has changed since. A key recorded as null was left at
-its default (or inherits ``[Pose]``), so it is left out again.
+Design: docs/architecture.md, "settings.recorded".
 """
 
 from __future__ import annotations

@@ -627,11 +627,8 @@ def parse_percent(text: str) -> float:
 
 
 def _experiment_name(text: str) -> str:
-    """``[Experiment] NAME``: a name or an ``.ini`` path, never code (nothing imported here).
-
-    A ``.py`` file or an import path such as ``package.module:Class`` is refused: settings are
-    data.
-    """
+    """``[Experiment] NAME``: a name or an ``.ini`` path, never code (nothing imported here)."""
+    # A .py file or an import path such as package.module:Class is refused: settings are data.
     name = text.strip()
     try:
         EXPERIMENTS.refuse_code(name)

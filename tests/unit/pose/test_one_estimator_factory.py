@@ -3,8 +3,8 @@
 Read with :mod:`ast`, every module of the package is searched for a call of an estimator kind
 (a class of ``pose/`` named ``...Estimator``) or of a kind's opener (``open_*_estimator`` of
 ``pose/formats/``). Only the factory calls them, and a kind's own module its own parts (a
-crop-zoom pair's two networks, a DeepLabCut top-down model's openers): every other caller asks
-:func:`pose.loading.open_estimator` (or its ensemble and reference siblings there).
+crop-zoom pair's two networks, the DeepLabCut top-down opener's one-animal kind): every other
+caller asks :func:`pose.loading.open_estimator` (or its ensemble and reference siblings there).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ FACTORY = "pose/loading.py"
 #: A kind built of other kinds, in the module that defines it: what it builds there.
 PARTS = {
     "pose/runtime/cropzoom.py": {"NetworkEstimator"},  # its detector and pose networks
-    "pose/formats/dlc3_topdown_animals.py": {"open_topdown_estimator"},  # one animal's opener
+    "pose/formats/dlc3_topdown_animals.py": {"DlcTopDownEstimator"},  # the one-animal kind
 }
 
 

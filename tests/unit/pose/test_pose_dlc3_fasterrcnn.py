@@ -35,7 +35,8 @@ from deeplabstream.pose.decoding import region_proposals as rp
 from deeplabstream.pose.formats import dlc3_fasterrcnn
 from deeplabstream.pose.formats.conversion import CACHE_ENV, run_module
 from deeplabstream.pose.formats.dlc3 import check_export
-from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_problems
+from deeplabstream.pose.formats.dlc3_topdown import topdown_problems
+from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.networks.fasterrcnn import MOBILENET, RESNET50_V2, DlcFasterRcnn
@@ -389,9 +390,9 @@ def test_the_clip_matches_deeplabcuts_boxes_and_keypoints(
     columns = [(k, c) for k in KEYPOINTS for c in ("x", "y", "likelihood")]
     theirs = table[columns].to_numpy(np.float64).reshape(len(table), len(KEYPOINTS), 3)
     if backend == "onnxruntime":
-        estimator = open_topdown_estimator(description, open_backend, threads=2)
+        estimator = open_dlc_topdown_estimator(description, open_backend, threads=2)
     else:
-        estimator = open_topdown_estimator(description, threads=2)
+        estimator = open_dlc_topdown_estimator(description, threads=2)
     worst = _compare(estimator, frames, boxes, theirs)
     print(f"FasterRCNN top-down ({backend}) vs analyze_videos, {len(frames)} frames: {worst}")
     _assert_equal(worst)
@@ -415,7 +416,7 @@ def test_labelled_images_match_deeplabcuts_boxes_and_keypoints(
     table.index = [Path(str(i)).name for i in table.index]
     columns = [(k, c) for k in KEYPOINTS for c in ("x", "y", "likelihood")]
     theirs = table.loc[names, columns].to_numpy(np.float64).reshape(len(names), len(KEYPOINTS), 3)
-    estimator = open_topdown_estimator(description, open_backend, threads=2)
+    estimator = open_dlc_topdown_estimator(description, open_backend, threads=2)
     worst = _compare(estimator, images, boxes, theirs)
     print(f"FasterRCNN top-down vs analyze_images, {len(names)} images: {worst}")
     _assert_equal(worst)

@@ -29,11 +29,11 @@ from deeplabstream.pose.formats.dlc3 import check_export, read_export
 from deeplabstream.pose.formats.dlc3_topdown import (
     CropSettings,
     DlcTopDownEstimator,
-    open_topdown_estimator,
     top_down_crop,
     topdown_decoding_of,
     topdown_stages,
 )
+from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
@@ -147,8 +147,8 @@ def _differences(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
 
 def _estimator(description: ModelDescription, backend: str) -> DlcTopDownEstimator:
     if backend == "pytorch":  # the rebuilt modules
-        return open_topdown_estimator(description)
-    return open_topdown_estimator(description, open_backend, threads=2)
+        return open_dlc_topdown_estimator(description)
+    return open_dlc_topdown_estimator(description, open_backend, threads=2)
 
 
 def test_export_is_described_as_two_stages(description: ModelDescription, kind: Kind) -> None:

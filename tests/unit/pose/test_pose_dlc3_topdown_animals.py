@@ -27,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,9 +41,12 @@ from deeplabstream.pose.decoding import region_proposals as rp
 from deeplabstream.pose.decoding.box_detections import DetectionLimits, animal_detections
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.formats.dlc3 import check_export
+from deeplabstream.pose.formats.dlc3_fasterrcnn import FasterRcnnRunner
 from deeplabstream.pose.formats.dlc3_topdown import CropSettings, DlcTopDownDecoding
 from deeplabstream.pose.formats.dlc3_topdown_animals import (
     DlcTopDownAnimalsEstimator,
+    FasterRcnnAnimalsRunner,
+    SsdLiteAnimalsRunner,
     open_dlc_topdown_estimator,
 )
 from deeplabstream.pose.formats.dlc3_topdown_boxes import detection_limits
@@ -488,3 +492,87 @@ def test_inspect_describes_it_and_checks_the_conversion(
     out = result.stdout
     assert "2 individual(s)" in out and "up to 2 boxes" in out and "method 'td'" in out
     assert "reproduces the network" in out
+
+
+@pytest.mark.parametrize("detector", ["SSDLite", "FasterRCNN"])
+@pytest.mark.parametrize("animals", [1, 2])
+def test_the_one_opener_wires_each_top_down_kind_on_stand_in_backends(
+    detector: str, animals: int
+) -> None:
+    """One animal or several, either detector: the graphs opened and the runners between them.
+
+    The backends are stand-ins (the DeepLabCut exports are not in every checkout): each records
+    the graph it was opened for, so the wiring of ``open_dlc_topdown_estimator`` is seen whole.
+    """
+    faster_rcnn = detector == "FasterRCNN"
+    description = ModelDescription(
+        name="stand-in",
+        framework="deeplabcut",
+        model_file=Path("detector.onnx"),
+        keypoints=("a", "b"),
+        input_height=100,
+        input_width=200,
+        output_kind="coordinates",
+        normalization="in-graph",
+        mean=(0.0, 0.0, 0.0),
+        std=(1 / 255, 1 / 255, 1 / 255),
+        any_input_size=True,
+        max_animals=animals,
+        decoding=DlcTopDownDecoding(
+            CropSettings(32, 32),
+            Path("pose.onnx"),
+            "top_down_resnet_50",
+            detector,
+            box_head_graph=Path("head.onnx") if faster_rcnn else None,
+            detector_settings=rp.FasterRcnnSettings() if faster_rcnn else None,
+            detection_limits=DetectionLimits(3) if animals > 1 else None,
+        ),
+    )
+    opened: list[tuple[str, str, str, int]] = []
+
+    class StandInBackend:
+        def __init__(self, stage: ModelDescription) -> None:
+            self.stage = stage
+
+        def run(self, batch: np.ndarray) -> list[np.ndarray]:
+            return [batch]
+
+    def open_stand_in(
+        stage: ModelDescription, backend: str, device: str, threads: int
+    ) -> StandInBackend:
+        opened.append((stage.model_file.name, backend, device, threads))
+        return StandInBackend(stage)
+
+    estimator = open_dlc_topdown_estimator(description, open_stand_in, device="cpu", threads=3)
+    graphs = ["detector.onnx", "pose.onnx", *(["head.onnx"] if faster_rcnn else [])]
+    assert opened == [(graph, "onnxruntime", "cpu", 3) for graph in graphs]
+    assert isinstance(estimator, DlcTopDownAnimalsEstimator) == (animals > 1)
+    assert _graph_of(estimator.run_pose) == "pose.onnx"
+    runner: Any = estimator.run_detector
+    if animals > 1:
+        kind = FasterRcnnAnimalsRunner if faster_rcnn else SsdLiteAnimalsRunner
+        assert type(runner) is kind
+        assert runner.limits.max_individuals == animals  # [Pose] MAX_ANIMALS, not the export's 3
+    elif faster_rcnn:
+        assert type(runner) is FasterRcnnRunner
+    if faster_rcnn:
+        assert _graph_of(runner.run_proposals) == "detector.onnx"
+        assert _graph_of(runner.run_box_head) == "head.onnx"
+        assert runner.roi_align.threads == 3
+    elif animals > 1:
+        assert _graph_of(runner.run_graph) == "detector.onnx"
+    else:
+        assert _graph_of(runner) == "detector.onnx"  # the detector graph's own run
+    # The detector's backend, when given, is not opened again.
+    opened.clear()
+    given = StandInBackend(description)
+    estimator = open_dlc_topdown_estimator(description, open_stand_in, given, threads=3)
+    assert [graph for graph, *_ in opened] == graphs[1:]
+    runner = estimator.run_detector
+    detector_run = runner.run_proposals if faster_rcnn else getattr(runner, "run_graph", runner)
+    assert detector_run.__self__ is given
+
+
+def _graph_of(run: object) -> str:
+    """The graph a stand-in backend's bound ``run`` was opened for."""
+    return str(run.__self__.stage.model_file.name)  # type: ignore[attr-defined]

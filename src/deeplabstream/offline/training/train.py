@@ -327,26 +327,33 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     data = synthetic_data_set(args) if args.synthetic else labels_data_set(args)
     train_count = len(data.description.get("train_indices", [])) or 1000
-    augmentation = Augmentation(
-        crop=args.crop,
-        scale=tuple(args.scale),
-        rotation=args.rotation,
-        flip=not args.no_flip,
-    )
-    config = TrainConfig(
-        steps=steps_for(args, train_count),
+    loss = LossSettings(sigma=args.sigma, locref_weight=args.locref_weight)
+    config = train_config(args, train_count, len(data.keypoints), loss)
+    result = train(data.draw, data.validation, data.keypoints, data.input_size, config)
+    report = finish(args, argv, data, config, result, time.perf_counter() - started)
+    return report
+
+
+def train_config(
+    args: argparse.Namespace, train_frames: int, keypoints: int, loss: LossSettings
+) -> TrainConfig:
+    """Return the training loop's settings from the command line (one animal or several)."""
+    return TrainConfig(
+        steps=steps_for(args, train_frames),
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
         threads=args.threads,
-        augmentation=augmentation,
-        loss=LossSettings(sigma=args.sigma, locref_weight=args.locref_weight),
-        network=network_config(args, len(data.keypoints)),
+        augmentation=Augmentation(
+            crop=args.crop,
+            scale=tuple(args.scale),
+            rotation=args.rotation,
+            flip=not args.no_flip,
+        ),
+        loss=loss,
+        network=network_config(args, keypoints),
         time_budget=_budget_seconds(args),
     )
-    result = train(data.draw, data.validation, data.keypoints, data.input_size, config)
-    report = finish(args, argv, data, config, result, time.perf_counter() - started)
-    return report
 
 
 def _budget_seconds(args: argparse.Namespace) -> float | None:
@@ -359,22 +366,7 @@ def run_multi_animal(args: argparse.Namespace, argv: Sequence[str]) -> dict[str,
     started = time.perf_counter()
     data = pair_data_set(args)
     task = pair_task(data.keypoints, data.skeleton, args.animals, args)
-    config = TrainConfig(
-        steps=steps_for(args, 1000),
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        threads=args.threads,
-        augmentation=Augmentation(
-            crop=args.crop,
-            scale=tuple(args.scale),
-            rotation=args.rotation,
-            flip=not args.no_flip,
-        ),
-        loss=LossSettings(sigma=args.sigma),
-        network=network_config(args, len(data.keypoints)),
-        time_budget=_budget_seconds(args),
-    )
+    config = train_config(args, 1000, len(data.keypoints), LossSettings(sigma=args.sigma))
     result = train(data.draw, data.validation, data.keypoints, data.input_size, config, task=task)
     return finish_pair(args, argv, data, task, config, result, time.perf_counter() - started)
 

@@ -1,22 +1,6 @@
 """A lossy recording's bound, measured from the recording itself, per camera.
 
-A frame of an H.264 recording is not the frame the live loop analysed: the codec moved its
-pixels, so the reference's keypoints may sit a little off the live ones. How far, on this
-footage, with this model and these encoder settings, is measured here:
-
-1. :data:`RUNS` runs of :data:`RUN_FRAMES` consecutive frames of the recording, spread over the
-   frames the live loop analysed, are decoded (only the groups of pictures that hold them);
-2. each run is encoded again as the recorder encoded it (``[Recording] CRF`` and ``PRESET``, its
-   pixel format and group of pictures: outputs/video.py ``codec_setup``) and decoded;
-3. the session's model analyses both, each frame as recorded and encoded once more.
-
-The median of how far the keypoints seen on both sides moved is the codec's keypoint noise on
-this very recording; a recorded frame went through the codec once, as the sampled frames did
-again, so the live-to-reference differences have about the same median. Their rare largest
-values reach 20 to 30 times it (the simulated arena at CRF 18, 240 to 3000 frames): the bound
-per frame is :data:`NOISE_FACTOR` times the median (at least :data:`MIN_BOUND_PX`), stated in
-the report with what it was made of. A rare frame beyond it, within twice it, is the codec's
-own larger move (keypoints.py ``RARE_TAIL``).
+Design: docs/verify.md, "offline.verify.codec_bound".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """``deeplabstream-verify SESSION_FOLDER``: check a session against its own recording.
 
-Exit codes: 0 agrees (everything checked agrees), 1 differs (the reasons are printed and in
-``verify/summary.json``), 2 it cannot be verified at all (no such session, no recording, no
-poses, a recorded model or lab plugin that is gone or changed: the message says what to do),
-3 agrees in part (nothing differs, but some of it could not be checked: printed, with why),
-4 nothing differs, but the record is signed by a key in no list of trusted signers (the lab's
-``allowed_signers`` beside its settings file, the user's, ``--trust``): who signed is printed,
-130 (143 for SIGTERM) stopped by Ctrl-C: nothing of it is written.
+Design: docs/verify.md, "offline.verify.command".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """The decisions re-derived: the recorded experiment run again on the live keypoints.
 
-For each experiment run of the session, its plan as ``session.json`` recorded it (a config's
-whole text, a class checked by its module's SHA-256; never the file on disk today) is run by the
-same runtime (:class:`~experiments.engine.runtime.ExperimentRuntime`) the live loop ran, fed
-exactly what the live loop fed it: the rows of ``<camera>.pose_exact.csv`` of its updates
-(``batch`` from the run's ``updates.first_batch`` to ``last_batch``), grouped and ordered by
-batch, paired across cameras as the live loop pairs them, each with the frame time and the
-prediction lead the live loop used. Frames skipped live are skipped again, because they have
-no row. How the run ended is recorded too (a stop, or a failure and its message), and it is
-ended the same way.
-
-Its events must then equal ``events.csv`` row for row, whatever the recording's codec: every
-column but the host clock's (``host_timestamp``, ``pose_ready``, ``decided``, ``written``,
-``acknowledged``) and ``not_sent`` (what the devices did), which are facts of the live run, not
-decisions. A difference is explained only by a recorded fact: an update the live loop had to
-interrupt (stuck), a worker that died. What the runtime cannot re-derive from keypoints (a
-trigger or experiment that reads the image or depth) is said, never assumed equal.
+Design: docs/verify.md, "offline.verify.decisions".
 """
 
 from __future__ import annotations
@@ -204,12 +189,9 @@ def _why_not_re_derivable(
 
 
 def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> list[str]:
-    """Name each option (and the name) session.json records that the rebuilt experiment lacks.
-
-    The run's ``name``, the plan's ``options`` and the run's ``parameters``: all were written
-    from the experiment that ran, which the recorded plan builds again, so each must hold the
-    value it has.
-    """
+    """Name each option (and the name) session.json records that the rebuilt experiment lacks."""
+    # The run's name, the plan's options and the run's parameters: all were written from the
+    # experiment that ran, which the recorded plan builds again, so each must hold the value it has.
     index = run.get("_index", 0)
     options = runtime.experiment.options
     used = {f.name: plain_option(getattr(options, f.name)) for f in dataclasses.fields(options)}
@@ -241,13 +223,11 @@ def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> lis
 
 
 def _triggers_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime, index: int) -> list[str]:
-    """Name each trigger whose recorded geometry is not the one the recorded plan builds.
-
-    ``experiment_runs[i].triggers.NAME.trigger`` (a region's shape and place, a dwell's time)
-    was written from the triggers that ran, which the recorded plan builds again: a holder of
-    the lab's key who moves a region in session.json is named, in every verify, whole or
-    ``--decisions-only`` (both re-derive the decisions from the plan).
-    """
+    """Name each trigger whose recorded geometry is not the one the recorded plan builds."""
+    # experiment_runs[i].triggers.NAME.trigger (a region's shape and place, a dwell's time) was
+    # written from the triggers that ran, which the recorded plan builds again: a holder of the
+    # lab's key who moves a region in session.json is named, in every verify, whole or
+    # --decisions-only (both re-derive the decisions from the plan).
     problems = []
     for name, entry in (run.get("triggers") or {}).items():
         recorded = (entry or {}).get("trigger") if isinstance(entry, dict) else None
@@ -414,12 +394,10 @@ class _Ensemble:
 
 
 def _ensemble(session: SessionFiles, exact: ExactRows) -> _Ensemble | None:
-    """Recompute a camera's ensemble statistics and causal filter over every analysed row.
-
-    The live loop filtered every frame it analysed, in order, from the analysis' start: the
-    same functions run on the same models' values (``pose_exact.csv``'s ``model<i>_``) give the
-    same spread and positions.
-    """
+    """Recompute a camera's ensemble statistics and causal filter over every analysed row."""
+    # The live loop filtered every frame it analysed, in order, from the analysis' start: the same
+    # functions run on the same models' values (pose_exact.csv's model<i>_) give the same spread and
+    # positions.
     if exact.members is None:
         return None
     pose = session.settings.pose
@@ -436,11 +414,9 @@ def _ensemble(session: SessionFiles, exact: ExactRows) -> _Ensemble | None:
 
 
 def _unnamed(folder: Path, camera: str) -> dict[int, list[tuple[int, str | None]]]:
-    """Per frame, what the live rules did not see: ``identity.csv``'s ``unnamed``.
-
-    Each entry is an animal (row) and a keypoint name: None for the whole animal, a name for
-    a single keypoint withheld (``individual:keypoint``).
-    """
+    """Per frame, what the live rules did not see: ``identity.csv``'s ``unnamed``."""
+    # Each entry is an animal (row) and a keypoint name: None for the whole animal, a name for a
+    # single keypoint withheld (individual:keypoint).
     path = folder / f"{camera}{IDENTITY_SUFFIX}"
     if not path.is_file():
         return {}
@@ -506,12 +482,10 @@ def _decision(row: dict[str, str]) -> tuple[str, ...]:
 
 
 def _compare(check: RunCheck, live: list[dict[str, str]], rederived: list[dict[str, str]]) -> None:
-    """Match the rows in order; list every row added, missing or changed, with its frame.
-
-    Where the two differ, a live row and a re-derived row are one event changed (moved to
-    another frame, another position) when they have the same kind, name and detail; any other
-    row is only on its own side.
-    """
+    """Match the rows in order; list every row added, missing or changed, with its frame."""
+    # Where the two differ, a live row and a re-derived row are one event changed (moved to another
+    # frame, another position) when they have the same kind, name and detail; any other row is only
+    # on its own side.
     check.rows_rederived = len(rederived)
     a = [_decision(row) for row in live]
     b = [_decision(row) for row in rederived]

@@ -1,12 +1,6 @@
 """The session's files proven, not assumed: digests, the model, the experiment, derived files.
 
-At its close a session records the SHA-256 of every file it wrote (``session.json`` ->
-``files``), of its model (``pose.model.sha256``, ``source_sha256``) and of its experiment's
-content (each run's ``plan``). Verify takes them again and names what changed, in words: "pose.csv
-changed after the session", "events.csv is missing", "the model differs from the one recorded",
-"the experiment file was edited". It also holds the files derived from ``pose_exact.csv`` to it:
-``<camera>.pose.csv`` must equal it to its 0.001 px, and a recording's frames table must hold
-every frame the session says it recorded.
+Design: docs/verify.md, "offline.verify.files_proof".
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """The frames of one camera, live and offline, on the live stream's frame index.
 
-Live: ``<camera>.pose_times.csv`` says which frame indices were captured and analysed;
-``<camera>.pose_exact.csv`` holds each analysed frame's keypoints in full (older sessions: the
-pose CSV's 0.001 px); ``<camera>.pose_timing.csv`` the region analysed and the batch size.
-Offline: the same files of the reference analysis, indexed by video frame, placed on the live
-index through the recording's frames table (row i: the live index of video frame i). A live
-frame that is not in the recording (the recorder lost it) is counted, never guessed.
+Design: docs/verify.md, "offline.verify.frames".
 """
 
 from __future__ import annotations

@@ -1,35 +1,6 @@
 """Live keypoints against the reference, frame by frame: checked, explained, or not verifiable.
 
-The reference analysed the recording on the live schedule (:mod:`.reanalysis`), so every frame
-the live loop analysed and the recording holds was analysed offline after the same frames. Each
-such frame is judged on its own and counted once:
-
-``to_the_bit``
-    A lossless recording: live and reference equal to the bit (every value, likelihoods too).
-``within_bound``
-    A lossy (H.264) recording: every keypoint seen on both sides within the camera's bound,
-    measured from its recording (:mod:`.codec_bound`) and stated per camera in the report.
-``explained``
-    A lossless recording, not equal, for a recorded cause (the first that applies):
-    ``history_not_recorded`` (a frame analysed live before it, which a context model, a
-    previous-frame crop, a dynamic crop or the identity tracker follows, is not in the
-    recording, so the reference's history differs), ``identity_order`` (equal to the bit
-    with the animals in another order: the appearance learner runs beside the loop and is not
-    repeated), ``batched`` (analysed in a batch of another size), ``gpu`` (a GPU provider's
-    kernels need not repeat to the bit).
-``differs``
-    Lossless and not equal with no cause; or lossy and a keypoint beyond the bound.
-``not_verifiable``
-    Analysed live but not in the recording (before it started, or lost by the recorder), or on a
-    lossy recording with no keypoint seen (above the likelihood threshold) on both sides, or
-    beyond the bound on a rare frame within twice it (:data:`RARE_TAIL`).
-
-On a lossy recording each keypoint's mean offset from the reference is judged too: a codec's
-noise averages out, keypoints moved one way by hand do not.
-
-A lossy recording can show that the keypoints are consistent with the video up to compression;
-only a lossless one proves them to the bit. A keypoint difference never explains a decision:
-decisions are re-derived from the live keypoints (:mod:`.decisions`).
+Design: docs/verify.md, "offline.verify.keypoints".
 """
 
 from __future__ import annotations
@@ -225,12 +196,10 @@ def compare_keypoints(
 
 
 def _rare_tail(frame_max: np.ndarray, seen: np.ndarray, facts: CameraFacts) -> set[int]:
-    """Return the rows of a lossy camera beyond its bound when they are the codec's rare tail.
-
-    The bound is statistical (codec_bound.py): on a long recording a valid frame may now and
-    then exceed it. At most :data:`RARE_TAIL_SHARE` of the frames (at least one), each within
-    twice the bound, are such; more, or farther, differ.
-    """
+    """Return the rows of a lossy camera beyond its bound when they are the codec's rare tail."""
+    # The bound is statistical (codec_bound.py): on a long recording a valid frame may now and then
+    # exceed it. At most RARE_TAIL_SHARE of the frames (at least one), each within twice the bound,
+    # are such; more, or farther, differ.
     bound = facts.bound_px
     if facts.lossless or bound is None:
         return set()
@@ -245,13 +214,11 @@ def _rare_tail(frame_max: np.ndarray, seen: np.ndarray, facts: CameraFacts) -> s
 def _offsets(
     a: np.ndarray, b: np.ndarray, seen: np.ndarray, keypoints: tuple[str, ...], limit: float
 ) -> list[dict[str, Any]]:
-    """Return each keypoint whose live position sits off the reference on average.
-
-    A codec's noise moves a keypoint either way and averages out over many frames; a hand
-    that moved the keypoints (and rewrote the digests) moved them one way. Each keypoint seen on
-    both sides on :data:`MIN_OFFSET_FRAMES` frames or more is judged: its mean offset beyond
-    ``limit`` (a quarter of the bound) is named.
-    """
+    """Return each keypoint whose live position sits off the reference on average."""
+    # A codec's noise moves a keypoint either way and averages out over many frames; a hand that
+    # moved the keypoints (and rewrote the digests) moved them one way. Each keypoint seen on both
+    # sides on MIN_OFFSET_FRAMES frames or more is judged: its mean offset beyond limit (a quarter
+    # of the bound) is named.
     found = []
     for animal, (k, name) in itertools.product(range(a.shape[1]), enumerate(keypoints)):
         pick = seen[:, animal, k]
@@ -312,10 +279,8 @@ def _cause(
     missing: list[int],
     facts: CameraFacts,
 ) -> str | None:
-    """Return the first recorded cause (in :data:`CAUSES` order) that applies, or None.
-
-    ``missing``: the frames analysed live that the recording lacks, ascending.
-    """
+    """Return the first recorded cause (in :data:`CAUSES` order) that applies, or None."""
+    # missing: the frames analysed live that the recording lacks, ascending.
     earlier = bisect.bisect_left(missing, frame)
     if earlier:
         follows_all = facts.dynamic_crop or facts.animals > 1  # crop and tracker: every frame

@@ -1,12 +1,6 @@
 """The keypoints reference: the recording analysed again on the live session's own schedule.
 
-Each camera becomes a ``video`` camera playing its recording in lockstep, delivering exactly the
-frames the live loop analysed and only those, in order (``FRAMES``): a context model, the
-identity tracker and a dynamic crop see what they saw live, and a frame the live loop skipped is
-skipped again. The session's own settings run it (its model, thresholds, dynamic crop, crop
-source, flip); ROTATE and MIRROR are left out (the recording holds the frames after them). No
-experiment runs: the decisions are re-derived from the live keypoints (:mod:`.decisions`), never
-from this reference.
+Design: docs/verify.md, "offline.verify.reanalysis".
 """
 
 from __future__ import annotations

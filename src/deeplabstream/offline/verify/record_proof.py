@@ -1,19 +1,6 @@
 """``session.json`` itself proven: its signature first, then its fields against each other.
 
-The signature (``outputs/signature.py``) says who vouches for the record: the key's fingerprint
-and the rig's name. An unsigned record (a session from before signing, one that never closed)
-or one that no longer matches its signature "differs", naming it, unless the reviewer accepts
-unsigned records (``--unsigned``); given the keys a reviewer trusts (``--trust``), a record
-signed by another key is "unsigned by your key". Without ``--trust``, a signer in no list of
-trusted signers (the lab's, the user's: ``outputs/signature.py``) never reads a bare "agrees":
-who signed is named under "not checked".
-
-Then the fields a lab holding its own key could still rewrite consistently are held to each
-other: each run's ``plan.sha256`` to its ``plan.config_text``, ``experiment`` to the last run,
-the settings' ``[Experiment] NAME`` to its plan, ``plugin_files`` to ``plugins`` (a run's name
-and options are held to its experiment built again: decisions.py). A mismatch names the field.
-The code a session recorded (``plugin_files``: path and SHA-256) is the only lab code verify
-runs (:func:`recorded_code_of`); a file recorded inside the folder checked is never run.
+Design: docs/verify.md, "offline.verify.record_proof".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """``verify/report.html``: one page a reviewer reads in a minute, with its figures as PNG.
 
-At the top: the verdict, the coverage (every analysed frame counted once, every decision row)
-and the provenance (software, model and experiment with their hashes, codec, bounds, dates).
-Then what differs, each with its frame and cause; what could not be checked; every decision row
-that differs, with the keypoints that decided it, live and re-derived; the keypoints per camera
-by category and cause; the files. The figures (also written beside it, ``keypoints.png`` and
-``decisions.png``) are drawn from the very numbers of the tables: each frame's largest keypoint
-difference coloured by its category, and the decision rows live against re-derived.
+Design: docs/verify.md, "offline.verify.report".
 """
 
 from __future__ import annotations

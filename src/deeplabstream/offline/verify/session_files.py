@@ -1,9 +1,6 @@
 """What a session folder holds for verification: its settings, recordings and live results.
 
-:func:`read_session` reads ``session.json`` and finds, per camera, the videos that hold its
-frames (the recordings, or the video a replay played), each with the table that names the live
-frame index of every video frame, and the live pose files. A folder that cannot be verified is
-refused with a :class:`VerifyError` that says why and what to do.
+Design: docs/verify.md, "offline.verify.session_files".
 """
 
 from __future__ import annotations
@@ -182,13 +179,11 @@ def read_session(folder: Path) -> SessionFiles:
 def _settings(
     folder: Path, record: dict[str, Any], problems: list[str], notes: list[str]
 ) -> Settings:
-    """Return the settings the session ran, read in its settings file's folder.
-
-    That folder becomes this process's settings folder, as when the session started (for the
-    experiment configs it names, data); when it is gone, or inside the session folder checked
-    (refused, said in ``problems``), there is none. Its devices and outputs are left out:
-    verify never runs them.
-    """
+    """Return the settings the session ran, read in its settings file's folder."""
+    # That folder becomes this process's settings folder, as when the session started (for the
+    # experiment configs it names, data); when it is gone, or inside the session folder checked
+    # (refused, said in problems), there is none. Its devices and outputs are left out: verify never
+    # runs them.
     recorded = {**(record.get("settings") or {}), "devices": {}, "outputs": {}}
     recorded["Pose"] = _recorded_formats_only(recorded.get("Pose"), notes)
     original = Path(recorded["file"]) if recorded.get("file") else None
@@ -217,11 +212,9 @@ def _settings(
 
 
 def _recorded_formats_only(pose: Any, notes: list[str]) -> Any:
-    """``[Pose]`` with MODEL_FORMATS cut to the lab's formats the session recorded running.
-
-    Only a format that read the model is recorded (``plugin_files``); another one named there
-    is not imported (core/plugins/ ``only_recorded_code``), said in ``notes``.
-    """
+    """``[Pose]`` with MODEL_FORMATS cut to the lab's formats the session recorded running."""
+    # Only a format that read the model is recorded (plugin_files); another one named there is not
+    # imported (core/plugins/ only_recorded_code), said in notes.
     if not isinstance(pose, dict) or not isinstance(pose.get("MODEL_FORMATS"), list):
         return pose
     code = recorded_code() or {}
@@ -274,11 +267,9 @@ def _session_json(folder: Path) -> dict[str, Any]:
 
 
 def _pose_cameras(record: dict[str, Any], folder: Path) -> list[str]:
-    """Return the cameras with poses, in the session's order (every pose run's).
-
-    A session that never closed recorded none (the worker reports them at its end): the
-    cameras whose pose files are in the folder.
-    """
+    """Return the cameras with poses, in the session's order (every pose run's)."""
+    # A session that never closed recorded none (the worker reports them at its end): the cameras
+    # whose pose files are in the folder.
     names: list[str] = []
     runs = [record.get("pose") or {}, *(record.get("pose_runs") or [])]
     for run in runs:
@@ -320,11 +311,9 @@ def _camera_files(
 def _videos(
     folder: Path, record: dict[str, Any], name: str, problems: list[str]
 ) -> tuple[VideoPart, ...]:
-    """Return the camera's recordings; for a replay, its video (live frame i = video frame i).
-
-    A replay's video is taken only while it is the one replayed (its recorded SHA-256): a
-    swapped video is said in ``problems`` and not analysed.
-    """
+    """Return the camera's recordings; for a replay, its video (live frame i = video frame i)."""
+    # A replay's video is taken only while it is the one replayed (its recorded SHA-256): a swapped
+    # video is said in problems and not analysed.
     camera = (record.get("cameras") or {}).get(name) or {}
     parts = []
     for recording in camera.get("recordings") or []:

@@ -1,22 +1,6 @@
 """Verify a session: its files proven, its decisions re-derived, its keypoints re-analysed.
 
-:func:`verify_session` is the whole job of ``deeplabstream-verify`` (and of the window's Verify
-button, and of ``[Session] VERIFY = after``). Two references, never mixed:
-
-- **decisions** (:mod:`.decisions`): the recorded experiment re-run on the live keypoints over
-  the live timeline; its events must equal ``events.csv`` exactly, whatever the codec;
-- **keypoints** (:mod:`.reanalysis`, :mod:`.keypoints`): the recording analysed again on the
-  live schedule; to the bit on a lossless recording, within a stated bound on a lossy one.
-
-and the files themselves (:mod:`.files_proof`): every digest recorded at the close taken again,
-the model and the experiment's code checked, the derived pose file held to ``pose_exact.csv``.
-Every analysed frame is counted once (checked to the bit, within the bound, explained, differs,
-not verifiable) and the verdict names the share of each:
-
-- ``agrees``: nothing differs, and every decision rests on frames the recording checks;
-- ``agrees in part``: nothing differs, but some of it could not be checked (a decision on a frame
-  the recording does not hold, an experiment that reads the image, no digests recorded...);
-- ``differs``: something differs; each reason says what and where.
+Design: docs/verify.md, "offline.verify.verification".
 """
 
 from __future__ import annotations
@@ -182,11 +166,9 @@ def _verify(
 
 
 def _settings_file_named(record: dict[str, Any]) -> str:
-    """Name the settings file session.json records: the lab's plugins are looked for beside it.
-
-    A record rewritten to run a lab format (``[Pose] MODEL_FORMATS``) from another folder
-    names that folder's settings file here: the reviewer sees where verify looked.
-    """
+    """Name the settings file session.json records: the lab's plugins are looked for beside it."""
+    # A record rewritten to run a lab format ([Pose] MODEL_FORMATS) from another folder names that
+    # folder's settings file here: the reviewer sees where verify looked.
     file = (record.get("settings") or {}).get("file")
     if not file:
         return ""
@@ -280,11 +262,9 @@ def _compare_camera(
 def _camera_facts(
     session: SessionFiles, camera: CameraFiles, runs: list[OfflineRun], bound: CodecBound | None
 ) -> CameraFacts:
-    """Return what decides the causes of a camera's differences, and its lossy bound.
-
-    The reference runs the session's settings of each camera (its own threshold and dynamic
-    crop, else ``[Pose]``'s), resolved in its plan: they are read there, not derived again.
-    """
+    """Return what decides the causes of a camera's differences, and its lossy bound."""
+    # The reference runs the session's settings of each camera (its own threshold and dynamic crop,
+    # else [Pose]'s), resolved in its plan: they are read there, not derived again.
     effective = next((c for run in runs for c in run.plan.cameras if c.name == camera.name), None)
     settings = session.settings
     model = session.model_record(camera.name)
@@ -319,10 +299,8 @@ def _offline_poses(
 
 
 def _recorded_frames(camera: CameraFiles) -> set[int]:
-    """Return the live frame indices the camera's recordings hold (their frames tables).
-
-    A replay's own video (no table) holds every frame the replay analysed.
-    """
+    """Return the live frame indices the camera's recordings hold (their frames tables)."""
+    # A replay's own video (no table) holds every frame the replay analysed.
     found: set[int] = set()
     for part in camera.videos:
         index = part.live_index()
@@ -378,12 +356,10 @@ SWAPPED_LEAST_FRAMES = 10
 
 
 def _swapped_parts(session: SessionFiles, comparisons: list[KeypointComparison]) -> list[str]:
-    """Name each recording part whose frames mostly differ from what the live loop saw.
-
-    A part swapped for another video (another part, another session's) with its digests
-    written again reads as many differing frames; said of the part, so that the reviewer
-    reads "arena.part2.mkv is not the recording of its part", not only frame numbers.
-    """
+    """Name each recording part whose frames mostly differ from what the live loop saw."""
+    # A part swapped for another video (another part, another session's) with its digests written
+    # again reads as many differing frames; said of the part, so that the reviewer reads
+    # "arena.part2.mkv is not the recording of its part", not only frame numbers.
     found = []
     compared = {c.camera: c for c in comparisons}
     for camera in session.cameras:
@@ -503,11 +479,9 @@ def _what_was_not_checked(
     coverage: dict[str, Any],
     threshold_blamed: Collection[str] = (),
 ) -> list[str]:
-    """Return what could not be checked and may hide a decision (then: "agrees in part").
-
-    ``threshold_blamed``: cameras whose frames go unchecked for their likelihood threshold
-    (:func:`threshold_blame`), so named instead of the recording.
-    """
+    """Return what could not be checked and may hide a decision (then: "agrees in part")."""
+    # threshold_blamed: cameras whose frames go unchecked for their likelihood threshold
+    # (threshold_blame), so named instead of the recording.
     found = []
     for check in decisions:
         if check.not_re_derived is not None:
@@ -656,12 +630,10 @@ def _coverage(
 def _models_re_derived_with(
     claimed: list[dict[str, Any]], runs: list[OfflineRun]
 ) -> list[dict[str, Any]]:
-    """Return each camera's model as session.json's ``pose`` names it, with the one that ran again.
-
-    The offline analysis loads the model the recorded settings name (their ``MODEL_PATH``,
-    else the bundled one); its own session.json says which (``re_derived_with``): a summary
-    names both, never only the claim.
-    """
+    """Return each camera's model as session.json's ``pose`` names it, and the one run again."""
+    # The offline analysis loads the model the recorded settings name (their MODEL_PATH, else the
+    # bundled one); its own session.json says which (re_derived_with): a summary names both, never
+    # only the claim.
     ran: dict[str, dict[str, Any]] = {}
     for run in runs:
         try:

@@ -23,7 +23,6 @@ from deeplabstream.pose.formats.conversion import (
     convert,
     load_weights,
     max_abs_differences,
-    run_module,
     synthetic_input,
 )
 from deeplabstream.pose.formats.dlc3_heads import head_spec
@@ -726,7 +725,7 @@ class DlcTopDownEstimator(PoseEstimator):
         return self._frames_buffer
 
 
-def _read_for_rebuild(description: ModelDescription) -> Any:
+def read_for_rebuild(description: ModelDescription) -> Any:
     """Return the export behind a description, with what the builders read (``weights_only``)."""
     from types import SimpleNamespace
 
@@ -742,74 +741,4 @@ def _read_for_rebuild(description: ModelDescription) -> Any:
         bodyparts=tuple(str(b) for b in config["metadata"]["bodyparts"]),
         net_type=str(config.get("net_type", "?")),
         other_entries=tuple(k for k in data if k not in ("config", "pose")),
-    )
-
-
-def open_topdown_estimator(
-    description: ModelDescription,
-    open_backend: Callable[..., Any] | None = None,
-    backend: Any = None,
-    *,
-    device: str = "cpu",
-    threads: int | None = None,
-    frame_shape: tuple[int, ...] | None = None,
-    crop_from: CropFrom = "same_frame",
-) -> DlcTopDownEstimator:
-    """Open a top-down estimator on ONNX Runtime, or on the rebuilt PyTorch modules.
-
-    ``open_backend`` is :func:`pose.runtime.backends.open_backend`, passed in because the formats
-    sit below the runtime; None runs both rebuilt modules (as DeepLabCut does). ``backend`` is
-    the detector's opened backend (None: opened here); ``device`` and ``threads`` (None: 1) are
-    those of the backends opened here, which the worker sets to its detector's so the pose stage
-    runs beside it.
-    """
-    decoding = topdown_decoding_of(description)
-    if decoding is not None and decoding.detection_limits is not None:
-        raise ModelError(
-            f"{description.source_file}: several animals: open it with "
-            "pose.formats.dlc3_topdown_animals.open_dlc_topdown_estimator"
-        )
-    if open_backend is None:
-        export = _read_for_rebuild(description)
-        detector, pose = build_detector_module(export), build_pose_module(export)
-        run_detector: Runner = lambda batch: run_module(detector, batch)  # noqa: E731
-        if is_faster_rcnn(export.config):
-            run_detector = _faster_rcnn_runner(description, export, run_detector, threads or 1)
-        return DlcTopDownEstimator(
-            description,
-            run_detector,
-            lambda batch: run_module(pose, batch),
-            frame_shape,
-            crop_from,
-        )
-    threads = threads or 1
-    if backend is None:
-        backend = open_backend(description, "onnxruntime", device, threads)
-    pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
-    run_detector = backend.run
-    decoding = topdown_decoding_of(description)
-    if decoding is not None and decoding.box_head_graph is not None:  # FasterRCNN
-        from deeplabstream.pose.formats.dlc3_fasterrcnn import (
-            FasterRcnnRunner,
-            box_head_description,
-        )
-
-        head = open_backend(box_head_description(description), "onnxruntime", device, threads)
-        run_detector = FasterRcnnRunner(backend.run, head.run, decoding.detector_settings, threads)
-    return DlcTopDownEstimator(description, run_detector, pose_backend.run, frame_shape, crop_from)
-
-
-def _faster_rcnn_runner(
-    description: ModelDescription, export: Any, run_proposals: Runner, threads: int
-) -> Runner:
-    """Return the rebuilt FasterRCNN (PyTorch modules) for :func:`open_topdown_estimator`."""
-    from deeplabstream.pose.formats import dlc3_fasterrcnn
-
-    networks = dlc3_fasterrcnn.build_detector(export, read_detector_weights(export))
-    head = dlc3_fasterrcnn.box_head_module(networks)
-    return dlc3_fasterrcnn.FasterRcnnRunner(
-        run_proposals,
-        lambda batch: run_module(head, batch),
-        dlc3_fasterrcnn.settings_of(export.config),
-        threads,
     )

@@ -18,6 +18,8 @@ from deeplabstream.pose.decoding.box_detections import (
     ssd_animal_detections,
 )
 from deeplabstream.pose.decoding.two_stage import CropFrom
+from deeplabstream.pose.formats import dlc3_fasterrcnn
+from deeplabstream.pose.formats.conversion import run_module
 from deeplabstream.pose.formats.dlc3_fasterrcnn import (
     NO_DETECTION,
     FasterRcnnRunner,
@@ -26,11 +28,20 @@ from deeplabstream.pose.formats.dlc3_fasterrcnn import (
 from deeplabstream.pose.formats.dlc3_topdown import (
     DlcTopDownEstimator,
     Runner,
-    open_topdown_estimator,
+    build_detector_module,
+    build_pose_module,
     pose_stage_description,
+    read_detector_weights,
+    read_for_rebuild,
     topdown_decoding_of,
 )
 from deeplabstream.pose.model import ModelDescription, ModelError
+
+
+def _no_boxes(count: int, animals: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (count, animals, 4) NaN boxes and (count, animals) scores of ``NO_DETECTION``."""
+    boxes = np.full((count, animals, 4), np.nan, np.float32)
+    return boxes, np.full((count, animals), NO_DETECTION, np.float32)
 
 
 class FasterRcnnAnimalsRunner(FasterRcnnRunner):
@@ -54,9 +65,7 @@ class FasterRcnnAnimalsRunner(FasterRcnnRunner):
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         """``boxes`` (N, A, 4) in frame pixels and ``scores`` (N, A), best first per frame."""
         count, _, height, width = frames.shape
-        animals = self.limits.max_individuals
-        boxes = np.full((count, animals, 4), np.nan, np.float32)
-        scores = np.full((count, animals), NO_DETECTION, np.float32)
+        boxes, scores = _no_boxes(count, self.limits.max_individuals)
         plan = rp.resize_plan(height, width, self.settings)
         for row in range(count):
             found = self.detect(frames[row], plan)
@@ -95,9 +104,7 @@ class SsdLiteAnimalsRunner:
     def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
         """``boxes`` (N, A, 4) in frame pixels and ``scores`` (N, A), best first per frame."""
         count, _, height, width = frames.shape
-        animals = self.limits.max_individuals
-        boxes = np.full((count, animals, 4), np.nan, np.float32)
-        scores = np.full((count, animals), NO_DETECTION, np.float32)
+        boxes, scores = _no_boxes(count, self.limits.max_individuals)
         every_box, every_score = (np.asarray(o) for o in self.run_graph(frames)[:2])
         for row in range(count):
             kept, kept_scores = ssd_animal_detections(
@@ -135,6 +142,15 @@ class DlcTopDownAnimalsEstimator(DlcTopDownEstimator):
     _one_box_per_frame = False
 
 
+@dataclasses.dataclass(frozen=True)
+class _Stages:
+    """The runners of a top-down model's graphs; ``box_head`` None for an SSDLite detector."""
+
+    detector: Runner  # an SSDLite's boxes, or a FasterRCNN's proposals
+    box_head: Runner | None
+    pose: Runner
+
+
 def open_dlc_topdown_estimator(
     description: ModelDescription,
     open_backend: Callable[..., Any] | None = None,
@@ -145,130 +161,72 @@ def open_dlc_topdown_estimator(
     frame_shape: tuple[int, ...] | None = None,
     crop_from: CropFrom = "same_frame",
 ) -> DlcTopDownEstimator:
-    """Open any DeepLabCut top-down model: several animals here, one by ``open_topdown_estimator``.
+    """Open a DeepLabCut top-down model (detector + pose), of one animal or several.
 
-    The arguments are :func:`pose.formats.dlc3_topdown.open_topdown_estimator`'s.
+    ``open_backend`` is :func:`pose.runtime.backends.open_backend`, passed in because the formats
+    sit below the runtime; None runs the rebuilt PyTorch modules (as DeepLabCut does).
+    ``backend`` is the detector's opened backend (None: opened here); ``device`` and ``threads``
+    (None: 1) are those of the backends opened here and of the host's detector steps.
     """
     decoding = topdown_decoding_of(description)
-    if decoding is None or decoding.detection_limits is None:  # one animal: its best box
-        return open_topdown_estimator(
-            description,
-            open_backend,
-            backend,
-            device=device,
-            threads=threads,
-            frame_shape=frame_shape,
-            crop_from=crop_from,
-        )
-    return open_animals_estimator(
-        description,
-        open_backend,
-        backend,
-        device=device,
-        threads=threads or 1,
-        frame_shape=frame_shape,
-        crop_from=crop_from,
-    )
-
-
-def open_animals_estimator(
-    description: ModelDescription,
-    open_backend: Callable[..., Any] | None,
-    backend: Any,
-    *,
-    device: str,
-    threads: int,
-    frame_shape: tuple[int, ...] | None,
-    crop_from: CropFrom,
-) -> DlcTopDownAnimalsEstimator:
-    """Open a multi-animal top-down estimator (for ``dlc3_topdown.open_topdown_estimator``).
-
-    ``open_backend`` None runs the rebuilt PyTorch modules; else ONNX Runtime backends (the
-    detector's ``backend`` given, or opened here).
-    """
-    from deeplabstream.pose.formats import dlc3_fasterrcnn, dlc3_topdown
-    from deeplabstream.pose.formats.conversion import run_module
-
-    decoding = topdown_decoding_of(description)
-    if decoding is None or decoding.detection_limits is None:
-        raise ModelError(
-            f"{description.source_file or description.model_file}: not a DeepLabCut top-down "
-            "model of several animals"
-        )
+    if decoding is None:
+        raise ModelError(f"{description.model_file}: not a DeepLabCut top-down model")
+    threads = threads or 1
+    if open_backend is None:
+        stages = _rebuilt_stages(description, decoding.box_head_graph is not None)
+    else:
+        stages = _onnx_stages(description, open_backend, backend, device, threads)
+    if decoding.detection_limits is None:  # one animal: its best box
+        run_detector = stages.detector
+        if stages.box_head is not None:
+            run_detector = FasterRcnnRunner(
+                stages.detector, stages.box_head, decoding.detector_settings, threads
+            )
+        return DlcTopDownEstimator(description, run_detector, stages.pose, frame_shape, crop_from)
     # [Pose] MAX_ANIMALS (the description's max_animals) plays DeepLabCut's max_individuals.
     limits = dataclasses.replace(decoding.detection_limits, max_individuals=description.max_animals)
-    if decoding.box_head_graph is None:  # SSDLite: one graph, torchvision's steps on the host
-        return _open_ssdlite_animals(
-            description, open_backend, backend, limits, device=device, threads=threads,
-            frame_shape=frame_shape, crop_from=crop_from,
-        )  # fmt: skip
-    if open_backend is None:  # the rebuilt modules, as DeepLabCut runs them
-        export = dlc3_topdown._read_for_rebuild(description)
-        networks = dlc3_fasterrcnn.build_detector(
-            export, dlc3_topdown.read_detector_weights(export)
+    animals_detector: Runner = SsdLiteAnimalsRunner(stages.detector, limits)
+    if stages.box_head is not None:
+        animals_detector = FasterRcnnAnimalsRunner(
+            stages.detector, stages.box_head, decoding.detector_settings, limits, threads
         )
-        proposals = dlc3_fasterrcnn.proposal_module(networks)
-        head = dlc3_fasterrcnn.box_head_module(networks)
-        pose = dlc3_topdown.build_pose_module(export)
-        detector = FasterRcnnAnimalsRunner(
-            lambda batch: run_module(proposals, batch),
-            lambda batch: run_module(head, batch),
-            decoding.detector_settings,
-            limits,
-            threads,
-        )
-        return DlcTopDownAnimalsEstimator(
-            description,
-            detector,
-            lambda batch: run_module(pose, batch),
-            frame_shape,
-            crop_from,
-        )
-    if backend is None:
-        backend = open_backend(description, "onnxruntime", device, threads)
-    pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
-    head_backend = open_backend(box_head_description(description), "onnxruntime", device, threads)
-    detector = FasterRcnnAnimalsRunner(
-        backend.run, head_backend.run, decoding.detector_settings, limits, threads
-    )
     return DlcTopDownAnimalsEstimator(
-        description, detector, pose_backend.run, frame_shape, crop_from
+        description, animals_detector, stages.pose, frame_shape, crop_from
     )
 
 
-def _open_ssdlite_animals(
+def _rebuilt_stages(description: ModelDescription, faster_rcnn: bool) -> _Stages:
+    """Return the runners of the export's rebuilt PyTorch modules."""
+    export = read_for_rebuild(description)
+    pose = build_pose_module(export)
+    if not faster_rcnn:
+        detector = build_detector_module(export)
+        return _Stages(
+            lambda batch: run_module(detector, batch), None, lambda batch: run_module(pose, batch)
+        )
+    networks = dlc3_fasterrcnn.build_detector(export, read_detector_weights(export))
+    proposals = dlc3_fasterrcnn.proposal_module(networks)
+    head = dlc3_fasterrcnn.box_head_module(networks)
+    return _Stages(
+        lambda batch: run_module(proposals, batch),
+        lambda batch: run_module(head, batch),
+        lambda batch: run_module(pose, batch),
+    )
+
+
+def _onnx_stages(
     description: ModelDescription,
-    open_backend: Callable[..., Any] | None,
+    open_backend: Callable[..., Any],
     backend: Any,
-    limits: DetectionLimits,
-    *,
     device: str,
     threads: int,
-    frame_shape: tuple[int, ...] | None,
-    crop_from: CropFrom,
-) -> DlcTopDownAnimalsEstimator:
-    """Open a multi-animal top-down estimator whose detector is an SSDLite (as above)."""
-    from deeplabstream.pose.formats import dlc3_topdown
-    from deeplabstream.pose.formats.conversion import run_module
-
-    if open_backend is None:  # the rebuilt modules, as DeepLabCut runs them
-        export = dlc3_topdown._read_for_rebuild(description)
-        detector = dlc3_topdown.build_detector_module(export)
-        pose = dlc3_topdown.build_pose_module(export)
-        return DlcTopDownAnimalsEstimator(
-            description,
-            SsdLiteAnimalsRunner(lambda batch: run_module(detector, batch), limits),
-            lambda batch: run_module(pose, batch),
-            frame_shape,
-            crop_from,
-        )
+) -> _Stages:
+    """Return the runners of the converted graphs on ONNX Runtime (the detector's ``backend``)."""
     if backend is None:
         backend = open_backend(description, "onnxruntime", device, threads)
-    pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
-    return DlcTopDownAnimalsEstimator(
-        description,
-        SsdLiteAnimalsRunner(backend.run, limits),
-        pose_backend.run,
-        frame_shape,
-        crop_from,
-    )
+    pose = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
+    decoding = topdown_decoding_of(description)
+    if decoding is None or decoding.box_head_graph is None:  # SSDLite: one graph
+        return _Stages(backend.run, None, pose.run)
+    head = open_backend(box_head_description(description), "onnxruntime", device, threads)
+    return _Stages(backend.run, head.run, pose.run)
