@@ -105,7 +105,7 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   the rules while no model exists (the looks may yet tell), and after the restart leaves every
   animal unnamed (counted in ``unresolved_unidentified``) until the first model, learned on
   the restarted labels, says which of its identities each reference animal is
-  (:meth:`IdentityKeeper._judge_reference`: the likelier one-to-one assignment by
+  (:meth:`EarlyNames.judge`: the likelier one-to-one assignment by
   :attr:`switch_odds`); the rules' rows then follow that (``relabelled``). Where
   :data:`REFERENCE_MODELS` models could not say (unmarked animals: their models cannot tell
   them apart), motion's guess is shown, with its confidence.
@@ -217,7 +217,7 @@ class KeeperCounts:
         left which is which to the looks, and no model had said yet.
     relabelled
         Times the rules' names were moved between the restarted labels, to keep the names the
-        rules saw before the merge (:meth:`IdentityKeeper._judge_reference`).
+        rules saw before the merge (:meth:`EarlyNames.judge`).
     samples
         Patches handed to the learner.
     models
@@ -317,14 +317,8 @@ class IdentityKeeper:
         # (A, K) the keypoints the rules do not see in the last frame (unnamed rows included).
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
-        # Everything above is by label (the learner's); the rules and files see identities:
-        # label l is shown as identity _display[l] (the identity unless relabelled).
-        self._display = np.arange(animals)
-        # Patches (features, label) learned before the first merge (module doc), and whether
-        # a merge before the first model left the names waiting for a model to judge them.
-        self._reference: list[tuple[np.ndarray, int]] = []
-        self._unresolved = False
-        self._judgements = 0
+        # Everything above is by label (the learner's); the rules and files see identities.
+        self.early_names = EarlyNames(animals, self.log_switch_odds, self.counts)
 
     @property
     def model(self) -> AppearanceModel | None:
@@ -355,10 +349,8 @@ class IdentityKeeper:
         instances = np.asarray(instances)
         expected = self._expected(time_s)
         detections, probabilities = self._look(instances, frame)
-        if self._unresolved and self._model is not None:
-            self._judge_reference()
-        elif self._reference and self._model is not None:
-            self._reference = []  # no merge came before the first model: not needed
+        if self._model is not None:
+            self.early_names.on_model(self._model, self._looks_can_tell())
         # The tracker weighs each detection's looks against what each track is believed to be:
         # P(detection d is the animal of track t) = sum_i P(d looks like i) P(t is i).
         scores = None
@@ -409,11 +401,10 @@ class IdentityKeeper:
         self._hide_chimeras(self.tracker.last_chimeras, self.tracker.last_foreign, rows)
         self._withhold_unsure(seen, seen & ~touching)
         self._withhold(out, present & ~seen & proximity.near_last, expected)
-        if self._unresolved:  # which is which is up to the first model (module doc)
-            self.withheld[:] = True
-            self.unnamed[:] = True
-            self.counts.unresolved_unidentified += 1
-        return self._shown(out)
+        out, self.confidence, self.unnamed, self.withheld = self.early_names.shown(
+            out, self.confidence, self.unnamed, self.withheld
+        )
+        return out
 
     def named(self, animals: np.ndarray) -> np.ndarray:
         """Return the last frame's ``animals`` (A, K, 3) as the rules see them.
@@ -428,52 +419,6 @@ class IdentityKeeper:
         shown = animals.copy()
         shown[self.withheld] = np.nan
         return shown
-
-    def _shown(self, out: np.ndarray) -> np.ndarray:
-        """Return ``out`` (by label) by identity; turn the last frame's attributes likewise."""
-        if not self.counts.relabelled:
-            return out
-        label_of = np.argsort(self._display)  # identity -> its label
-        self.confidence = self.confidence[label_of]
-        self.unnamed = self.unnamed[label_of]
-        self.withheld = self.withheld[label_of]
-        return out[label_of]
-
-    def _judge_reference(self) -> None:
-        """Say which label each reference identity is, when the model is sure (module doc)."""
-        assert self._model is not None
-        model = self._model
-        self._judgements += 1
-        # None sure by the last model that may judge (unmarked animals): motion's guess.
-        self._unresolved = self._judgements < REFERENCE_MODELS
-        if not self._looks_can_tell():  # a model that cannot tell cannot judge
-            return
-        features = np.stack([features for features, _ in self._reference])
-        labels = np.array([label for _, label in self._reference])
-        scores = features @ model.weights.T + model.bias  # (N, A) log-odds
-        scores -= scores.max(axis=1, keepdims=True)
-        probability = np.exp(scores)
-        probability /= probability.sum(axis=1, keepdims=True)
-        # Clipped as evidence is: one odd patch must not outweigh the rest.
-        log_p = np.log(np.clip(probability, EVIDENCE_CLIP, 1.0 - EVIDENCE_CLIP))
-        totals = np.zeros((self.animals, self.animals))  # [identity, label]
-        np.add.at(totals, labels, log_p)
-        identities, label = linear_sum_assignment(-totals)
-        best = float(totals[identities, label].sum())
-        runner_up = -math.inf  # the best assignment with two of its labels exchanged
-        for first in range(self.animals):
-            for second in range(first + 1, self.animals):
-                other = label.copy()
-                other[[first, second]] = other[[second, first]]
-                runner_up = max(runner_up, float(totals[identities, other].sum()))
-        if best - runner_up <= self.log_switch_odds:
-            return
-        self._unresolved = False
-        display = np.empty(self.animals, np.intp)
-        display[label] = identities
-        if not np.array_equal(display, self._display):
-            self._display = display
-            self.counts.relabelled += 1
 
     def _expected(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """Return where each identity's keypoints are expected now (motion, before this frame)."""
@@ -750,17 +695,9 @@ class IdentityKeeper:
             if look is None:
                 continue
             self.learner.add(look.features, identity, time_s)
-            self._keep_reference(look.features, identity)
+            self.early_names.keep(look.features, identity, self._model)
             self._last_sample[track] = time_s
             self.counts.samples += 1
-
-    def _keep_reference(self, features: np.ndarray, label: int) -> None:
-        """Keep a patch learned before the first merge (and the first model) as reference."""
-        if self._model is not None or self.counts.restarts or self._unresolved:
-            return
-        kept = sum(1 for _, other in self._reference if other == label)
-        if kept < REFERENCE_SAMPLES:
-            self._reference.append((features.copy(), label))
 
     def _reanchor(self, time_s: float, apart: np.ndarray, seen: np.ndarray) -> bool:
         """Before the first model: after a merge, take the tracker's word; whether still waiting."""
@@ -780,10 +717,109 @@ class IdentityKeeper:
         self._belief = _sure(self._identity_of)
         self._apart_since = None
         self.counts.restarts += 1
-        # Names the rules saw before: kept only if a model can say which animal is which.
-        labels = {label for _, label in self._reference}
-        self._unresolved = len(labels) >= 2
+        self.early_names.restarted()
         return True
+
+
+class EarlyNames:
+    """Keep the names the rules saw before a merge that came before the first model.
+
+    The module docstring says why (*Names kept from before the first model*). Learned patches
+    are labelled by the learner's labels; after a restart those may name each animal as the
+    other, so the keeper's rows (by label) go through :meth:`shown` to the rules and files (by
+    identity). ``counts`` is the keeper's: ``unresolved_unidentified`` and ``relabelled``.
+    """
+
+    def __init__(self, animals: int, log_switch_odds: float, counts: KeeperCounts) -> None:
+        self.animals = animals
+        self.log_switch_odds = log_switch_odds
+        self.counts = counts
+        # Label l is shown as identity _display[l] (the identity unless relabelled).
+        self._display = np.arange(animals)
+        # Patches (features, label) learned before the first merge, and whether a merge
+        # before the first model left the names waiting for a model to judge them.
+        self._reference: list[tuple[np.ndarray, int]] = []
+        self.unresolved = False
+        self._judgements = 0
+
+    def keep(self, features: np.ndarray, label: int, model: AppearanceModel | None) -> None:
+        """Keep a patch learned before the first merge (and the first model) as reference."""
+        if model is not None or self.counts.restarts or self.unresolved:
+            return
+        kept = sum(1 for _, other in self._reference if other == label)
+        if kept < REFERENCE_SAMPLES:
+            self._reference.append((features.copy(), label))
+
+    def restarted(self) -> None:
+        """Note that the learning started over: wait for a model if the reference tells apart.
+
+        Every animal stays unnamed (:meth:`shown`) until :meth:`judge` settles it, provided the
+        reference holds at least two identities; else motion's guess stands.
+        """
+        labels = {label for _, label in self._reference}
+        self.unresolved = len(labels) >= 2
+
+    def on_model(self, model: AppearanceModel, looks_can_tell: bool) -> None:
+        """Judge the reference with ``model`` while unresolved; else drop it (not needed).
+
+        Called at every frame that has a model, before :meth:`keep` (which keeps nothing then).
+        """
+        if self.unresolved:
+            self.judge(model, looks_can_tell)
+        elif self._reference:
+            self._reference = []  # no merge came before the first model: not needed
+
+    def shown(
+        self, rows: np.ndarray, confidence: np.ndarray, unnamed: np.ndarray, withheld: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return the last frame's rows and per-animal arrays by identity (given by label).
+
+        While unresolved, ``unnamed`` and ``withheld`` are set all True in place first (counted
+        in ``unresolved_unidentified``); the arrays come back as they are until the first
+        relabelling.
+        """
+        if self.unresolved:  # which is which is up to the first model (module doc)
+            withheld[:] = True
+            unnamed[:] = True
+            self.counts.unresolved_unidentified += 1
+        if not self.counts.relabelled:
+            return rows, confidence, unnamed, withheld
+        label_of = np.argsort(self._display)  # identity -> its label
+        return rows[label_of], confidence[label_of], unnamed[label_of], withheld[label_of]
+
+    def judge(self, model: AppearanceModel, looks_can_tell: bool) -> None:
+        """Say which label each reference identity is, when the model is sure (module doc)."""
+        self._judgements += 1
+        # None sure by the last model that may judge (unmarked animals): motion's guess.
+        self.unresolved = self._judgements < REFERENCE_MODELS
+        if not looks_can_tell:  # a model that cannot tell cannot judge
+            return
+        features = np.stack([features for features, _ in self._reference])
+        labels = np.array([label for _, label in self._reference])
+        scores = features @ model.weights.T + model.bias  # (N, A) log-odds
+        scores -= scores.max(axis=1, keepdims=True)
+        probability = np.exp(scores)
+        probability /= probability.sum(axis=1, keepdims=True)
+        # Clipped as evidence is: one odd patch must not outweigh the rest.
+        log_p = np.log(np.clip(probability, EVIDENCE_CLIP, 1.0 - EVIDENCE_CLIP))
+        totals = np.zeros((self.animals, self.animals))  # [identity, label]
+        np.add.at(totals, labels, log_p)
+        identities, label = linear_sum_assignment(-totals)
+        best = float(totals[identities, label].sum())
+        runner_up = -math.inf  # the best assignment with two of its labels exchanged
+        for first in range(self.animals):
+            for second in range(first + 1, self.animals):
+                other = label.copy()
+                other[[first, second]] = other[[second, first]]
+                runner_up = max(runner_up, float(totals[identities, other].sum()))
+        if best - runner_up <= self.log_switch_odds:
+            return
+        self.unresolved = False
+        display = np.empty(self.animals, np.intp)
+        display[label] = identities
+        if not np.array_equal(display, self._display):
+            self._display = display
+            self.counts.relabelled += 1
 
 
 def _borrowed(
