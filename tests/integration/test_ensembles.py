@@ -197,7 +197,10 @@ def test_done_when_a_live_session_with_three_models_writes_the_ensemble_columns(
         WAYPOINTS = 0: 480 240; 45: 160 240; 89: 480 240
     """)
     recording = "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
-    settings = _lab(tmp_path, cameras + recording, members)
+    # A ring that holds every frame: the recorder may lag three models on a busy 2-core machine
+    # without losing one (a lost frame would be counted and fail the session).
+    ring = f"[Streaming]\nBUFFER_SECONDS = {FRAMES / 30 + 1:.0f}\n"
+    settings = _lab(tmp_path, cameras + recording + ring, members)
     result = run_cli(
         "--settings", str(settings), "--headless", "--experiment-enabled", "--frames",
         str(FRAMES), "--recording-enabled", "--output-dir", str(tmp_path / "out"), timeout=600,

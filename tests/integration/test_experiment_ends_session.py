@@ -41,7 +41,8 @@ def test_end_session_stops_the_recording_and_end_experiment_does_not(
     settings = write_settings(
         tmp_path,
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n[Experiment]\nNAME = ender\n"
-        "[Device stimulus_box]\nTYPE = log\n",
+        "[Device stimulus_box]\nTYPE = log\n"
+        "[Streaming]\nBUFFER_SECONDS = 6\n",  # all 150 frames: a lagging recorder loses none
     )
     # --frames bounds the run either way: 150 frames (5 s) unless the experiment ends it.
     result = run_cli(
