@@ -174,9 +174,9 @@ def test_the_check_before_a_start_accepts_it_with_either_detector(tmp_path: Path
         check_export(_export_file(tmp_path, config))
 
 
-def _stand_in(animals: int = 2, crop_from: str = "same_frame") -> DlcTopDownAnimalsEstimator:
-    """An estimator on stand-in networks: boxes given, each crop's keypoint at its centre."""
-    description = ModelDescription(
+def _stand_in_description(animals: int, decoding: DlcTopDownDecoding) -> ModelDescription:
+    """A top-down description of stand-in graphs (detector.onnx, pose.onnx) with ``decoding``."""
+    return ModelDescription(
         name="stand-in",
         framework="deeplabcut",
         model_file=Path("detector.onnx"),
@@ -189,7 +189,15 @@ def _stand_in(animals: int = 2, crop_from: str = "same_frame") -> DlcTopDownAnim
         std=(1 / 255, 1 / 255, 1 / 255),
         any_input_size=True,
         max_animals=animals,
-        decoding=DlcTopDownDecoding(
+        decoding=decoding,
+    )
+
+
+def _stand_in(animals: int = 2, crop_from: str = "same_frame") -> DlcTopDownAnimalsEstimator:
+    """An estimator on stand-in networks: boxes given, each crop's keypoint at its centre."""
+    description = _stand_in_description(
+        animals,
+        DlcTopDownDecoding(
             CropSettings(32, 32),
             Path("pose.onnx"),
             "top_down_resnet_50",
@@ -505,20 +513,9 @@ def test_the_one_opener_wires_each_top_down_kind_on_stand_in_backends(
     the graph it was opened for, so the wiring of ``open_dlc_topdown_estimator`` is seen whole.
     """
     faster_rcnn = detector == "FasterRCNN"
-    description = ModelDescription(
-        name="stand-in",
-        framework="deeplabcut",
-        model_file=Path("detector.onnx"),
-        keypoints=("a", "b"),
-        input_height=100,
-        input_width=200,
-        output_kind="coordinates",
-        normalization="in-graph",
-        mean=(0.0, 0.0, 0.0),
-        std=(1 / 255, 1 / 255, 1 / 255),
-        any_input_size=True,
-        max_animals=animals,
-        decoding=DlcTopDownDecoding(
+    description = _stand_in_description(
+        animals,
+        DlcTopDownDecoding(
             CropSettings(32, 32),
             Path("pose.onnx"),
             "top_down_resnet_50",
