@@ -326,7 +326,7 @@ def test_device_times_continue_across_the_32_bit_wrap(rig) -> None:
 
 
 def test_the_clock_fit_finds_the_injected_drift(rig) -> None:
-    software = rig(drift_ppm=2000.0, fps=60)
+    software = rig(drift_ppm=20_000.0, fps=60)
     camera = camera_on(software, depth=False)
     try:
         camera.open()
@@ -336,11 +336,13 @@ def test_the_clock_fit_finds_the_injected_drift(rig) -> None:
     finally:
         camera.close()
         software.stop()
-    # host = offset + rate * device: the device runs 2000 ppm fast, so rate = 1 / (1 + 2e-3).
-    # Over 4 s the host's scheduling jitter (~0.3 ms on a busy machine) limits the fit to a
-    # few hundred ppm; the hour-long synthetic session below shows the precision of long runs.
+    # host = offset + rate * device: the device runs 2 % fast, so rate = 1 / 1.02. Over 4 s the
+    # host's scheduling delays (its residuals: ~0.3 ms quiet, several ms on a busy machine) bound
+    # the fit to twice the largest delay over the span, at least 300 ppm; the hour-long synthetic
+    # session below shows the precision of long runs.
     assert clock["fitted"] and clock["frames"] == 240
-    assert clock["drift_ppm"] == pytest.approx((1 / 1.002 - 1) * 1e6, abs=300)
+    delays_ppm = 2 * clock["residual_ms"]["max"] * 1e-3 / 4.0 * 1e6
+    assert clock["drift_ppm"] == pytest.approx((1 / 1.02 - 1) * 1e6, abs=max(300, delays_ppm))
     assert 0 <= clock["residual_ms"]["p50"] < clock["residual_ms"]["max"]
 
 
