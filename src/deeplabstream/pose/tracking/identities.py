@@ -739,6 +739,7 @@ class EarlyNames:
         # Patches (features, label) learned before the first merge, and whether a merge
         # before the first model left the names waiting for a model to judge them.
         self._reference: list[tuple[np.ndarray, int]] = []
+        self._kept = np.zeros(animals, np.intp)  # reference patches per label
         self.unresolved = False
         self._judgements = 0
 
@@ -746,9 +747,9 @@ class EarlyNames:
         """Keep a patch learned before the first merge (and the first model) as reference."""
         if model is not None or self.counts.restarts or self.unresolved:
             return
-        kept = sum(1 for _, other in self._reference if other == label)
-        if kept < REFERENCE_SAMPLES:
+        if self._kept[label] < REFERENCE_SAMPLES:
             self._reference.append((features.copy(), label))
+            self._kept[label] += 1
 
     def restarted(self) -> None:
         """Note that the learning started over: wait for a model if the reference tells apart.
@@ -768,6 +769,7 @@ class EarlyNames:
             self.judge(model, looks_can_tell)
         elif self._reference:
             self._reference = []  # no merge came before the first model: not needed
+            self._kept[:] = 0
 
     def shown(
         self, rows: np.ndarray, confidence: np.ndarray, unnamed: np.ndarray, withheld: np.ndarray
@@ -796,10 +798,7 @@ class EarlyNames:
             return
         features = np.stack([features for features, _ in self._reference])
         labels = np.array([label for _, label in self._reference])
-        scores = features @ model.weights.T + model.bias  # (N, A) log-odds
-        scores -= scores.max(axis=1, keepdims=True)
-        probability = np.exp(scores)
-        probability /= probability.sum(axis=1, keepdims=True)
+        probability = np.stack([model.probabilities(patch) for patch in features])  # (N, A)
         # Clipped as evidence is: one odd patch must not outweigh the rest.
         log_p = np.log(np.clip(probability, EVIDENCE_CLIP, 1.0 - EVIDENCE_CLIP))
         totals = np.zeros((self.animals, self.animals))  # [identity, label]
