@@ -40,6 +40,11 @@ MOTION = random
 [Output]
 NWB = on
 
+; A ring that holds all 150 frames: the recorder may lag a busy 2-core machine without
+; losing one (a lost frame is counted and fails the session).
+[Streaming]
+BUFFER_SECONDS = 6
+
 [Session]
 ANIMAL = mouse12
 EXPERIMENTER = Doe, Jane; Roe, Richard A.

@@ -72,7 +72,10 @@ def long_camera_settings(tmp_path: Path, framerate: int = 30) -> Path:
         tmp_path,
         f"[Camera {LONG_CAMERA}]\nSOURCE = synthetic\nFRAMERATE = {framerate}\nSEED = 3\n"
         "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
-        "[Experiment]\nNAME = ExampleExperiment\n[Device stimulus_box]\nTYPE = log\n",
+        "[Experiment]\nNAME = ExampleExperiment\n[Device stimulus_box]\nTYPE = log\n"
+        # A ring that holds the sessions here (at most 90 frames): the recorder may lag a busy
+        # 2-core machine without losing one (a lost frame is counted and fails the session).
+        "[Streaming]\nBUFFER_SECONDS = 4\n",
     )
 
 
