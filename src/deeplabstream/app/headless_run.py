@@ -28,20 +28,6 @@ from deeplabstream.core.errors import DeepLabStreamError, DeviceError, SettingsE
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.logs import LogTarget, configure_process_logging
 from deeplabstream.hardware.stimulation.simulated_board import SimulatedBoard
-from deeplabstream.live.selftest.benchmark_mode import (
-    benchmark_lines,
-    build_benchmark,
-    write_benchmark,
-)
-from deeplabstream.live.selftest.latency_analysis import LatencyAnalysisError
-from deeplabstream.live.selftest.latency_run import (
-    finish_latency_test,
-    note_simulated_board,
-    plan_latency_test,
-    summary_lines,
-    write_experiment,
-)
-from deeplabstream.live.selftest.naive_loop import run_naive_loop, worker_threads
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.preflight import (
@@ -254,6 +240,14 @@ def _benchmark(stream: LiveSession, args: argparse.Namespace) -> None:
 
 def _naive_and_report(stream: LiveSession, args: argparse.Namespace) -> None:
     """Run the naive loop on the session's frames, then write benchmark.json and print it."""
+    # Imported here: with pandas they cost every session's start about half a second of CPU.
+    from deeplabstream.live.selftest.benchmark_mode import (
+        benchmark_lines,
+        build_benchmark,
+        write_benchmark,
+    )
+    from deeplabstream.live.selftest.naive_loop import run_naive_loop, worker_threads
+
     assert stream.session_dir is not None
     captured = {name: stats["captured"] for name, stats in stream.camera_stats().items()}
     stop: list[str] = []
@@ -292,6 +286,16 @@ def _latency_test(
     settings: Settings, args: argparse.Namespace, log_level: int, stops: StopRequests
 ) -> int:
     """``--latency-test``: stream with the board's test, then print and write the figures."""
+    # Imported here, as the benchmark's: only this command pays for them.
+    from deeplabstream.live.selftest.latency_analysis import LatencyAnalysisError
+    from deeplabstream.live.selftest.latency_run import (
+        finish_latency_test,
+        note_simulated_board,
+        plan_latency_test,
+        summary_lines,
+        write_experiment,
+    )
+
     board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))
     board = SimulatedBoard(board_folder) if args.simulated_board else None
     try:

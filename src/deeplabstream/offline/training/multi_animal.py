@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torch.nn import functional
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.core.machine import load_average_1m
 from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, Pose
 from deeplabstream.hardware.simulator.herd import (

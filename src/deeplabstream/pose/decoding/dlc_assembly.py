@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings, identify
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.model import Decoded, Decoder, ModelDescription, ModelError, decoding_of

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.model import ModelError
 
 #: DeepLabCut's value for the pose rows its assembly leaves unused (x, y and likelihood).

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.model import Decoder, ModelDescription, ModelError, decoding_of
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.decoding.two_stage import left_the_crop
 from deeplabstream.pose.model import Decoder, ModelDescription, ModelError, decoding_of

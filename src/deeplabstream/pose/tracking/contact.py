@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from deeplabstream.core.assignment import linear_sum_assignment
 
 
 class RepairCounts(Protocol):

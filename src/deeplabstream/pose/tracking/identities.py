@@ -121,8 +121,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.tracking.appearance import (
     MIN_ACCURACY,
     AppearanceLearner,

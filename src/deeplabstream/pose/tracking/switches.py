@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from deeplabstream.core.assignment import linear_sum_assignment
 
 DEFAULT_MAX_DISTANCE_PX = 20.0
 DEFAULT_MIN_LIKELIHOOD = 0.1

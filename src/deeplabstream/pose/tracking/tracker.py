@@ -49,8 +49,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.tracking.contact import ContactRegrouper
 from deeplabstream.pose.tracking.motion import MotionModel
 

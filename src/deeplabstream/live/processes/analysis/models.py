@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.assignment import load_assignment_solver
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
@@ -275,6 +276,8 @@ def _load_models(job: PoseJob) -> dict[str, AnyModel]:
             else:
                 models[key] = _load_one(job, camera, camera.effective.model, threads)
         model = models[key]
+        if model.description.multi_animal:
+            load_assignment_solver()  # now, not at the first frame that assigns animals
         if camera_crop(camera).enabled and isinstance(model, LoadedEnsemble):
             raise ModelError(
                 f"camera {camera.name!r}: dynamic cropping runs one model, and this camera runs "
