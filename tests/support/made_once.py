@@ -51,7 +51,10 @@ def made_once(
             pytest.fail(f"making {name} failed in another worker: {failed.read_text()}")
         if _take(lock):
             try:
-                _make_into(done, make)
+                # Another maker may have renamed its folder into place and let the lock go
+                # between this loop's look and the take: then it is made.
+                if not done.exists():
+                    _make_into(done, make)
             except BaseException as error:
                 failed.write_text(f"{type(error).__name__}: {error}", encoding="utf-8")
                 raise
