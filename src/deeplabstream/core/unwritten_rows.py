@@ -25,7 +25,7 @@ _CURRENT, _OFFSET0, _LENGTH0, _OFFSET1, _LENGTH1 = range(5)
 
 
 class UnwrittenRows:
-    """One child's unwritten rows (see the module's docstring); made by the parent."""
+    """One child's unwritten rows, where its parent finds them; made by the parent."""
 
     def __init__(self, context: BaseContext, half_bytes: int = HALF_BYTES) -> None:
         self._numbers: Any = context.RawArray(ctypes.c_int64, 5)

@@ -59,7 +59,7 @@ def truncation_text(path: Path, length: AnnouncedLength, frames_decoded: int) ->
     expected = length.frames
     if not expected or frames_decoded >= expected:
         return ""
-    if not length.exact:
+    if not length.exact:  # duration x rate: a fragmented MP4 short by a frame or two passes
         slack = max(ESTIMATE_SLACK_FRAMES, round(expected * ESTIMATE_SLACK_FRACTION))
         if frames_decoded >= expected - slack:
             return ""

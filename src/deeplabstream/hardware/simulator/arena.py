@@ -1,7 +1,7 @@
 """A simulated open-field arena seen from above: a moving rodent, its true keypoints, and frames.
 
-Pixels: x right, y down; heading ``h`` faces ``(cos h, sin h)``. docs/cameras.md, "The simulated
-arena".
+Pixels: x right, y down; heading ``h`` faces ``(cos h, sin h)``, the animal's left is
+``(sin h, -cos h)``. docs/cameras.md, "The simulated arena".
 """
 
 from __future__ import annotations
@@ -760,6 +760,7 @@ def mouse_colors(color: bool) -> _Colors:
 
 
 def _cv2() -> ModuleType:
+    # Imported when a renderer is built only: the settings loader imports this module.
     import cv2
 
     return cv2
