@@ -1,5 +1,4 @@
 """Behaviour classifiers: features of a window of keypoints, label readers, the ONNX runtime.
 
-Design and file formats: docs/behaviour-classifiers.md. Training lives in
-``offline/training/behaviour.py``: scikit-learn is never imported here.
+docs/behaviour-classifiers.md. Training (scikit-learn) is in ``offline/training/behaviour.py``.
 """

@@ -1,6 +1,6 @@
 """A trained behaviour classifier at run time: ONNX Runtime on one thread, frame by frame.
 
-Its two files (``NAME.onnx``, ``NAME.json``): docs/behaviour-classifiers.md (What the files hold).
+docs/behaviour-classifiers.md, "What the files hold".
 """
 
 from __future__ import annotations
@@ -75,10 +75,9 @@ def read_metadata(model_path: Path) -> dict[str, Any]:
 
 
 class BehaviourClassifier:
-    """Probabilities of each behaviour, from the keypoints of each new frame.
+    """Probabilities of each behaviour, from each new frame's keypoints; build it with ``load``.
 
-    Build it with ``load``. The ONNX Runtime session (one intra-op thread) is made on first use;
-    the object can be sent to another process (the session is made again there).
+    Picklable: the ONNX Runtime session is made on first use, again in another process.
     """
 
     def __init__(
@@ -104,10 +103,7 @@ class BehaviourClassifier:
 
     @classmethod
     def load(cls, path: Path, pixels_per_mm: float | None = None) -> BehaviourClassifier:
-        """Load ``path`` (``NAME.onnx``) and ``NAME.json`` beside it; check they agree.
-
-        ``pixels_per_mm`` is this camera's scale; None uses the training sessions' scale.
-        """
+        """Load ``path`` (``NAME.onnx``) and ``NAME.json``; ``pixels_per_mm`` None: training's."""
         model_path = Path(path)
         if not model_path.is_file():
             raise ClassifierError(
@@ -173,10 +169,8 @@ class BehaviourClassifier:
     def update(self, keypoints: np.ndarray, time_s: float) -> np.ndarray | None:
         """Add a frame; return each behaviour's probability (``behaviours`` order), or None.
 
-        ``keypoints`` (K, 3): x, y (pixels), likelihood in ``keypoints`` order; ``time_s``: the
-        frame's time in seconds (the camera's timestamp), increasing. Returns (B,) float32, or
-        None while the window does not yet span ``spec.window_s`` seconds since the last reset
-        (see ``full``).
+        ``keypoints`` (K, 3) in pixels; ``time_s`` increasing seconds. None until the window spans
+        ``spec.window_s`` (see ``full``).
         """
         features = self._window.update(keypoints, time_s)
         if features is None or not self._window.full:

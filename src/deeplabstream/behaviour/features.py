@@ -1,8 +1,6 @@
 """Behaviour features from keypoints, declared once and computed live or in batch.
 
-The features, their order, units and missing data: docs/behaviour-classifiers.md (The
-features). Standard deviations are population ones (ddof = 0); the window holds the frames with
-``time > now - window_s``.
+docs/behaviour-classifiers.md, "The features".
 """
 
 from __future__ import annotations
@@ -39,11 +37,8 @@ def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
 class FeatureSpec:
     """The features of a behaviour classifier, declared once (docs/behaviour-classifiers.md).
 
-    Units: ``distances`` ``(a, b)`` in mm; ``angles`` ``(vertex, a, b)`` in degrees (0-180);
-    ``turn_rates`` ``(back, front)`` in degrees/s, absolute; ``speeds`` in mm/s; ``accelerations``
-    in mm/s^2, signed. ``keypoints`` give the order of the (K, 3) arrays; ``aggregates`` (of
-    ``AGGREGATES``) are taken over ``window_s`` seconds in their order; ``missing_value`` is an
-    aggregate's value with nothing known in the window.
+    Distances in mm, angles in degrees, turn rates in degrees/s, speeds in mm/s, accelerations in
+    mm/s^2; ``aggregates`` are over ``window_s`` seconds.
     """
 
     keypoints: tuple[str, ...]
@@ -218,10 +213,7 @@ def _pick(names: Sequence[str], wanted: Sequence[str], taken: Sequence[str]) -> 
 def default_spec(
     keypoints: Sequence[str], window_s: float = 1.0, likelihood_threshold: float = 0.5
 ) -> FeatureSpec:
-    """Return a sensible spec for any keypoint names (tuned on mice, general by construction).
-
-    What it measures: docs/behaviour-classifiers.md (The features).
-    """
+    """Return a sensible spec for any keypoint names (tuned on mice, general by construction)."""
     names = tuple(keypoints)
     if not names:
         raise FeatureSpecError("Expected at least one keypoint name, but got none")
@@ -334,11 +326,7 @@ def _valid_keypoints(keypoints: np.ndarray, threshold: float) -> np.ndarray:
 
 
 class FeatureWindow:
-    """The feature vector of the newest frame, kept up to date frame by frame.
-
-    Each ``update`` costs the same whatever the window's length (running sums, monotonic deques).
-    ``pixels_per_mm`` is the camera's scale.
-    """
+    """The feature vector of the newest frame, kept up to date at constant cost per frame."""
 
     def __init__(self, spec: FeatureSpec, pixels_per_mm: float) -> None:
         self.spec = spec
@@ -372,10 +360,7 @@ class FeatureWindow:
 
     @property
     def full(self) -> bool:
-        """Whether the frames since the last reset span the whole window (``window_s`` or more).
-
-        Before that the vector describes only the frames seen so far, unlike most training frames.
-        """
+        """Whether the frames since the last reset span the whole window (``window_s`` or more)."""
         if self._first_time is None or self._last_time is None:
             return False
         return self._last_time - self._first_time >= self.spec.window_s
@@ -386,11 +371,7 @@ class FeatureWindow:
         return len(self._frames)
 
     def update(self, keypoints: np.ndarray, time_s: float) -> np.ndarray | None:
-        """Add a frame and return the feature vector (float32, ``spec.n_features`` long).
-
-        ``keypoints`` (K, 3): x, y (pixels) and likelihood, in ``spec.keypoints`` order; ``time_s``
-        later than the previous frame's. Never None after a frame was given; see ``full``.
-        """
+        """Add a frame (later than the last); return the feature vector (float32); see ``full``."""
         points = np.asarray(keypoints, dtype=np.float64)
         if points.shape != (self._n_keypoints, 3):
             raise ValueError(
@@ -523,11 +504,7 @@ class FeatureWindow:
 def features_of(
     keypoints: np.ndarray, times_s: np.ndarray, spec: FeatureSpec, pixels_per_mm: float
 ) -> np.ndarray:
-    """Return the feature vector of every frame of a session, (N, F) float32.
-
-    ``keypoints`` (N, K, 3): x, y (pixels), likelihood in ``spec.keypoints`` order; ``times_s``
-    (N,) increasing. Equal, frame by frame, to what a ``FeatureWindow`` fed the same frames returns.
-    """
+    """Return every frame's feature vector, (N, F) float32, as :class:`FeatureWindow` would."""
     ppm = _check_pixels_per_mm(pixels_per_mm)
     points = np.asarray(keypoints, dtype=np.float64)
     times = np.asarray(times_s, dtype=np.float64)

@@ -1,7 +1,6 @@
 """Per-frame behaviour labels from the files labs write: our CSV, BORIS, SiMBA.
 
-Every reader returns ``FrameLabels``; each format's rules: docs/behaviour-classifiers.md
-(Labelling). A frame with two behaviours at once is left unlabelled and counted.
+docs/behaviour-classifiers.md, "Labelling".
 """
 
 from __future__ import annotations
@@ -20,11 +19,9 @@ NO_BEHAVIOUR = "none"
 
 @dataclass(frozen=True)
 class FrameLabels:
-    """One behaviour per frame, read from ``source``.
+    """One behaviour per frame, read from ``source``; ``ambiguous`` frames (several) are unlabelled.
 
-    ``labels`` maps frame indices to behaviours; ``default`` is the behaviour of every other
-    frame (``NO_BEHAVIOUR`` for BORIS and SiMBA, None, i.e. unlabelled, for our CSV);
-    ``ambiguous`` holds the frames with several behaviours at once, which are unlabelled.
+    ``default`` is every other frame's behaviour (None, unlabelled, for our CSV).
     """
 
     source: Path
@@ -128,11 +125,7 @@ def _boris_header(rows: list[list[str]], path: Path) -> int:
 
 
 def read_boris(path: Path, fps: float | None = None) -> FrameLabels:
-    """Read a BORIS tabular events export (CSV or TSV) as per-frame labels.
-
-    ``fps`` is used when the file has no usable FPS column (a live observation); the file's own
-    FPS wins otherwise, as BORIS measured its times on that video.
-    """
+    """Read a BORIS tabular events export (CSV or TSV); ``fps`` only where the file has none."""
     rows, _ = _open_rows(path)
     start = _boris_header(rows, path)
     header = [cell.strip().lower() for cell in rows[start]]
@@ -239,11 +232,7 @@ _POSE_SUFFIXES = ("_x", "_y", "_p", "_likelihood", "_z")
 
 
 def read_simba(path: Path, behaviours: Sequence[str] | None = None) -> FrameLabels:
-    """Read a SiMBA annotation CSV: one 0/1 column per behaviour, one row per frame.
-
-    Without ``behaviours``, every 0/1 column not named like a pose column is one. The first column,
-    when unnamed, is the frame index; otherwise rows count frames from 0.
-    """
+    """Read a SiMBA annotation CSV: one 0/1 column per behaviour, one row per frame."""
     rows, _ = _open_rows(path)
     if len(rows) < 2:
         raise LabelsError(f"{path}: expected a header and one row per frame, but got no rows")
@@ -316,11 +305,7 @@ def label_format(path: Path) -> str:
 def read_labels(
     path: Path, fps: float | None = None, behaviours: Sequence[str] | None = None
 ) -> FrameLabels:
-    """Read any of the three formats, recognised from the file's header.
-
-    ``fps`` is used for a BORIS export without an FPS column; ``behaviours`` names a SiMBA
-    file's behaviour columns (the other formats name their behaviours in their rows).
-    """
+    """Read any of the three formats, recognised from the file's header."""
     kind = label_format(path)
     if kind == "csv":
         return read_frame_csv(path)

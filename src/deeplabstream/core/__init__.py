@@ -1,7 +1,4 @@
-"""The bottom layer: the one clock, frame stamps, statistics, the settings schema, the exceptions.
+"""The bottom layer: clock, frame stamps, statistics, settings schema, exceptions, plugins.
 
-Also the plugin registry, comment-keeping ini editing, the pinhole camera model and the process
-helpers (control pipes, lifetimes, logs, priorities, device locks).
-
-Nothing here imports another package of the project (see docs/architecture.md).
+Also ini editing, the pinhole model and process helpers; nothing here imports another package.
 """

@@ -1,9 +1,6 @@
 """A time limit on a call of the main thread: a lab's code that never returns is interrupted.
 
-:func:`time_limit` guards one call: past its limit a watchdog thread raises :class:`CallStalled`
-(a ``BaseException``: a lab's ``except Exception`` does not swallow it) inside it. A call no
-interruption reaches runs :func:`when_stuck`'s handler :data:`STUCK_GRACE_S` later. How each
-platform interrupts: docs/platforms.md; what the worker does: docs/reliability.md.
+Per platform: docs/platforms.md; what the worker does: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -75,11 +72,7 @@ class _Watchdog:
         self.heartbeat: Heartbeat | None = None  # where the guarded call is published
 
     def enter(self, what: str, limit_s: float) -> _Outer | None:
-        """Begin guarding a call of the main thread; return the call it is inside, if guarded.
-
-        A guarded call inside another (an output's marker inside the experiment's update) is
-        watched alone until it ends (so it is the one named), then the outer one again.
-        """
+        """Begin guarding a call (a nested one is watched alone till it ends); return the outer."""
         if self._thread is None:
             self._start()
         with self._lock:
@@ -191,18 +184,15 @@ def _watchdog() -> _Watchdog:
 def when_stuck(handler: StuckHandler | None) -> None:
     """Run ``handler`` (in the watchdog's thread) for a guarded call that cannot be interrupted.
 
-    The main thread is then stuck for good: the handler keeps what the process has (flushes its
-    files), names the call (:class:`CallStuck`'s text) and may end the process.
+    The main thread is stuck for good then: the handler flushes files and may end the process.
     """
     _watchdog().on_stuck = handler
 
 
 def publish_to(heartbeat: Heartbeat) -> None:
-    """Publish every guarded call to ``heartbeat`` and beat it from the watchdog's thread.
+    """Publish every guarded call to ``heartbeat`` and beat it every :data:`CHECK_INTERVAL_S`.
 
-    The thread starts now: from here on the process beats every :data:`CHECK_INTERVAL_S`
-    while its interpreter runs, so a parent sees a process held whole (by a C call that keeps
-    the interpreter's lock, or a stop signal) and the guarded call that holds it.
+    The beating thread starts now, so a parent sees a process held whole by a C call.
     """
     watchdog = _watchdog()
     watchdog.heartbeat = heartbeat
@@ -211,9 +201,10 @@ def publish_to(heartbeat: Heartbeat) -> None:
 
 @contextmanager
 def time_limit(what: str, limit_s: float) -> Iterator[None]:
-    """Guard the block (main thread): past ``limit_s`` seconds, CallStalled is raised in it.
+    """Guard the block (main thread): past ``limit_s`` seconds, :class:`CallStalled` is raised.
 
-    ``what`` names the call in the exception's text ("experiment 'Hang': its update").
+    ``CallStalled`` is a ``BaseException`` (a lab's ``except Exception`` does not swallow it);
+    ``what`` names the call in its text.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread can be interrupted (and takes signals)

@@ -10,11 +10,8 @@ from typing import Any
 
 
 def host_now_ns() -> int:
-    """Return the host clock: system-wide monotonic nanoseconds.
-
-    ``perf_counter_ns`` is system-wide on Linux (CLOCK_MONOTONIC), macOS and Windows (QPC), so
-    timestamps taken in different processes can be subtracted.
-    """
+    """Return the host clock: system-wide monotonic nanoseconds, comparable across processes."""
+    # System-wide on Linux (CLOCK_MONOTONIC), macOS and Windows (QPC): processes can subtract.
     return time.perf_counter_ns()
 
 
@@ -27,8 +24,7 @@ WINDOWS_TIMER_MS = 1
 def precise_timers() -> dict[str, Any]:
     """Let this process's sleeps end when asked, not a timer tick later; say what applied.
 
-    Per platform: docs/platforms.md, "The process layer". Returns ``method``, ``asked``,
-    ``applied`` and ``reason`` for ``session.json``: never silently off.
+    Returns ``method``, ``asked``, ``applied``, ``reason`` for ``session.json``. docs/platforms.md.
     """
     windll = getattr(ctypes, "WinDLL", None)
     if windll is not None:

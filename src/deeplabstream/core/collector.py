@@ -1,8 +1,6 @@
-"""Python's garbage collector off the loop's critical path.
+"""Python's garbage collector off the loop's critical path: collect once and freeze at start-up.
 
-:func:`settle_after_start_up` collects once and freezes what survived (``gc.freeze``), so later
-collections walk only new objects; each loop process calls it before its first frame. Why
-(260-350 ms full collections): docs/performance.md.
+Why (260-350 ms full collections): docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Control messages between the main process and its workers: receive with a deadline, join.
-
-Start-up waits take a :data:`StopCheck` and end with :class:`StopRequested` on Ctrl-C; a dead
-peer's end-of-file is ``None``, not an exception.
-"""
+"""Control messages between the main process and its workers: receive with a deadline, join."""
 
 from __future__ import annotations
 
@@ -42,10 +38,7 @@ StopCheck = Callable[[], str | None]
 
 
 class StopRequested(Exception):  # noqa: N818 - a stop asked for, not an error
-    """A stop was asked for while the start-up waited (cameras opening, the model loading).
-
-    Not a failure: the caller stops what was started and reports a stop, with ``reason``.
-    """
+    """A stop was asked for while the start-up waited; not a failure (``reason`` says which)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -64,12 +57,8 @@ def receive_unless_stopped(
 ) -> Any:
     """:func:`receive_within`, looking at ``stop_requested`` every :data:`STOP_POLL_S`.
 
-    Returns the message, or None at the deadline or when the other side has gone.
-
-    Raises
-    ------
-    StopRequested
-        As soon as ``stop_requested`` gives a reason (checked before the first wait too).
+    Returns the message, or None at the deadline or when the other side has gone. Raises
+    :class:`StopRequested` as soon as ``stop_requested`` gives a reason.
     """
     while True:
         check_stop(stop_requested)
@@ -85,11 +74,7 @@ def receive_unless_stopped(
 
 
 def join_or_terminate(process: multiprocessing.process.BaseProcess, timeout: float) -> None:
-    """Wait for ``process`` to end; kill it if it does not.
-
-    Killed, not terminated: the project's children leave SIGTERM to their parent while it runs
-    (``core.lifetime.leave_stop_signals_to_parent``), and on Windows both are the same hard end.
-    """
+    """Wait for ``process`` to end; kill it if it does not (children ignore SIGTERM)."""
     process.join(timeout)
     if process.is_alive():
         log.warning("process %s did not stop in time; ending it", process.name)

@@ -1,9 +1,6 @@
 """The loop's deadline, frame by frame, in the inference worker: misses and the stage to blame.
 
-A frame's time (arrival to its command, decision or pose) is split into ``wait``,
-``transport``, ``inference``, ``experiment`` and ``output``; a miss is blamed on the longest,
-and an ``inference`` miss of a model in parts on its longest part (:func:`inference_parts`).
-Constant cost per frame. docs/performance.md, "The loop's deadline".
+docs/performance.md, "The loop's deadline".
 """
 
 from __future__ import annotations
@@ -27,12 +24,7 @@ OFF_PATH_STAGES = ("refresh",)
 
 
 def model_parts(stages: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the parts a model's ``inference`` time splits into; () for a model of one stage.
-
-    ``stages`` are the model's timed stages (``last_stage_timings``: ``centroid``, ``crop``,
-    ``instance``, ``peaks`` for a sleap-nn top-down model, ``detector``, ``crop``, ``pose`` for
-    DeepLabCut's).
-    """
+    """Return the parts a model's ``inference`` time splits into; () for a model of one stage."""
     on_path = tuple(s for s in stages if s not in OFF_PATH_STAGES)
     return (PREPROCESS_PART, *on_path, OTHER_PART) if on_path else ()
 
@@ -40,11 +32,7 @@ def model_parts(stages: tuple[str, ...]) -> tuple[str, ...]:
 def inference_parts(
     timings: Mapping[str, float], stage_timings: Mapping[str, float]
 ) -> dict[str, float]:
-    """Return a frame's model time (seconds) per part of :func:`model_parts`.
-
-    ``timings``: the model's ``preprocess``, ``inference`` and ``decode``; ``stage_timings``:
-    its stages, parts of ``inference`` + ``decode``. ``other`` is what the stages leave of those.
-    """
+    """Return a frame's model time (seconds) per part of :func:`model_parts`, plus ``other``."""
     parts = {PREPROCESS_PART: timings.get("preprocess", 0.0)}
     staged = 0.0
     for stage, seconds in stage_timings.items():
@@ -67,11 +55,8 @@ def stage_times_ns(
 ) -> tuple[int, int, int, int, int]:
     """Return a frame's time in each of :data:`STAGES` (ns), from its times on the host clock.
 
-    ``worker_free``: when the worker finished its previous turn; ``picked``: when this turn
-    began; ``model_ns``: pre-processing + network + decoding; ``decided`` and ``written``: 0
-    without an experiment, or without an action. The stages add up to the frame's end (its
-    command, decision or pose) minus its arrival, except where clocks of two processes overlap
-    by a few microseconds (``transport`` is never negative).
+    ``decided`` and ``written`` are 0 without an experiment or an action; ``transport`` is never
+    negative.
     """
     wait = max(0, min(worker_free, picked) - arrived)
     transport = max(0, ready - arrived - wait - model_ns)
@@ -92,13 +77,7 @@ def blamed_stage(stages: tuple[int, ...]) -> int:
 
 @dataclass
 class DeadlineAccount:
-    """One camera's deadline and what its analysed frames did against it.
-
-    Parameters
-    ----------
-    deadline_ns
-        The camera's deadline; None: no deadline (frames are timed, never judged).
-    """
+    """One camera's deadline (None: frames are timed, never judged) and its frames' misses."""
 
     deadline_ns: int | None
     checked: int = 0
@@ -115,11 +94,7 @@ class DeadlineAccount:
         self.by_part = [0] * len(self.parts)
 
     def blame_part(self, parts_s: Mapping[str, float]) -> str:
-        """Count a miss blamed on ``inference`` for the part that took the longest; return it.
-
-        ``parts_s`` as :func:`inference_parts` gives them. Empty (nothing counted) for a model
-        without parts.
-        """
+        """Count an ``inference`` miss for its longest part and return it (empty: no parts)."""
         if not self.parts:
             return ""
         index = longest([parts_s.get(part, 0.0) for part in self.parts])
@@ -136,11 +111,7 @@ class DeadlineAccount:
         decided: int = 0,
         written: int = 0,
     ) -> int:
-        """Judge one frame (times as :func:`stage_times_ns` takes them).
-
-        Returns :data:`ON_TIME`, or the code of the stage blamed for its miss. Only integer
-        operations on time (the stages are split only for a miss, which is rare).
-        """
+        """Judge one frame; return :data:`ON_TIME` or the code of the stage blamed for its miss."""
         took = (written or decided or ready) - arrived
         self.end_to_end.add(took)
         self.checked += 1
@@ -173,11 +144,7 @@ def deadline_figures(
     end_to_end_ms: dict[str, float] | None,
     by_part: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Return a camera's deadline figures (the worker's, or rebuilt from its timing file).
-
-    ``by_part``: a model in several parts, its misses blamed on ``inference`` per part
-    (``inference_misses_by_part``; absent for other models).
-    """
+    """Return a camera's deadline figures (the worker's, or rebuilt from its timing file)."""
     figures = {
         "deadline_ms": None if deadline_ns is None else round(deadline_ns / 1e6, 3),
         "frames_checked": checked,

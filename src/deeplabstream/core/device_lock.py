@@ -1,9 +1,6 @@
 """One lock per device: two rigs on one PC run side by side, one device is never used twice.
 
-Keys are ``kind:identity`` (``kind:*`` for every device of a kind, through the family's gate
-file); each is a ``filelock`` descriptor lock the kernel drops when the process ends, its file
-never deleted. ``DEEPLABSTREAM_LOCK_FILE`` isolates them. docs/cameras.md, "Two rigs on one
-computer: device locks".
+docs/cameras.md, "Two rigs on one computer: device locks".
 """
 
 from __future__ import annotations
@@ -129,9 +126,7 @@ def _holder_text(holder: Holder | None) -> str:
 class DeviceLocks:
     """The locks of one session's devices; :meth:`acquire` takes all or none.
 
-    Keep the object while the devices are in use; :meth:`release` (or the process's end) gives
-    every lock up. ``settings_file`` is written into each lock so a refused session can name the
-    rig that holds the device.
+    Keep the object while the devices are in use; :meth:`release` (or the process's end) frees them.
     """
 
     def __init__(

@@ -1,9 +1,4 @@
-"""SHA-256 digests of files: what a session records of its files, models and experiment.
-
-A digest proves a file unchanged since it was taken: ``session.json`` keeps one of every file a
-session wrote, of the model that ran and of the experiment's content, and
-``deeplabstream-verify`` takes them again (a FIFO in a file's place refused, never waited on).
-"""
+"""SHA-256 digests of the files a session wrote, its model and its experiment, for verification."""
 
 from __future__ import annotations
 

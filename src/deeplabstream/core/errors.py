@@ -1,8 +1,6 @@
 """The project's exceptions: one base, :class:`DeepLabStreamError`, and a few kinds under it.
 
-Every error meant for a person is one, its message naming the file, section, key or device and
-what to do; :func:`raised_as` wraps a library's error met by a kind's own code. Each kind stays
-the built-in it was (``SettingsError`` is a ``ValueError``). docs/architecture.md, "Layers".
+Each kind stays the built-in it was (``SettingsError`` is a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -19,14 +17,8 @@ class DeepLabStreamError(Exception):
 class SettingsError(DeepLabStreamError, ValueError):
     """One or more problems in a settings file; each line names file, section, key and value.
 
-    The message lists the problems under ``Invalid setting(s):``; a subclass whose problem is
-    one sentence of its own (an edit refused, a test the settings cannot run) sets
-    ``lists_problems = False`` and its message is that sentence as written.
-
-    Parameters
-    ----------
-    problems
-        The problems, one line each; a single string is one problem.
+    ``problems``: one line each (a string is one problem). A subclass whose message is one
+    sentence of its own sets ``lists_problems = False``.
     """
 
     lists_problems: ClassVar[bool] = True
@@ -57,11 +49,7 @@ class OutputError(DeepLabStreamError):
 
 
 class CalibrationError(DeepLabStreamError, ValueError):
-    """A calibration that cannot be used or solved; the message names the file or camera.
-
-    Raised for a calibration file that cannot be read or does not fit the cameras, and for
-    videos, tables or detections from which no calibration can be solved.
-    """
+    """A calibration that cannot be read, does not fit the cameras, or cannot be solved."""
 
 
 class ExperimentError(DeepLabStreamError):
@@ -74,12 +62,9 @@ class LabelsError(DeepLabStreamError, ValueError):
 
 @contextmanager
 def raised_as(kind: type[DeepLabStreamError], *errors: type[Exception]) -> Iterator[None]:
-    """Raise ``errors`` met inside the block as ``kind``, with the same message.
+    """Raise ``errors`` met inside the block as ``kind``, same message, the original as cause.
 
-    For the reading code of a kind: the disk's ``OSError`` or a reader library's
-    ``ValueError`` reaches its callers as, say, a ``ModelError`` they catch by its kind; the
-    original stays the cause. A DeepLabStream error passes unchanged (a ``ModelError`` is a
-    ``ValueError`` too).
+    A DeepLabStream error passes unchanged.
     """
     try:
         yield

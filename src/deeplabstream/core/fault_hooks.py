@@ -1,9 +1,7 @@
 """A hook for the fault tests only: hold a process at a named moment of its start-up.
 
 With ``DEEPLABSTREAM_TEST_HOLD=<moment>`` and ``DEEPLABSTREAM_TEST_HOLD_DIR=<folder>``,
-:func:`hold_here` writes ``<folder>/<moment>.<pid>`` and waits for ``<folder>/release`` (at most
-:data:`HOLD_LIMIT_S`); without them it returns at once. The moments are the call sites' names
-(``stop-signals-taken``, ``pose-load``, ``stream-stop``...).
+:func:`hold_here` writes ``<folder>/<moment>.<pid>`` and waits for ``<folder>/release``.
 """
 
 from __future__ import annotations
@@ -20,11 +18,9 @@ HOLD_LIMIT_S = 120.0  # a test that never releases still ends
 
 
 def hold_here(moment: str, *, importing: bool = False) -> None:
-    """Wait here while a test holds ``moment`` (see the module's docstring); else return.
+    """Wait here while a test holds ``moment`` (at most :data:`HOLD_LIMIT_S`); else return at once.
 
-    With ``importing`` (a call at a module's top level), only a ``spawn`` child that is
-    importing the modules of its entry function holds: not the main process, which imports the
-    same module.
+    ``importing``: only a ``spawn`` child importing its entry's modules holds, not the main process.
     """
     if os.environ.get(HOLD_VARIABLE) != moment:
         return

@@ -8,12 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured figure of the project beside the same figure of the baseline.
-
-    ``key`` names it in the JSON file (``results[key]``, ``baseline[key]``, ``ratios[key]``);
-    ``label`` names it in the printed table. ``ratio`` is how many times better the project is
-    (baseline / value when lower is better, value / baseline when higher is better).
-    """
+    """One measured figure beside the baseline's; ``ratio``: how many times better ours is."""
 
     key: str
     label: str

@@ -13,7 +13,6 @@ PixelFormat = Literal["bgr8", "mono8"]
 NO_CAMERA_TIMESTAMP = math.nan
 
 
-
 @dataclass(frozen=True)
 class FrameGeometry:
     """Shape and type of a camera's frames; fixed for the life of a stream."""
@@ -45,9 +44,8 @@ class FrameGeometry:
 class FrameStamp:
     """What a camera says about one frame it delivered.
 
-    ``frame_index`` is the camera's own counter (for a video file: the position in the file from
-    0). ``camera_timestamp`` is the camera's clock in seconds, NaN when the camera has none.
-    ``host_timestamp_ns`` is :func:`host_now_ns` when the frame arrived in the capture process.
+    ``camera_timestamp`` is in seconds, NaN when the camera has no clock; ``host_timestamp_ns`` is
+    :func:`host_now_ns` at arrival in the capture process.
     """
 
     frame_index: int

@@ -1,7 +1,6 @@
-"""A child process's signs of life, and the guarded call it is inside, where its parent reads them.
+"""A child process's signs of life and the guarded call it is in, in lock-free shared memory.
 
-Lock-free shared memory (``beat``, ``turn``, ``stopping``, the call under a sequence number).
-Design: docs/reliability.md, "How the guarantees are kept".
+docs/reliability.md, "How the guarantees are kept".
 """
 
 from __future__ import annotations
@@ -34,13 +33,7 @@ class GuardedCall:
 
 
 class Heartbeat:
-    """One child's signs of life (see the module's docstring); made by the parent.
-
-    Parameters
-    ----------
-    context
-        The multiprocessing context the child is spawned with.
-    """
+    """One child's signs of life; made by the parent with the child's multiprocessing context."""
 
     def __init__(self, context: BaseContext) -> None:
         now = host_now_ns()

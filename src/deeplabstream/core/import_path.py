@@ -1,9 +1,4 @@
-"""The folder a command runs in never shadows a module of Python or of the project.
-
-:func:`keep_current_folder_off_path`, called first by every command, takes the launcher's and the
-current folder off the module path, and through ``PYTHONSAFEPATH`` off every process it starts:
-a ``signal.py`` beside the settings would otherwise run in every spawned process.
-"""
+"""The folder a command runs in never shadows a module of Python or of the project."""
 
 from __future__ import annotations
 
@@ -19,18 +14,9 @@ _PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
 def keep_current_folder_off_path(launcher: str | None = None) -> list[str]:
-    """Take the current folder and the launcher's folder off ``sys.path``, here and in children.
+    """Take the current and the launcher's folder off ``sys.path``, here and in children.
 
-    ``launcher`` is the command's script (``sys.argv[0]`` by default). Removed: every entry
-    that is the current folder (``''`` and ``'.'`` included) or the launcher's folder, except
-    the folder the package itself is imported from (a checkout run from ``src``). Child
-    processes get ``PYTHONSAFEPATH=1`` in their environment, so the current folder is never
-    first on their path, and this process's path as it is now.
-
-    Returns
-    -------
-    list[str]
-        The entries removed, for a message.
+    Children get ``PYTHONSAFEPATH=1``. The package's own folder stays. Returns the entries removed.
     """
     os.environ[SAFE_PATH_VARIABLE] = "1"
     script = launcher if launcher is not None else (sys.argv[0] if sys.argv else "")

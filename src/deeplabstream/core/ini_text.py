@@ -1,9 +1,4 @@
-"""Edit an ini file as text: change, add and remove keys and sections, keep everything else.
-
-:class:`IniText` (configupdater's document: comments, blank lines, spelling kept) matches keys
-case-insensitively, adds a key after the section's last key, and writes one-line values;
-:func:`save_with_backup` writes atomically and keeps ``.bak``.
-"""
+"""Edit an ini file as text: change, add and remove keys and sections, keep everything else."""
 
 from __future__ import annotations
 
@@ -20,12 +15,7 @@ BACKUP_SUFFIX = ".bak"
 class IniText:
     """An ini file's text, editable by section and key (case-insensitive keys).
 
-    Parameters
-    ----------
-    text
-        The file's text. Text that is no ini file (a key before any section, a line that is
-        neither key, section, comment nor blank) raises :class:`configparser.Error`; duplicate
-        sections and keys are kept, as written, for the loader to name.
+    Raises :class:`configparser.Error` for text that is no ini file; duplicates are kept as written.
     """
 
     def __init__(self, text: str) -> None:
@@ -98,12 +88,7 @@ class IniText:
         comment: str | None = None,
         after: str | None = None,
     ) -> None:
-        """Add ``[section]`` with ``items``: at the end, or right after ``[after]`` when given.
-
-        A blank line goes before it. After ``[after]`` (a new camera after the last camera),
-        the blank lines and comments that introduced the next section stay in front of that
-        section.
-        """
+        """Add ``[section]`` with ``items``: at the end, or right after ``[after]`` when given."""
         if self.has_section(section):
             raise ValueError(f"[{section}] exists already")
         if after is not None and self.has_section(after):
@@ -210,11 +195,9 @@ def _ends_blank(block: object) -> bool:
 
 
 def save_with_backup(path: Path, text: str) -> Path | None:
-    """Write ``text`` to ``path`` atomically; the previous file is kept as ``path.bak``.
+    """Write ``text`` to ``path`` atomically; keep the previous file as ``path.bak``.
 
-    Returns the backup's path (None when there was no previous file). The new text goes to a
-    temporary file beside ``path`` first and is renamed over it, so a crash never leaves half a
-    file; the backup is a copy, so ``path`` always exists.
+    Returns the backup's path (None when there was no previous file).
     """
     backup = None
     if path.exists():

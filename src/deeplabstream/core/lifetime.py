@@ -1,9 +1,6 @@
 """Child processes die with their parent, and stop in order when asked: on every platform alike.
 
-:func:`die_with_parent` (first thing in every child) watches the parent's sentinel; a
-:class:`StopLine` asks for an orderly stop; :func:`at_orphan_end` sets the last acts (at most
-:data:`LAST_ACTS_S`); children leave Ctrl-C and SIGTERM to their parent. Design:
-docs/platforms.md, "The process layer".
+Design: docs/platforms.md, "The process layer".
 """
 
 from __future__ import annotations
@@ -35,18 +32,13 @@ _last_acts: list[Callable[[], None]] = []
 def at_orphan_end(act: Callable[[], None]) -> None:
     """Run ``act`` when this process ends because its parent is gone, before it ends.
 
-    For what the process made that nobody else can write now: ``act`` runs in the thread that
-    ends the process while its work's thread may still run, so it must keep to what is safe
-    from another thread, and be quick (it gets :data:`LAST_ACTS_S` with the others).
+    ``act`` runs beside the work's thread and shares :data:`LAST_ACTS_S`: thread-safe and quick.
     """
     _last_acts.append(act)
 
 
 def recorded_parent_pid() -> int | None:
-    """Return the pid of the process that started this one, as recorded when it started.
-
-    ``multiprocessing`` children know it (it travels with the spawn); elsewhere None.
-    """
+    """Return the pid of this process's parent as recorded at its start (None if not known)."""
     parent = multiprocessing.parent_process()
     return parent.pid if parent is not None else None
 
@@ -57,11 +49,7 @@ def parent_ended() -> bool:
 
 
 def parent_alive() -> bool:
-    """Tell whether the process that started this one still runs (True when none is known).
-
-    Asks the parent's sentinel directly (a zero-timeout wait), so it is right also before or
-    without :func:`die_with_parent`.
-    """
+    """Tell whether the process that started this one still runs (True when none is known)."""
     if _parent_gone.is_set():
         return False
     parent = multiprocessing.parent_process()
@@ -76,10 +64,8 @@ def parent_alive() -> bool:
 def die_with_parent(sig: int = signal.SIGTERM, grace_s: float = ORPHAN_GRACE_S) -> bool:
     """Watch the parent; when it ends, stop this process in order (``sig``) or end it at once.
 
-    Call it first thing in a child's entry function, in its main thread. ``sig`` is raised only
-    when the process has a Python handler for it, else the process ends at once; ``grace_s`` is
-    how long the orderly stop may take. Returns False (logged at debug level) in a process
-    ``multiprocessing`` did not start: there is no sentinel to watch.
+    Call it first thing in a child's main thread. Returns False in a process ``multiprocessing``
+    did not start (no sentinel to watch).
     """
     parent = multiprocessing.parent_process()
     if parent is None:
@@ -104,11 +90,7 @@ def _watch_parent(sentinel: Any, sig: int, grace_s: float) -> None:
 
 
 def stop_this_process(sig: int, grace_s: float) -> None:
-    """Raise ``sig`` in this process when it handles it (an orderly stop), else end it now.
-
-    Called from a helper thread. The handler runs in the main thread (Python's rule for
-    signal handlers, on every platform); a process that has not ended ``grace_s`` later is ended.
-    """
+    """Raise ``sig`` here when handled, else end the process now; end it ``grace_s`` later."""
     handler = signal.getsignal(sig)
     if not callable(handler) or handler is _sigterm_in_a_child:
         _end_now()  # SIG_DFL, SIG_IGN, unknown, or left to the parent: nothing of its own to finish
@@ -138,19 +120,15 @@ def _run_last_acts() -> None:
 class StopLine:
     """An orderly stop asked of a child process, by message, on every platform.
 
-    The parent makes it before it starts the child and passes it with the child's arguments;
-    the child calls :meth:`obey` first thing; the parent calls :meth:`request`, then joins the
-    child, and kills only what did not stop in time (``core.control.join_or_terminate``).
-
-    The message goes through a one-way pipe, never a ``multiprocessing.Event``: setting an
-    event waits until every process sleeping on it has woken, so a child that ended while it
-    waited (a replay that stopped by itself on the same Ctrl-C) would hang its parent for ever.
-    Writing a few bytes to a pipe never waits, and a child that is gone is simply not told.
+    The child calls :meth:`obey` first thing; the parent calls :meth:`request`, then joins it.
     """
 
     def __init__(self, context: Any = None) -> None:
         context = context or multiprocessing.get_context("spawn")
+        # A pipe, not a multiprocessing.Event: setting an Event waits until every sleeper has
+        # woken, so a child that ended while it waited would hang its parent for ever.
         self._receiver, self._sender = context.Pipe(duplex=False)
+
         self._requested = False
 
     def request(self) -> None:
@@ -197,7 +175,6 @@ def children_leave_stop_signals_to_parent() -> Iterator[None]:
     """Start child processes inside this block: no stop signal reaches them before they leave it.
 
     Each child must call :func:`leave_stop_signals_to_parent` first thing in its entry function.
-    Any thread may use it. Why and the platforms: docs/platforms.md, "The process layer".
     """
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -216,14 +193,9 @@ def children_leave_stop_signals_to_parent() -> Iterator[None]:
 def leave_stop_signals_to_parent() -> None:
     """Leave Ctrl-C and SIGTERM to the main process from now on: it decides when this one stops.
 
-    Call it first thing in a child's entry function, in its main thread. Ctrl-C is ignored.
-    SIGTERM is ignored while the parent runs (it got the same signal, or it stops its children
-    itself, by message); once the parent has ended, SIGTERM ends this process at once, as the
-    default action would, with :data:`ORPHAN_EXIT_CODE` (:func:`die_with_parent` raises it
-    then). A signal that came while the child started (held back by
-    :func:`children_leave_stop_signals_to_parent`) is handled by these rules as soon as they are
-    set. A child that needs an orderly stop of its own installs its SIGTERM handler afterwards.
-    A parent that must end such a child regardless kills it (``Process.kill``).
+    Call it first thing in a child's main thread. Ctrl-C is ignored; SIGTERM too while the parent
+    runs, and after it ends SIGTERM exits with :data:`ORPHAN_EXIT_CODE`. A child that needs its own
+    orderly stop installs its SIGTERM handler afterwards.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _sigterm_in_a_child)

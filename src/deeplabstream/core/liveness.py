@@ -1,8 +1,4 @@
-"""Is the process that wrote a record still running? Portable and proof against reused pids.
-
-:func:`is_same_process_running` compares pid and :func:`process_start_time` through psutil (no
-signal); a record without the start time counts as alive when the pid is a Python process.
-"""
+"""Is the process that wrote a record still running? Portable and proof against reused pids."""
 
 from __future__ import annotations
 
@@ -24,10 +20,9 @@ def process_start_time(pid: int) -> float | None:
 
 
 def is_same_process_running(pid: int, start_time: float | None) -> bool:
-    """Return True when the process ``pid`` that started at ``start_time`` still runs.
+    """Return True when the process ``pid`` started at ``start_time`` still runs (not a zombie).
 
-    ``start_time`` None (an older record): True when a process of that pid exists and looks
-    like Python (:func:`looks_like_python`). A zombie (ended, not yet reaped) is not running.
+    ``start_time`` None (an older record): True when a Python process of that pid exists.
     """
     if pid <= 0 or not psutil.pid_exists(pid):
         return False

@@ -1,8 +1,4 @@
-"""Logging, configured once per process: console (stderr) and the session's log file.
-
-A spawned child configures itself from a picklable :class:`LogTarget`; lines logged before the
-log file exists are held (:func:`hold_log_lines`) and written first by :func:`add_log_file`.
-"""
+"""Logging, configured once per process: console (stderr) and the session's log file."""
 
 from __future__ import annotations
 
@@ -47,12 +43,7 @@ def configure_process_logging(target: LogTarget, process_name: str) -> None:
 
 
 def add_log_file(path: Path) -> logging.Handler:
-    """Also log to ``path`` (appending: every process of a session shares one file).
-
-    The lines held until now (:func:`hold_log_lines`) are written first, with their own times.
-    Returns the handler, for :func:`remove_log_file` when the session ends in a process that
-    lives on (the window starts one session after another).
-    """
+    """Also log to ``path`` (appending), held lines first; return the handler to remove later."""
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
@@ -96,11 +87,7 @@ class _HeldLines(logging.Handler):
 
 
 def hold_log_lines() -> None:
-    """Hold this process's log lines (INFO and up) until :func:`add_log_file` writes them.
-
-    For a process that logs before its session's log file exists; at most :data:`HELD_LINES`
-    are kept. :func:`drop_held_log_lines` forgets them (a start that made no session).
-    """
+    """Hold this process's log lines (INFO and up, :data:`HELD_LINES` at most) for the log file."""
     root = logging.getLogger()
     if not any(isinstance(handler, _HeldLines) for handler in root.handlers):
         root.addHandler(_HeldLines())
@@ -122,10 +109,7 @@ def _take_held_lines() -> _HeldLines | None:
 
 
 def current_log_target() -> LogTarget:
-    """Return where this process logs now: its console level and its session's log file.
-
-    A process it starts configures itself from it, so the child's lines reach the same file.
-    """
+    """Return where this process logs now, for a child it starts to log the same way."""
     root = logging.getLogger()
     level, file = logging.INFO, None
     for handler in root.handlers:

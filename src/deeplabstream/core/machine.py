@@ -53,10 +53,7 @@ def machine_description() -> dict[str, Any]:
 
 
 def load_average_1m() -> float | None:
-    """Return the 1-minute load average (psutil: the OS's on POSIX, estimated on Windows).
-
-    On Windows psutil starts estimating at the first call, so the first answer there is 0.0.
-    """
+    """Return the 1-minute load average (psutil; on Windows estimated: 0.0 at the first call)."""
     try:
         return round(float(psutil.getloadavg()[0]), 2)
     except (OSError, AttributeError, RuntimeError):

@@ -1,8 +1,4 @@
-"""Optional libraries: which extra of the package installs each, and commands that say so.
-
-A command that reaches a library it lacks stops with the ``pip install "deeplabstream[extra]"``
-sentence and exit code 2 (or says the extra cannot exist on this platform). docs/install.md.
-"""
+"""Optional libraries: which extra installs each, and commands that say so. docs/install.md."""
 
 from __future__ import annotations
 
@@ -69,13 +65,7 @@ def missing_extra(
 ) -> MissingExtraError | None:
     """Return the clear error for a missing optional library, or None for any other module.
 
-    Parameters
-    ----------
-    error
-        The error Python raised on the import.
-    platform
-        ``sys.platform`` of the machine the message is for: an extra that does not exist there
-        is said to be unavailable rather than given an install command.
+    ``platform``: ``sys.platform`` of the machine the message is for.
     """
     module = (error.name or "").split(".")[0]
     extra = EXTRA_OF_MODULE.get(module)
@@ -105,13 +95,7 @@ def missing_extra(
 def exit_with(main: Callable[[], int]) -> NoReturn:
     """Run a command's ``main`` and exit with its code; a missing optional library exits 2.
 
-    Every console script of the package ends in this, so a lab that installed only the base
-    package reads which extra to install instead of a traceback, and every command answers
-    ``--version`` (:func:`exit_if_version_asked`). First the current folder is taken off the
-    module path (:func:`~core.import_path.keep_current_folder_off_path`); a stop during a
-    plugin's import or a call of it the start waits on (:class:`~core.plugins.PluginStopped`)
-    exits 128 + its signal, and a Ctrl-C that reached Python (a command that leaves it to
-    Python: ``deeplabstream-eks``) 130, without a traceback.
+    Also answers ``--version``; a stop in a plugin's code exits 128 + its signal, a Ctrl-C 130.
     """
     exit_if_version_asked(sys.argv[1:])
     keep_current_folder_off_path()  # before any child process starts (core/import_path.py)
@@ -133,12 +117,7 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
 
 
 def exit_if_version_asked(arguments: Sequence[str]) -> None:
-    """Print the release and exit 0 when ``arguments`` ask ``--version`` (before any ``--``).
-
-    The same answer from every command (``deeplabstream --version``, ``app.py --version``...),
-    whatever else its command line says: the release names what the program does
-    (CHANGELOG.md).
-    """
+    """Print the release and exit 0 when ``arguments`` ask ``--version`` (before any ``--``)."""
     asked = arguments[: arguments.index("--")] if "--" in arguments else arguments
     if "--version" in asked:
         print(f"DeepLabStream {__version__}")

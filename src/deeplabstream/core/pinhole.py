@@ -1,10 +1,4 @@
-"""Calibrated cameras: the pinhole model and Anipose's ``calibration.toml``.
-
-:class:`PinholeCamera` (intrinsics, OpenCV distortion ``k1 k2 p1 p2 k3``, extrinsics ``R @ X +
-t``, millimetres); :func:`read_calibration` and :func:`write_calibration` speak aniposelib's
-layout; :func:`camera_problems` says what makes a camera unusable. In ``core`` because the
-simulator, the calibration and the triangulation share it. docs/3d.md.
-"""
+"""Calibrated cameras: the pinhole model and Anipose's ``calibration.toml``. docs/3d.md."""
 
 from __future__ import annotations
 
@@ -54,10 +48,9 @@ def matrix_to_rodrigues(matrix: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PinholeCamera:
-    """One calibrated view.
+    """One calibrated view (millimetres).
 
-    ``size`` is (width, height) in pixels; ``distortions`` OpenCV's ``k1 k2 p1 p2 k3`` (zeros:
-    an ideal lens); ``rotation``, ``translation`` map world -> camera:
+    ``size`` is (width, height) in pixels; ``distortions`` OpenCV's ``k1 k2 p1 p2 k3``;
     ``x_cam = R(rotation) @ X + translation``.
     """
 
@@ -92,8 +85,7 @@ class PinholeCamera:
     ) -> PinholeCamera:
         """Return a camera at ``position`` looking at ``target`` (world units), centred.
 
-        ``up`` is the world direction that should point up in the image (its projection; the
-        default suits a camera above a floor whose y axis points towards the image bottom).
+        ``up``: the world direction that should point up in the image.
         """
         eye, goal = np.asarray(position, float), np.asarray(target, float)
         forward = goal - eye
@@ -131,10 +123,7 @@ class PinholeCamera:
         return points @ self.rotation_matrix.T + self.translation
 
     def project(self, points: np.ndarray) -> np.ndarray:
-        """Pixel positions (..., 2) of world points (..., 3), with the lens's distortion.
-
-        Points behind the camera come out NaN.
-        """
+        """Return pixel positions (..., 2) of world points (..., 3); NaN behind the camera."""
         camera = self.to_camera(points)
         z = camera[..., 2]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -165,13 +154,7 @@ class PinholeCamera:
 
 
 def camera_problems(camera: PinholeCamera) -> list[str]:
-    """Return what makes one calibrated camera unusable, in words (empty: nothing found).
-
-    Checked: a positive frame size; finite numbers everywhere; positive focal lengths; the
-    camera matrix's last row ``[0, 0, 1]``; a rotation that is a rotation (``R R^T = I``,
-    ``det R = 1``). A camera with these wrong projects every point to one pixel, or nowhere,
-    and its triangulated points are meaningless.
-    """
+    """Return what makes one calibrated camera unusable, in words (empty: nothing found)."""
     problems = []
     if min(camera.size) <= 0:
         problems.append(f"size {list(camera.size)}: a frame size must be positive")
@@ -242,11 +225,7 @@ def _plain(value: Any, where: str) -> Any:
 def write_calibration(
     path: Path, cameras: Sequence[PinholeCamera], metadata: Mapping[str, Any] | None = None
 ) -> None:
-    """Write Anipose's ``calibration.toml`` (atomically: a temporary file, then a rename).
-
-    One ``[cam_N]`` table per camera, then ``[metadata]``; tomli-w writes the TOML, so any TOML
-    reader (aniposelib's ``toml``, ``tomllib``) reads it back.
-    """
+    """Write Anipose's ``calibration.toml`` atomically."""
     document: dict[str, Any] = {}
     for index, camera in enumerate(cameras):
         table = f"cam_{index}"
@@ -266,10 +245,7 @@ def write_calibration(
 def read_calibration(path: Path) -> dict[str, PinholeCamera]:
     """Read an Anipose ``calibration.toml``: camera name -> :class:`PinholeCamera`.
 
-    Raises
-    ------
-    CalibrationError
-        Naming the file, the table and the key that is missing or malformed.
+    Raises :class:`CalibrationError` naming the file, table and key.
     """
     path = Path(path)
     try:

@@ -1,8 +1,6 @@
 """Who gets the CPU first: the loop (capture, inference, device writes) before the side work.
 
-Each process applies its priority to itself first (:func:`apply_process_priority`), through
-psutil; what a platform cannot do is recorded with the reason. :func:`observed_priorities` reads
-back what each runs with. Design: docs/architecture.md, "Who gets the CPU first".
+Design: docs/architecture.md, "Who gets the CPU first".
 """
 
 from __future__ import annotations
@@ -35,17 +33,7 @@ _SIDE_ROLES: frozenset[str] = frozenset({"recorder"})
 
 @dataclass(frozen=True)
 class ProcessPriority:
-    """What one process applies to itself: a niceness increment and, optionally, its cores.
-
-    Attributes
-    ----------
-    role
-        ``capture``, ``inference`` or ``recorder`` (for logs and ``session.json``).
-    niceness
-        Added to the process's niceness (0: unchanged).
-    cpus
-        The cores it may run on; None leaves the inherited set.
-    """
+    """What one process applies to itself: a niceness increment and its cores (None: inherited)."""
 
     role: Role
     niceness: int = 0
@@ -57,8 +45,7 @@ class ProcessPriority:
 class PriorityPlan:
     """How a session places its processes, from ``[Streaming] CPU_AFFINITY`` and the machine.
 
-    ``available`` is this process's affinity mask at the start; ``inference_cpus`` and
-    ``other_cpus`` are empty when nothing is pinned.
+    ``inference_cpus`` and ``other_cpus`` are empty when nothing is pinned.
     """
 
     affinity: AffinityMode
@@ -100,11 +87,7 @@ def loop_priority_support() -> dict[str, str]:
 
 
 def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = None) -> int:
-    """Return the inference worker's thread count.
-
-    ``[Pose] THREADS``, else one per core it is pinned to, else one less than the cores (one
-    stays for capture and recording), at most 4.
-    """
+    """Return the inference worker's thread count: ``[Pose] THREADS``, else by cores, at most 4."""
     if configured:
         return configured
     if pinned:
@@ -115,14 +98,8 @@ def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = Non
 def inference_pool_may_spin(pinned: tuple[int, ...] | None, threads: int) -> bool:
     """Whether the inference worker's idle pool threads may spin instead of sleeping.
 
-    A sleeping pool thread is woken for every layer of the network. Where waking a core is slow
-    (a virtual machine's sleeping core is woken by the hypervisor), a network run once per
-    camera frame, with the pool asleep in between, gets little from its second thread: 19.9 ms
-    instead of 10.7 ms p50 for sleap-nn's open-field model on 2 threads at 30 fps, the pool
-    sleeping vs spinning (docs/pose-models.md). Spinning keeps ``threads - 1`` cores busy
-    between frames, so it is allowed only where those cores are the worker's own: the worker
-    is pinned to them, or, where a platform cannot pin (macOS), the machine has two cores
-    beyond the worker's threads for capture and recording (``CPU_AFFINITY = auto``'s margin).
+    Only where the spinning cores are the worker's own: pinned, or on a machine that cannot pin
+    (macOS) with two cores to spare. Why: docs/pose-models.md, "ONNX Runtime's thread pool".
     """
     if pinned:
         return True
@@ -147,10 +124,8 @@ def plan_priorities(
 ) -> PriorityPlan:
     """Place the inference worker on its own cores when there are enough.
 
-    ``affinity``: ``auto`` pins when two cores remain for capture and recording (3 or more);
-    ``on`` whenever there are 2 or more; ``off`` never. When pinned the worker gets the last
-    ``min(threads, n - 2)`` cores (``on``: ``n - 1``), the rest the first ones. ``cpus`` None
-    reads this process's affinity mask; ``side_niceness`` is what the recorders add (0: none).
+    ``affinity``: ``auto`` pins with 3 cores or more, ``on`` with 2 or more, ``off`` never. ``cpus``
+    None reads this process's affinity mask.
     """
     usable = tuple(cpus) if cpus is not None else available_cpus()
     kept_for_side_work = 2 if affinity == "auto" else 1
@@ -166,11 +141,7 @@ def can_pin() -> bool:
 
 
 def lower_priority(niceness: int, process: psutil.Process | None = None) -> int:
-    """Lower ``process`` (this one) by ``niceness`` steps; return what it now runs with.
-
-    Where priorities are niceness values (Linux, macOS) the niceness grows by ``niceness``; where
-    they are classes (Windows) a small step is *below normal*, a large one *idle*.
-    """
+    """Lower ``process`` by ``niceness`` steps (Windows: below normal, idle); return the result."""
     target = process or psutil.Process()
     if BELOW_NORMAL_CLASS is not None and IDLE_CLASS is not None:
         target.nice(IDLE_CLASS if niceness >= _IDLE_NICENESS else BELOW_NORMAL_CLASS)
@@ -180,10 +151,7 @@ def lower_priority(niceness: int, process: psutil.Process | None = None) -> int:
 
 
 def raise_above_normal(process: psutil.Process | None = None) -> int | None:
-    """Raise ``process`` (this one) to the *above normal* class where a user may (Windows).
-
-    Returns the previous priority to give back at the end, or None where nothing was changed.
-    """
+    """Raise ``process`` to *above normal* where a user may (Windows); return the old or None."""
     if ABOVE_NORMAL_CLASS is None:
         return None
     target = process or psutil.Process()
@@ -193,10 +161,9 @@ def raise_above_normal(process: psutil.Process | None = None) -> int | None:
 
 
 def apply_process_priority(priority: ProcessPriority | None) -> dict[str, Any]:
-    """Apply ``priority`` to the calling process; what was applied (errors are logged, not raised).
+    """Apply ``priority`` to the calling process; return what applied (errors logged, not raised).
 
-    Call it first thing in a process's entry point, before any thread starts, so that the
-    threads it later starts inherit the niceness and the cores.
+    Call it first thing in a process's entry point, before any thread starts.
     """
     if priority is None:
         return {}
@@ -261,10 +228,7 @@ class MainPlacement:
 
 
 def main_process_priority(plan: PriorityPlan) -> MainPlacement | None:
-    """Keep the main process on ``plan.other_cpus`` and, on Windows, above normal; None if not.
-
-    Its children set their own cores first thing, so the worker still gets its cores.
-    """
+    """Keep the main process on ``plan.other_cpus`` and, on Windows, above normal; None if not."""
     previous_priority = None
     try:
         previous_priority = raise_above_normal()

@@ -1,7 +1,6 @@
 """Files a command reads from a folder it did not write just now: regular files only.
 
-:func:`regular_file` and :func:`open_regular` refuse anything else (a FIFO would block ``open``
-deaf to Ctrl-C) with :class:`SpecialFileError`, an ``OSError``.
+Anything else (a FIFO would block ``open`` deaf to Ctrl-C) raises :class:`SpecialFileError`.
 """
 
 from __future__ import annotations
@@ -42,14 +41,9 @@ def kind_of(mode: int) -> str | None:
 
 
 def regular_file(path: Path | str) -> Path:
-    """Return ``path`` when it is a regular file (links followed); else raise.
+    """Return ``path`` when it is a regular file (links followed).
 
-    Raises
-    ------
-    SpecialFileError
-        It is a FIFO, a device, a socket or a folder.
-    FileNotFoundError
-        It does not exist.
+    Raises :class:`SpecialFileError` (FIFO, device, socket, folder) or ``FileNotFoundError``.
     """
     path = Path(path)
     kind = kind_of(os.stat(path).st_mode)
@@ -59,15 +53,9 @@ def regular_file(path: Path | str) -> Path:
 
 
 def open_regular(path: Path | str, mode: str = "r", **options: Any) -> IO[Any]:
-    """Open ``path`` for reading (``mode`` "r" or "rb") only if it is a regular file.
+    """Open ``path`` for reading (``mode`` "r" or "rb") only if it is a regular file; never blocks.
 
-    The file is opened without blocking (a FIFO put there after a check opens at once and is
-    refused), then checked on its descriptor: nothing can make the open wait.
-
-    Raises
-    ------
-    SpecialFileError
-        It is not a regular file.
+    Raises :class:`SpecialFileError` when it is not a regular file.
     """
     if mode not in ("r", "rb"):
         raise ValueError(f"open_regular reads: mode 'r' or 'rb', not {mode!r}")
@@ -85,11 +73,9 @@ def open_regular(path: Path | str, mode: str = "r", **options: Any) -> IO[Any]:
 
 
 def utf8_name_problem(path: Path | str) -> str | None:
-    """Say why ``path`` cannot be given to the libraries a session writes and reads with.
+    """Say why ``path`` (a name that is not valid UTF-8) cannot be given to the session's libraries.
 
-    A name that is not valid UTF-8 (bytes a file system allows, which Python keeps as
-    surrogates): pyarrow (the pose table), ONNX Runtime, PyAV and NWB take text paths only,
-    and fail on it after the start. None when the name is valid.
+    None when the name is valid.
     """
     try:
         os.fspath(path).encode("utf-8")

@@ -1,8 +1,4 @@
-"""Typed settings sections: how a dataclass declares its keys and how ini text becomes values.
-
-A section is a frozen dataclass of :func:`setting` fields (``framerate`` <-> ``FRAMERATE``);
-every problem names file, section, key, value and what is allowed, all at once.
-"""
+"""Typed settings sections: how a dataclass declares its keys and how ini text becomes values."""
 
 from __future__ import annotations
 
@@ -24,13 +20,10 @@ _FALSE_WORDS = {"0", "false", "no", "off"}
 
 @dataclasses.dataclass(frozen=True)
 class SettingSpec:
-    """What one key accepts, for parsing and for the generated documentation.
+    """What one key accepts, for parsing (:func:`parse_setting`) and the generated documentation.
 
-    The one declaration of a key for every plugin kind (a settings field, a trigger kind's
-    parameter), parsed by :func:`parse_setting`. ``is_file``: a relative path is relative to the
-    file that gives it. ``names_keypoints``: keypoint names, which the window rewrites when it maps
-    an experiment's keypoints onto another model's. ``key``: the ini key where it is not the
-    field's name in upper case (``HOLD`` for ``hold_s``).
+    ``is_file``: relative to the file that gives it; ``names_keypoints``: keypoint names; ``key``:
+    the ini key where it is not the field's name in upper case.
     """
 
     doc: str = ""
@@ -60,9 +53,7 @@ def setting(
 ) -> Any:
     """Declare one settings key (a dataclass field with documentation and limits).
 
-    ``check`` validates the parsed value (for example, that a file exists) and raises ValueError
-    with a message saying what is wrong. ``key``: the ini key, where it is not the field's name in
-    upper case.
+    ``check`` validates the parsed value and raises ValueError saying what is wrong.
     """
     required = default is dataclasses.MISSING
     spec = SettingSpec(doc, minimum, maximum, unit, parse, allowed, check, required, key=key)
@@ -199,10 +190,7 @@ def path_list_keys(cls: type) -> frozenset[str]:
 
 
 def split_path_list(text: str) -> list[str]:
-    """Return the paths of a key that takes several: separated by ``;`` or on lines of their own.
-
-    Not by commas, which folder names hold; ``;`` separates paths on Windows, macOS and Linux.
-    """
+    """Return the paths of a key that takes several, separated by ``;`` or on lines of their own."""
     return [item.strip() for line in text.splitlines() for item in line.split(";") if item.strip()]
 
 
@@ -215,13 +203,8 @@ def _path_in(text: str, base_dir: Path) -> Path:
 def parse_setting(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -> Any:
     """Parse one key's text and run its ``check``: the one parse path of every key.
 
-    Raises
-    ------
-    ValueError
-        Whose message says what is wrong: ``expected <what is allowed>`` (with the parser's
-        own reason in brackets, when it gives one; the reason alone when it already says what
-        is allowed), or the ``check``'s message. The caller
-        prefixes the place (file, section or trigger kind) and the key and value.
+    Raises ValueError (``expected <what is allowed>``, or the check's message); the caller prefixes
+    the place, key and value.
     """
     try:
         value = parse_value(text, annotation, spec, base_dir)
@@ -242,11 +225,7 @@ def settings_fields(cls: type) -> tuple[dataclasses.Field, ...]:
 
 
 def keys_written_twice(items: dict[str, str], where: Where) -> list[str]:
-    """Return a problem for each key ``items`` has in several cases (``FRAMERATE``, ``framerate``).
-
-    Keys are read whatever their case, so only one of the two could be taken, silently: both
-    are named, with their values, for the user to keep one.
-    """
+    """Return a problem for each key ``items`` has in several cases (``KEY``, ``key``)."""
     spellings: dict[str, list[str]] = {}
     for key in items:
         spellings.setdefault(key.upper(), []).append(key)
@@ -271,10 +250,8 @@ def parse_section(
 ) -> Any:
     """Build ``cls`` from the raw ``items`` of one ini section; append problems, never raise.
 
-    ``fixed`` supplies fields that do not come from the file (a camera's name, for example).
-    Returns None when there was a problem in this section. A key left out takes its default;
-    a relative path default (``setting(Path("led_box.txt"), ...)``) is relative to the settings
-    file's folder, as a path written in the file is.
+    ``fixed`` supplies fields not in the file. Returns None on a problem. A relative path default is
+    relative to the settings file's folder.
     """
     hints = typing.get_type_hints(cls)
     fields = {key_of(f): f for f in settings_fields(cls)}
@@ -337,10 +314,7 @@ def existing_file(path: Path) -> None:
 def check_quantity(
     name: str, value: float, unit: str, minimum: float | None = None, strict: bool = False
 ) -> float:
-    """Return ``value`` as a float, or raise ValueError naming ``name`` and what it must be.
-
-    It must be a finite number (not a bool), and ``>= minimum`` (``> minimum`` when ``strict``).
-    """
+    """Return ``value`` as a finite float ``>= minimum`` (``>``: ``strict``); else ValueError."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         words = "seconds" if unit == "s" else unit
         raise ValueError(f"{name} must be a finite number of {words}, not {value!r}")

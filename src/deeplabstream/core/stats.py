@@ -11,16 +11,9 @@ import numpy as np
 def percentiles(
     values: Iterable[float | None], *, digits: int = 3, with_count: bool = False
 ) -> dict[str, float] | None:
-    """Return p50 / p95 / p99 / max of the finite ``values``, rounded; None when there are none.
+    """Return p50 / p95 / p99 / max (and ``count`` with ``with_count``) of the finite ``values``.
 
-    Parameters
-    ----------
-    values
-        Durations (any unit); None and NaN are left out.
-    digits
-        Decimals kept.
-    with_count
-        Add ``count``, the number of finite values.
+    None and NaN are left out; None when nothing is left.
     """
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:
@@ -40,10 +33,7 @@ def percentiles(
 class DurationHistogram:
     """Durations counted in fixed log-spaced bins: percentiles in constant memory.
 
-    A long session's every-frame timings would grow a list by the frame; this keeps a fixed
-    array of counts instead (``BINS_PER_DECADE`` bins per factor of ten, from 1 us to 1000 s),
-    so adding a value is a few arithmetic operations and memory never grows. Percentiles are
-    exact to the bin: within 0.6 % (half a bin) of the value; ``max`` is exact.
+    From 1 us to 1000 s; percentiles within 0.6 % (half a bin), ``max`` exact.
     """
 
     BINS_PER_DECADE = 200

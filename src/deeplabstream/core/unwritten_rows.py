@@ -1,8 +1,6 @@
-"""Rows a child process has made but not written to their file yet, where its parent finds them.
+"""Rows a child process has made but not written yet, where its parent finds them if it dies.
 
-The parent of a child that died appends what the file lacks
-(:meth:`UnwrittenRows.append_missing`). Design: docs/reliability.md, "How the guarantees are
-kept".
+docs/reliability.md, "How the guarantees are kept".
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ _CURRENT, _OFFSET0, _LENGTH0, _OFFSET1, _LENGTH1 = range(5)
 
 
 class UnwrittenRows:
-    """One child's unwritten rows (see the module's docstring); made by the parent."""
+    """One child's unwritten rows, where its parent finds them; made by the parent."""
 
     def __init__(self, context: BaseContext, half_bytes: int = HALF_BYTES) -> None:
         self._numbers: Any = context.RawArray(ctypes.c_int64, 5)
@@ -51,11 +49,7 @@ class UnwrittenRows:
     # -- the child ---------------------------------------------------------------------------
 
     def publish(self, file_bytes: int, text: str) -> None:
-        """Say the file, now ``file_bytes`` long, lacks the rows ``text`` (whole rows).
-
-        Rows beyond the block's half are left out, whole, and logged: they would be lost with
-        the child, as before there was a block.
-        """
+        """Say the file, ``file_bytes`` long, lacks the rows ``text`` (past half a block: lost)."""
         if self._frozen:
             return
         data = text.encode("utf-8")
@@ -82,11 +76,7 @@ class UnwrittenRows:
             self._reached[0] = math.nan if time_s is None else time_s
 
     def freeze(self) -> None:
-        """Publish nothing more from this process: its last act reads what is published.
-
-        A publication already under way (another thread's) ends in the other half, so the
-        current text stays whole while it is read.
-        """
+        """Publish nothing more from this process: its last act reads what is published."""
         self._frozen = True
 
     # -- the parent (or the child's last act) -------------------------------------------------
@@ -110,9 +100,7 @@ class UnwrittenRows:
     def append_missing(self, path: Path) -> int:
         """Append to ``path`` the published rows it lacks; return how many rows were appended.
 
-        Call it once the child has ended (or from its last act, its writers closed). The file
-        grew past the length published by the rows the child flushed since, which are the
-        text's first bytes: only the rest is appended.
+        Call it once the child has ended (or from its last act, its writers closed).
         """
         offset, data = self.current()
         if not data:

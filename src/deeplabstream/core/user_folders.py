@@ -1,9 +1,6 @@
-"""The user's own folders, in each platform's place: preferences and caches.
+"""The user's own folders, in each platform's place (``platformdirs``): preferences and caches.
 
-Through ``platformdirs``: Linux ``~/.config`` and ``~/.cache`` (``$XDG_CONFIG_HOME`` and
-``$XDG_CACHE_HOME`` honoured), macOS ``~/Library/Application Support`` and ``~/Library/Caches``,
-Windows ``%LOCALAPPDATA%``. Device locks live in the temporary folder instead
-(``core/device_lock.py``): every session of the machine must see them.
+Device locks live in the temporary folder instead: every session of the machine must see them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Wait until a pipe, a connection or a process sentinel is readable: one call on every platform.
-
-Through :func:`multiprocessing.connection.wait` (Windows' ``select`` takes sockets only);
-``precise=True`` sleeps whole milliseconds and polls the rest. docs/platforms.md.
-"""
+"""Wait until a pipe, a connection or a process sentinel is readable: one call on every platform."""
 
 from __future__ import annotations
 
@@ -19,9 +15,7 @@ _ROUNDING_MARGIN_MS = 0.01
 def wait_readable(objects: Sequence[Any], timeout_s: float, precise: bool = False) -> list[Any]:
     """Return those of ``objects`` that are readable, waiting at most ``timeout_s`` (0: only look).
 
-    ``objects`` are connections, objects with ``fileno()`` or sentinels. ``precise`` ends at the
-    deadline to the microsecond (up to a millisecond of CPU per timed-out wait); otherwise the
-    wait may end up to a millisecond (a timer tick on Windows) late.
+    ``precise``: end at the deadline to the microsecond; otherwise up to a millisecond late.
     """
     if timeout_s <= 0:
         return list(wait_for_objects(objects, 0))

@@ -1,7 +1,5 @@
-"""Text tables appended by one process in whole rows: what a killed process or a full disk leaves.
+"""Text tables appended in whole rows: a killed process or a full disk never leaves a cut row.
 
-Rows are written with one system call at least once a second, and a failed write is undone to
-the last whole row; :func:`flush_open_files` (any thread) and :func:`close_open_files`.
 docs/reliability.md, "How the guarantees are kept".
 """
 
@@ -25,9 +23,7 @@ FLUSH_INTERVAL_S = 1.0
 class WholeRowsFile:
     """A text file appended to by one process, in whole rows, flushed at least once a second.
 
-    Rows are kept until a flush writes them with one system call: a file never ends in a cut
-    row. A write that fails (a full disk) is undone to the last whole row, the file is closed
-    and :attr:`error` says why; the stream goes on without it, and the session reports it.
+    A failed write is undone to the last whole row and the file closed; :attr:`error` says why.
     """
 
     def __init__(self, path: Path, header: str) -> None:
@@ -138,11 +134,7 @@ def flush_open_files() -> None:
 
 
 def close_open_files() -> None:
-    """Write every open file's kept rows and close it: nothing written later reaches it.
-
-    A process's last act from a thread beside its work (its parent gone): the work's thread
-    may still hand rows over, which then go nowhere instead of after what the act appends.
-    """
+    """Write every open file's kept rows and close it: nothing written later reaches it."""
     for file in list(_OPEN):
         file.close(sync=False)  # in the system's hands: they outlive the process
 

@@ -40,38 +40,10 @@ class Origin(Enum):
 class EffectiveCamera:
     """One camera's settings as the session runs it, every fallback to ``[Pose]`` resolved.
 
-    The defaults are those of a camera without keys of its own under a default ``[Pose]``.
-
-    Attributes
-    ----------
-    name
-        The camera's name (``[Camera NAME]``).
-    model
-        The pose model it runs: its own ``MODEL_PATH``, else ``--model``, else ``[Pose]
-        MODEL_PATH``; None: the bundled model.
-    model_named_by
-        The key (or option) that named ``model``, with the settings file, for messages:
-        ``[Camera left] MODEL_PATH in /lab/rig.ini``, ``[Pose] MODEL_PATH in ...`` or
-        ``--model``.
-    model_origin
-        Where ``model`` came from: the camera's own ``MODEL_PATH``, ``[Pose]``'s, ``--model``,
-        or nowhere (the bundled model).
-    flip
-        ``FLIP``: frames mirrored left-right before pose estimation.
-    likelihood_threshold
-        Its ``LIKELIHOOD_THRESHOLD``, else ``[Pose]``'s: keypoints below it are not seen (the
-        live view, tracking lost).
-    threshold_origin
-        Where ``likelihood_threshold`` came from: the camera's own key or ``[Pose]``'s.
-    dynamic_crop
-        Its dynamic cropping: ``[Pose] DYNAMIC_CROP*`` with its own overrides.
-    pixels_per_mm
-        ``PIXELS_PER_MM`` (``Observation.pixels_per_mm``); None: not calibrated.
-    ensemble
-        Every model of an ensemble, in order (``model`` is the first, whose keypoints are the
-        ensemble's), when its ``MODEL_PATH`` names several; () for one model.
-    keypoint_map
-        The ensemble's ``KEYPOINT_MAP``: its own, else ``[Pose]``'s.
+    ``model``: its own ``MODEL_PATH``, else ``--model``, else ``[Pose] MODEL_PATH``; None: the
+    bundled model. ``model_named_by`` names the key and file for messages; each ``*_origin`` says
+    where a value came from. ``pixels_per_mm`` None: not calibrated. ``ensemble``: every model when
+    ``MODEL_PATH`` names several (``model`` is the first), () for one.
     """
 
     name: str
@@ -98,11 +70,7 @@ class EffectiveCamera:
 
     @property
     def model_key(self) -> str:
-        """The key of its model among the session's: its path, "" for the bundled model.
-
-        An ensemble's: its models' paths and its keypoint map (cameras that run the same
-        models with the same map share them).
-        """
+        """Its model's key among the session's: the path ("" bundled), an ensemble's paths, map."""
         if self.ensemble:
             return ";".join(map(str, self.ensemble)) + "|" + keypoint_map_text(self.keypoint_map)
         return str(self.model) if self.model is not None else ""
@@ -112,22 +80,8 @@ class EffectiveCamera:
 class CameraPlan:
     """One run's effective settings: its settings file and command line, resolved once.
 
-    Attributes
-    ----------
-    settings
-        The settings the run takes, the command line's ``--model`` applied as ``[Pose]
-        MODEL_PATH`` (what the session runs and ``session.json`` records).
-    cameras
-        One :class:`EffectiveCamera` per ``[Camera NAME]``, in the file's order.
-    shared_model
-        The model of every camera without its own: ``--model``, else ``[Pose] MODEL_PATH``
-        (None: the bundled model). A replay's video camera runs it.
-    shared_model_named_by
-        ``--model`` or ``[Pose] MODEL_PATH in FILE``, for messages.
-    shared_model_origin
-        Where ``shared_model`` came from: ``--model``, ``[Pose]``, or nowhere (bundled).
-    likelihood_threshold
-        ``[Pose] LIKELIHOOD_THRESHOLD``: a camera without its own, or one not in the plan.
+    ``settings`` has ``--model`` applied as ``[Pose] MODEL_PATH``; ``cameras`` are in the file's
+    order; ``shared_model`` is the model of every camera without its own (a replay's runs it).
     """
 
     settings: Settings
@@ -142,8 +96,7 @@ class CameraPlan:
     def experiment_plan(self) -> ExperimentPlan:
         """Return the run's experiment (``[Experiment] NAME``), resolved once per plan.
 
-        Raises what :func:`~settings.experiment_plan.resolve_experiment` raises (an unknown
-        name, a config's problems); the checks before the start report it.
+        Raises what :func:`~settings.experiment_plan.resolve_experiment` raises.
         """
         if not self._experiment:
             settings = self.settings
@@ -181,11 +134,7 @@ class CameraPlan:
             return self.likelihood_threshold
 
     def models_by_camera(self) -> dict[str | None, Path | None]:
-        """Return each camera's model; ``{None: the shared model}`` for settings without cameras.
-
-        A replay's settings (and a settings file without cameras) get their cameras from the
-        videos: the shared model is what they run.
-        """
+        """Return each camera's model; ``{None: the shared model}`` for settings without cameras."""
         if not self.cameras:
             return {None: self.shared_model}
         return {camera.name: camera.model for camera in self.cameras}
@@ -196,18 +145,8 @@ def resolve_cameras(
 ) -> CameraPlan:
     """Return the run's plan: the one place its settings and command line meet and resolve.
 
-    Parameters
-    ----------
-    settings
-        The loaded settings (a replay's: its video cameras in place of the file's), with the
-        command line's other overrides applied.
-    model
-        The command line's ``--model``, when given: it replaces ``[Pose] MODEL_PATH`` for every
-        camera without a ``MODEL_PATH`` of its own, in the plan's ``settings`` too (so the
-        session and ``session.json`` take it), and messages name it ``--model``.
-    experiment
-        The command line's ``--experiment``, when given: it replaces ``[Experiment] NAME`` in
-        the plan's settings, and messages name it ``--experiment``.
+    ``model`` (``--model``) replaces ``[Pose] MODEL_PATH`` for cameras without their own, in the
+    plan's ``settings`` too; ``experiment`` (``--experiment``) replaces ``[Experiment] NAME``.
     """
     where = settings.source_file
     if model is not None:
@@ -288,10 +227,7 @@ def _effective(
 
 
 def crop_settings(pose: PoseSettings, camera: CameraCommonSettings | None = None) -> CropSettings:
-    """Return a camera's crop settings: its ``[Camera NAME]`` keys where set, else ``[Pose]``'s.
-
-    A session reads a camera's from :attr:`EffectiveCamera.dynamic_crop`, which this makes.
-    """
+    """Return a camera's crop settings: its ``[Camera NAME]`` keys where set, else ``[Pose]``'s."""
 
     def pick(own: _T | None, shared: _T) -> _T:
         return own if own is not None else shared

@@ -46,29 +46,11 @@ class PlannedOption:
 
 @dataclass(frozen=True)
 class ExperimentPlan:
-    """An experiment resolved once (see the module docstring); frozen and picklable.
+    """An experiment resolved once; frozen and picklable.
 
-    Attributes
-    ----------
-    name
-        The name as the settings or the command line give it.
-    named_by
-        ``[Experiment] NAME in FILE`` or ``--experiment``, for messages.
-    kind
-        ``config`` (a config file: data) or ``class`` (Python code).
-    locator
-        What another process finds it by: a config's or lab module's path, else the name.
-    file
-        The config file, or the module file of a class (None when it has none).
-    origin
-        Where its code or file is from: ``built in``, ``lab folder: FILE``, ``distribution X
-        1.0``, ``file: PATH`` (a config or module named by its path).
-    sha256
-        Of the config's text, or of the class's module file.
-    config_text
-        A config's whole text, as read at the plan (None for a class).
-    options
-        Every option with its origin.
+    ``kind`` is ``config`` (data) or ``class`` (code); ``locator`` is what another process finds it
+    by; ``sha256`` is of the config's text or the class's module file; ``config_text`` None for a
+    class; ``options`` carry their origins.
     """
 
     name: str
@@ -100,10 +82,9 @@ class ExperimentPlan:
         return self._made[0]
 
     def build(self) -> Experiment:
-        """Return a new experiment from the plan: a config from its recorded text.
+        """Return a new experiment from the plan: a config from its text, a class by its locator.
 
-        A class is imported by its locator; its module file must still be the one planned
-        (ExperimentNotFoundError says "changed since" otherwise).
+        ExperimentNotFoundError when the class's module file changed since the plan.
         """
         if self.kind == "config":
             assert self.config_text is not None
@@ -164,8 +145,7 @@ class ExperimentPlan:
 def resolve_experiment(name: str, settings_folder: Path | None, named_by: str) -> ExperimentPlan:
     """Return the plan of experiment ``name``: its file, content, hash and options.
 
-    Raises ExperimentNotFoundError (unknown, or a module that cannot be imported) or
-    ExperimentConfigError (the config's problems, each named).
+    Raises ExperimentNotFoundError or ExperimentConfigError (each problem named).
     """
     locator = resolved_name(name, settings_folder)
     try:

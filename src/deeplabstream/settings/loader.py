@@ -1,7 +1,7 @@
 """Read settings.ini into :class:`settings.sections.Settings`: the one place settings are parsed.
 
-Settings are data: values are parsed by type, never evaluated, and configparser's interpolation is
-off. All problems of a file are collected and raised together as one :class:`SettingsError`.
+Values are data, never evaluated (no interpolation); all of a file's problems are raised together as
+one :class:`SettingsError`.
 """
 
 from __future__ import annotations
@@ -68,16 +68,10 @@ CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def default_settings_file(announce: Callable[[str], None] = print) -> Path:
-    """Return the settings file used when none is named.
+    """Return the settings file used when none is named: ``settings.ini`` of the current folder.
 
-    The ``settings.ini`` of the current folder, when there is one: a lab that works in its
-    rig's folder gets its own file, however the package was installed. Else the embedded
-    default is copied to the current folder first (and ``announce`` says so), so that the lab
-    has a file to edit and relative paths (the sessions folder) are where the user works,
-    never inside the package, nor inside a source checkout installed editable (as the README
-    says; ``deeplabstream-app`` once took the checkout's and wrote sessions there). The
-    launchers run by their path (``python /path/to/app.py``) read the one beside them
-    (``app/arguments.py``).
+    Where there is none, the embedded default is copied there first (``announce`` says so), so
+    relative paths are where the user works, never inside the package or a checkout.
     """
     here = Path.cwd() / SETTINGS_FILE_NAME
     if here.is_file():
@@ -103,10 +97,8 @@ def default_settings_file(announce: Callable[[str], None] = print) -> Path:
 def load_settings(path: Path | str | None = None, *, cameras_required: bool = True) -> Settings:
     """Read and validate a settings file (:func:`default_settings_file` when ``path`` is None).
 
-    A UTF-8 byte-order mark (Windows Notepad writes one) is accepted. ``cameras_required``
-    False: a file without a ``[Camera NAME]`` section is accepted (the offline replay, whose
-    videos are its cameras). Its folder becomes this process's settings folder, where every
-    plugin kind's lab folder is (``devices/``, ``triggers/`` ...; core/plugins/lab_files.py).
+    A UTF-8 BOM is accepted; ``cameras_required`` False accepts a file without cameras (replay). Its
+    folder becomes this process's settings folder (the lab's plugin folders).
     """
     file = Path(path) if path is not None else default_settings_file()
     file = file.expanduser().resolve()
@@ -135,11 +127,7 @@ def load_settings(path: Path | str | None = None, *, cameras_required: bool = Tr
 
 
 def parse_settings_text(text: str, file: Path, *, cameras_required: bool = True) -> Settings:
-    """Validate ``text`` as if it were the settings file ``file`` (paths relative to its folder).
-
-    The window checks an edited file this way before it writes anything. A leading byte-order
-    mark is dropped.
-    """
+    """Validate ``text`` as the settings file ``file`` (paths relative to its folder)."""
     text = text.removeprefix("\ufeff")
     parser = configparser.ConfigParser(interpolation=None, strict=True, empty_lines_in_values=False)
     parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's case

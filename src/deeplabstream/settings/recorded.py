@@ -25,20 +25,12 @@ _PATH_LIST_KEYS = frozenset().union(
 
 
 def settings_from_record(recorded: dict[str, Any], place: Path) -> Settings:
-    """Return the :class:`Settings` of ``session.json``'s ``settings`` object.
-
-    ``place`` stands for the file in messages and is the folder relative paths (none are
-    recorded relative) would be taken from: the session's ``session.json``.
-    """
+    """Return the :class:`Settings` of ``session.json``'s ``settings``; ``place`` names it."""
     return parse_settings_text(settings_text(recorded), place)
 
 
 def settings_text(recorded: dict[str, Any]) -> str:
-    """Return ``session.json``'s ``settings`` as the text of a settings file.
-
-    ``[Output] DIRECTORY`` is kept as written, relative to the settings file's folder: it is
-    made absolute against that folder here, so the text means it wherever it is read.
-    """
+    """Return ``session.json``'s ``settings`` as settings text (``[Output] DIRECTORY`` absolute)."""
     recorded = _with_absolute_output(recorded)
     blocks = [_section(name, recorded[name]) for name in SECTION_CLASSES if name in recorded]
     blocks += [

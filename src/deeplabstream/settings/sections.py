@@ -232,8 +232,7 @@ def _no_line_break(value: str) -> None:
 class SessionSettings:
     """``[Session]``: who and what a session is about, written to ``session.json``.
 
-    The window's Session form edits these before each Start Stream; the animal's name is also
-    put in the session folder's name so that folders sort and read by animal.
+    The animal's name is also in the session folder's name.
     """
 
     animal: str = setting(
@@ -679,8 +678,8 @@ class ExperimentSettings:
     def deadline_ns(self, nominal_fps: float | None) -> int | None:
         """Return the deadline of a camera running at ``nominal_fps``, in ns; None when off.
 
-        ``auto`` is :data:`AUTO_DEADLINE_INTERVALS` frame intervals, at least
-        :data:`MIN_AUTO_DEADLINE_MS`; a camera whose rate is unknown counts as 30 fps.
+        ``auto``: :data:`AUTO_DEADLINE_INTERVALS` frame intervals, at least
+        :data:`MIN_AUTO_DEADLINE_MS`; an unknown rate counts as 30 fps.
         """
         if self.deadline_ms == "off":
             return None
@@ -694,8 +693,7 @@ class ExperimentSettings:
 class LatencyTestSettings:
     """``[LatencyTest]``: the latency self-test (`DeepLabStream.py --latency-test`).
 
-    The stimulus board flashes an LED in the camera's view; the app answers each flash it sees
-    and the board measures light on -> answer received on its own clock (docs/latency-test.md).
+    docs/latency-test.md.
     """
 
     device: str = setting(
@@ -787,8 +785,7 @@ class LatencyTestSettings:
 class DeviceSettings:
     """One ``[Device NAME]`` section: the device's TYPE and its own typed keys.
 
-    ``options`` is an instance of the device's settings dataclass
-    (``stimulation.<module>.<Class>.settings_class``); None stands for that type's defaults.
+    ``options`` is the device's ``settings_class`` instance; None: that type's defaults.
     """
 
     type: str = "log"
@@ -960,18 +957,8 @@ class TriangulationSettings:
     def spec(self, declared: Sequence[str], where: str) -> TriangulationSpec | None:
         """Return what the inference worker triangulates; None without a calibration.
 
-        Parameters
-        ----------
-        declared
-            The cameras the settings declare.
-        where
-            The settings file, for messages.
-
-        Raises
-        ------
-        CalibrationError
-            The file is missing or malformed, or a camera is in one of calibration and settings
-            but not the other; the message names the file, the key and what to do.
+        Raises :class:`CalibrationError` when the file is missing or malformed, or a camera is in
+        only one of calibration and settings.
         """
         if self.calibration is None:
             return None
@@ -1020,9 +1007,8 @@ class CameraSettings:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the options by value when their class comes from a lab's module.
 
-        A lab's camera module (``cameras/`` beside the settings file) is imported under a
-        private name that a capture process does not know: its options cross as field values,
-        rebuilt there by the camera's own settings class (found through ``settings_folder``).
+        A capture process does not know a lab module's private name; the camera's settings class
+        rebuilds them there.
         """
         values = values_if_from_file(self.options)
         options = None if values is not None else self.options
@@ -1070,10 +1056,7 @@ class Settings:
 
     @property
     def experiment_chosen(self) -> bool:
-        """Whether the file names an experiment (else the default is a suggestion, not a must).
-
-        ``[Experiment]`` with only ``DEADLINE_MS`` or ``DEADLINE_MISS_TOLERANCE`` chooses none.
-        """
+        """Whether the file names an experiment (only ``DEADLINE_MS`` or its tolerance: none)."""
         return self.experiment_named
 
     def camera(self, name: str) -> CameraSettings:

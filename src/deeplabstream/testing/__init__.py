@@ -1,7 +1,6 @@
 """Test one plugin alone, as the session would use it: a harness a lab imports in its own tests.
 
-Each function, what it checks and what it returns: docs/plugins.md ("Testing a plugin alone"),
-whose examples run as tests. A broken rule raises :class:`PluginCheckError` (an
+docs/plugins.md, "Testing a plugin alone". A broken rule raises :class:`PluginCheckError` (an
 ``AssertionError``) naming the plugin and the rule.
 """
 

@@ -28,12 +28,7 @@ GRAB_LIMIT_S = 5.0
 
 @dataclass(frozen=True)
 class CameraRun:
-    """What a camera did in :func:`run_camera`.
-
-    ``frames`` and ``stamps``: a copy of each frame ``grab`` wrote and the stamp it returned, in
-    order; ``ended``: ``grab`` returned None before the frames asked for; ``description``: what
-    ``describe`` returned after the last frame.
-    """
+    """What a camera did in :func:`run_camera`: frames, stamps, ``ended``, ``description``."""
 
     geometry: FrameGeometry
     nominal_fps: float | None
@@ -55,19 +50,10 @@ def run_camera(
 ) -> CameraRun:
     """Open ``camera``, grab up to ``frames`` frames into a frame buffer, close it (twice).
 
-    ``camera`` is its ``SOURCE`` name (registered, or a module of the lab's ``cameras/`` folder
-    beside ``settings_folder``) or its class; ``keys`` its section's keys as text, relative paths
-    relative to ``settings_folder``. With ``session_dir``, ``start_session`` and ``finish_session``
-    are called around the grabs. A ``grab`` is interrupted after ``grab_limit_s`` (a camera that
-    waits for a hardware trigger no test gives needs more).
-
-    Raises
-    ------
-    PluginCheckError
-        A rule of the camera interface broken: ``open`` returns no FrameGeometry, ``grab`` no
-        FrameStamp (or None), a ``grab`` that has not returned after ``grab_limit_s``, a
-        frame index that goes back, a host time that goes back, a ``describe`` that is no JSON
-        object, a second ``close`` that raises.
+    ``camera`` is its ``SOURCE`` name or class; ``keys`` its section's keys as text. With
+    ``session_dir``, the session hooks run around the grabs; a ``grab`` is interrupted after
+    ``grab_limit_s``. Raises :class:`PluginCheckError` for a broken rule of the camera interface
+    (docs/plugins.md, "Testing a plugin alone").
     """
     with using_settings_folder(settings_folder):
         cls = camera_class(camera, settings_folder) if isinstance(camera, str) else camera

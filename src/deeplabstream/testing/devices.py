@@ -23,11 +23,7 @@ SETTLE_S = 5.0  # how long each command may take to be acknowledged or failed
 
 @dataclass(frozen=True)
 class DeviceRun:
-    """What a device did in :func:`run_device`.
-
-    ``records``: the record ``send`` returned for each of ``commands``, settled (acknowledged or
-    failed); ``lock_keys``: what identifies the hardware of these settings.
-    """
+    """What a device did in :func:`run_device`: each command's settled record, its ``lock_keys``."""
 
     commands: list[Action]
     records: list[ActionRecord]
@@ -64,18 +60,10 @@ def run_device(
 ) -> DeviceRun:
     """Make ``device`` from its keys, open it, send ``commands``, wait for them, close it.
 
-    ``device`` is its ``TYPE`` (registered, or a module of the lab's ``devices/`` folder beside
-    ``settings_folder``) or its class; ``keys`` its section's keys as text. ``commands`` None:
-    ON, OFF, PULSE, PATTERN on the last channel, then RESET; each is checked against the device's
-    channels and limits first (ValueError). ``check_present`` calls ``check_present()`` first, as a
-    start does (DeviceNotFoundError when absent); ``settle_s`` is how long each command may take.
-
-    Raises
-    ------
-    PluginCheckError
-        A rule of the device interface broken: ``send`` (its ``perform``) took longer than the
-        worker allows, a command never acknowledged nor failed, a second ``close`` that raised,
-        ``lock_keys`` that are not texts.
+    ``device`` is its ``TYPE`` or class; ``commands`` None: on, off, pulse, pattern on the last
+    channel, then reset (ValueError outside its channels or limits); ``settle_s``: how long each may
+    take. Raises DeviceNotFoundError from ``check_present``, and :class:`PluginCheckError` for a
+    broken rule of the device interface (docs/plugins.md, "Testing a plugin alone").
     """
     with using_settings_folder(settings_folder):
         cls = device_class(device, settings_folder) if isinstance(device, str) else device

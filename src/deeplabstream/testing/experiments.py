@@ -1,7 +1,6 @@
 """An experiment or a trigger run alone on observations, as the live loop runs it.
 
-:func:`run_experiment` uses the loop's own runtime, so a test reads what the session would
-have written; docs/plugins.md ("Testing a plugin alone") shows both.
+docs/plugins.md, "Testing a plugin alone".
 """
 
 from __future__ import annotations
@@ -43,9 +42,8 @@ def run_experiment(
 ) -> ExperimentRun:
     """Run ``experiment`` (an object, or its ``[Experiment] NAME``) on each observation.
 
-    The runtime starts at the first update, as live; with ``stop`` it is stopped after the last
-    (every output it used switched off). Raises PluginCheckError when a hook returns anything
-    but actions.
+    With ``stop`` the runtime is stopped after the last. Raises :class:`PluginCheckError` when a
+    hook returns anything but actions.
     """
     with using_settings_folder(settings_folder):  # its triggers: the lab's, as a session's
         if isinstance(experiment, str):

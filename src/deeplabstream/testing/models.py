@@ -22,11 +22,7 @@ RECOGNISES_LIMIT_S = 3.0
 
 @dataclass(frozen=True)
 class ModelCheck:
-    """What :func:`check_model_format` found.
-
-    ``poses`` (frames, animals, keypoints, 3): the keypoints the session would estimate on the
-    frames given (x, y in frame pixels, likelihood; NaN rows: an animal not found).
-    """
+    """What :func:`check_model_format` found; ``poses`` (frames, animals, keypoints, 3)."""
 
     model_format: ModelFormat
     description: ModelDescription
@@ -35,11 +31,7 @@ class ModelCheck:
 
 @dataclass(frozen=True)
 class BackendRun:
-    """What :func:`run_backend` got: the outputs of the backend and of the reference on a batch.
-
-    ``outputs`` and ``reference`` in ``description.output_names`` order; ``provider``: what the
-    backend says ran it.
-    """
+    """What :func:`run_backend` got: the backend's and the reference's outputs on one batch."""
 
     outputs: list[np.ndarray]
     reference: list[np.ndarray]
@@ -62,18 +54,9 @@ def check_model_format(
 ) -> ModelCheck:
     """Load the model at ``path`` as a start does and estimate the keypoints of ``frames``.
 
-    ``model_format``: the format expected to recognise it, by its name as ``[Pose] MODEL_FORMATS``
-    writes it (a module of the lab's ``formats/`` beside ``settings_folder``, or an installed
-    format) or its class; None: whichever does, the built-ins first. ``frames``: BGR uint8, all of
-    one size (None: one grey frame of the model's input size).
-
-    Raises
-    ------
-    PluginCheckError
-        No format recognises the path, another format than ``model_format`` does, a
-        ``recognises`` that has not returned after :data:`RECOGNISES_LIMIT_S`, ``load``
-        returns no ModelDescription, ``describes`` does not know it, ``keypoints`` disagrees
-        with it, or the estimated poses have not its animals and keypoints.
+    ``model_format``: the format expected to recognise it (name or class; None: any); ``frames``:
+    BGR uint8 of one size (None: a grey frame of the input size). Raises :class:`PluginCheckError`
+    for a broken rule of the format interface (docs/plugins.md, "Testing a plugin alone").
     """
     with using_settings_folder(settings_folder):
         named = (
@@ -122,14 +105,8 @@ def run_backend(
 ) -> BackendRun:
     """Run a model's network on ``backend`` and on the built-in ONNX Runtime, on one batch.
 
-    ``backend`` is what ``[Pose] BACKEND`` would say (registered, or a module of the lab's
-    ``backends/`` folder beside ``settings_folder``); ``model`` a ``MODEL_PATH`` or its
-    description; ``batch`` None: one random image of the input's shape and type.
-
-    Raises
-    ------
-    PluginCheckError
-        ``run`` returned another number of outputs than the reference, or other shapes.
+    ``batch`` None: one random image. Raises :class:`PluginCheckError` when the outputs' number or
+    shapes differ from the reference's.
     """
     with using_settings_folder(settings_folder):
         description = model if isinstance(model, ModelDescription) else _load(model)

@@ -29,12 +29,7 @@ from deeplabstream.transport.channel import FrameRecord
 
 @dataclass(frozen=True)
 class OutputRun:
-    """What an output did in :func:`run_output`.
-
-    ``figures``: what its sink's ``close`` returned (None: it gave the camera no sink);
-    ``exported``: the files its ``export`` wrote; ``error``: ``LiveOutput.error``, None when nothing
-    failed.
-    """
+    """What an output did in :func:`run_output`: sink ``figures``, ``exported`` files, ``error``."""
 
     figures: dict[str, Any] | None
     exported: list[Path] = field(default_factory=list)
@@ -55,17 +50,9 @@ def run_output(
 ) -> OutputRun:
     """Give ``output`` one camera's analysed frames as the inference worker does, then export.
 
-    ``output`` is its name (registered, or a module of the lab's ``outputs/`` folder beside
-    ``settings_folder``) or its class; ``keys`` its section's keys as text. ``poses`` (frames,
-    animals, keypoints, 3), frame ``i`` with frame index ``i`` (None: ten frames of one animal
-    walking right); ``passed_over``: frame indices given to ``write_not_analysed`` instead;
-    ``session_dir`` is made if absent.
-
-    Raises
-    ------
-    PluginCheckError
-        A rule of the output interface broken: a sink call that took longer than the worker
-        allows, figures that ``session.json`` cannot hold.
+    ``output`` is its name or class; ``poses`` (frames, animals, keypoints, 3), None: ten frames of
+    one animal walking right; ``session_dir`` is made if absent. Raises :class:`PluginCheckError`
+    for a broken rule of the output interface (docs/plugins.md, "Testing a plugin alone").
     """
     session_dir.mkdir(parents=True, exist_ok=True)
     if poses is None:

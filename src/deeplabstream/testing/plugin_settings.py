@@ -1,7 +1,4 @@
-"""A plugin's settings from the keys of its section, the error a broken rule raises, a close.
-
-And a plugin's call run as its process runs it, interrupted once past its limit.
-"""
+"""A plugin's settings from its section's keys, the error a broken rule raises, a double close."""
 
 from __future__ import annotations
 
@@ -33,9 +30,8 @@ def plugin_settings(
 ) -> Any:
     """Return ``settings_class`` made from ``keys`` as a settings file's section makes it.
 
-    ``keys`` are the section's ``KEY = value`` texts (``{"FRAMERATE": "15"}``); a relative path
-    is relative to ``settings_folder`` (the settings file's folder). PluginCheckError lists the
-    problems a start would refuse, each naming the section and key.
+    Relative paths are relative to ``settings_folder``; :class:`PluginCheckError` lists the problems
+    a start would refuse.
     """
     problems: list[str] = []
     folder = Path(settings_folder) if settings_folder is not None else Path.cwd()
@@ -47,10 +43,7 @@ def plugin_settings(
 
 
 def close_twice(plugin: Any, label: str, limit_s: float | None = None) -> None:
-    """Close ``plugin`` as a session does, then again: the second ``close`` must not raise.
-
-    ``limit_s``: how long each ``close`` may take (the worker's limit on a device's close).
-    """
+    """Close ``plugin`` as a session does, then again: the second ``close`` must not raise."""
 
     def close(which: str) -> None:
         if limit_s is None:
@@ -74,11 +67,9 @@ CLOSE_RULE = "close releases the hardware at once; the worker interrupts one tha
 
 
 def returns_within(label: str, what: str, limit_s: float, call: Callable[[], T], rule: str) -> T:
-    """Return ``call()``; PluginCheckError when it took longer than ``limit_s`` seconds.
+    """Return ``call()``; :class:`PluginCheckError` when it took longer than ``limit_s`` seconds.
 
-    In the main thread the call is interrupted at its limit, as the session's watchdog does;
-    elsewhere it is judged once it returns. ``what`` names the call, ``rule`` says what the plugin
-    must do instead.
+    In the main thread the call is interrupted at its limit; elsewhere judged once it returns.
     """
     started = time.perf_counter()
     try:

@@ -1,9 +1,6 @@
 """Frame records: how a reader learns that a new frame is in the ring (the frame "doorbell").
 
-The records and the two doorbells, a POSIX pipe and a portable one on ``multiprocessing``
-connections: docs/architecture.md (Processes and what crosses between them). Both ends of a
-channel must use the same doorbell (:func:`doorbell_kind`); a refused record is counted
-(``undelivered``) and never slows capture.
+docs/architecture.md, "Processes and what crosses between them".
 """
 
 from __future__ import annotations
@@ -60,15 +57,10 @@ def pipe_doorbell_available() -> bool:
 
 
 def doorbell_kind(setting: str = "auto") -> Doorbell:
-    """Return the doorbell a session (or a process given none) uses.
+    """Return the doorbell to use: ``DEEPLABSTREAM_DOORBELL``, else ``[Streaming] DOORBELL``.
 
-    ``setting`` is ``[Streaming] DOORBELL``; ``DEEPLABSTREAM_DOORBELL``, when set, wins. ``auto``:
-    the pipe on Linux and macOS, the portable doorbell elsewhere.
-
-    Raises
-    ------
-    ValueError
-        For an unknown choice, or ``pipe`` where POSIX pipes are missing (Windows).
+    ``auto``: the pipe on Linux and macOS, the portable one elsewhere. Both ends of a channel must
+    use the same. Raises ValueError for an unknown choice, or ``pipe`` where there is none.
     """
     forced = os.environ.get(DOORBELL_ENV, "").strip().lower()
     source = DOORBELL_ENV if forced else "[Streaming] DOORBELL"
@@ -108,20 +100,8 @@ class EndReason(IntEnum):
 class FrameRecord:
     """A frame published in a camera's ring (what an output's sink reads of each frame).
 
-    Attributes
-    ----------
-    camera_id
-        The camera's index in the session.
-    slot, seq
-        Where the frame lies in the camera's ring, and the ring's running count of frames
-        published (from 0; gaps: frames the reader never got).
-    frame_index
-        The camera's own frame counter (a video file: the frame's position from 0).
-    camera_timestamp
-        The camera's clock in seconds; NaN when the camera has none.
-    host_timestamp_ns
-        The host clock (:func:`core.clock.host_now_ns`) when the frame arrived in the capture
-        process.
+    ``seq`` is the ring's running count (gaps: frames the reader never got); ``camera_timestamp`` is
+    in seconds (NaN: no camera clock); ``host_timestamp_ns`` the arrival in the capture process.
     """
 
     camera_id: int
@@ -172,11 +152,9 @@ def _decode(chunk: bytes, offset: int) -> Record:
 
 
 class ChannelWriter:
-    """The capture side of one channel: never blocks on frame records.
+    """The capture side of one channel: never blocks on frame records (a refused one is counted).
 
-    ``ChannelWriter(connection)`` makes the writer of this process's doorbell
-    (:func:`doorbell_kind`), so callers need not know which one runs; ``kind=`` picks one
-    (tests, benchmarks). It pickles as its connection, like the ``Connection`` it wraps.
+    ``ChannelWriter(connection)`` makes this process's doorbell's writer; ``kind=`` picks one.
     """
 
     broken: bool  # the reader is gone: every later record is refused
@@ -264,11 +242,9 @@ class PipeChannelWriter(ChannelWriter):
 
 
 class PortableChannelWriter(ChannelWriter):
-    """The portable doorbell's writer: a bounded queue that a sending thread empties.
+    """The portable doorbell's writer: a bounded queue (``capacity`` records) a thread empties.
 
-    ``Connection.send_bytes`` blocks when the pipe is full, so the capture thread only appends to
-    the queue; a full queue refuses the record. Records may be of any size; ``capacity`` counts
-    records.
+    ``Connection.send_bytes`` blocks when the pipe is full, so capture only appends to the queue.
     """
 
     def __init__(
@@ -308,10 +284,7 @@ class PortableChannelWriter(ChannelWriter):
     def send_end(
         self, camera_id: int, reason: EndReason, frames: int, timeout: float = 2.0
     ) -> bool:
-        """Send the end-of-stream record, waiting up to ``timeout`` s for room and for delivery.
-
-        True once the record has reached the pipe (it survives this process ending right after).
-        """
+        """Send the end-of-stream record, waiting up to ``timeout`` s; True once in the pipe."""
         payload = _encode_end(camera_id, reason, frames)
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -326,9 +299,7 @@ class PortableChannelWriter(ChannelWriter):
     def close(self) -> None:
         """Send what is queued (up to 2 s while the reader reads), then close the write end.
 
-        Records still queued when this process ends are lost, hence the wait. When the reader has
-        stopped reading, the wait ends at once: the sending thread stays blocked and the
-        connection closes when it finishes or this process ends.
+        Records still queued when this process ends are lost, hence the wait.
         """
         with self._lock:
             self._closing = True
@@ -389,8 +360,7 @@ def _left(deadline: float) -> float:
 class ChannelReader:
     """The reader side of one channel: wait for records, take them all at once.
 
-    ``ChannelReader(connection, camera_id)`` makes the reader of this process's doorbell
-    (:func:`doorbell_kind`); ``kind=`` picks one. It pickles as its connection and camera id.
+    ``ChannelReader(connection, camera_id)`` makes this process's doorbell's reader.
     """
 
     at_eof: bool  # every writer has closed: nothing more will arrive
@@ -425,8 +395,7 @@ class ChannelReader:
     def read_available(self) -> list[Record]:
         """Return every record that has arrived, oldest first; never block.
 
-        When all writers have closed the pipe without an end-of-stream record (the capture
-        process died), the list ends with ``EndOfStream(reason=WRITER_GONE)``.
+        Ends with ``EndOfStream(reason=WRITER_GONE)`` when all writers closed without one.
         """
         data = self.read_bytes(RECORD_SIZE)
         records = [_decode(data, offset) for offset in range(0, len(data), RECORD_SIZE)]
@@ -435,11 +404,7 @@ class ChannelReader:
         return records
 
     def read_bytes(self, record_size: int) -> bytes:
-        """Return the bytes of the whole records that have arrived, undecoded; never block.
-
-        For channels of other fixed-size records (poses); a partial record waits for its rest; check
-        :attr:`at_eof` for the end.
-        """
+        """Return the bytes of the whole records arrived, undecoded; never block."""
         data = b"".join([self._partial, *self._read_chunks()])
         whole = len(data) - len(data) % record_size
         self._partial = data[whole:]

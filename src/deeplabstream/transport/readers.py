@@ -1,6 +1,6 @@
 """Readers that want only the newest frame (analysis, display): older announcements are skipped.
 
-The policy: docs/architecture.md (One frame's life); skipped frames are counted in the ring.
+docs/architecture.md, "One frame's life".
 """
 
 from __future__ import annotations
@@ -37,10 +37,7 @@ class NewestFrameReader:
 
     @property
     def first_seq(self) -> int:
-        """Return the sequence number of the first frame this reader may take.
-
-        Frames before it were announced before it subscribed: they are not its business.
-        """
+        """Return the sequence number of the first frame this reader may take."""
         return self._first_seq
 
     def fileno(self) -> int:
@@ -50,8 +47,7 @@ class NewestFrameReader:
     def poll(self) -> bool:
         """Copy the newest announced frame into :attr:`frame`; True when a new one was taken.
 
-        Never blocks. Sets :attr:`ended` when the stream has ended, and :attr:`passed_over` to
-        the records of the frames it read but did not take.
+        Sets :attr:`ended` at the stream's end and :attr:`passed_over` to the frames skipped.
         """
         newest: FrameRecord | None = None
         passed_over = 0
@@ -88,10 +84,9 @@ class NewestFrameReader:
         return True
 
     def copy_frame_index(self, frame_index: int, out: np.ndarray) -> FrameRecord | None:
-        """Copy the frame of ``frame_index`` into ``out`` if the ring still holds it.
+        """Copy frame ``frame_index`` into ``out`` if the ring still holds it; return its record.
 
-        Returns its record, or None when it was never announced to this reader or has been
-        overwritten since. Does not count as consuming a frame.
+        None when never announced here or overwritten since; it does not consume a frame.
         """
         record = self._recent.get(frame_index)
         if record is None or not self.ring.copy_frame(record.slot, record.seq, out):

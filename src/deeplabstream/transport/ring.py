@@ -1,8 +1,7 @@
 """A camera's frames in shared memory: a ring of slots plus live counters, shared by processes.
 
-The ring, its seqlock and its single-writer counters: docs/architecture.md (Processes and what
-crosses between them, One frame's life). A torn or overwritten frame is counted as lost, never
-returned.
+A torn or overwritten frame is counted as lost, never returned. docs/architecture.md, "Processes and
+what crosses between them".
 """
 
 from __future__ import annotations
@@ -112,10 +111,7 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 
 
 def short_shared_memory_name(label: str) -> str:
-    """Return a unique shared-memory name of at most :data:`SHARED_MEMORY_NAME_MAX` characters.
-
-    ``dls<pid>_<label>_<6 hex>``: the clean-up of killed sessions reads the process id.
-    """
+    """Return a unique shared-memory name ``dls<pid>_<label>_<6 hex>``, short for every OS."""
     head, tail = f"dls{os.getpid()}_", f"_{secrets.token_hex(3)}"
     room = SHARED_MEMORY_NAME_MAX - len(head) - len(tail)
     return f"{head}{_NAME_UNSAFE.sub('', label)[:room]}{tail}"
@@ -200,11 +196,9 @@ class FrameRing:
         return self.holds(slot, seq)
 
     def request_stop(self) -> None:
-        """Ask the capture process to end the stream after the current frame.
-
-        A flag in shared memory rather than a multiprocessing.Event: an Event has a lock inside,
-        and a capture process killed while holding it would hang every other process.
-        """
+        """Ask the capture process to end the stream after the current frame."""
+        # A flag, not a multiprocessing.Event: an Event holds a lock, and a capture process
+        # killed while holding it would hang every other process.
         self.header["stop_requested"] = 1
 
     @property
@@ -246,10 +240,7 @@ class StaleRing:
 
 
 def find_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
-    """Rings named ``dls<pid>_...`` whose creating process is gone (a killed session's).
-
-    A ring whose owner still runs (another session) is never listed.
-    """
+    """Rings named ``dls<pid>_...`` whose creating process is gone (never another session's)."""
     if not _has_shm_folder(folder):  # macOS, Windows: rings are not files to list
         return []
     stale = []

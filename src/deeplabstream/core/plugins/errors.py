@@ -10,10 +10,7 @@ class PluginError(DeepLabStreamError):
 
 
 class UnknownPluginError(PluginError, KeyError):
-    """No plugin of that kind and name; the message lists the known ones.
-
-    Also a ``KeyError``, which the registries of each kind raised before they were one.
-    """
+    """No plugin of that kind and name; the message lists the known ones. Also a ``KeyError``."""
 
     def __str__(self) -> str:
         """Return the message as written (a ``KeyError`` would quote it)."""
@@ -27,17 +24,12 @@ class PluginLoadError(PluginError, ImportError):
 class PluginPathError(UnknownPluginError):
     """A name that is a path to Python code or a module's import path: settings never name code.
 
-    An :class:`UnknownPluginError` (and so a ``KeyError``), so every caller that reports an
-    unknown name reports this one the same way, with its file, section and key.
+    An :class:`UnknownPluginError` (so a ``KeyError``), reported as an unknown name is.
     """
 
 
 class PluginClashError(PluginError):
-    """A lab module named like a registered plugin: which one is meant cannot be told.
-
-    ``cameras/synthetic.py`` beside a settings file naming ``SOURCE = synthetic``: the message
-    names the file and says what to rename it to.
-    """
+    """A lab module named like a registered plugin; the message says what to rename it to."""
 
 
 def error_text(error: BaseException) -> str:

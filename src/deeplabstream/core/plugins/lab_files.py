@@ -1,7 +1,6 @@
 """Importing a lab's Python file: where the lab's folders are, which files may run, what ran.
 
-Only regular files, read once, hashed and compiled (:func:`import_file`), so the record says what
-ran; :func:`import_recorded_file` imports again only while the hash matches. docs/plugins.md.
+docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -34,11 +33,9 @@ _this_thread = threading.local()
 
 
 def use_settings_folder(settings_folder: Path | str | None) -> None:
-    """Make ``settings_folder`` (the settings file's folder) where this process finds lab plugins.
+    """Make ``settings_folder`` where this process finds lab plugins (None: no lab folders).
 
-    Every registry looks for the lab's modules in its folder there (``devices/`` ...) when a
-    lookup names no folder of its own. Loading a settings file sets it; a process started by
-    another one sets it from what it was given, before it loads any plugin. None: no lab folders.
+    Set when a settings file loads; a child process sets it before it loads any plugin.
     """
     global _settings_folder
     _settings_folder = None if settings_folder is None else Path(settings_folder).resolve()
@@ -70,11 +67,7 @@ _recorded_cache: tuple[str, dict[Path, str]] = ("", {})
 
 
 def recorded_code() -> dict[Path, str] | None:
-    """Return the lab files that may run (path -> SHA-256), or None when any lab file may.
-
-    Set by :func:`only_recorded_code` (``deeplabstream-verify``): the lab's files a session
-    recorded in ``session.json`` -> ``plugin_files``, and no other.
-    """
+    """Return the lab files that may run (path -> SHA-256), or None when any lab file may."""
     global _recorded_cache
     text = os.environ.get(RECORDED_CODE_VARIABLE)
     if text is None:
@@ -94,13 +87,9 @@ def recorded_code() -> dict[Path, str] | None:
 
 @contextmanager
 def only_recorded_code(files: Mapping[Path, str]) -> Iterator[None]:
-    """Inside the block, a lab plugin is the file ``files`` names, checked by its SHA-256.
+    """Inside the block, a lab plugin is only a file ``files`` names, checked by its SHA-256.
 
-    For whoever repeats what a session did (``deeplabstream-verify``): a lab module is found
-    by its folder and stem among ``files`` (``devices/flaky.py`` is the device ``flaky``),
-    never in a folder by name, and imported only while its bytes have the digest recorded
-    (:func:`import_recorded_file`). Any other lab file is refused unopened. The processes
-    started meanwhile keep the rule (:data:`RECORDED_CODE_VARIABLE`).
+    Any other lab file is refused unopened; processes started meanwhile keep the rule.
     """
     previous = os.environ.get(RECORDED_CODE_VARIABLE)
     os.environ[RECORDED_CODE_VARIABLE] = json.dumps(
@@ -119,8 +108,7 @@ def only_recorded_code(files: Mapping[Path, str]) -> Iterator[None]:
 class LabFolder:
     """A kind's folder of the lab's own modules beside the settings file (``devices/``).
 
-    ``name`` is the folder's name, or None for a kind without one. ``settings_folder`` None
-    in its methods: the process's (:func:`use_settings_folder`).
+    ``settings_folder`` None in its methods: the process's (:func:`use_settings_folder`).
     """
 
     name: str | None
@@ -147,8 +135,7 @@ class LabFolder:
     def module_file(self, module: str, settings_folder: Path | None = None) -> Path | None:
         """Return the lab's module file ``module`` (``NAME`` or ``NAME:Class``), or None.
 
-        The stem as written, else the one stem equal to it ignoring case (a section name the
-        settings lower-cased, ``[Output MyRows]``).
+        The stem as written, else the one stem equal to it ignoring case.
         """
         stem = module.partition(":")[0].strip()
         if not stem or not stem.isidentifier():
@@ -171,17 +158,7 @@ PACKAGE = "deeplabstream"
 
 @dataclass(frozen=True)
 class LabFile:
-    """A lab's Python file as this process imported it.
-
-    Attributes
-    ----------
-    path
-        The file (absolute, symbolic links resolved).
-    sha256
-        The SHA-256 of the bytes that were compiled and ran (hexadecimal).
-    module
-        Its module's name (``lab.devices.tcp_stim``), which its logger takes.
-    """
+    """A lab's Python file as this process imported it (``sha256``: of the bytes that ran)."""
 
     path: Path
     sha256: str
@@ -206,21 +183,14 @@ LAB_MODULE_PREFIX = "lab."
 
 
 def imported_from_file(module_name: str) -> bool:
-    """Whether ``module_name`` is a module :func:`import_file` made (unknown to other processes).
-
-    Objects of its classes cannot be unpickled in another process, which imports modules by
-    name: whoever sends them there sends their values and rebuilds them on the other side.
-    """
+    """Whether :func:`import_file` made ``module_name`` (other processes cannot unpickle it)."""
     return module_name in _LAB_MODULE_NAMES
 
 
 def values_if_from_file(options: Any) -> dict[str, Any] | None:
     """Return the field values of a dataclass whose class a lab module defines, else None.
 
-    A plugin's settings (a lab device's, output's or camera's ``settings_class`` instance)
-    cannot be unpickled in another process as an object: whoever sends them sends these values
-    with the plugin's name and the settings folder, and the other side rebuilds them with the
-    plugin's own settings class, found there by name.
+    Such settings are sent to another process as values and rebuilt there by the plugin's name.
     """
     if not (is_dataclass(options) and imported_from_file(type(options).__module__)):
         return None
@@ -230,17 +200,8 @@ def values_if_from_file(options: Any) -> dict[str, Any] | None:
 def import_file(path: Path, where: str = "") -> ModuleType:
     """Import the Python file ``path`` as a module of its own; again only when it has changed.
 
-    Only a regular file is opened. The module is ``lab.<folder>.<stem>`` (suffixed only when the
-    name is taken); its classes stay the same objects while the file is unchanged. The import
-    runs under a watch (:data:`SLOW_IMPORT_S`); :func:`imported_lab_files` records what ran.
-
-    Raises
-    ------
-    PluginLoadError
-        When the file is no regular file, cannot be read, is writable by other users in a
-        process running as root, or fails to import; the message names it and says why.
-    ImportStopped
-        Ctrl-C or SIGTERM came during the import (a command's main process).
+    Raises :class:`PluginLoadError` when the file is no regular file, cannot be read, is writable by
+    others in a root process, or fails to import; :class:`ImportStopped` on Ctrl-C or SIGTERM.
     """
     path = note_link(path)
     recorded = recorded_code()
@@ -263,17 +224,8 @@ def import_file(path: Path, where: str = "") -> ModuleType:
 def import_recorded_file(path: Path | str, sha256: str, where: str = "") -> ModuleType:
     """Import the lab's file ``path`` only if its bytes still have the SHA-256 ``sha256``.
 
-    For whoever repeats what a session did (``deeplabstream-verify``): the file a session
-    recorded (``session.json`` -> ``plugin_files``) is imported from where it was, alone (no
-    other file of its folder is read), and only unchanged. The bytes hashed are the bytes run.
-
-    Raises
-    ------
-    PluginError
-        The file is gone, is no regular file, or its content changed since (both digests
-        given); nothing of it was run.
-    PluginLoadError
-        As :func:`import_file`, when the unchanged file fails to import.
+    Raises :class:`PluginError` when the file is gone, special or changed (nothing of it ran), and
+    :class:`PluginLoadError` as :func:`import_file`.
     """
     path = Path(path).expanduser().resolve()
     what = where or str(path)
@@ -295,11 +247,7 @@ def import_recorded_file(path: Path | str, sha256: str, where: str = "") -> Modu
 
 
 def note_link(path: Path) -> Path:
-    """Return the real file of ``path``; remember the path when it is a symbolic link to it.
-
-    A lab may keep its plugins in a repository of shared code and link them into the rig's
-    folder: they run, and ``plugin_files`` records the real file and the link.
-    """
+    """Return the real file of ``path``; remember the path when it is a symbolic link to it."""
     named = Path(os.path.abspath(path))
     try:
         real = named.resolve()
@@ -415,15 +363,10 @@ def _module_name(path: Path) -> str:
 def plugin_files_entry(
     plugins: Mapping[str, Mapping[str, str]], reported: Mapping[str, str] | None = None
 ) -> list[dict[str, str | None]]:
-    """Return the lab's files among ``plugins``' origins, with their SHA-256 (``plugin_files``).
+    """Return the lab's files among ``plugins``' origins with their SHA-256 (``plugin_files``).
 
-    ``plugins`` is ``{kind: {name: origin}}`` (``session.json`` -> ``plugins``, an experiment
-    run's ``plugins``); each name whose origin is ``lab folder: FILE`` gives ``{kind, name,
-    file, sha256}`` (``file`` the real file; with ``link``, the path in the lab's folder, when
-    that is a symbolic link to it). The digest is of the bytes that ran: as another process
-    reported them (``reported``: path -> SHA-256), else as this process imported them, else the
-    file's now (a data file, such as an experiment's config); None when it cannot be read.
-    :func:`import_recorded_file` imports such a file again only while its digest matches.
+    ``plugins`` is ``{kind: {name: origin}}``; the digest is of the bytes that ran (``reported`` by
+    another process, else imported here, else read now; None when unreadable).
     """
     ran = {str(record.path): record.sha256 for record in imported_lab_files()}
     entries: list[dict[str, str | None]] = []
@@ -449,12 +392,7 @@ def plugin_files_entry(
 
 
 def code_origin(obj: Any) -> str:
-    """Return where a plugin's class (or function) comes from, worded as :meth:`Registry.origin`.
-
-    ``built in`` (this package), ``lab folder: FILE`` (a module of a lab's folder, or a file
-    named on the command line), ``distribution NAME VERSION`` (an installed package), else
-    ``module NAME``.
-    """
+    """Return where a plugin's class or function comes from, worded as :meth:`Registry.origin`."""
     module_name = getattr(obj, "__module__", None) or ""
     if imported_from_file(module_name):
         return f"{LAB_ORIGIN}{_LAB_MODULE_NAMES[module_name]}"

@@ -16,14 +16,10 @@ def _running_as_root() -> bool:
 
 
 def writers_problem(path: Path, as_root: bool) -> tuple[str, bool] | None:
-    """Return what to say of a lab file users other than its owner and root may change.
+    """Return ``(text, refused)`` for a lab file users other than its owner and root may change.
 
-    ``(text, refused)``, or None when nothing is to be said. POSIX permissions only: a file,
-    or a folder it is in (up to the root), that every user may write to (a folder with the
-    sticky bit, such as /tmp, lets them add files but not replace this one) lets anyone on the
-    machine run code in this process: in a process running as root (``as_root``) that is
-    refused, otherwise said. A file of another user imported by root is said too. Windows
-    keeps its permissions in access lists, which are not read here (None).
+    POSIX permissions of the file and its folders (sticky folders allowed); refused when
+    ``as_root``. None when nothing is to be said, and on Windows.
     """
     if os.name == "nt":
         return None

@@ -1,7 +1,6 @@
 """One registry for every kind of plugin: built-ins by name, entry points, the lab's own folder.
 
-Settings never name code (:class:`PluginPathError`); only the command line names a file
-(:meth:`Registry.get_file`). docs/architecture.md, "Plugins".
+docs/architecture.md, "Plugins".
 """
 
 from __future__ import annotations
@@ -49,14 +48,7 @@ _MODULE_ATTR = re.compile(
 class PluginSource:
     """Where a named plugin comes from, before it is imported.
 
-    Attributes
-    ----------
-    name
-        The name a settings file or config writes.
-    target
-        ``module:attribute`` (a built-in or an entry point) or ``/path/file.py:attribute``.
-    origin
-        For messages: ``built in``, ``distribution lab-cams 0.1``, or the file's path.
+    ``target`` is ``module:attribute`` or ``/path/file.py:attribute``; ``origin`` is for messages.
     """
 
     name: str
@@ -67,11 +59,7 @@ class PluginSource:
 
 @dataclass(frozen=True)
 class DataFiles:
-    """A kind's plugins written as data, not code: files named by their stem (``.ini`` configs).
-
-    A name finds the lab's file before the shipped one (``shipped``: the package's folder);
-    ``noun`` names the files in messages.
-    """
+    """A kind's plugins written as data (``.ini`` configs), by stem; the lab's before shipped."""
 
     suffix: str
     shipped: Path
@@ -94,11 +82,7 @@ class DataFiles:
         )
 
     def file_of(self, name_or_path: str | Path, lab: Path | None) -> Path | None:
-        """Return the file a name or path reads, or None (a plugin's name, or nothing).
-
-        A name is a stem: the lab's file (in ``lab``) before the shipped one. A path is taken
-        as it is, else by its file's name.
-        """
+        """Return the file a name (a stem) or path reads, or None."""
         text = str(name_or_path).strip()
         lower = text.lower()
         if lower.endswith(".py") or ".py:" in lower:
@@ -139,11 +123,7 @@ class PluginFailure:
 class PluginPicker(Generic[T]):
     """What a plugin of one kind is: which one of a module a name picks, and its check.
 
-    ``check`` raises TypeError or ValueError saying what the object should have been (None:
-    anything goes). ``find_in_module`` returns a module's plugins ``{name: object}`` when no
-    ``:attribute`` was named (None: it must be). ``select(obj, name)`` picks one of a target that
-    holds several (a module's ``KINDS``), or raises TypeError or ValueError (None: the target is
-    the plugin).
+    ``check``, ``select`` raise TypeError or ValueError; None in any field: no such step.
     """
 
     kind: str
@@ -153,11 +133,9 @@ class PluginPicker(Generic[T]):
     select: Callable[[Any, str], Any] | None
 
     def from_file(self, path: Path, attr: str, text: str, sha256: str | None = None) -> T:
-        """Import the lab's module or a named file (again when it changed) and pick the plugin.
+        """Import the lab's module or a named file (again when changed) and pick the plugin.
 
-        A kind that selects (a trigger kind) gets the chosen object renamed to how it was
-        found: ``stem``, or ``stem:name`` for one of several. ``sha256``: only if the file's
-        bytes still have that digest (:func:`import_recorded_file`).
+        ``sha256``: only if the file's bytes still have that digest.
         """
         where = f"{self.kind} {text!r} ({path})"
         if sha256 is not None:
@@ -227,25 +205,9 @@ class PluginPicker(Generic[T]):
 class Registry(Generic[T]):
     """The plugins of one kind: built-ins, entry points, and (optionally) the lab's folder.
 
-    Parameters
-    ----------
-    kind
-        The kind in words, singular (``camera``): every message uses it.
-    builtins
-        ``name -> "module:attribute"`` of the shipped plugins, in the order they are tried.
-    advice
-        What to do about an unknown name, appended to the message.
-    check, find_in_module, select
-        What a plugin of the kind is, and how a module holds it (:class:`PluginPicker`).
-    lab_folder
-        The folder beside the settings file for the lab's plugins of this kind, or None.
-    normalise
-        Turns a written name into a registered one (``str.lower``); a lab module is found by its
-        stem as written, else by the one stem that matches ignoring case.
-    data_files
-        The kind's plugins written as data (an experiment's configs), or None.
-    by_class_name
-        Whether a bare name also finds the one registered ``module:Class`` of that class name.
+    ``kind`` is the kind in words (``camera``), used in every message; ``builtins`` maps names to
+    ``"module:attribute"`` in the order tried; ``normalise`` turns a written name into a registered
+    one; ``by_class_name``: a bare name also finds a registered ``module:Class``.
     """
 
     def __init__(
@@ -293,11 +255,7 @@ class Registry(Generic[T]):
         return tuple(self.sources())
 
     def settings_name(self, name: str) -> str:
-        """Return the name as the settings keep it: registered ones normalised, others as written.
-
-        ``SOURCE = Basler`` is the registered ``basler``; a module of the lab's folder keeps the
-        case of its file's name.
-        """
+        """Return the name as the settings keep it: registered ones normalised."""
         key = self._normalise(name)
         return key if key in self.sources() else name
 
@@ -316,11 +274,7 @@ class Registry(Generic[T]):
         return len(self.sources())
 
     def origin(self, name: str, settings_folder: Path | None = None) -> str:
-        """Return where the plugin ``name`` comes from, in words.
-
-        ``built in``, ``distribution lab-cams 0.1``, or for a module of the lab's folder
-        ``lab folder: /rig/devices/lab_led.py`` (``settings_folder`` None: the process's).
-        """
+        """Return where the plugin ``name`` comes from (``built in``, ``lab folder: FILE``...)."""
         source = self._registered(str(name).strip(), settings_folder)
         if source is not None:
             return source.origin
@@ -343,22 +297,11 @@ class Registry(Generic[T]):
     # -- getting one ---------------------------------------------------------------------------
 
     def get(self, name: str, settings_folder: Path | None = None) -> T:
-        """Return the plugin ``name``, importing its module on first use.
+        """Return the plugin ``name`` (registered, else a lab folder's module), imported once.
 
-        ``name`` is tried as a registered name, then as a module of the lab's folder (``NAME`` or
-        ``NAME:Class``; ``settings_folder`` None: the process's); it never names a file or module.
-
-        Raises
-        ------
-        PluginPathError
-            ``name`` is a path or an import path: the message says to put the file in the lab's
-            folder and write its name.
-        PluginClashError
-            ``name`` is registered and the lab's folder has a module of that name too.
-        UnknownPluginError
-            Nothing of that name: the message lists the known names and says what to do.
-        PluginLoadError
-            It exists but cannot be imported, or is not a plugin of this kind.
+        Raises :class:`PluginPathError` (a path), :class:`PluginClashError` (registered and in the
+        lab's folder), :class:`UnknownPluginError`, :class:`PluginLoadError` (cannot import, wrong
+        kind).
         """
         return self._get(str(name).strip(), settings_folder, with_data_files=False)
 
@@ -381,14 +324,7 @@ class Registry(Generic[T]):
     def require(self, name: str, settings_folder: Path | None = None) -> None:
         """Check, without importing anything, that a settings file may name ``name``.
 
-        Raises
-        ------
-        PluginPathError
-            ``name`` is a path to a Python file or a module's import path.
-        PluginClashError
-            ``name`` is registered and the lab's folder has a module of that name too.
-        UnknownPluginError
-            ``name`` is neither registered nor a module of the lab's folder.
+        Raises as :meth:`get` does, except :class:`PluginLoadError`.
         """
         registered = self._registered(str(name).strip(), settings_folder)
         self.refuse_code(name, settings_folder)
@@ -396,21 +332,13 @@ class Registry(Generic[T]):
             raise UnknownPluginError(self.unknown_message(name, settings_folder))
 
     def get_file(self, path: Path | str, attr: str = "") -> T:
-        """Return the plugin in the Python file ``path`` that a person named on the command line.
-
-        Only the command line names files (``--experiment my_protocol.py``): a settings file or
-        an experiment config names plugins (:meth:`get`). ``attr`` picks one class of several.
-        """
+        """Return the plugin in the file ``path`` named on the command line (``attr``: which)."""
         return self.picker.from_file(note_link(Path(path).expanduser()), attr, f"{Path(path)}")
 
     def unknown_message(
         self, name: str, settings_folder: Path | None = None, with_data_files: bool = False
     ) -> str:
-        """Return the one wording of an unknown name: what is known, and what to do.
-
-        ``with_data_files``: the data files (:class:`DataFiles`, shipped and in the lab's
-        folder) are listed first, as :meth:`find`, which reads them, says.
-        """
+        """Return the one wording of an unknown name: what is known, and what to do."""
         lab = self.lab.path(settings_folder)
         data = self.data_files if with_data_files else None
         shipped, in_lab = (data.shipped_names(), data.lab_names(lab)) if data else ([], [])
@@ -427,15 +355,9 @@ class Registry(Generic[T]):
     def load_all(
         self, settings_folder: Path | None = None, lab_names: Sequence[str] = ()
     ) -> tuple[dict[str, T], list[PluginFailure]]:
-        """Import every registered plugin and the lab's named ones; return what loaded and not.
+        """Import the registered plugins and the lab's ``lab_names``; return what loaded and not.
 
-        In order: the registered ones (built-ins in their order, then entry points), then the
-        modules of the lab's folder beside the settings file (``settings_folder`` None: the
-        process's) that ``lab_names`` names (``stem``, or ``stem:Class`` for one plugin of a
-        module), in that order, each by its stem (``stem:Class`` for each plugin of a module
-        that defines several). No other file of the lab's folder is opened: only the plugins a
-        session names run. A plugin that fails is reported by name, origin and error, never
-        stopping the others.
+        No other file of the lab's folder is opened; a plugin that fails never stops the others.
         """
         loaded: dict[str, T] = {}
         failures = self.problems()
@@ -464,19 +386,10 @@ class Registry(Generic[T]):
     # -- names and paths of the command line, data files ----------------------------------------
 
     def find(self, name_or_path: str | Path, settings_folder: Path | None = None) -> T | Path:
-        """Return what a name or a path of the command line names: a data file, else the plugin.
+        """Return what a command line's name or path names: data file, Python file or :meth:`get`.
 
-        Tried in order: a data file (:meth:`DataFiles.file_of`: a name or a path); a Python file
-        (``PATH.py`` or ``PATH.py:Class``, relative to the current folder, else to the settings
-        folder; only the command line names one, the settings refuse it); a name (:meth:`get`).
-
-        Raises
-        ------
-        UnknownPluginError
-            A data file's path that is not a file, a path that is neither kind of file, an
-            unknown name (the message lists what exists).
-        PluginLoadError
-            A plugin that cannot be imported, or is not of this kind.
+        Raises :class:`UnknownPluginError` (the message lists what exists) or
+        :class:`PluginLoadError`.
         """
         data = self.data_files
         data_file = data.file_of(name_or_path, self.lab.path(settings_folder)) if data else None
@@ -499,10 +412,7 @@ class Registry(Generic[T]):
         return self._get(text, settings_folder, with_data_files=True)
 
     def source_of(self, name: str, settings_folder: Path | None = None) -> PluginSource | None:
-        """Return where :meth:`get` would import ``name`` from, without importing; None: unknown.
-
-        A module of the lab's folder has its :attr:`PluginSource.file`.
-        """
+        """Return where :meth:`get` would import ``name`` from, without importing; None: unknown."""
         text = str(name).strip()
         registered = self._registered(text, settings_folder)
         if registered is not None:
@@ -514,11 +424,7 @@ class Registry(Generic[T]):
         return None if by_class is None else self.sources()[by_class]
 
     def available(self, settings_folder: Path | None = None) -> list[str]:
-        """Return every name :meth:`find` accepts without a path.
-
-        The lab's data files and modules first (``settings_folder`` None: the process's), then
-        the shipped data files the lab's do not hide, then the registered names.
-        """
+        """Return every name :meth:`find` accepts without a path, the lab's first."""
         data = self.data_files
         lab_data = data.lab_names(self.lab.path(settings_folder)) if data else []
         lab_modules = [path.stem for path in self.lab.modules(settings_folder)]
@@ -526,11 +432,7 @@ class Registry(Generic[T]):
         return [*lab_data, *lab_modules, *shipped, *self.names()]
 
     def resolved_name(self, name: str, settings_folder: Path | None) -> str:
-        """Return ``name`` as another process finds it without the settings file's folder.
-
-        A data file or module of the lab's folder becomes its path (``/lab/experiments/x.ini``,
-        ``/lab/experiments/m.py:Class``); any other name is returned unchanged.
-        """
+        """Return ``name`` as another process finds it without the settings folder (lab: a path)."""
         text = name.strip()
         folder = self.lab.path(settings_folder)
         suffixes = (".py", *((self.data_files.suffix,) if self.data_files else ()))
@@ -608,12 +510,7 @@ class Registry(Generic[T]):
         return self._loaded[key]
 
     def refuse_code(self, name: str, settings_folder: Path | None = None) -> None:
-        """Refuse a name that is no plugin's name but code to import; nothing is imported.
-
-        For names checked as text where the settings are read (``[Experiment] NAME``): a path
-        to a Python file, or a module's import path (``package.module:Class``) that is not
-        registered. Raises :class:`PluginPathError` saying what to write instead.
-        """
+        """Raise :class:`PluginPathError` for a name that is code (a path, an import path)."""
         text = str(name).strip()
         python_file = _PYTHON_FILE.match(text)
         if python_file is not None:
@@ -661,16 +558,7 @@ class Registry(Generic[T]):
     def get_recorded(self, name: str, file: Path | str, sha256: str) -> T:
         """Return the plugin ``name`` from the lab's file a session recorded, if unchanged.
 
-        ``name`` as ``session.json`` -> ``plugin_files`` has it (``stem`` or ``stem:Class``),
-        ``file`` and ``sha256`` its file and digest there. Only that file is imported
-        (:func:`import_recorded_file`), never another of its folder, and only while its
-        SHA-256 is the one recorded.
-
-        Raises
-        ------
-        PluginError
-            The file is gone or changed (the message names it and both digests), or it does
-            not define ``name`` as a plugin of this kind.
+        Raises :class:`PluginError` when the file is gone or changed, or does not define ``name``.
         """
         attr = name.partition(":")[2].strip() if ":" in name else ""
         return self.picker.from_file(Path(file), attr, name, sha256=sha256)

@@ -1,7 +1,4 @@
-"""A watch over a plugin's code the start waits on: its import, or a call such as ``recognises``.
-
-Still running after :data:`SLOW_IMPORT_S`: named in a warning; Ctrl-C or SIGTERM abandons it.
-"""
+"""A watch over plugin code the start waits on: named when slow, abandoned on a stop."""
 
 from __future__ import annotations
 
@@ -24,10 +21,8 @@ SLOW_IMPORT_S = 5.0
 class PluginStopped(BaseException):
     """Ctrl-C or SIGTERM came while a plugin's code held the start: that code was abandoned.
 
-    Its import (:class:`ImportStopped`), or a call the start waits on (a lab model format's
-    ``recognises``). A ``BaseException``: neither the plugin's own ``except Exception`` nor a
-    caller's turns it into a plugin's failure, and the command ends on it (exit 128 +
-    :attr:`signum`).
+    A ``BaseException``, so no ``except Exception`` turns it into a failure; exit 128 +
+    :attr:`signum`.
     """
 
     def __init__(self, doing: str, signum: int, elapsed_s: float, into: str = "it") -> None:
@@ -50,11 +45,8 @@ class ImportStopped(PluginStopped):
 def import_watch(what: str) -> Iterator[None]:
     """Watch an import of a plugin's module: name it when slow, and let a stop abandon it.
 
-    After :data:`SLOW_IMPORT_S` a warning names ``what``. In the main thread of a command that
-    asked for it (:func:`abandon_imports_on_stop`), Ctrl-C and SIGTERM, whose handlers only note
-    a stop there, also raise :class:`ImportStopped` inside the import: a module that loops or
-    waits at import never holds the command past the stop. (A child process leaves both to its
-    parent, which ends it.) The handlers are put back when the import ends.
+    Abandoned (:class:`ImportStopped`) only in a command that asked
+    (:func:`abandon_imports_on_stop`).
     """
     slow = (
         f"still importing {what} after {SLOW_IMPORT_S:.0f} s: a module that never finishes "
@@ -66,12 +58,7 @@ def import_watch(what: str) -> Iterator[None]:
 
 @contextmanager
 def plugin_call_watch(what: str, call: str) -> Iterator[None]:
-    """Watch a call of a plugin's code the start waits on, as :func:`import_watch` an import.
-
-    ``what`` names the plugin and its file (``model format 'x' (/rig/formats/x.py)``), ``call``
-    the call (``recognises(/rig/mouse.onnx)``). After :data:`SLOW_IMPORT_S` a warning names
-    both; a stop raises :class:`PluginStopped` inside the call where imports are abandoned.
-    """
+    """Watch a call of a plugin's code the start waits on, as :func:`import_watch` an import."""
     slow = (
         f"still waiting for {what}: its {call} has not returned after {SLOW_IMPORT_S:.0f} s, "
         "and the start waits on it (Ctrl-C stops it)"
@@ -112,9 +99,7 @@ _abandon_on_stop = False
 def abandon_imports_on_stop(enabled: bool = True) -> None:
     """Let Ctrl-C and SIGTERM abandon a plugin's import in this process (:func:`import_watch`).
 
-    For a command whose handlers only note a stop (``app.stop_requests``), called once they are
-    taken: the headless command and the replay. A stop then ends the command with
-    :class:`ImportStopped`, which its entry reports (``core.optional.exit_with``).
+    For a command whose stop handlers only note a stop, called once they are taken.
     """
     global _abandon_on_stop
     _abandon_on_stop = enabled

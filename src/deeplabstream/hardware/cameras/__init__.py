@@ -1,8 +1,6 @@
 """Camera plugins, chosen by ``SOURCE = name`` in a ``[Camera NAME]`` section of settings.ini.
 
-:data:`CAMERAS` is the kind's registry: built-in, installed (``deeplabstream.cameras``) and the
-lab's ``cameras/`` folder; each module is imported only when used. docs/cameras.md, "A lab's own
-camera".
+docs/cameras.md, "A lab's own camera".
 """
 
 from __future__ import annotations
@@ -34,18 +32,10 @@ CAMERAS: Registry[type[Camera]] = Registry(
 
 
 def camera_class(source: str, settings_folder: Path | None = None) -> type[Camera]:
-    """Return the camera class that ``SOURCE = source`` names.
+    """Return the camera class that ``SOURCE = source`` names (never a path).
 
-    ``source`` is a name of :data:`CAMERAS`, a module of the lab's ``cameras/`` folder
-    (``module`` or ``module:Class``), or a ``deeplabstream....:Class``; never a path.
-    ``settings_folder`` None: the process's.
-
-    Raises
-    ------
-    deeplabstream.core.plugins.UnknownPluginError
-        An unknown name (also a KeyError); the message lists the known cameras.
-    deeplabstream.core.plugins.PluginLoadError
-        A camera that cannot be imported, or a class that is not a Camera.
+    Raises :class:`UnknownPluginError` (also a KeyError; lists the known cameras) or
+    :class:`PluginLoadError` (cannot import, or not a Camera).
     """
     return CAMERAS.get(source, settings_folder)
 

@@ -1,9 +1,7 @@
 """The camera plugin interface: what every frame source provides.
 
-In its capture process a camera is opened once, then :meth:`Camera.grab` fills each
-shared-memory slot, then :meth:`Camera.close`. ``open``, ``grab`` and ``close`` are required;
-locks, session hooks, companion streams and live controls are optional. docs/cameras.md, "A
-lab's own camera".
+``open``, ``grab`` and ``close`` are required; the rest optional. docs/cameras.md, "A lab's own
+camera".
 """
 
 from __future__ import annotations
@@ -24,9 +22,7 @@ from deeplabstream.core.frames import FrameGeometry, FrameStamp
 class CompanionStream:
     """A second image a camera delivers with each of its frames (a RealSense depth image).
 
-    The capture process gives it a shared-memory ring of its own and records it beside the main
-    video as ``<camera>_<suffix>``; frame ``seq`` of the companion ring belongs to frame ``seq``
-    of the camera's ring. ``description`` (units, alignment) goes to ``session.json``.
+    Recorded as ``<camera>_<suffix>``; its frame ``seq`` belongs to the camera's frame ``seq``.
     """
 
     suffix: str
@@ -38,10 +34,8 @@ class CompanionStream:
 class CameraControl:
     """One setting of an opened camera, with the camera's own limits and its value now.
 
-    ``live`` controls change while the camera streams (:meth:`Camera.set_control`); the others
-    (size, offsets) are fixed once the stream runs and take effect at the next Start Stream,
-    from the settings file. ``key`` is the ``[Camera NAME]`` settings key that keeps the value
-    (empty when the source has none).
+    Non-``live`` controls take effect at the next Start Stream; ``key`` is the settings key that
+    keeps the value (empty: none).
     """
 
     name: str  # e.g. "exposure"; what set_control takes
@@ -75,13 +69,9 @@ class Camera(ABC):
     def lock_keys(cls, settings: Any) -> tuple[str, ...]:
         """Return what identifies the device ``settings`` open, as lock keys (``kind:identity``).
 
-        Before a session starts it locks every key of its cameras and devices
-        (:mod:`core.device_lock`); a second session naming a key in use is refused, naming the
-        holder. Return ``kind:*`` when the settings do not say which device will open (every
-        device of the kind is then taken); return nothing for sources any number of sessions
-        may share (files, simulations). Called in the main process before anything opens: read
-        the settings, open nothing. The default, for a plugin that does not say, is
-        ``<its class>:*``: one session at a time uses this kind of camera.
+        Called in the main process before anything opens: read the settings, open nothing.
+        ``kind:*`` takes every device of the kind; nothing: any number of sessions may share the
+        source. The default is ``<its class>:*``.
         """
         return (f"{cls.__module__}.{cls.__qualname__}:*",)
 
@@ -98,8 +88,7 @@ class Camera(ABC):
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Wait for the next frame, write its pixels into ``out``, and return its stamp.
 
-        ``out`` has the shape and dtype of :meth:`open`'s geometry. Return None at the normal end
-        of the stream (end of a video file); raise CameraError when the camera fails.
+        Return None at the normal end of the stream; raise CameraError when the camera fails.
         """
 
     @abstractmethod
@@ -113,39 +102,24 @@ class Camera(ABC):
         """Finalise side outputs; called once after the last grab, before :meth:`close`."""
 
     def describe(self) -> dict[str, Any]:
-        """Facts about the opened camera for ``session.json`` (model, serial, file...).
-
-        Called after :meth:`open` and again after the last frame (:meth:`finish_session`), so
-        figures known only at the end (the camera clock's drift) reach ``session.json`` too.
-        """
+        """Facts about the opened camera for ``session.json``; asked after open and at the end."""
         return {}
 
     @property
     def waits_for_analysis(self) -> bool:
-        """True when a frame may be published only once the previous one was analysed.
-
-        A video file read in ``PACING = lockstep`` says so; the capture process does the
-        waiting (``live/processes/capture/camera.py``). Live cameras and simulations never wait.
-        """
+        """True when a frame may be published only once the previous one was analysed."""
         return False
 
     @property
     def live(self) -> bool:
-        """True for a device that can be unplugged or stall.
-
-        Live cameras are watched for stalls (``[Streaming] ON_CAMERA_LOST``); files and
-        simulations, which may pause on purpose, are not.
-        """
+        """True for a device that can be unplugged or stall (watched for stalls)."""
         return False
 
     @property
     def paced(self) -> bool:
-        """True when the camera delivers frames at :attr:`nominal_fps` on its own.
+        """True when the camera delivers frames at :attr:`nominal_fps` on its own (rate judged).
 
-        Such a camera's delivered rate is judged against its rate
-        (``live/session/report/delivery.py``): one that delivers fewer frames is warned about.
-        A camera paced by something else (a file read as fast as it decodes, lockstep with the
-        analysis, a hardware trigger) says False. A lab's camera is paced unless it says otherwise.
+        A lab's camera is paced unless it says otherwise.
         """
         return not self.waits_for_analysis
 
@@ -154,12 +128,7 @@ class Camera(ABC):
         return ()
 
     def grab_companions(self, outs: dict[str, np.ndarray]) -> dict[str, FrameStamp]:
-        """Write the companion images of the frame :meth:`grab` returned last into ``outs``.
-
-        ``outs`` maps each companion's suffix to its ring slot; return each one's stamp (its own
-        frame counter and device time, the main frame's host time). Only called by cameras that
-        declare :meth:`companions`.
-        """
+        """Write the last frame's companion images into ``outs``; return their stamps."""
         raise NotImplementedError(f"camera {self.name!r} declares no companion streams")
 
     def controls(self) -> tuple[CameraControl, ...]:
@@ -167,16 +136,9 @@ class Camera(ABC):
         return ()
 
     def set_control(self, name: str, value: float) -> float:
-        """Apply a live control while streaming; return the value the camera really took.
+        """Apply a live control while streaming (quick: between two grabs); return the value taken.
 
-        Called by the capture process between two grabs, so it must be quick. The camera may
-        round the value (to its step); the result says what it kept.
-
-        Raises
-        ------
-        CameraError
-            The camera has no such control, it is not live, or the value is out of range; the
-            message names the camera, the control and the allowed range.
+        Raises CameraError for an unknown or non-live control or a value out of range.
         """
         self.checked_control(name, value)
         raise CameraError(f"camera {self.name!r}: {name} cannot be changed while streaming")
@@ -204,11 +166,7 @@ class Camera(ABC):
         return control
 
     def set_stop_check(self, stop_requested: Callable[[], bool]) -> None:
-        """Give the camera a way to see the stop flag while it waits for a frame.
-
-        A camera that can wait long (a hardware trigger that has not come yet) checks it
-        between short waits and returns None from :meth:`grab` once it is set.
-        """
+        """Give the camera the stop flag: a long wait checks it, and :meth:`grab` returns None."""
         self._stop_check = stop_requested
 
     @property

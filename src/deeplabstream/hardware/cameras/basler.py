@@ -1,8 +1,6 @@
 """Basler industrial cameras through pypylon (``SOURCE = basler``): USB3 Vision and GigE Vision.
 
-A key the camera refuses stops the run with the camera's allowed range. ``python -m
-deeplabstream.hardware.cameras.basler`` lists the cameras this computer sees. docs/cameras.md,
-"Basler (SOURCE = basler)".
+``python -m deeplabstream.hardware.cameras.basler`` lists the cameras; docs/cameras.md, "Basler".
 """
 
 from __future__ import annotations
@@ -206,7 +204,7 @@ class BaslerSettings:
 def conversion_code(camera_format: str, mono_out: bool) -> int | None:
     """Return the OpenCV conversion from ``camera_format`` to mono8 or bgr8 (None: a plain copy).
 
-    Raises KeyError for a format not in :data:`MONO_FORMATS` or :data:`COLOUR_FORMATS`.
+    Raises KeyError for an unknown format.
     """
     if camera_format in MONO_FORMATS:
         return None if mono_out else cv2.COLOR_GRAY2BGR
@@ -268,7 +266,7 @@ def describe_cameras(cameras: list[dict[str, str]]) -> str:
 def find_device(pylon: ModuleType, settings: BaslerSettings, camera: str) -> Any:
     """Return the pylon DeviceInfo chosen by SERIAL, USER_NAME, or the only camera connected.
 
-    Raises CameraError naming ``camera`` and listing the cameras found when none or several match.
+    Raises CameraError listing the cameras found when none or several match.
     """
     devices = list(pylon.TlFactory.GetInstance().EnumerateDevices())
     facts = [_device_facts(info) for info in devices]
@@ -299,11 +297,7 @@ def find_device(pylon: ModuleType, settings: BaslerSettings, camera: str) -> Any
 
 
 class BaslerSetup:
-    """Applies a section's keys to an open camera and records what the camera then has.
-
-    After :meth:`apply`: ``applied`` (what was set, for ``session.json``), ``conversion`` (the
-    OpenCV conversion of the camera's pixels) and ``stamps`` (the frames' counters and times).
-    """
+    """Applies a section's keys to an open camera; then holds ``applied``, ``conversion``."""
 
     def __init__(self, nodes: NodeMap, settings: BaslerSettings, device_class: str) -> None:
         self._nodes = nodes
@@ -467,10 +461,9 @@ class BaslerCamera(Camera):
 
     @classmethod
     def lock_keys(cls, settings: BaslerSettings) -> tuple[str, ...]:
-        """Lock the camera's serial; its user name if chosen by name; every Basler without either.
+        """Lock the camera's serial, or its user name if chosen by name; else every Basler.
 
-        A camera chosen by USER_NAME in one rig and by SERIAL in another is not seen as the
-        same by the lock (pylon then refuses the second open): choose cameras by SERIAL.
+        Choose cameras by SERIAL: a name in one rig and a serial in another are not seen as one.
         """
         if settings.serial.strip():
             return (f"basler:{settings.serial.strip()}",)
@@ -502,11 +495,8 @@ class BaslerCamera(Camera):
     def open(self) -> FrameGeometry:
         """Find the camera, open it and apply every key; return the frame geometry.
 
-        Raises
-        ------
-        CameraError
-            pypylon is missing, the camera is not found (the message lists those found), it is
-            in use, or it refuses a key (the message gives the camera's allowed range).
+        Raises CameraError: pypylon missing, camera not found or in use, a key refused (with its
+        range).
         """
         self.close()
         self._reset_counters()
@@ -550,15 +540,9 @@ class BaslerCamera(Camera):
         return not self.settings.trigger.startswith("line")
 
     def grab(self, out: np.ndarray) -> FrameStamp | None:
-        """Wait for the next frame and write it into ``out``.
+        """Wait for the next frame and write it into ``out``; None only when asked to stop.
 
-        Returns None only when the stream was asked to stop while waiting.
-
-        Raises
-        ------
-        CameraError
-            No frame within TIMEOUT, the camera was removed or stopped, or too many failed
-            buffers in a row.
+        Raises CameraError: no frame within TIMEOUT, camera removed, too many failed buffers.
         """
         camera = self._camera
         if camera is None:
@@ -611,11 +595,7 @@ class BaslerCamera(Camera):
     # -- live controls ----------------------------------------------------------------------
 
     def controls(self) -> tuple[CameraControl, ...]:
-        """Exposure, gain, frame rate (live) and the area of interest, as the camera allows now.
-
-        A feature the camera lacks is left out; with a hardware trigger the frame rate is only
-        the rate expected, so it is not live.
-        """
+        """Exposure, gain, frame rate (live; not when triggered) and the area of interest."""
         if self._camera is None:
             return ()
         found = []
@@ -658,10 +638,7 @@ class BaslerCamera(Camera):
         return True
 
     def set_control(self, name: str, value: float) -> float:
-        """Set a live control between two grabs; return what the camera kept.
-
-        Auto exposure, auto gain or automatic white balance is switched off first, as at open.
-        """
+        """Set a live control between two grabs; return what the camera kept (auto modes off)."""
         control = self.checked_control(name, value)
         if name in WHITE_BALANCE_CHANNELS:
             self._nodes.set_enum(("BalanceWhiteAuto",), "Off", "white balance", required=False)

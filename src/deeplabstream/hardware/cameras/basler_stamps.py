@@ -1,7 +1,6 @@
 """The stamps of a Basler camera's frames: its frame counter and timestamp, and its clock's fit.
 
-:class:`FrameStamps` reads chunk data when offered, else the grab result's block ID and
-timestamp; pylon's emulator has no timestamps. docs/outputs.md, "Camera clocks".
+docs/outputs.md, "Camera clocks".
 """
 
 from __future__ import annotations
@@ -19,10 +18,8 @@ log = logging.getLogger(__name__)
 class FrameStamps:
     """Each frame's stamp, and the fit of the camera's clock to the host's.
 
-    ``frame_index`` is the camera's frame counter (chunk frame ID, else the block ID; GigE's
-    16-bit block IDs are unwrapped), ``camera_timestamp`` the camera's timestamp in seconds (NaN
-    when the camera gives none, as the emulator), ``host_timestamp_ns`` the host time right after
-    the driver handed the frame over.
+    ``frame_index``: chunk frame ID, else block ID (GigE's 16-bit IDs unwrapped);
+    ``camera_timestamp`` NaN when the camera gives none (the emulator).
     """
 
     def __init__(self) -> None:

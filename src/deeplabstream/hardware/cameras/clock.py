@@ -1,7 +1,6 @@
 """A camera's own clock and counters, related to the host: unwrapping and the time mapping.
 
-:class:`CounterUnwrapper` unwraps counters; :class:`ClockFit` fits ``host_time = offset_s +
-rate * camera_time`` to the lower envelope of the arrivals. docs/outputs.md, "Camera clocks".
+docs/outputs.md, "Camera clocks".
 """
 
 from __future__ import annotations
@@ -17,13 +16,9 @@ MIN_FIT_SPAN_S = 0.5
 
 
 class CounterUnwrapper:
-    """Makes a counter that wraps at ``modulus`` (or never: None) count on for ever.
+    """Makes a counter that wraps at ``modulus`` count on for ever (None: it never wraps).
 
-    Parameters
-    ----------
-    modulus
-        The number of distinct values before the counter repeats: 2**32 for a 32-bit counter,
-        65535 for GigE Vision block IDs (1..65535, 0 is never used). None: it never wraps.
+    ``modulus``: 2**32 for a 32-bit counter, 65535 for GigE block IDs (1..65535).
     """
 
     def __init__(self, modulus: int | None) -> None:
@@ -51,9 +46,7 @@ class CounterUnwrapper:
 class ClockFit:
     """Fits host time to a camera's clock over a session; bounded memory for any length.
 
-    Every frame's pair is kept until ``capacity`` pairs are held; then every second pair is
-    dropped and from then on only every second new pair is kept (and so on), so a session of
-    any length keeps evenly spread pairs.
+    Past ``capacity`` pairs, every second pair is dropped, so the pairs kept stay evenly spread.
     """
 
     def __init__(self, capacity: int = 1 << 16) -> None:

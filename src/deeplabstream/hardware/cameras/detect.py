@@ -1,8 +1,6 @@
 """Find the cameras this computer can open, for a rig panel: Basler, RealSense, OpenCV indices.
 
-Never fails: a missing library or driver finds nothing (:func:`detect_with_notes` says why).
-OpenCV indices below :data:`OPENCV_INDICES` only, on Linux only where ``/dev/videoN`` exists
-(opening an absent index can take seconds). A camera in use by a stream is not found.
+Never fails (:func:`detect_with_notes` says why nothing was found); a camera in use is not found.
 """
 
 from __future__ import annotations

@@ -1,10 +1,4 @@
-"""A GenICam camera's features (pylon's node map), read and set with refusals that name the key.
-
-:class:`NodeMap` is what :class:`~hardware.cameras.basler.BaslerCamera` asks for a feature by
-one of its names (cameras and pylon's emulator name some features differently, e.g.
-``ExposureTime`` and ``ExposureTimeAbs``), its range, and to set it: a value the camera cannot
-take is refused with the range it allows and what that range depends on.
-"""
+"""A GenICam camera's features (pylon's node map), read and set with refusals that name the key."""
 
 from __future__ import annotations
 
@@ -16,18 +10,7 @@ from deeplabstream.hardware.cameras.base import short_number
 
 
 class NodeMap:
-    """The features of one open camera.
-
-    Parameters
-    ----------
-    camera
-        The open pylon ``InstantCamera``.
-    genicam
-        pypylon's ``genicam`` module (its ``IsAvailable``, ``IsReadable``, ``IsWritable`` and
-        exception type).
-    label
-        Names the camera in messages (its model and serial, known once it is open).
-    """
+    """The features of one open camera (pylon's ``InstantCamera``); ``label`` names it."""
 
     def __init__(self, camera: Any, genicam: Any, label: Callable[[], str]) -> None:
         self._camera = camera
@@ -72,9 +55,8 @@ class NodeMap:
     def set_number(self, names: tuple[str, ...], value: float, key: str, unit: str) -> None:
         """Set an integer or float feature, refusing values outside the camera's range.
 
-        Some cameras (pylon's emulator among them) keep an older name of the same feature as a
-        separate node (``ExposureTimeAbs`` beside ``ExposureTime``): every one present is set,
-        and the value must suit them all, so whichever one the camera obeys has it.
+        Every node of the feature's names is set (the emulator keeps ``ExposureTimeAbs`` beside
+        ``ExposureTime``), so the value must suit them all.
         """
         genicam = self._genicam
         limits = self.limits(names)
@@ -153,11 +135,7 @@ class NodeMap:
     def limits(
         self, names: tuple[str, ...], writable: bool = True
     ) -> tuple[list[Any], float, float, float] | None:
-        """Return the features of ``names`` and the range they all accept, and its step.
-
-        Only writable features count (readable ones with ``writable=False``); None when the
-        camera has none of them.
-        """
+        """Return the writable features of ``names``, the range all accept, its step; or None."""
         usable = self.writable if writable else self.readable
         params = [p for p in (self.param(n) for n in names) if p is not None and usable(p)]
         if not params:

@@ -1,8 +1,7 @@
 """Any camera OpenCV can open (``SOURCE = opencv``): webcams, capture cards, network streams.
 
-No hardware timestamps: a live device's ``camera_timestamp`` is NaN. Every call runs on one
-private thread, since OpenCV's read blocks in the driver with no portable timeout and waiting
-from outside is the only way to honour ``TIMEOUT``.
+Every call runs on one private thread: OpenCV's read blocks in the driver with no portable timeout,
+and waiting from outside is the only way to honour ``TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -138,12 +137,7 @@ class _Delivery:
 
 
 class _CaptureThread:
-    """Runs callables one after another on a private daemon thread, each with a deadline.
-
-    A call that misses its deadline leaves the thread blocked inside OpenCV; the thread is then
-    marked stuck and refuses further work. It is a daemon so that it cannot hold up the exit of
-    the capture process.
-    """
+    """Runs callables on a private daemon thread, each with a deadline; stuck after a miss."""
 
     def __init__(self, name: str) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
@@ -186,9 +180,7 @@ class _CaptureThread:
 class OpenCVCamera(Camera):
     """A camera opened with ``cv2.VideoCapture``; see :class:`OpenCVSettings` for the options.
 
-    ``frame_index`` counts delivered frames from 0. ``camera_timestamp`` is NaN for live devices
-    (OpenCV has no hardware clock) and the frame's position in seconds when DEVICE is a file;
-    ``host_timestamp_ns`` is taken right after OpenCV's read returns.
+    ``camera_timestamp`` is NaN for live devices, the position in seconds for a file.
     """
 
     settings_class: ClassVar[type] = OpenCVSettings
@@ -196,10 +188,7 @@ class OpenCVCamera(Camera):
 
     @classmethod
     def lock_keys(cls, settings: OpenCVSettings) -> tuple[str, ...]:
-        """Lock a device index or ``/dev`` path as its device (symbolic links resolved).
-
-        Files, URLs and pipelines take no lock: sessions may share them.
-        """
+        """Lock a device index or ``/dev`` path (links resolved); files and URLs take none."""
         return _device_lock_keys(settings.device)
 
     def __init__(self, name: str, settings: OpenCVSettings) -> None:
@@ -219,17 +208,8 @@ class OpenCVCamera(Camera):
     def open(self) -> FrameGeometry:
         """Open the device, apply the requested size and rate, and read a first frame.
 
-        Returns
-        -------
-        FrameGeometry
-            The geometry of the frames the camera really delivers (which may differ from
-            WIDTH x HEIGHT; a warning is logged then).
-
-        Raises
-        ------
-        CameraError
-            The device cannot be opened or delivers no frame within TIMEOUT; the message says
-            what to check.
+        Returns the geometry really delivered (a warning when not WIDTH x HEIGHT). Raises
+        CameraError when the device cannot be opened or delivers no frame within TIMEOUT.
         """
         self.close()  # opening again starts afresh
         self._next_index = 0
@@ -255,14 +235,9 @@ class OpenCVCamera(Camera):
         return not self._is_file
 
     def grab(self, out: np.ndarray) -> FrameStamp | None:
-        """Wait for the next frame and write it into ``out``.
+        """Wait for the next frame and write it into ``out``; None only at the end of a video file.
 
-        Returns None only at the end of a video file given as DEVICE.
-
-        Raises
-        ------
-        CameraError
-            The read failed or no frame came within TIMEOUT.
+        Raises CameraError when the read failed or no frame came within TIMEOUT.
         """
         delivery = self._pending if self._pending is not None else self._read_next()
         self._pending = None
@@ -280,10 +255,7 @@ class OpenCVCamera(Camera):
         return FrameStamp(index, delivery.position_s, delivery.host_timestamp_ns)
 
     def controls(self) -> tuple[CameraControl, ...]:
-        """Exposure and gain (live), rate and size (next Start Stream), where the device says.
-
-        A file has none; a property the backend does not report (-1, NaN) is left out.
-        """
+        """Exposure and gain (live), rate and size (next Start Stream), where the device reports."""
         return tuple(
             CameraControl(name, label, low, high, 0.0, self._control_values[name], unit, live, key)
             for name, (_, label, low, high, unit, key, live) in CONTROL_PROPERTIES.items()
@@ -291,11 +263,7 @@ class OpenCVCamera(Camera):
         )
 
     def set_control(self, name: str, value: float) -> float:
-        """Set a live control on the capture thread; return the value the device reports.
-
-        White balance switches the driver's automatic white balance off first, as exposure
-        and gain are taken as given.
-        """
+        """Set a live control on the capture thread; return the value the device reports."""
         control = self.checked_control(name, value)
         capture = self._capture
         if capture is None:

@@ -1,7 +1,6 @@
 """Turn and mirror any camera's frames in its capture process, before anyone sees them.
 
-:class:`OrientedCamera` applies ``ROTATE`` and ``MIRROR`` (one copy per frame, none for the
-identity); mirroring may change while streaming, ROTATE applies at the next Start Stream.
+Mirroring may change while streaming; ROTATE applies at the next Start Stream.
 """
 
 from __future__ import annotations

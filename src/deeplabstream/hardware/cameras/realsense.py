@@ -1,9 +1,6 @@
 """Intel RealSense depth cameras through pyrealsense2 (``SOURCE = realsense``): D400 series.
 
-The depth image is a companion stream (and the infrared one with ``INFRARED = true``); the
-sensors are matched by a ``rs2::syncer``, so the SDK's ``software_device`` tests this code.
-``python -m deeplabstream.hardware.cameras.realsense`` lists the devices. docs/cameras.md,
-"RealSense (SOURCE = realsense)".
+Depth (and infrared) are companion streams. docs/cameras.md, "RealSense".
 """
 
 from __future__ import annotations
@@ -200,10 +197,8 @@ class _Wanted:
 class RealSenseCamera(Camera):
     """A RealSense device; see :class:`RealSenseSettings` for the options.
 
-    Stamps: the main image's hardware counter and device time, and the matched frameset's host
-    arrival; companion images (depth, infrared) share the host time, so their frames tables pair
-    up by ``host_timestamp``. ``device`` (a test's ``rs.software_device``) replaces the SERIAL
-    look-up; it is not picklable.
+    Companion images share the main image's host time. ``device`` (a test's ``rs.software_device``,
+    not picklable) replaces the SERIAL look-up.
     """
 
     settings_class: ClassVar[type] = RealSenseSettings
@@ -245,12 +240,8 @@ class RealSenseCamera(Camera):
     def open(self) -> FrameGeometry:
         """Find the device, choose its stream profiles and open its sensors.
 
-        Raises
-        ------
-        CameraError
-            pyrealsense2 is missing, the device is not found (the message lists the devices
-            found), or it has no profile for the requested size and rate (the message lists
-            those it has).
+        Raises CameraError: pyrealsense2 missing, device not found (those found listed), or no
+        profile for the size and rate (those it has listed).
         """
         self.close()
         self._reset_counters()
@@ -284,14 +275,9 @@ class RealSenseCamera(Camera):
         return self._companions
 
     def grab(self, out: np.ndarray) -> FrameStamp | None:
-        """Wait for the next complete frameset; write the main image into ``out``.
+        """Wait for the next frameset; write the main image into ``out``; None only when stopped.
 
-        Returns None only when the stream was asked to stop while waiting.
-
-        Raises
-        ------
-        CameraError
-            No frameset within TIMEOUT (unplugged, USB reset).
+        Raises CameraError when no frameset comes within TIMEOUT (unplugged, USB reset).
         """
         frameset = self._next_frameset()
         if frameset is None:

@@ -1,8 +1,6 @@
 """The built-in simulated camera (``SOURCE = synthetic``): mice in an open field, no hardware.
 
-Writes each frame's true keypoints (``<camera>.truth.csv``) and, with ``BEHAVIOURS``, labels
-(``<camera>.behaviour.csv``); :mod:`hardware.simulator.truth` reads them. docs/cameras.md, "The
-simulated arena (SOURCE = synthetic)".
+docs/cameras.md, "The simulated arena".
 """
 
 from __future__ import annotations
@@ -71,12 +69,7 @@ WAYPOINT_SYNTAX = (
 def parse_waypoints(text: str) -> tuple[Waypoint, ...]:
     """Parse ``WAYPOINTS`` text such as ``0: 100 240; 90: 320 240`` into ``(frame, x, y)``.
 
-    X and Y may also be separated by a comma; empty text gives no waypoints.
-
-    Raises
-    ------
-    ValueError
-        Naming the waypoint that cannot be read and why.
+    Raises ValueError naming the waypoint that cannot be read.
     """
     waypoints: list[Waypoint] = []
     items = [item.strip() for item in text.split(";")]
@@ -121,13 +114,7 @@ POINT_SYNTAX = (
 
 
 def parse_point(text: str) -> tuple[float, ...]:
-    """Parse ``x, y, z`` (millimetres) for VIEW_POSITION and VIEW_TARGET; empty gives ``()``.
-
-    Raises
-    ------
-    ValueError
-        When there are not exactly three finite numbers.
-    """
+    """Parse ``x, y, z`` (millimetres); empty gives ``()``; else ValueError."""
     items = text.replace(",", " ").split()
     if not items:
         return ()
@@ -452,11 +439,7 @@ class SyntheticSettings:
         )
 
     def arena_params(self) -> ArenaParams:
-        """Return the simulation these settings describe.
-
-        For a 3D view (VIEW_POSITION) it is the 640 x 480 flat simulation that moves the 3D
-        mouse (:func:`hardware.simulator.rig3d.sim_params`), whatever this camera's frame size.
-        """
+        """Return the simulation these settings describe (for a 3D view: the flat 640 x 480 one)."""
         if self.view_position:
             return sim_params(
                 self.seed,
@@ -487,11 +470,7 @@ class SyntheticSettings:
 
 
 class PinLogFollower:
-    """Follows one pin (``PD4``) of the simulated board's pin log (``simstim --pins FILE``).
-
-    :meth:`update` reads the lines completed since its last call, never blocking or waiting for
-    the file, and keeps the pin's changes on the host clock.
-    """
+    """Follows one pin (``PD4``) of the simulated board's pin log, never blocking."""
 
     def __init__(self, path: Path, pin: str) -> None:
         self.path = path
@@ -546,13 +525,10 @@ class PinLogFollower:
 
 
 class TruthCsvWriter(WholeRowsFile):
-    """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
+    """Writes ground-truth keypoints in DeepLabCut's CSV layout, one whole row per frame.
 
-    Single-animal layout (``header=[0, 1, 2]``), likelihood always 1.0; with ``individuals``
-    the multi-animal layout (``header=[0, 1, 2, 3]``), likelihood 0.0 where an animal drawn later
-    covers the keypoint (x, y stay true). Whole rows (:class:`core.whole_rows.WholeRowsFile`): a
-    disk error stops the file at its last whole row, not the camera, and :attr:`error` says so.
-    An existing file is refused.
+    Multi-animal layout with ``individuals`` (likelihood 0.0 where covered). A disk error stops the
+    file, not the camera (:attr:`error`). An existing file is refused.
     """
 
     SCORER = "simulation"
@@ -570,18 +546,7 @@ class TruthCsvWriter(WholeRowsFile):
         super().__init__(path, _truth_header(keypoint_names, individuals, self.SCORER))
 
     def write(self, frame_index: int, keypoints: np.ndarray) -> None:
-        """Append the row of one frame.
-
-        Parameters
-        ----------
-        frame_index
-            The frame's index (first column).
-        keypoints
-            One animal: shape (6, 2), all keypoints in the order of
-            :data:`hardware.simulator.arena.KEYPOINT_NAMES`. Several: shape (A, 6, 3), x, y and
-            visibility per animal and keypoint
-            (:meth:`hardware.simulator.herd.SimulatedHerd.render_next`).
-        """
+        """Append one frame's row: keypoints (6, 2), or (A, 6, 3) with visibility per animal."""
         if self._animals:
             if keypoints.shape[0] != self._animals or keypoints.shape[-1] != 3:
                 raise ValueError(
@@ -595,16 +560,7 @@ class TruthCsvWriter(WholeRowsFile):
 
 
 class BehaviourCsvWriter(WholeRowsFile):
-    """Writes each frame's behaviour label: a ``frame,behaviour`` header, then one row a frame.
-
-    Written beside the truth file, the same way (buffered, flushed at least once a second,
-    whole rows only); :func:`hardware.simulator.truth.read_behaviours` reads it back.
-
-    Parameters
-    ----------
-    path
-        The file to create (an existing one is refused).
-    """
+    """Writes each frame's behaviour label (``frame,behaviour``) as the truth file; no overwrite."""
 
     HEADER = "frame,behaviour\n"
 
@@ -617,11 +573,7 @@ class BehaviourCsvWriter(WholeRowsFile):
 
 
 class Truth3dCsvWriter(WholeRowsFile):
-    """Writes each frame's 3D truth in millimetres, laid out like Anipose's ``points3d.csv``.
-
-    Header ``frame,<kp>_x,<kp>_y,<kp>_z,...``, one row per frame, written as the 2D truth (whole
-    rows); an existing file is refused.
-    """
+    """Writes each frame's 3D truth in millimetres, laid out like Anipose's ``points3d.csv``."""
 
     def __init__(self, path: Path, keypoint_names: tuple[str, ...]) -> None:
         self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
@@ -638,13 +590,7 @@ class Truth3dCsvWriter(WholeRowsFile):
 class BoardPoseCsvWriter(WholeRowsFile):
     """Writes the calibration board's pose per frame (SCENE = board): ``frame,rx,ry,rz,tx,ty,tz``.
 
-    ``rx ry rz`` is the Rodrigues rotation board -> world and ``tx ty tz`` the board's origin
-    corner in world millimetres (:mod:`hardware.simulator.board`); written like the truth files.
-
-    Parameters
-    ----------
-    path
-        The file to create (an existing one is refused).
+    Rodrigues rotation board -> world; translation in world millimetres. No overwrite.
     """
 
     HEADER = "frame,rx,ry,rz,tx,ty,tz\n"
@@ -665,12 +611,7 @@ _SYNC_LEAD_NS = 1_000_000_000  # the epoch is a whole second at least this far a
 
 
 def agree_on_epoch(session_dir: Path, now_ns: int) -> int:
-    """Return the session's sync epoch (host ns), writing it first if no camera has yet.
-
-    The first camera writes a whole second of the host clock 1 to 2 s ahead; the file appears
-    complete or not at all (written aside, then hard-linked into place), so a camera that
-    reads it never sees half a number.
-    """
+    """Return the session's sync epoch (host ns), writing it first if no camera has yet."""
     path = Path(session_dir) / SYNC_EPOCH_FILE
     proposal = (now_ns // 1_000_000_000) * 1_000_000_000 + 2 * _SYNC_LEAD_NS
     aside = path.with_name(f".{SYNC_EPOCH_FILE}.{os.getpid()}")
@@ -685,18 +626,7 @@ def agree_on_epoch(session_dir: Path, now_ns: int) -> int:
 
 
 class FrameGrid:
-    """Due times of synchronised frames: tick ``n`` of the host clock is due at ``n / rate`` s.
-
-    Integer arithmetic throughout: the host clock's ticks since boot exceed what a float holds
-    to the nanosecond.
-
-    Parameters
-    ----------
-    framerate
-        Frames per second.
-    epoch_ns
-        Host time of frame 0 (rounded up to the next tick).
-    """
+    """Due times of synchronised frames at ``framerate`` from ``epoch_ns``, in integers only."""
 
     def __init__(self, framerate: float, epoch_ns: int) -> None:
         self._rate = Fraction(framerate).limit_denominator(1_000_000)
@@ -735,9 +665,7 @@ def _truth_header(
 class SyntheticCamera(Camera):
     """A simulated top-down camera over an open field with 1 to 3 mice (``hardware.simulator``).
 
-    Pacing, catching up and the truth file: docs/cameras.md. The stream never ends; between
-    :meth:`start_session` and :meth:`close` each frame's true keypoints go to
-    ``<session>/<name>.truth.csv``.
+    The stream never ends; docs/cameras.md.
     """
 
     settings_class: ClassVar[type] = SyntheticSettings
@@ -915,11 +843,7 @@ class SyntheticCamera(Camera):
         )
 
     def set_control(self, name: str, value: float) -> float:
-        """Change the frame rate (pacing and camera time go on from the last frame) or exposure.
-
-        The simulated animal keeps the step per frame it was opened with, so after a rate change
-        it moves faster or slower until the next Start Stream.
-        """
+        """Change the frame rate or exposure (the animal's step per frame stays till restart)."""
         self.checked_control(name, value)
         if name == "framerate" and self.settings.sync:
             raise CameraError(
@@ -954,10 +878,7 @@ class SyntheticCamera(Camera):
         return round(exposure_ms * 1e6)
 
     def exposure_end_ns(self, index: int) -> int:
-        """Host time at which frame ``index``'s exposure ends: when it is due.
-
-        Its camera timestamp, ``index / FRAMERATE``, is this time less the first grab's.
-        """
+        """Host time at which frame ``index``'s exposure ends: when it is due."""
         if self._grid is not None:
             return self._grid.due_ns(index)
         if self._first_grab_ns is None:
@@ -982,16 +903,11 @@ class SyntheticCamera(Camera):
             time.sleep(remaining_ns / 1e9)
 
     def start_session(self, session_dir: Path) -> None:
-        """Start ``<session_dir>/<name>.truth.csv`` (DeepLabCut CSV layout, KEYPOINTS only).
+        """Start the session's truth files in ``session_dir``, as the settings ask.
 
-        With more than one animal the file is in DeepLabCut's multi-animal layout (an
-        ``individuals`` header row; see :class:`TruthCsvWriter`). With BEHAVIOURS set,
-        ``<session_dir>/<name>.behaviour.csv`` starts too (:class:`BehaviourCsvWriter`): a row
-        per frame, for the same frames as the truth file. For a 3D view (VIEW_POSITION),
-        ``<session_dir>/<name>.truth3d.csv`` starts too (:class:`Truth3dCsvWriter`). With
-        SYNC = on, the session's epoch is agreed on here (:func:`agree_on_epoch`). With
-        SCENE = board, only ``<session_dir>/<name>.board.csv`` starts
-        (:class:`BoardPoseCsvWriter`).
+        ``<name>.truth.csv``, with BEHAVIOURS ``.behaviour.csv``, with VIEW_POSITION
+        ``.truth3d.csv``; with SCENE = board only ``.board.csv``. With SYNC = on, the epoch is
+        agreed on here.
         """
         self._close_files()
         if self.settings.sync and self._grid is None:
@@ -1084,11 +1000,7 @@ class SyntheticCamera(Camera):
 
 
 def rig_cameras(cameras: Iterable[tuple[str, object]]) -> list[PinholeCamera]:
-    """Return the true calibration of the 3D views among ``cameras`` (name, camera settings).
-
-    Only synthetic cameras with a VIEW_POSITION count; the settings are the loader's
-    (:func:`deeplabstream.settings.load_settings`, each camera's ``options``).
-    """
+    """Return the true calibration of the synthetic 3D views (VIEW_POSITION) among ``cameras``."""
     return [
         options.view_camera(name)
         for name, options in cameras

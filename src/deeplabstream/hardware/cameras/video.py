@@ -1,8 +1,6 @@
 """A video file played back as if it were a camera (``SOURCE = video``).
 
-Frames are numbered by their position in the file from 0, as DeepLabCut numbers them, with
-either decoder (PyAV, the default, or OpenCV). docs/cameras.md, "A video file as a camera
-(SOURCE = video)".
+docs/cameras.md, "A video file as a camera".
 """
 
 from __future__ import annotations
@@ -33,13 +31,7 @@ ReaderName = Literal["pyav", "opencv"]
 
 
 def readable_video(path: Path) -> None:
-    """``check`` of ``PATH``: an existing file FFmpeg reads as a video, with a first frame.
-
-    Opening the file and decoding one frame takes milliseconds; it turns a damaged file or
-    one that is not a video (random bytes named ``.mp4``) into a sentence when the settings
-    are read (the Rig tab, any start), instead of FFmpeg's "[Errno 1094995529] Invalid data
-    found" once the stream starts.
-    """
+    """``check`` of ``PATH``: an existing file FFmpeg reads as a video, with a first frame."""
     existing_file(path)
     advice = "choose the video file itself, or convert it with ffmpeg -i IN -c:v libx264 OUT.mp4"
     try:
@@ -306,12 +298,8 @@ def _open_reader(path: Path, reader: ReaderName) -> _FrameReader:
 class VideoCamera(Camera):
     """Plays a video file as a camera; see :class:`VideoSettings` for the options.
 
-    ``frame_index`` is the frame's position in the file from 0 (continuing to count across
-    loops), ``camera_timestamp`` its presentation time in seconds from the stream start (plus the
-    length of the completed loops) and ``host_timestamp_ns`` the moment it was delivered, after
-    pacing. With ``PACING = native`` it also measures how late each frame was delivered after the
-    moment its timestamp gave it (decoding, or the process, fell behind): ``describe()`` ->
-    ``delivery`` once the stream ends.
+    ``frame_index`` counts on across loops, ``camera_timestamp`` is the presentation time in
+    seconds; with ``PACING = native``, ``describe()`` -> ``delivery`` says how late frames came.
     """
 
     settings_class: ClassVar[type] = VideoSettings
@@ -344,10 +332,7 @@ class VideoCamera(Camera):
     def open(self) -> FrameGeometry:
         """Open the file and decode its first frame; return the frame geometry.
 
-        Raises
-        ------
-        CameraError
-            The file cannot be read, has no video stream, or its first frame does not decode.
+        Raises CameraError when the file cannot be read or decoded or has no video stream.
         """
         self.close()  # opening again starts from the beginning
         self._rewind_playback()
@@ -365,11 +350,7 @@ class VideoCamera(Camera):
 
     @property
     def waits_for_analysis(self) -> bool:
-        """True with ``PACING = lockstep``: publish a frame only once the previous one was analysed.
-
-        The capture process does the waiting (``live/processes/capture/camera.py``); the camera
-        only asks.
-        """
+        """True with ``PACING = lockstep``: a frame waits for the previous one's analysis."""
         return self.settings.pacing == "lockstep"
 
     @property
@@ -380,10 +361,7 @@ class VideoCamera(Camera):
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Deliver the next frame into ``out``; None at the end of the file (unless LOOP).
 
-        Raises
-        ------
-        CameraError
-            A frame does not decode; the message names the file and the frame index.
+        Raises CameraError naming the file and frame when a frame does not decode.
         """
         reader = self._require_open()
         timestamp = self._advance_to_scheduled(reader)
@@ -422,10 +400,7 @@ class VideoCamera(Camera):
     def delivery_figures(self) -> dict[str, Any]:
         """Return how late frames were delivered with ``PACING = native`` (``describe()``).
 
-        ``late_ms`` gives p50 / p95 / p99 / max and ``count`` of every frame's lateness (the
-        first frame sets the pace, so it is never late); ``frames_late`` counts the frames more
-        than one frame interval (``frame_interval_ms``, the stream's nominal rate) late: frames
-        an analysis saw later than a camera at this rate would have delivered them.
+        ``frames_late``: frames later than one frame interval.
         """
         interval_ms = self._frame_interval_s() * 1e3
         late = np.frombuffer(self._lateness_ms, dtype=np.float32)

@@ -1,8 +1,6 @@
 """How many frames a video file announces, and whether a reading of it ended short (truncated).
 
-Shared by replay and a video camera, so both call the same file truncated. The container's
-frame count where it states one (exact); else duration x rate, with a small slack, so a
-fragmented MP4 cut by its last frame or two goes unnoticed.
+Shared by replay and the video camera; a fragmented MP4 short by a frame or two goes unnoticed.
 """
 
 from __future__ import annotations
@@ -61,7 +59,7 @@ def truncation_text(path: Path, length: AnnouncedLength, frames_decoded: int) ->
     expected = length.frames
     if not expected or frames_decoded >= expected:
         return ""
-    if not length.exact:
+    if not length.exact:  # duration x rate: a fragmented MP4 short by a frame or two passes
         slack = max(ESTIMATE_SLACK_FRAMES, round(expected * ESTIMATE_SLACK_FRACTION))
         if frames_decoded >= expected - slack:
             return ""

@@ -1,11 +1,7 @@
 """A simulated open-field arena seen from above: a moving rodent, its true keypoints, and frames.
 
-Motion (:class:`RandomWalkMotion`, :class:`WaypointMotion`), keypoints
-(:func:`keypoints_from_poses`) and rendering (:class:`ArenaRenderer`), deterministic from
-:class:`ArenaParams`; :class:`SimulatedArena` ties them together. Pixels: x right, y down,
-centres at whole numbers; heading ``h`` faces ``(cos h, sin h)``, the animal's left is
-``(sin h, -cos h)``. cv2 is imported only when a renderer is built (the settings loader imports
-this module).
+Pixels: x right, y down; heading ``h`` faces ``(cos h, sin h)``, the animal's left is
+``(sin h, -cos h)``. docs/cameras.md, "The simulated arena".
 """
 
 from __future__ import annotations
@@ -45,13 +41,7 @@ _TWO_PI = 2.0 * math.pi
 
 @dataclass(frozen=True)
 class BodyPlan:
-    """The animal's proportions, in body lengths (nose to tail base with the head straight).
-
-    Distances along the body axis are measured forward from the body centre (negative = behind);
-    head parts are measured from the neck along the head's own axis, because the head turns about
-    the neck. Every keypoint lies inside a drawn part, so the pixel under a keypoint is the
-    animal.
-    """
+    """The animal's proportions, in body lengths; head parts from the neck along the head."""
 
     neck_ahead: float = 0.20
     nose_ahead_of_neck: float = 0.28
@@ -79,12 +69,9 @@ BODY_PLAN = BodyPlan()
 
 @dataclass(frozen=True)
 class MouseBehaviour:
-    """Constants of the random walk, in body lengths (BL) and seconds.
+    """Constants of the random walk (walking, runs, freezes), in body lengths and seconds.
 
-    The walk switches between three states: walking (target speed drawn per stretch from
-    ``walk_speed``), short runs, and freezes in which the animal stands completely still. All
-    time constants are in seconds and the random processes are discretised exactly, so the
-    statistics are the same at any frame rate.
+    The random processes are discretised exactly: the same statistics at any frame rate.
     """
 
     walk_speed: tuple[float, float] = (0.5, 3.0)  # BL/s, drawn log-uniformly per stretch
@@ -123,12 +110,7 @@ MOUSE = MouseBehaviour()
 class BehaviourBouts:
     """Constants of the labelled behaviours (:class:`BehaviourMotion`), in seconds, rad and BL.
 
-    Each bout's duration is drawn uniformly from its range, in seconds, so the statistics are
-    the same at any frame rate. ``walking`` is the random walk (runs included); ``freezing``
-    stands completely still; ``grooming`` keeps the body still while the head turns to and fro
-    at 3-6 Hz with a jittered amplitude and the nose is drawn back towards the neck now and
-    then; ``rearing`` keeps the body centre still while the body, seen from above, shortens
-    smoothly to 55-70 % of its length and back.
+    Bout durations are in seconds, so the statistics are the same at any frame rate.
     """
 
     walking_duration: tuple[float, float] = (2.0, 8.0)
@@ -161,23 +143,9 @@ BOUTS = BehaviourBouts()
 class ArenaParams:
     """Everything the simulation and rendering depend on; equal params give identical output.
 
-    Parameters
-    ----------
-    color
-        BGR frames (H, W, 3) when True, mono (H, W) when False.
-    motion
-        ``"random"`` (a seeded walk) or ``"waypoints"``: the body centre follows ``waypoints``
-        ``(frame, x, y)`` (strictly increasing frames, linear between them, held outside them,
-        not checked against the walls).
-    noise
-        Standard deviation of the pixel noise, in grey levels.
-    lighting_drift
-        Relative amplitude of the slow brightness drift (0.08 = +-8 %).
-    body_length
-        Nose to tail base in pixels; None for 0.2 x the smaller frame side.
-    behaviours
-        Names from :data:`BEHAVIOUR_NAMES`: the walk becomes labelled bouts of them
-        (:class:`BehaviourMotion`); empty keeps the plain walk, frame for frame.
+    ``motion`` ``"waypoints"``: the body centre follows ``waypoints`` ``(frame, x, y)`` (linear, not
+    checked against the walls). ``body_length`` None: 0.2 x the smaller frame side. ``behaviours``
+    (:data:`BEHAVIOUR_NAMES`) make the walk labelled bouts.
     """
 
     width: int = 640
@@ -261,19 +229,11 @@ class ArenaParams:
 
 
 class Pose(NamedTuple):
-    """Where the animal is in one frame.
+    """Where the animal is in one frame (pixels, radians).
 
-    ``x``, ``y``: body centre in pixels. ``heading``: direction of the body axis in radians (see
-    the module docstring). ``head_turn``: angle of the head relative to the body (positive turns
-    towards +heading, i.e. clockwise on screen). ``tail_bend``: total bend of the tail over its
-    length in radians. ``stretch``: length scale of the body axis as seen from above (1 =
-    normal; a rearing mouse is shorter, about 0.55-0.7): every distance along the body and head
-    axes and the drawn trunk and head lengths are multiplied by it (widths are not).
-    ``head_retract``: fraction of the neck-to-nose distance by which the nose is drawn back
-    towards the neck (0 = none; grooming), the drawn head shortening with it.
-
-    The last two fields have defaults, so arrays of the first five fields (the width before
-    they were added) still describe an animal of normal length.
+    ``head_turn`` is relative to the body; ``stretch`` scales lengths along the body (rearing:
+    0.55-0.7); ``head_retract`` draws the nose back (grooming). Both default, so arrays of the first
+    five fields still describe an animal.
     """
 
     x: float
@@ -304,8 +264,7 @@ def neutral_poses(n_frames: int) -> np.ndarray:
 def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
     """Compute the keypoints (..., 6, 2) of poses (..., F), in :data:`KEYPOINT_NAMES` order.
 
-    F is 5 (no ``stretch``: 1), 6 or 7 (:data:`POSE_WIDTH`); ``body_length`` is in pixels at
-    ``stretch`` 1.
+    F is 5 (``stretch`` 1), 6 or 7; ``body_length`` is in pixels at ``stretch`` 1.
     """
     poses = np.asarray(poses, dtype=np.float64)
     plan, length = BODY_PLAN, body_length
@@ -335,10 +294,7 @@ def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
 
 
 def simulate_poses(params: ArenaParams, n_frames: int) -> np.ndarray:
-    """Simulate the poses (n_frames, :data:`POSE_WIDTH`) of frames from 0 without rendering.
-
-    The same params give the same poses as a :class:`SimulatedArena`.
-    """
+    """Simulate the poses (n_frames, :data:`POSE_WIDTH`) a :class:`SimulatedArena` renders."""
     if params.motion == "waypoints":
         return WaypointMotion(params).poses(np.arange(n_frames))
     motion = BehaviourMotion(params) if params.behaviours else RandomWalkMotion(params)
@@ -349,15 +305,9 @@ def simulate_poses(params: ArenaParams, n_frames: int) -> np.ndarray:
 
 
 def simulate_behaviours(params: ArenaParams, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Poses (n_frames, :data:`POSE_WIDTH`) and behaviour labels of frames from 0, not rendered.
+    """Poses and behaviour labels of frames from 0, as :class:`SimulatedArena` and the camera give.
 
-    The same params give the poses a :class:`SimulatedArena` renders and the labels the
-    synthetic camera writes.
-
-    Raises
-    ------
-    ValueError
-        When ``params.behaviours`` is empty (there are no labels to give).
+    Raises ValueError when ``params.behaviours`` is empty.
     """
     if not params.behaviours:
         raise ValueError(
@@ -373,10 +323,7 @@ def simulate_behaviours(params: ArenaParams, n_frames: int) -> tuple[np.ndarray,
 
 
 def simulate_keypoints(params: ArenaParams, n_frames: int) -> np.ndarray:
-    """Ground-truth keypoints (n_frames, 6, 2) of frames from 0 without rendering.
-
-    The same params give the keypoints a :class:`SimulatedArena` delivers.
-    """
+    """Ground-truth keypoints (n_frames, 6, 2) a :class:`SimulatedArena` delivers."""
     return keypoints_from_poses(simulate_poses(params, n_frames), params.body_length_px)
 
 
@@ -443,12 +390,7 @@ def _clamp(value: float, low: float, high: float) -> float:
 
 
 class RandomWalkMotion:
-    """A seeded random walk of a mouse in the arena; see :class:`MouseBehaviour`.
-
-    Speeds are in body lengths per second and durations in seconds (the same walk at any frame
-    rate); the mouse steers away from walls ahead (so it follows them) and its centre is clamped
-    to :meth:`ArenaParams.body_center_limits`.
-    """
+    """A seeded random walk of a mouse (:class:`MouseBehaviour`); it follows the walls."""
 
     def __init__(self, params: ArenaParams, behaviour: MouseBehaviour = MOUSE) -> None:
         self._b = behaviour
@@ -607,10 +549,7 @@ def _smooth_bump(elapsed: float, total: float, ramp: float) -> float:
 
 
 class BehaviourMotion(RandomWalkMotion):
-    """The random walk as labelled behaviour bouts (docs/cameras.md, "Labelled behaviours").
-
-    :attr:`behaviour` is the label of the pose the last :meth:`step` returned.
-    """
+    """The random walk as labelled behaviour bouts; :attr:`behaviour` labels the last pose."""
 
     def __init__(
         self, params: ArenaParams, behaviour: MouseBehaviour = MOUSE, bouts: BehaviourBouts = BOUTS
@@ -737,15 +676,8 @@ class BehaviourMotion(RandomWalkMotion):
 class WaypointMotion:
     """The body centre follows scripted waypoints; the heading is the direction of travel.
 
-    Between waypoints the position is interpolated linearly by frame number; before the first and
-    after the last waypoint it is held. The heading of frame ``i`` is the direction of the move from
-    frame ``i - 1`` to ``i``; while the animal stands it keeps its last heading, and before it first
-    moves it faces the first waypoint it will move to. The head and tail are straight.
-
-    Parameters
-    ----------
-    params
-        The simulation; ``params.waypoints`` must not be empty.
+    Held before the first and after the last; a standing animal keeps its heading.
+    ``params.waypoints`` must not be empty.
     """
 
     def __init__(self, params: ArenaParams) -> None:
@@ -828,6 +760,7 @@ def mouse_colors(color: bool) -> _Colors:
 
 
 def _cv2() -> ModuleType:
+    # Imported when a renderer is built only: the settings loader imports this module.
     import cv2
 
     return cv2
@@ -860,15 +793,7 @@ class _Colors:
 class ArenaRenderer:
     """Draws frames of the arena: floor texture, walls, the animal, lighting drift and noise.
 
-    The floor and a bank of noise larger than a frame are made once; a frame is a copy of the floor,
-    a few antialiased cv2 shapes, and one ``cv2.addWeighted`` pass that applies the lighting gain
-    and adds a window of the noise bank at an offset chosen by hashing the frame index. A frame is
-    therefore a pure function of (params, pose, frame index).
-
-    Parameters
-    ----------
-    params
-        Frame size and format, seed, noise and lighting drift.
+    A frame is a pure function of (params, pose, frame index).
     """
 
     def __init__(self, params: ArenaParams) -> None:
@@ -905,27 +830,13 @@ class ArenaRenderer:
         return 1.0 + drift * wave
 
     def render(self, pose: Pose, frame_index: int, out: np.ndarray) -> None:
-        """Draw the frame ``frame_index`` with the animal at ``pose`` into ``out``.
-
-        Parameters
-        ----------
-        pose
-            Where the animal is.
-        frame_index
-            Chooses the lighting gain and the noise window.
-        out
-            A C-contiguous uint8 array of :attr:`frame_shape`; overwritten.
-        """
+        """Draw frame ``frame_index`` with the animal at ``pose`` into ``out`` (C-contiguous)."""
         np.copyto(out, self.floor)
         self._draw_animal(out, pose)
         self._light_and_add_noise(out, frame_index)
 
     def render_animals(self, poses: list[Pose], frame_index: int, out: np.ndarray) -> None:
-        """Draw the frame ``frame_index`` with several animals into ``out`` (overwritten).
-
-        ``out`` is C-contiguous; later animals cover earlier ones; one pose gives exactly
-        :meth:`render`'s frame.
-        """
+        """Draw the frame with several animals into ``out``; later animals cover earlier ones."""
         np.copyto(out, self.floor)
         for pose in poses:
             self._draw_animal(out, pose)
@@ -934,18 +845,12 @@ class ArenaRenderer:
     def draw_animal(self, image: np.ndarray, pose: Pose, scale: float = 1.0) -> None:
         """Draw one animal at ``pose`` into ``image`` (no lighting, no noise), ``scale`` x its size.
 
-        For scenes composed elsewhere (:mod:`hardware.simulator.herd` draws marked animals of
-        different sizes): copy :attr:`floor` into the frame, draw, then :meth:`light_and_add_noise`.
-        ``scale`` multiplies every length of the body (1: exactly :meth:`render`'s animal).
+        For scenes composed elsewhere: copy :attr:`floor`, draw, then :meth:`light_and_add_noise`.
         """
         self._draw_animal(image, pose, scale)
 
     def light_and_add_noise(self, out: np.ndarray, frame_index: int) -> None:
-        """Apply frame ``frame_index``'s lighting gain and pixel noise to ``out``, in place.
-
-        For renderers of other views of the same scene (:mod:`hardware.simulator.rig3d`), which draw
-        their own scene into a frame of this renderer's :attr:`frame_shape`.
-        """
+        """Apply frame ``frame_index``'s lighting gain and pixel noise to ``out``, in place."""
         self._light_and_add_noise(out, frame_index)
 
     def _light_and_add_noise(self, out: np.ndarray, frame_index: int) -> None:
@@ -1038,11 +943,7 @@ class ArenaRenderer:
 
 
 def head_ellipse(pose: Pose) -> tuple[float, float]:
-    """Return the drawn head ellipse's centre ahead of the neck and its half length, in BL.
-
-    The ellipse's back end stays where it is and its front end keeps 0.03 BL beyond the nose
-    as the nose is drawn back (``head_retract``); both scale with ``stretch``.
-    """
+    """Return the drawn head ellipse's centre ahead of the neck and its half length, in BL."""
     plan = BODY_PLAN
     shortening = 0.5 * plan.nose_ahead_of_neck * pose.head_retract
     center = (plan.head_ellipse_center - shortening) * pose.stretch
@@ -1071,17 +972,7 @@ def _tail_points(
 def tail_polyline(
     pose: Pose, length: float, arena_rect: tuple[float, float, float, float]
 ) -> np.ndarray:
-    """Points (N, 2) in pixels along the tail from its base, clipped to the floor.
-
-    Parameters
-    ----------
-    pose
-        Where the animal is.
-    length
-        Body length in pixels.
-    arena_rect
-        The floor, ``(x_min, y_min, x_max, y_max)``: a tail that reaches a wall lies along it.
-    """
+    """Points (N, 2) in pixels along the tail from its base, clipped to ``arena_rect``."""
     plan = BODY_PLAN
     base_x = pose.x - plan.tail_base_behind * length * pose.stretch * math.cos(pose.heading)
     base_y = pose.y - plan.tail_base_behind * length * pose.stretch * math.sin(pose.heading)
@@ -1163,11 +1054,7 @@ class Stepping(Protocol):
 
 
 class FrameSimulation:
-    """What a simulation rendered frame by frame shares: its renderer, its motion, its next frame.
-
-    The base of :class:`SimulatedArena` and :class:`~hardware.simulator.herd.SimulatedHerd`,
-    which set these attributes (as dataclass fields of their own).
-    """
+    """What a frame-by-frame simulation shares: renderer, motion, next frame (set by subclasses)."""
 
     motion: Stepping
     renderer: ArenaRenderer
@@ -1179,10 +1066,7 @@ class FrameSimulation:
         return self.renderer.frame_shape
 
     def skip_to(self, frame_index: int) -> None:
-        """Move the animals on, unrendered, so that the next frame rendered is ``frame_index``.
-
-        Frames before the next one are never rendered again: an earlier index does nothing.
-        """
+        """Move the animals on, unrendered, so the next frame is ``frame_index`` (not back)."""
         while self.next_frame_index < frame_index:
             self.motion.step()
             self.next_frame_index += 1
@@ -1190,13 +1074,7 @@ class FrameSimulation:
 
 @dataclass
 class SimulatedArena(FrameSimulation):
-    """Motion and rendering together: each call renders the next frame and returns its truth.
-
-    Parameters
-    ----------
-    params
-        The simulation.
-    """
+    """Motion and rendering together: each call renders the next frame and returns its truth."""
 
     params: ArenaParams
     motion: Motion = field(init=False)
@@ -1211,10 +1089,7 @@ class SimulatedArena(FrameSimulation):
         self.renderer = ArenaRenderer(self.params)
 
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray]:
-        """Render the next frame into ``out`` (C-contiguous, :attr:`frame_shape`).
-
-        Returns the frame index (from 0) and its keypoints (6, 2), :data:`KEYPOINT_NAMES` order.
-        """
+        """Render the next frame into ``out``; return its index and keypoints (6, 2)."""
         index = self.next_frame_index
         pose = self.motion.step()
         if isinstance(self.motion, BehaviourMotion):
@@ -1224,10 +1099,7 @@ class SimulatedArena(FrameSimulation):
         return index, keypoints_from_poses(np.asarray(pose), self.params.body_length_px)
 
     def skip_to(self, frame_index: int) -> None:
-        """Move the mouse on, unrendered, so that the next frame rendered is ``frame_index``.
-
-        Frames before the next one are never rendered again: an earlier index does nothing.
-        """
+        """Move the mouse on, unrendered, so the next frame is ``frame_index`` (never backwards)."""
         super().skip_to(frame_index)
         if isinstance(self.motion, BehaviourMotion):
             self.behaviour = self.motion.behaviour

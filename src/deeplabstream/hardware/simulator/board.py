@@ -1,8 +1,6 @@
 """The ChArUco calibration board: its definition, a renderer, and a scripted way of moving it.
 
-:data:`BOARD` is shared by the simulated cameras and ``deeplabstream-calibrate``. The board's
-frame is OpenCV's (``z`` into the board); lying face up on the floor its origin corner is at
-:data:`FLOOR_ORIGIN` with :data:`FLOOR_ROTATION` (world ``z`` up). docs/3d.md, "Calibrating".
+docs/3d.md, "Calibrating".
 """
 
 from __future__ import annotations
@@ -19,17 +17,7 @@ from deeplabstream.core.pinhole import PinholeCamera, matrix_to_rodrigues, rodri
 
 @dataclass(frozen=True)
 class BoardSpec:
-    """A ChArUco board's geometry.
-
-    Attributes
-    ----------
-    squares_x, squares_y
-        Chessboard squares along the board's ``x`` and ``y`` axes.
-    square_mm, marker_mm
-        Side of a chessboard square and of the ArUco marker inside a white square (mm).
-    dictionary
-        The name of the OpenCV ArUco dictionary (``cv2.aruco.DICT_...``).
-    """
+    """A ChArUco board's geometry: squares along ``x`` and ``y``, sizes (mm), ArUco dictionary."""
 
     squares_x: int = 7
     squares_y: int = 5
@@ -109,15 +97,7 @@ def _texture_to_board() -> np.ndarray:
 def board_homography(
     camera: PinholeCamera, rotation: np.ndarray, translation: np.ndarray
 ) -> np.ndarray:
-    """Return the 3 x 3 homography from board millimetres (x, y, 1) to the camera's ideal pixels.
-
-    Parameters
-    ----------
-    camera
-        The view (its distortion is not part of the homography).
-    rotation, translation
-        The board's pose: Rodrigues board -> world and its origin in world mm.
-    """
+    """Return the 3 x 3 homography from board mm (x, y, 1) to the camera's undistorted pixels."""
     board_to_world = rodrigues_to_matrix(rotation)
     to_camera = camera.rotation_matrix @ board_to_world
     origin = camera.rotation_matrix @ np.asarray(translation, float) + camera.translation
@@ -132,11 +112,7 @@ def render_board(
     background: np.ndarray | None = None,
     spec: BoardSpec = BOARD,
 ) -> np.ndarray:
-    """Draw the board at a 3D pose into ``out`` (overwritten) as ``camera`` sees it; return ``out``.
-
-    ``out`` has the camera's size; its lens distortion is applied. The pose is Rodrigues board ->
-    world and the origin corner in world mm; ``background`` None: a plain grey floor.
-    """
+    """Draw the board at a 3D pose into ``out`` as ``camera`` sees it; return ``out``."""
     import cv2
 
     width, height = camera.size
@@ -209,17 +185,9 @@ def floor_pose() -> tuple[np.ndarray, np.ndarray]:
 def board_poses(
     seed: int, n_frames: int, fps: float, spec: BoardSpec = BOARD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scripted board poses: flat on the floor for the first second, then moved around.
+    """Scripted board poses (Rodrigues board -> world, origin in mm): flat for a second, then moved.
 
-    The centre glides between random waypoints (x 120..280 mm, y 100..200 mm, 80..200 mm up),
-    tilted up to 40 degrees and turned up to 30, face up, 1 s per move, held still for half a
-    second every third waypoint. Frame ``i``'s pose does not depend on ``n_frames`` (a longer
-    script begins with the shorter one), so a caller may extend it as it goes.
-
-    Returns
-    -------
-    rotations, translations
-        (n_frames, 3) Rodrigues board -> world and (n_frames, 3) origin positions in mm.
+    Frame ``i``'s pose does not depend on ``n_frames``, so a caller may extend it as it goes.
     """
     if fps <= 0:
         raise ValueError(f"board_poses: fps must be positive, got {fps}")

@@ -1,8 +1,6 @@
 """Several mice in the simulated arena: social scenarios, identities, occlusion-aware ground truth.
 
-Up to :data:`MAX_ANIMALS` mice, marked by default (:mod:`hardware.simulator.marks`), in the
-scenarios of :data:`SocialKind`, deterministic from :class:`HerdParams`. docs/cameras.md, "The
-simulated arena (SOURCE = synthetic)".
+docs/cameras.md, "The simulated arena".
 """
 
 from __future__ import annotations
@@ -51,9 +49,7 @@ def animal_names(count: int) -> tuple[str, ...]:
 class HerdParams:
     """Several animals in one arena; equal params give identical frames and truth.
 
-    ``arena.motion`` must be ``"random"`` unless one animal walks ``free``; ``animals`` is 1 to
-    :data:`MAX_ANIMALS`; scripted ``social`` scenarios need two or more; ``marked`` animals carry
-    :data:`hardware.simulator.marks.MARKED` (a lone animal never does).
+    ``arena.motion`` must be ``"random"`` unless ``free``; scripted ``social`` needs two animals.
     """
 
     arena: ArenaParams
@@ -117,13 +113,7 @@ def make_herd_motion(params: HerdParams) -> HerdMotion:
 
 
 class FreeHerdMotion:
-    """Independent random walks; animal 1 uses the seed itself, so it walks as a lone mouse would.
-
-    Parameters
-    ----------
-    params
-        The herd; ``params.arena`` drives animal 1, a seed derived per animal drives the others.
-    """
+    """Independent random walks; animal 1 walks as a lone mouse of the same seed would."""
 
     def __init__(self, params: HerdParams) -> None:
         self._motions = [make_motion(params.arena)]
@@ -146,12 +136,7 @@ class _Track(Protocol):
 
 @dataclass(frozen=True)
 class _Keyframes:
-    """A looping script of poses: eased from keyframe to keyframe, the last equal to the first.
-
-    Headings are not wrapped, so the script says which way an animal turns (``0`` to ``pi`` turns
-    clockwise on screen). Each move starts and ends at rest (cosine easing), so speeds and turn
-    rates are continuous; a walk keeps its heading, a turn keeps its place.
-    """
+    """A looping script of poses, eased between keyframes (headings unwrapped: turn direction)."""
 
     times: tuple[float, ...]
     poses: tuple[tuple[float, float, float], ...]  # (x, y, heading) per keyframe
@@ -267,10 +252,7 @@ def _touch_tracks(
 
 @dataclass(frozen=True)
 class _OvalTrack:
-    """An animal walking an oval (ellipse) at a speed that swings slowly around its mean.
-
-    ``delay`` seconds behind the leader along the same path and speed profile: a follower.
-    """
+    """An animal walking an oval; ``delay`` seconds behind the leader: a follower."""
 
     half_x: float
     half_y: float
@@ -318,13 +300,7 @@ _TRACKS = {"cross": _cross_tracks, "touch": _touch_tracks, "follow": _follow_tra
 
 
 class ScriptedHerdMotion:
-    """The animals of a scripted scenario; a pose is a pure function of the frame index.
-
-    Parameters
-    ----------
-    params
-        The herd; ``params.social`` is ``cross``, ``follow`` or ``touch``.
-    """
+    """The animals of a scripted scenario; a pose is a pure function of the frame index."""
 
     def __init__(self, params: HerdParams) -> None:
         arena = params.arena
@@ -374,11 +350,7 @@ class ScriptedHerdMotion:
 def truth_from_poses(
     poses: list[Pose], params: ArenaParams, marks: tuple[Marks, ...] | None = None
 ) -> np.ndarray:
-    """Keypoints and visibility (A, 6, 3) of one frame's animals, in identity (= drawing) order.
-
-    Visibility is 1.0, or 0.0 where an animal drawn later covers the keypoint; ``marks`` None:
-    all unmarked.
-    """
+    """Keypoints and visibility (A, 6, 3) of one frame's animals (0.0: covered by a later one)."""
     scales = [1.0] * len(poses) if marks is None else [mark.scale for mark in marks]
     length = params.body_length_px
     if all(scale == 1.0 for scale in scales):  # the usual case: one call for all
@@ -402,11 +374,7 @@ def truth_from_poses(
 def covered_by(
     pose: Pose, points: np.ndarray, params: ArenaParams, scale: float = 1.0
 ) -> np.ndarray:
-    """Which of the (N, 2) pixel ``points`` lie under the drawn outline of an animal at ``pose``.
-
-    The outline is the renderer's (trunk, head, ears, tail, clipped to the floor); ``scale`` is
-    the covering animal's size (its marks' ``scale``).
-    """
+    """Which of the (N, 2) pixel ``points`` lie under the drawn outline of an animal at ``pose``."""
     plan, length = BODY_PLAN, params.body_length_px * scale
     axis = length * pose.stretch  # lengths along the body and head axes (widths do not scale)
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -463,13 +431,7 @@ def _on_tail(pose: Pose, points: np.ndarray, params: ArenaParams, length: float)
 
 @dataclass
 class SimulatedHerd(FrameSimulation):
-    """Motion, rendering and truth of several animals: each call renders the next frame.
-
-    Parameters
-    ----------
-    params
-        The herd.
-    """
+    """Motion, rendering and truth of several animals: each call renders the next frame."""
 
     params: HerdParams
     motion: HerdMotion = field(init=False)
@@ -490,11 +452,7 @@ class SimulatedHerd(FrameSimulation):
         return animal_names(self.params.animals)
 
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray]:
-        """Render the next frame into ``out``, as :meth:`SimulatedArena.render_next` does.
-
-        Returns the frame index (from 0) and its truth, shape (A, 6, 3) as
-        :func:`truth_from_poses`.
-        """
+        """Render the next frame into ``out``; return its index and truth (A, 6, 3)."""
         index = self.next_frame_index
         poses = self.motion.step()
         marks = self.params.marks
@@ -505,8 +463,7 @@ class SimulatedHerd(FrameSimulation):
     def truth_at(self, frame_index: int) -> np.ndarray:
         """Return the truth of any frame without rendering, shape (A, 6, 3).
 
-        Scripted scenarios compute it directly; random walks are replayed from frame 0 (cheap
-        when frames are asked for in increasing order).
+        Random walks are replayed from frame 0: cheap in increasing order.
         """
         if frame_index < 0:
             raise ValueError(f"frame index must be >= 0, not {frame_index}")
@@ -534,11 +491,7 @@ def render_herd(
     frame_index: int,
     out: np.ndarray,
 ) -> None:
-    """Draw frame ``frame_index`` of animals at ``poses`` carrying ``marks`` into ``out``.
-
-    The animals are drawn in the order given (a later one covers an earlier one), each with its
-    marks and size; unmarked animals give exactly :meth:`ArenaRenderer.render_animals`' frame.
-    """
+    """Draw frame ``frame_index`` of animals at ``poses`` with ``marks`` into ``out``, in order."""
     if not any(mark.marked for mark in marks):
         renderer.render_animals(poses, frame_index, out)
         return
@@ -551,10 +504,7 @@ def render_herd(
 
 
 def simulate_herd_truth(params: HerdParams, n_frames: int) -> np.ndarray:
-    """Truth (n_frames, A, 6, 3) of frames from 0 without rendering: x, y, visibility.
-
-    The same params give the truth a :class:`SimulatedHerd` delivers.
-    """
+    """Truth (n_frames, A, 6, 3) a :class:`SimulatedHerd` delivers, without rendering."""
     motion = make_herd_motion(params)
     truth = np.empty((n_frames, params.animals, len(KEYPOINT_NAMES), 3))
     for index in range(n_frames):

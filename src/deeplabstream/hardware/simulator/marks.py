@@ -1,7 +1,6 @@
 """Marks that tell simulated mice apart, as labs mark theirs: a tail mark, a bleached patch, size.
 
-Each animal number's marks are :data:`MARKED`; a lone mouse is never marked; the size scales
-every keypoint's distance from the body centre. The marks: docs/settings.md, ``MARKS``.
+docs/settings.md, ``MARKS``.
 """
 
 from __future__ import annotations
@@ -20,11 +19,7 @@ PatchPlace = Literal["", "rump", "head"]
 
 @dataclass(frozen=True)
 class Marks:
-    """How one animal is marked.
-
-    ``scale`` multiplies every body length; ``tail_bands`` are fractions of the tail from base (0)
-    to tip (1); ``patch`` is ``"rump"``, ``"head"`` or ``""`` (no bleached fur).
-    """
+    """How one animal is marked: ``scale``, ``tail_bands`` (0 base .. 1 tip), ``patch``."""
 
     scale: float = 1.0
     tail_bands: tuple[float, ...] = ()
@@ -93,11 +88,7 @@ def draw_marks(
     length: float,
     arena_rect: tuple[float, float, float, float],
 ) -> None:
-    """Draw ``marks`` on the animal at ``pose`` just drawn into ``image`` (before lighting).
-
-    ``length`` is its body length in pixels (the arena's times ``marks.scale``); the tail is
-    clipped to ``arena_rect`` as drawn.
-    """
+    """Draw ``marks`` on the animal at ``pose`` just drawn into ``image`` (before lighting)."""
     color = image.ndim == 3
     if marks.patch:
         _draw_patch(cv2, image, pose, marks.patch, length, _bgr(_PATCH_BGR, color))

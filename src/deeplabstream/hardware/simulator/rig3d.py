@@ -1,9 +1,6 @@
 """A simulated multi-view 3D rig: the arena's mouse in millimetres, seen by calibrated cameras.
 
-:func:`floor_from_pixels`, :func:`keypoints3d_from_poses` (heights, rearing as a pitch about the
-tail base), :class:`RigViewRenderer` (no lens distortion drawn); :func:`default_rig_cameras` and
-:func:`write_rig_calibration` are ``docs/rig-3d.ini`` and ``docs/rig-3d.toml``. Design:
-docs/cameras.md, "The simulated 3D rig (VIEW_POSITION)".
+docs/cameras.md, "The simulated 3D rig".
 """
 
 from __future__ import annotations
@@ -128,11 +125,7 @@ def body_pitch(stretch: np.ndarray | float) -> np.ndarray:
 
 
 def keypoints3d_from_poses(poses: np.ndarray, body_length_px: float) -> np.ndarray:
-    """Compute the 3D keypoints (..., 6, 3) in mm, world frame, of 2D simulation poses (..., F).
-
-    The floor position is the 2D keypoint through :func:`floor_from_pixels`; the height the
-    walking height plus the rise of the body pitched by :func:`body_pitch`.
-    """
+    """Compute the 3D keypoints (..., 6, 3) in mm, world frame, of 2D simulation poses (..., F)."""
     poses = np.asarray(poses, dtype=np.float64)
     floor = floor_from_pixels(keypoints_from_poses(poses, body_length_px))
     width = poses.shape[-1]
@@ -163,12 +156,7 @@ class Ellipsoid:
 def project_ellipsoid(
     camera: PinholeCamera, ellipsoid: Ellipsoid
 ) -> tuple[tuple[float, float], tuple[float, float], float] | None:
-    """Return the outline of an ellipsoid in a view: centre, semi-axes (px) and angle (degrees).
-
-    Exact for a pinhole without distortion: the outline's dual conic is ``P Q* P^T`` where
-    ``Q*`` is the ellipsoid's dual quadric. None when the ellipsoid is not wholly in front of the
-    camera (its outline is then no ellipse).
-    """
+    """Return an ellipsoid's outline: centre, semi-axes (px), angle (deg); None: behind."""
     frame = np.eye(4)
     frame[:3, :3], frame[:3, 3] = ellipsoid.axes, ellipsoid.center
     dual_quadric = frame @ np.diag([1.0, 1.0, 1.0, -1.0]) @ frame.T
@@ -209,15 +197,7 @@ def _frame_along(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 class RigViewRenderer:
     """Draws one calibrated camera's view of the 3D mouse on the arena floor.
 
-    Parameters
-    ----------
-    params
-        The 2D simulation (:func:`sim_params`): the floor texture, body length and colours come
-        from it. Its seed also chooses this view's noise (offset by ``view_salt``).
-    camera
-        The view; frames are ``camera.size`` (width, height).
-    view_salt
-        Makes the pixel noise of views with the same seed differ (as different sensors do).
+    Floor, body and colours come from ``params``; ``view_salt`` makes each view's noise differ.
     """
 
     def __init__(self, params: ArenaParams, camera: PinholeCamera, view_salt: int = 0) -> None:
@@ -422,11 +402,7 @@ def view_camera(
     position: Sequence[float],
     target: Sequence[float],
 ) -> PinholeCamera:
-    """Return a camera at ``position`` looking at ``target``, the world's +y up in the image.
-
-    +y up matches the 2D simulation's frames (its image "up" is +y). A camera looking exactly
-    along the y axis cannot have +y up; it gets +x up instead.
-    """
+    """Return a camera at ``position`` looking at ``target``, the world's +y up (along y: +x up)."""
     try:
         return PinholeCamera.looking_at(name, size, focal_px, position, target, up=(0.0, 1.0, 0.0))
     except ValueError:
@@ -453,11 +429,7 @@ def write_rig_calibration(path: Path, cameras: Sequence[PinholeCamera]) -> None:
 
 
 class SimulatedRigView:
-    """One view of the 3D rig, frame by frame: renders a frame and returns its 2D and 3D truth.
-
-    Views of the same 2D simulation show the same mouse at the same frame index.
-    ``view_salt`` makes this view's noise differ from the others'.
-    """
+    """One view of the 3D rig: renders a frame and returns its 2D and 3D truth."""
 
     def __init__(self, params: ArenaParams, camera: PinholeCamera, view_salt: int = 0) -> None:
         self.params = params
@@ -475,13 +447,7 @@ class SimulatedRigView:
         return self.renderer.frame_shape
 
     def skip_to(self, frame_index: int) -> None:
-        """Advance the simulation so that the next rendered frame is ``frame_index``.
-
-        Raises
-        ------
-        ValueError
-            When ``frame_index`` is before the next frame (the simulation only goes forward).
-        """
+        """Advance so the next rendered frame is ``frame_index``; ValueError for an earlier one."""
         if frame_index < self.next_frame_index:
             raise ValueError(
                 f"cannot go back to frame {frame_index}: the next frame is {self.next_frame_index}"
@@ -497,15 +463,7 @@ class SimulatedRigView:
         return pose
 
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        """Render the next frame into ``out``.
-
-        Returns
-        -------
-        tuple of (int, numpy.ndarray, numpy.ndarray)
-            The frame index, the 2D truth in this view (6, 2) in pixels (the projection of the
-            3D truth) and the 3D truth (6, 3) in millimetres, keypoints in the order of
-            :data:`KEYPOINT_NAMES`.
-        """
+        """Render the next frame into ``out``; return index, 2D truth (6, 2) px, 3D (6, 3) mm."""
         index = self.next_frame_index
         pose = self._step()
         self.renderer.render(pose, index, out)
@@ -538,12 +496,7 @@ def floor_outside_view(camera: PinholeCamera, params: ArenaParams) -> list[str]:
 
 
 class SimulatedBoardView:
-    """One view of the 3D rig with the ChArUco board moving over the floor instead of a mouse.
-
-    The board's pose at frame ``i`` is :func:`hardware.simulator.board.board_poses`'s, the same in
-    every view of a seed; floor, lighting and noise are :class:`RigViewRenderer`'s. ``view_salt``
-    makes this view's noise differ from the others'.
-    """
+    """One view of the 3D rig with the ChArUco board moving over the floor instead of a mouse."""
 
     _FIRST_BATCH = 256  # poses computed at a time (the script is recomputed from its start)
 

@@ -1,9 +1,4 @@
-"""Read the ground truth the simulated camera writes (``<camera>.truth.csv``) back into arrays.
-
-Both DeepLabCut CSV layouts (single- and multi-animal); likelihood 1.0 visible, 0.0 covered
-(x, y still true). Standard library and numpy only, no pandas. :func:`read_behaviours` reads
-``<camera>.behaviour.csv``.
-"""
+"""Read the ground truth the simulated camera writes (``<camera>.truth.csv``) back into arrays."""
 
 from __future__ import annotations
 
@@ -21,11 +16,7 @@ _BEHAVIOUR_HEADER = ["frame", "behaviour"]
 
 
 class Truth(NamedTuple):
-    """A truth table as arrays.
-
-    ``frames`` (T,); ``positions`` (T, A, K, 2) in pixels, NaN where empty; ``visible``
-    (T, A, K), likelihood above 0.5; ``animals`` and ``keypoints`` in file order.
-    """
+    """A truth table as arrays: ``positions`` (T, A, K, 2) px, NaN where empty; ``visible``."""
 
     frames: np.ndarray
     positions: np.ndarray
@@ -37,13 +28,7 @@ class Truth(NamedTuple):
 def read_truth(path: Path | str) -> Truth:
     """Read a ``<camera>.truth.csv`` in DeepLabCut's single- or multi-animal CSV layout.
 
-    Positions are (T, A, K, 2) and visibility (T, A, K); a single-animal file gives A = 1 named
-    :data:`SINGLE_ANIMAL_NAME`.
-
-    Raises
-    ------
-    ValueError
-        Naming the file and what in its header is not as expected.
+    Raises ValueError naming the file and what in its header is not as expected.
     """
     path = Path(path)
     rows = _csv_rows(path)
@@ -105,29 +90,14 @@ def _names(
 
 
 class BehaviourLabels(NamedTuple):
-    """A behaviour label file as arrays.
-
-    Attributes
-    ----------
-    frames
-        Shape (T,): the frame index of each row (the rows of the truth file).
-    labels
-        Shape (T,), strings: each frame's behaviour (``walking``, ``freezing``, ``grooming``,
-        ``rearing``; see :data:`hardware.simulator.arena.BEHAVIOUR_NAMES`).
-    """
+    """A behaviour label file as arrays: ``frames`` (T,) and ``labels`` (T,) strings."""
 
     frames: np.ndarray
     labels: np.ndarray
 
 
 def read_behaviours(path: Path | str) -> BehaviourLabels:
-    """Read a ``<camera>.behaviour.csv`` (header ``frame,behaviour``, a row per frame).
-
-    Raises
-    ------
-    ValueError
-        Naming the file and the first row that is not as expected.
-    """
+    """Read a ``<camera>.behaviour.csv``; ValueError naming the file and first bad row."""
     path = Path(path)
     rows = [row for row in _csv_rows(path) if row]
     if not rows or rows[0] != _BEHAVIOUR_HEADER:

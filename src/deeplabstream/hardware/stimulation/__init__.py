@@ -1,8 +1,6 @@
 """Stimulation devices: the outputs an experiment switches (LEDs, lasers, valves) by name.
 
-:data:`DEVICES` is the kind's registry (``TYPE = name``): ``serial``, ``log``, ``nidaq``,
-``gpio``, ``visual``, installed packages' (``deeplabstream.devices``); each module is imported
-only when used. docs/plugins.md, "Devices".
+docs/plugins.md, "Devices".
 """
 
 from __future__ import annotations
@@ -45,15 +43,8 @@ DEVICES: Registry[type[StimulationDevice]] = Registry(
 def device_class(name: str, settings_folder: Path | None = None) -> type[StimulationDevice]:
     """Return the device class ``TYPE = name`` names: registered, or a lab's ``devices/`` module.
 
-    ``settings_folder``: the settings file's folder (None: the process's, set when the
-    settings were loaded; core/plugins/lab_files.py).
-
-    Raises
-    ------
-    deeplabstream.core.plugins.UnknownPluginError
-        An unknown name (also a KeyError); the message lists the known devices.
-    deeplabstream.core.plugins.PluginLoadError
-        A device whose module cannot be imported, or a class that is not a device.
+    Raises :class:`UnknownPluginError` (also a KeyError; lists the known devices) or
+    :class:`PluginLoadError`.
     """
     return DEVICES.get(name, settings_folder)
 
@@ -61,8 +52,7 @@ def device_class(name: str, settings_folder: Path | None = None) -> type[Stimula
 def create_device(name: str, **options: Any) -> StimulationDevice:
     """Return a new, not yet opened device of kind ``name`` built with ``options``.
 
-    Examples: ``create_device("serial", port="/dev/ttyACM0")``,
-    ``create_device("gpio", pins=[17, 27])``, ``create_device("log")``.
+    For example ``create_device("serial", port="/dev/ttyACM0")``.
     """
     return device_class(name)(**options)
 
@@ -70,17 +60,9 @@ def create_device(name: str, **options: Any) -> StimulationDevice:
 def device_from_settings(
     name: str, settings: Any | None = None, settings_folder: Path | None = None
 ) -> StimulationDevice:
-    """Return a new, not yet opened device of kind ``name`` (the section's ``TYPE``).
+    """Return a new, not yet opened device of kind ``name`` from its ``settings`` (None: defaults).
 
-    ``settings`` is the device's ``settings_class`` instance (None: its defaults);
-    ``settings_folder`` holds the lab's ``devices/`` (None: the process's).
-
-    Raises
-    ------
-    KeyError
-        For an unknown ``name``.
-    ValueError
-        When the settings do not make a device (the message says which key).
+    Raises KeyError for an unknown ``name``, ValueError when the settings make no device.
     """
     cls = device_class(name, settings_folder)
     return cls.from_settings(cls.settings_class() if settings is None else settings)

@@ -1,8 +1,6 @@
 """What a stimulation device is told to do: :class:`Action`, one type from the rule to the wire.
 
-Commands ``on``, ``off``, ``pulse``, ``pattern`` and ``reset``; every command returns at once,
-its timing kept by the device. ``on`` and an endless ``pattern`` hold their channel until the
-trial that switched it on ends, a pause, or the stop. docs/plugins.md, "Devices".
+Every command returns at once, its timing kept by the device. docs/plugins.md, "Devices".
 """
 
 from __future__ import annotations
@@ -39,18 +37,9 @@ def _check_animal(animal: Any) -> None:
 class Action:
     """One command for one channel of one stimulation device (docs/plugins.md, "Devices").
 
-    Parameters
-    ----------
-    command
-        ``"on"``, ``"off"``, ``"pulse"``, ``"pattern"`` or ``"reset"`` (no channel, keeps 0).
-    duration_s
-        ``pulse`` only: seconds on (> 0).
-    on_s, off_s, count
-        ``pattern`` only: seconds on and off per cycle (> 0), and cycles (>= 1; None: until
-        ``off``).
-    reason, animal
-        For the event log only: what caused it, and the animal it is for (from 1; set by
-        :meth:`for_animal` for ``ANIMAL = each``).
+    ``duration_s`` is for ``pulse``; ``on_s``, ``off_s``, ``count`` (None: until ``off``) for
+    ``pattern``; ``reason`` and ``animal`` (from 1) only for the event log. ``reset`` keeps channel
+    0.
     """
 
     device: str
@@ -143,11 +132,7 @@ class Action:
         return None
 
     def with_reason(self, reason: str) -> Action:
-        """Return the same command with another ``reason``.
-
-        Only the reason (free text) changes, so the command is not checked again: this runs
-        between a frame's decision and its command.
-        """
+        """Return the same command with another ``reason`` (not checked again: hot path)."""
         if reason == self.reason:
             return self
         clone = copy.copy(self)

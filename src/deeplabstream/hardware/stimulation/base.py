@@ -1,8 +1,5 @@
 """The stimulation device interface: what every output device (board, DAQ, GPIO, log) provides.
 
-Every command comes through :meth:`StimulationDevice.send`, which checks it and calls the
-device's ``perform`` and returns an :class:`ActionRecord` at once. A device writes ``open``,
-``close``, ``channel_count`` and ``perform``; the acknowledgement rule and the record's calls:
 docs/plugins.md, "Devices".
 """
 
@@ -45,15 +42,8 @@ class DeviceLostError(StimulationError):
 class ActionRecord:
     """What happened to one action; safe to read from any thread while the device fills it.
 
-    Attributes
-    ----------
-    command : str
-        The text sent (the protocol line without its newline, or a description for devices
-        without a wire protocol).
-    command_id : int or None
-        The id the host chose for the line, when the device speaks the line protocol.
-    written_ns : int
-        :func:`host_now_ns` right before the command was handed to the device.
+    ``command``: the text sent; ``command_id``: the protocol line's id (None without one);
+    ``written_ns``: :func:`host_now_ns` right before the device got it.
     """
 
     def __init__(self, command: str, written_ns: int, command_id: int | None = None) -> None:
@@ -152,11 +142,7 @@ class ActionRecord:
         self._settled.set()
 
     def fail(self, reason: str) -> None:
-        """Record that the command was refused or never confirmed; it also counts as ended.
-
-        On a record acknowledged already only its end is marked LOST: the command did take
-        effect, but how it ended is unknown.
-        """
+        """Record the command refused or never confirmed (if acknowledged: its end is LOST)."""
         with self._lock:
             if not self._settled.is_set():
                 self._error = reason
@@ -210,15 +196,9 @@ class NoDeviceSettings:
 class StimulationDevice(ABC):
     """Digital outputs (channels 0..n-1) that switch, pulse and pattern on command.
 
-    Every action returns at once with its :class:`ActionRecord`; a device that cannot take
-    commands any more raises :class:`StimulationError` (or :class:`DeviceLostError`) from the
-    action, with a message that names the device. Arguments out of range raise ValueError.
-
-    A subclass writes :meth:`open`, :meth:`close`, :attr:`channel_count` and :meth:`perform`
-    (the module docstring gives the acknowledgement rule). Where it runs: in the inference
-    worker process (the experiment's commands; the window's test buttons in the main process),
-    :meth:`perform` called from the loop that analyses the frames, so it must return at once:
-    a pulse is timed by the device or a thread of its own, never by sleeping in ``perform``.
+    A subclass writes :meth:`open`, :meth:`close`, :attr:`channel_count` and :meth:`perform`. Every
+    action returns at once with its :class:`ActionRecord`; a device that cannot take commands raises
+    :class:`StimulationError`, arguments out of range ValueError.
     """
 
     #: The ``TYPE`` it is registered as, for messages ("" : the class's name is used).
@@ -236,32 +216,22 @@ class StimulationDevice(ABC):
 
     @classmethod
     def from_settings(cls, settings: Any) -> Self:
-        """Return a new, not yet opened device built from an instance of ``settings_class``.
-
-        By default each settings key is the constructor's keyword of the same name; a device
-        whose keys need translating (pin names, a window size) overrides this.
-        """
+        """Return a new, unopened device from a ``settings_class`` instance (keys as keywords)."""
         return cls(**dataclasses.asdict(settings))
 
     @classmethod
     def lock_keys(cls, settings: Any) -> tuple[str, ...]:
         """Return what identifies the hardware ``settings`` drive, as lock keys (``kind:identity``).
 
-        Before a session opens its devices it locks every key (:mod:`core.device_lock`); a second
-        session naming a key in use is refused, naming the holder. Return ``kind:*`` when the
-        settings do not say which device will be driven, nothing for devices any number of
-        sessions may share (the log). Called before anything opens: read the settings only. The
-        default, for a device that does not say, is ``<its class>:*``: one session at a time.
+        Read the settings only, open nothing. ``kind:*`` takes every device of the kind; nothing:
+        any number of sessions may share it. The default is ``<its class>:*``.
         """
         return (f"{cls.__module__}.{cls.__qualname__}:*",)
 
     def check_present(self) -> None:  # noqa: B027 (optional: most devices cannot tell)
         """Raise :class:`DeviceNotFoundError` when its hardware, driver or library is absent.
 
-        Called before a session starts (once its devices are locked), so that an absent device
-        is refused before anything starts rather than when the experiment opens it; it must
-        leave nothing open. The default checks nothing: a device that can tell without side
-        effects (the board's HELLO, a driver's device list) overrides it.
+        Called before a session starts; must leave nothing open. The default checks nothing.
         """
 
     # -- to write in a subclass ------------------------------------------------------------
@@ -283,26 +253,19 @@ class StimulationDevice(ABC):
     def perform(self, action: Action) -> ActionRecord | None:
         """Carry out ``action`` (already checked against the channels and limits); never wait.
 
-        Return None when the command is done as this returns (recorded as written just before the
-        call, acknowledged when it returned). A device answered later returns its own
-        :class:`ActionRecord` (made before it writes) and calls :meth:`~ActionRecord.acknowledge`
-        or :meth:`~ActionRecord.fail` when the answer comes, and may report a timed pulse's or
-        pattern's end with :meth:`~ActionRecord.finish`.
-
-        Raise :class:`StimulationError` when the device cannot take the command (other exceptions
-        become one naming the device): the experiment then stops, its outputs switched off where
-        possible.
+        Called from the loop that analyses frames: a pulse is timed by the device or a thread, never
+        by sleeping here. Return None when done as this returns; a device answered later returns its
+        own :class:`ActionRecord` and acknowledges, fails or finishes it when the answer comes.
+        Raise :class:`StimulationError` when the device cannot take the command.
         """
 
     # -- the one way in ------------------------------------------------------------------------
 
     def send(self, action: Action) -> ActionRecord:
-        """Check ``action`` against the channels and limits, perform it, return its record.
+        """Check ``action`` against the channels and limits, perform it, return its record at once.
 
-        Every command takes this way (the dispatcher's, with an experiment's action as it is;
-        the five actions below): it returns at once, with the record acknowledged by
-        :meth:`perform`'s rule. ValueError when the action is outside the device's channels or
-        limits; :class:`StimulationError` (naming the device) when the device fails on it.
+        Raises ValueError outside the device's channels or limits, :class:`StimulationError` when
+        the device fails on it.
         """
         self._check(action)
         written_ns = host_now_ns()
@@ -341,12 +304,7 @@ class StimulationDevice(ABC):
     def pattern(
         self, channel: int, on_s: float, off_s: float, count: int | None = None
     ) -> ActionRecord:
-        """``count`` pulses of ``on_s`` seconds, ``off_s`` apart (None: until stopped).
-
-        ``count`` 0, the board's word for "until stopped", is taken as None. The pattern
-        starts with its first on-phase now and ends with the last on-phase's falling edge (no
-        trailing off-phase).
-        """
+        """``count`` pulses of ``on_s`` seconds, ``off_s`` apart (None or 0: until stopped)."""
         action = Action(self._own_name(), "pattern", channel, on_s=on_s, off_s=off_s,
                         count=count or None)  # fmt: skip
         return self.send(action)

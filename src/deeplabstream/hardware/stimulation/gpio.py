@@ -1,9 +1,6 @@
-"""Raspberry Pi (or any gpiozero board) GPIO pins as stimulation channels.
+"""Raspberry Pi (or any gpiozero board) GPIO pins as stimulation channels, host-timed.
 
-Each channel is a gpiozero ``DigitalOutputDevice``; pulses and patterns are timed by host
-threads (:mod:`hardware.stimulation.software_timing`). gpiozero is imported in
-:meth:`GpioStimulator.open`, so this module loads anywhere; ``GPIOZERO_PIN_FACTORY=mock`` runs it
-without GPIO hardware.
+``GPIOZERO_PIN_FACTORY=mock`` runs it without GPIO hardware.
 """
 
 from __future__ import annotations
@@ -43,14 +40,9 @@ class GpioSettings:
 
 
 class GpioStimulator(SoftwareTimedDevice):
-    """GPIO pins driven through gpiozero; channel n is ``pins[n]``.
+    """GPIO pins driven through gpiozero; channel n is ``pins[n]`` (``17``, ``"GPIO17"``...).
 
-    Parameters
-    ----------
-    pins : sequence of int or str
-        gpiozero pin names: BCM numbers (17), ``"GPIO17"``, ``"BOARD11"``...
-    active_high : bool
-        False for drivers that switch on when the pin is low: ``on`` then drives it low.
+    ``active_high`` False: ``on`` drives the pin low.
     """
 
     name = "gpio"
@@ -59,10 +51,7 @@ class GpioStimulator(SoftwareTimedDevice):
 
     @classmethod
     def lock_keys(cls, settings: GpioSettings) -> tuple[str, ...]:
-        """Lock each pin; ``17``, ``GPIO17`` and ``BCM17`` are the same pin.
-
-        ``BOARD11`` is not translated to its BCM number: name pins one way in every rig.
-        """
+        """Lock each pin (``17``, ``GPIO17``, ``BCM17`` are one; ``BOARD11`` is not translated)."""
         return tuple(f"gpio:{_pin_key(str(pin))}" for pin in settings.pins)
 
     def __init__(self, pins: Sequence[int | str], active_high: bool = True) -> None:

@@ -1,7 +1,6 @@
 """The board's side of the latency self-test: what to ask of it and what it reports per flash.
 
-:class:`LatencyTestSpec` is the ``LATENCY`` command; one :class:`FlashReport` per ``LAT`` or
-``MISS`` line, written to ``latency_board.csv``. docs/latency-test.md.
+docs/latency-test.md.
 """
 
 from __future__ import annotations
@@ -23,12 +22,7 @@ BOARD_REPORT_COLUMNS = (
 
 @dataclass(frozen=True)
 class LatencyTestSpec:
-    """One run of the board's latency test (docs/latency-test.md).
-
-    ``device`` is the stimulus board's ``[Device NAME]`` (TYPE = serial), ``channel`` the LED's;
-    the wait between flashes is drawn from ``min_interval_s`` to ``max_interval_s``; ``seed``
-    None: the board's own.
-    """
+    """One run of the board's latency test (docs/latency-test.md); ``seed`` None: the board's."""
 
     device: str
     channel: int
@@ -42,9 +36,7 @@ class LatencyTestSpec:
 class FlashReport:
     """One flash as the board reported it; ``command_us`` is None for a flash nobody answered.
 
-    Board times are the board's microseconds, unwrapped (they only ever increase). The answer
-    (the first command complete after the switch-on) is named by its command id, its line and
-    the host time the host wrote it, once its acknowledgement has arrived.
+    Board times are the board's microseconds, unwrapped.
     """
 
     flash: int
@@ -61,11 +53,7 @@ class FlashReport:
 
 
 def run_file(events_file: str, stem: str) -> str:
-    """Return the file of one experiment run named like its events file.
-
-    ``events.csv`` -> ``latency_board.csv``, ``events.run2.csv`` -> ``latency_board.run2.csv``
-    (the GUI can run the test several times in one session).
-    """
+    """Return the file of one experiment run named like its events file (``.run2`` kept)."""
     return (
         stem + events_file[len("events") :] if events_file.startswith("events") else stem + ".csv"
     )

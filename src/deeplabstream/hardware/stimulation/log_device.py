@@ -1,7 +1,6 @@
 """A device that only records what it is told: for dry runs without stimulation hardware.
 
-Every action is acknowledged at once and kept in ``records``; with a ``path`` also written as
-``<written_ns> TAB <action.describe()>``. Pulses and patterns are not timed and never end.
+Pulses and patterns are not timed and never end.
 """
 
 from __future__ import annotations
@@ -32,15 +31,7 @@ class LogSettings:
 
 
 class LogStimulator(StimulationDevice):
-    """Records actions only.
-
-    Parameters
-    ----------
-    channels : int
-        How many channels it pretends to have (12, like the stimulus board).
-    path : str or Path or None
-        A text file to append every action to, or None for memory only.
-    """
+    """Records actions only, in ``records`` and, with a ``path``, in a text file."""
 
     name = "log"
     settings_class = LogSettings
@@ -75,11 +66,7 @@ class LogStimulator(StimulationDevice):
         self._open = True
 
     def perform(self, action: Action) -> ActionRecord:
-        """Write the action to the log file (if any), stamped with its record's written time.
-
-        It makes its own record (rather than return None) so that the file's time is the
-        record's ``written_ns`` exactly; acknowledged at once.
-        """
+        """Write the action to the log file (if any), stamped with its record's ``written_ns``."""
         if not self._open:
             raise StimulationError("the log device is not open: call open() first")
         record = ActionRecord(action.describe(), host_now_ns())

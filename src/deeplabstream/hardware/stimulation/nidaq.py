@@ -1,8 +1,6 @@
 """National Instruments DAQ outputs (nidaqmx): digital lines, plus one analog output.
 
-Channels are the digital lines in order, then the optional analog output (two voltages);
-software-timed. Without NI-DAQmx, :meth:`NidaqStimulator.open` raises
-:class:`~hardware.stimulation.base.DeviceNotFoundError` saying what to install.
+Software-timed; channels are the digital lines in order, then the analog output.
 """
 
 from __future__ import annotations
@@ -56,17 +54,7 @@ class NidaqSettings:
 
 
 class NidaqStimulator(SoftwareTimedDevice):
-    """Digital lines (and optionally one analog output) of an NI DAQ device.
-
-    Parameters
-    ----------
-    lines : sequence of str
-        NI-DAQmx physical lines, e.g. ``("Dev1/port0/line0", "Dev1/port0/line1")``.
-    analog_output : str or None
-        An analog output such as ``"Dev1/ao0"``, added as the last channel.
-    analog_on_volts, analog_off_volts : float
-        The voltages the analog channel switches between.
-    """
+    """Digital lines (``"Dev1/port0/line0"``...) and optionally one analog output, last."""
 
     name = "nidaq"
     settings_class = NidaqSettings

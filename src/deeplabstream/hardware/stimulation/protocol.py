@@ -1,9 +1,6 @@
-"""The stimulus board's line protocol (docs/stimulation-protocol.md): command lines and replies.
+"""The stimulus board's line protocol: command lines and replies.
 
-Host -> board, one command per line: ``<id> <COMMAND> [arguments]``, e.g. ``17 PULSE 2 500``.
-Board -> host: ``HELLO <firmware> <version> <channels>`` at boot, then ``ACK <id> <board_us>``
-or ``ERR <id> <CODE>`` for every command, and ``DONE``/``CANCEL <id> <board_us>`` when a PULSE or
-PATTERN ends by itself or is cut short.
+docs/stimulation-protocol.md.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ ReplyKind = Literal["HELLO", "ACK", "ERR", "DONE", "CANCEL", "LAT", "MISS", "OTH
 def format_duration_ms(seconds: float) -> str:
     """Seconds as the protocol's milliseconds: whole microseconds, at most three decimals.
 
-    ``0.5`` -> ``"500"``, ``0.00025`` -> ``"0.25"``, ``0.0121255`` -> ``"12.126"``.
     ValueError when the rounded value is outside 0.1 ms .. 2000 s.
     """
     micros = round(seconds * 1_000_000)
@@ -37,11 +33,7 @@ def format_duration_ms(seconds: float) -> str:
 
 
 def format_command(command_id: int, action: Action) -> str:
-    """Return the line for ``action`` with ``command_id``, without its newline.
-
-    The board's words are the commands in capitals; a pulse's length is its one duration, an
-    endless pattern's count 0: ``17 PULSE 2 500``, ``18 PATTERN 0 10 90 0``, ``19 RESET``.
-    """
+    """Return the line for ``action`` with ``command_id``, no newline (``17 PULSE 2 500``)."""
     if not 0 <= command_id <= ID_MAX:
         raise ValueError(f"command id {command_id} is outside 0..{ID_MAX}")
     words = [str(command_id), action.command.upper()]
@@ -95,11 +87,7 @@ def format_latency_test(
 
 @dataclass(frozen=True)
 class Reply:
-    """One line from the board, parsed.
-
-    ``command_id`` is None for HELLO, for ``ERR ? <CODE>`` (a line without a readable id) and
-    for lines that are not part of the protocol (kind OTHER). ``reason`` is the ERR code.
-    """
+    """One line from the board, parsed; ``command_id`` None for HELLO, ``ERR ?`` and OTHER lines."""
 
     kind: ReplyKind
     text: str
@@ -155,8 +143,7 @@ def parse_reply(line: str) -> Reply:
 class BoardClock:
     """Unwraps the board's 32-bit microsecond times into one increasing count.
 
-    Successive times must be less than half the wrap (35.8 minutes) apart, which a session
-    that hears from its board at least that often always satisfies.
+    Successive times must be less than half the wrap (35.8 minutes) apart.
     """
 
     def __init__(self) -> None:

@@ -1,8 +1,6 @@
 """The stimulus board (firmware/) on a serial port: commands written at once, replies matched.
 
-A reader thread fills each record from ``ACK``, ``ERR``, ``DONE`` or ``CANCEL``; a vanished port
-fails the pending records and later actions raise
-:class:`~hardware.stimulation.base.DeviceLostError`. docs/stimulation-protocol.md.
+docs/stimulation-protocol.md.
 """
 
 from __future__ import annotations
@@ -90,16 +88,8 @@ def _open_error_message(port: str, error: serial.SerialException) -> str:
 class SerialStimulator(StimulationDevice):
     """The stimulus board (Arduino Uno/Nano with firmware/) on a serial port (docs/arduino.md).
 
-    Parameters
-    ----------
-    hello_timeout_s : float
-        How long :meth:`open` waits for the HELLO banner (an Uno restarts when its port opens,
-        and its bootloader waits about a second).
-    hello_query_after_s : float
-        After this long without a banner, ask for it with a HELLO command.
-    write_timeout_s : float
-        A write that cannot complete in this time puts the device in its error state instead of
-        blocking the caller.
+    ``hello_timeout_s`` covers an Uno's restart when its port opens (about a second); a write past
+    ``write_timeout_s`` puts the device in its error state instead of blocking.
     """
 
     name = "serial"
@@ -210,11 +200,7 @@ class SerialStimulator(StimulationDevice):
         self._reader.start()
 
     def check_present(self) -> None:
-        """Open the port and wait for the board's HELLO, then close it (outputs off).
-
-        The board answers or the message says what to do; a board that restarts when its port
-        opens (an Uno) restarts once more when the session opens it.
-        """
+        """Open the port, wait for the board's HELLO, then close it (outputs off)."""
         if self._serial is None:
             self.open()
             self.close()
@@ -275,8 +261,7 @@ class SerialStimulator(StimulationDevice):
     def start_latency_test(self, spec: LatencyTestSpec, count: int = 0) -> ActionRecord:
         """Start the board's latency self-test (``LATENCY``); reports go to :attr:`flash_reports`.
 
-        ``count`` flashes, or until :meth:`stop_latency_test` with 0. Every command sent from
-        now on is remembered by id, so that each flash's report can name its answer.
+        ``count`` 0: until :meth:`stop_latency_test`.
         """
         self.flash_reports = []
         self._awaiting_answer = None

@@ -1,10 +1,6 @@
 """The stimulus board's firmware on a simulated ATmega328P (simavr), its UART on a pty.
 
-Runs ``firmware/build/simstim`` (needs ``gcc-avr``, ``avr-libc``, ``simavr``,
-``libsimavr-dev``) and logs every pin change with simulated and host time::
-
-    with SimulatedBoard(folder) as board:
-        ...  # [Device board] TYPE = serial, PORT = board.port
+Needs ``gcc-avr``, ``avr-libc``, ``simavr`` and ``libsimavr-dev``; logs every pin change.
 """
 
 from __future__ import annotations
@@ -57,10 +53,7 @@ def build_firmware() -> None:
 
 
 def pin_name(channel: int) -> str:
-    """Return the ATmega328P pin of a board channel: channel n is Arduino D(n + 2).
-
-    D2..D7 are PD2..PD7, D8..D13 are PB0..PB5 (docs/arduino.md).
-    """
+    """Return the ATmega328P pin of a board channel: channel n is Arduino D(n + 2)."""
     if not 0 <= channel <= 11:
         raise ValueError(f"the board has channels 0..11, not {channel}")
     return f"PD{channel + 2}" if channel < 6 else f"PB{channel - 6}"
@@ -80,12 +73,7 @@ def _prefer_real_time(pid: int) -> str:
 class SimulatedBoard:
     """simstim running the firmware; the board starts when its pty is first opened.
 
-    Parameters
-    ----------
-    folder
-        Where the pin log (:data:`PIN_LOG_FILE`) is written.
-    build
-        Build the firmware first when needed.
+    The pin log (:data:`PIN_LOG_FILE`) goes to ``folder``; ``build`` builds the firmware if needed.
     """
 
     def __init__(self, folder: Path, build: bool = True) -> None:

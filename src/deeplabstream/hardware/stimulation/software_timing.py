@@ -1,7 +1,6 @@
 """Pulses and patterns timed by host threads, for outputs without a clock of their own.
 
-One worker thread per running sequence; edges are planned from the first (no drift), each within
-the OS timer's jitter (well under 1 ms idle, several ms loaded).
+Within the OS timer's jitter: well under 1 ms idle, several ms loaded; no drift.
 """
 
 from __future__ import annotations
@@ -36,15 +35,7 @@ class _Sequence:
 class SoftwareTimedOutputs:
     """Channels switched by ``set_level(channel, high)``, with host-timed pulses and patterns.
 
-    Parameters
-    ----------
-    channel_count : int
-        Channels 0 .. channel_count - 1.
-    set_level : callable
-        Drives one channel; called with the channel's lock held, from the caller's thread
-        (on, off, reset, the first edge) or a worker thread (later edges).
-    name : str
-        The device's name, for thread names and messages.
+    ``set_level`` is called with the channel's lock held, from the caller's thread or a worker's.
     """
 
     def __init__(self, channel_count: int, set_level: SetLevel, name: str) -> None:
@@ -160,8 +151,7 @@ class SoftwareTimedOutputs:
 class SoftwareTimedDevice(StimulationDevice):
     """A device whose outputs a host sets directly and whose pulses host timers keep.
 
-    Subclasses create :attr:`_timing` in ``open()`` and release their outputs in
-    :meth:`_release`; performing actions and closing are shared.
+    Subclasses create :attr:`_timing` in ``open()`` and release their outputs in :meth:`_release`.
     """
 
     _timing: SoftwareTimedOutputs | None = None

@@ -1,7 +1,5 @@
 """An on-screen visual stimulus: a Qt window, in its own process, showing colours or images.
 
-Actions never block (a sender thread, an unbounded queue); ``acked_ns`` is when the display
-process painted and synced, not when the monitor showed it. Design and timing:
 docs/visual-stimulus.md, "How it works".
 """
 
@@ -87,17 +85,9 @@ class VisualSettings:
 class VisualStimulator(StimulationDevice):
     """Channels shown on a screen: a colour (and optionally an image) per channel when on.
 
-    Parameters
-    ----------
-    colors : sequence of str
-        One Qt colour name per channel; their number is the channel count.
-    images : sequence of str or Path
-        Optional image per channel (``""``: none; may be shorter than ``colors``), scaled to fit
-        and centred on the channel's colour.
-    screen : int
-        The screen's index as Qt numbers them.
-    open_timeout_s : float
-        How long :meth:`open` waits for the display process's window.
+    ``colors``: one Qt colour name per channel; ``images``: optional, scaled and centred;
+    ``screen``: Qt's index. ``acked_ns`` is when the display process painted, not when the monitor
+    showed it.
     """
 
     name = "visual"
@@ -183,10 +173,8 @@ class VisualStimulator(StimulationDevice):
     def open(self) -> None:
         """Start the display process and wait until its window is shown.
 
-        Raises
-        ------
-        DeviceNotFoundError
-            No display, a missing screen or image, a bad colour, or no window in time.
+        Raises :class:`DeviceNotFoundError`: no display, a missing screen or image, a bad colour, or
+        no window in time.
         """
         if self._process is not None:
             return
@@ -309,13 +297,7 @@ class VisualStimulator(StimulationDevice):
         return record
 
     def screenshot(self, path: str | Path, timeout_s: float = 5.0) -> Path:
-        """Save the window as it is after every earlier action (``QWidget.grab``), for tests.
-
-        Returns
-        -------
-        Path
-            ``path``, written by the display process as a PNG (or the suffix's format).
-        """
+        """Save the window after every earlier action to ``path`` (by its suffix); for tests."""
         self._check_usable()
         path = Path(path)
         command_id = next(self._ids)
@@ -441,12 +423,7 @@ def run_display(
     events: Connection,
     log_target: LogTarget | None = None,
 ) -> None:
-    """Entry point of the display process: the window, until told to quit or the host goes.
-
-    ``commands`` brings ``("show", id, levels)``, ``("grab", id, path)`` and ``("quit",)``;
-    ``events`` answers ``("ready", info)`` or ``("error", text)`` at start, then ``("ack", ids,
-    host_ns)`` and ``("failed", id, text)``. ``log_target`` is the opening process's.
-    """
+    """Entry point of the display process: the window, until told to quit or the host goes."""
     leave_stop_signals_to_parent()  # the session closes the window in order
     if log_target is not None:
         configure_process_logging(log_target, "visual stimulus display")

@@ -1,7 +1,6 @@
 """``deeplabstream-calibrate SESSION_OR_VIDEOS``: calibrate a rig's cameras for 3D.
 
-How to film the board, the options and the files written: docs/3d.md (Calibrating).
-:func:`main` takes its arguments and a progress callback, so the GUI can run it too.
+docs/3d.md, "Calibrating". :func:`main` takes a progress callback, so the GUI runs it too.
 """
 
 from __future__ import annotations
@@ -81,13 +80,7 @@ def default_output(inputs: Sequence[Path]) -> Path:
 def calibrate(
     inputs: Sequence[Path], options: CalibrationOptions, progress: Callable[[str], None]
 ) -> CalibrationRun:
-    """Run the whole calibration and write its files.
-
-    Raises
-    ------
-    CalibrationError
-        Input from which no calibration can be made; the message says what to check.
-    """
+    """Run the whole calibration and write its files; CalibrationError for unusable input."""
     plan = plan_inputs(inputs, options)
     progress(f"{len(plan.videos)} cameras, {plan.set_count} frame sets paired {plan.pairing}")
     detections, sizes = detect_in_plan(plan, BoardDetector(), progress, options.step)

@@ -15,15 +15,7 @@ MIN_CORNERS = 6
 
 @dataclass(frozen=True)
 class BoardDetection:
-    """The board's corners found in one frame.
-
-    Attributes
-    ----------
-    ids
-        (n,) ChArUco corner ids (indices into :meth:`BoardSpec.corner_points`).
-    pixels
-        (n, 2) their sub-pixel positions in the frame.
-    """
+    """The board's corners found in one frame: ``ids`` (n,) and sub-pixel ``pixels`` (n, 2)."""
 
     ids: np.ndarray
     pixels: np.ndarray
@@ -34,10 +26,7 @@ class BoardDetection:
 
 
 class BoardDetector:
-    """Detect the board in frames (one OpenCV detector, reused for every frame).
-
-    Detections with fewer than ``min_corners`` corners, or all on one line, count as not found.
-    """
+    """Detect the board in frames; under ``min_corners`` corners, or all on one line: not found."""
 
     def __init__(self, spec: BoardSpec = BOARD, min_corners: int = MIN_CORNERS) -> None:
         import cv2

@@ -1,7 +1,4 @@
-"""First guesses of where the cameras are: board poses per frame, chained between cameras.
-
-Step 3 of docs/3d.md's "What it solves"; :mod:`spatial.calibration.refine` polishes the result.
-"""
+"""First guesses of where the cameras are: board poses per frame, chained between cameras."""
 
 from __future__ import annotations
 
@@ -66,11 +63,7 @@ def relative_pose(source: BoardPoses, target: BoardPoses, frames: Sequence[int])
 def chain_cameras(poses: Mapping[str, BoardPoses], reference: str) -> dict[str, np.ndarray]:
     """Place every camera relative to ``reference``: name -> reference -> camera transform.
 
-    Raises
-    ------
-    CalibrationError
-        A camera shares fewer than :data:`MIN_SHARED_VIEWS` frames with every placed camera;
-        the message names it and the pairs' counts.
+    Raises :class:`CalibrationError` when a camera shares too few frames (:data:`MIN_SHARED_VIEWS`).
     """
     placed = {reference: np.eye(4)}
     remaining = [name for name in poses if name != reference]
@@ -106,10 +99,7 @@ def _unlinked_message(poses: Mapping[str, BoardPoses], placed: list[str], left: 
 def board_in_reference(
     poses: Mapping[str, BoardPoses], cameras: Mapping[str, np.ndarray]
 ) -> list[np.ndarray | None]:
-    """Per frame set: board -> reference transform, from the first camera that sees it.
-
-    ``cameras`` maps names to reference -> camera transforms (from :func:`chain_cameras`).
-    """
+    """Per frame set: board -> reference transform, from the first camera that sees it."""
     count = len(next(iter(poses.values())))
     in_reference: list[np.ndarray | None] = [None] * count
     for index in range(count):

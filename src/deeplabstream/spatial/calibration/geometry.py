@@ -1,8 +1,4 @@
-"""Rigid transforms and vectorised projection used by the calibration's solvers.
-
-A pose is a 4 x 4 matrix ``T`` taking points of one frame to another (``x_to = T @ x_from``);
-as parameters it is 6 numbers: a Rodrigues rotation, then a translation (mm).
-"""
+"""Rigid transforms (4 x 4, ``x_to = T @ x_from``; or Rodrigues + mm) and projection."""
 
 from __future__ import annotations
 
@@ -47,10 +43,7 @@ def mean_pose(transforms: list[np.ndarray]) -> np.ndarray:
 
 
 def medoid_pose(transforms: list[np.ndarray], mm_per_radian: float = 500.0) -> np.ndarray:
-    """Return the transform closest to all others (robust to a few wrong ones, e.g. a flipped PnP).
-
-    ``mm_per_radian`` weighs a rotation difference against a translation difference.
-    """
+    """Return the transform closest to all others (robust to a few wrong ones: a flipped PnP)."""
     parameters = np.array([pose_parameters(t) for t in transforms])
     scaled = parameters * np.array([mm_per_radian] * 3 + [1.0] * 3)
     distances = np.linalg.norm(scaled[:, None, :] - scaled[None, :, :], axis=-1)
@@ -72,11 +65,7 @@ def rotation_matrices(rotations: np.ndarray) -> np.ndarray:
 def project_with_lens(
     points: np.ndarray, matrices: np.ndarray, distortions: np.ndarray
 ) -> np.ndarray:
-    """Pixels of camera-frame points with each point's own intrinsics (OpenCV's model).
-
-    ``points`` (n, 3) in their camera's frame, ``matrices`` (n, 3, 3), ``distortions`` (n, 5)
-    ``k1 k2 p1 p2 k3``: one per point.
-    """
+    """Pixels of camera-frame points (n, 3) with each point's own intrinsics (OpenCV's model)."""
     x, y = points[:, 0] / points[:, 2], points[:, 1] / points[:, 2]
     k1, k2, p1, p2, k3 = distortions.T
     r2 = x * x + y * y

@@ -70,13 +70,7 @@ def solve_intrinsics(
 ) -> Intrinsics:
     """Solve one camera's matrix and distortion from the board seen in several frames.
 
-    At most :data:`MAX_INTRINSIC_VIEWS` of ``detections``, spread over the recording, are used;
-    ``size`` is (width, height); ``camera`` names it in the error.
-
-    Raises
-    ------
-    CalibrationError
-        Fewer than :data:`MIN_INTRINSIC_VIEWS` frames show the board.
+    Raises :class:`CalibrationError` when fewer than :data:`MIN_INTRINSIC_VIEWS` frames show it.
     """
     import cv2
 

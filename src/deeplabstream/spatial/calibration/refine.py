@@ -1,7 +1,4 @@
-"""Joint refinement: all camera poses, lenses and board poses at once (docs/3d.md, step 4).
-
-The reference camera's pose is fixed at the identity: it defines the common frame.
-"""
+"""Joint refinement: all camera poses, lenses and board poses at once (docs/3d.md, step 4)."""
 
 from __future__ import annotations
 
@@ -28,11 +25,7 @@ _HUBER_SCALE_PX = 2.0  # residuals beyond ~2 px count linearly: a wrong corner, 
 
 @dataclass(frozen=True)
 class Observations:
-    """Every detected corner used, flattened: which camera, which frame set, where.
-
-    ``camera`` and ``frame_set`` (n,) index the problem's lists; ``board_points`` (n, 3) are the
-    corners in the board's frame (mm), ``pixels`` (n, 2) where they were detected.
-    """
+    """Every detected corner used, flattened: which camera, which frame set, where."""
 
     camera: np.ndarray
     frame_set: np.ndarray
@@ -70,11 +63,7 @@ def reprojection_errors(
     cameras: Sequence[np.ndarray],
     boards: Sequence[np.ndarray],
 ) -> np.ndarray:
-    """Return each observation's reprojection error (px) for given camera and board transforms.
-
-    ``cameras`` are reference -> camera transforms, ``boards`` board -> reference transforms
-    (one per frame set of ``observations``).
-    """
+    """Return each observation's reprojection error (px) for given camera and board transforms."""
     camera_parameters = np.array([pose_parameters(c) for c in cameras])
     board_parameters = np.array([pose_parameters(b) for b in boards])
     lenses = (
@@ -192,10 +181,8 @@ def refine_poses(
 ) -> tuple[list[np.ndarray], list[Intrinsics], list[np.ndarray]]:
     """Refine camera poses, lenses and board poses together; camera 0 stays the reference.
 
-    ``cameras`` are per camera reference -> camera first guesses (camera 0: the identity),
-    ``boards`` per frame set board -> reference ones, in ``observations``' order (from
-    :func:`gather_observations`); ``free_coefficients`` index ``k1 k2 p1 p2 k3`` (the others stay
-    zero). Returns the refined cameras, lenses and boards in the same order.
+    ``free_coefficients`` index ``k1 k2 p1 p2 k3`` (the others stay zero). Returns the refined
+    cameras, lenses and boards in the same order.
     """
     from scipy.optimize import least_squares
 

@@ -1,7 +1,4 @@
-"""Writing a calibration: ``calibration.toml`` (Anipose's layout) and ``calibration_report.json``.
-
-Their keys are listed in docs/3d.md (What it writes).
-"""
+"""Writing ``calibration.toml`` (Anipose's layout) and ``calibration_report.json`` (docs/3d.md)."""
 
 from __future__ import annotations
 

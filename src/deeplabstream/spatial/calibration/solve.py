@@ -1,7 +1,4 @@
-"""From board detections to calibrated cameras in the floor frame, with their error figures.
-
-The steps and the floor frame: docs/3d.md (What it solves).
-"""
+"""From board detections to calibrated cameras in the floor frame, with their error figures."""
 
 from __future__ import annotations
 
@@ -42,11 +39,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class CameraFigures:
-    """How well one camera is calibrated.
-
-    ``error_mean_px`` and ``error_p95_px``: reprojection error of its corners after the joint
-    refinement; ``lens_rms_px``: RMS error of its own lens fit (``calibrateCamera``) before it.
-    """
+    """How well one camera is calibrated: errors after refinement, its lens fit's RMS."""
 
     detections: int
     frame_sets_used: int
@@ -83,16 +76,8 @@ def solve_calibration(
 ) -> CalibrationResult:
     """Calibrate cameras from the board detected in synchronised frame sets.
 
-    ``detections`` maps a camera to its detection (or None) per frame set, the same length for
-    every camera; ``sizes`` to its (width, height); ``floor_sets`` are the frame sets in which the
-    board lies flat at its floor pose, its origin corner at ``floor_origin`` (mm, world).
-    ``progress`` is called with a line after each step.
-
-    Raises
-    ------
-    CalibrationError
-        Fewer than two cameras, a camera that never sees the board, cameras that share too few
-        views, or a board not seen in the floor frame sets; the message says what to check.
+    ``floor_sets``: the sets where the board lies flat at ``floor_origin`` (mm). Raises
+    :class:`CalibrationError` (fewer than two cameras, too few shared views, no floor view...).
     """
     names = list(detections)
     if len(names) < 2:

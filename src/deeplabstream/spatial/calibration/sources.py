@@ -1,7 +1,6 @@
 """What is calibrated: the cameras' videos, and which of their frames were taken together.
 
-A session folder's frames are paired by timestamps, a list of videos' by frame number; the
-rules are in docs/3d.md (Pairing frames).
+docs/3d.md, "Pairing frames".
 """
 
 from __future__ import annotations
@@ -27,11 +26,7 @@ FLOOR_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class FramePlan:
-    """Which frame of each camera's video belongs to each synchronised frame set.
-
-    ``frames`` maps a camera to its video frame index per frame set (None: no frame in that set);
-    ``pairing`` says in words how the frames were paired (for the report).
-    """
+    """Which frame of each camera's video belongs to each frame set; ``pairing`` says how."""
 
     videos: dict[str, Path]
     frames: dict[str, list[int | None]]
@@ -55,10 +50,7 @@ class _Table:
 def plan_videos(paths: Sequence[Path], floor_seconds: float = FLOOR_SECONDS) -> FramePlan:
     """Pair frame ``i`` of every video; camera names are the files' stems.
 
-    Raises
-    ------
-    CalibrationError
-        Fewer than two videos, a missing or unreadable file, or two videos with one name.
+    Raises :class:`CalibrationError`: under two videos, a bad file, or two videos with one name.
     """
     if len(paths) < 2:
         raise CalibrationError(
@@ -86,11 +78,7 @@ def plan_session(
 ) -> FramePlan:
     """Pair the frames of a recorded session's cameras by their timestamps (docs/3d.md).
 
-    Raises
-    ------
-    CalibrationError
-        Not a folder, fewer than two cameras with a video and a frames table, a malformed table,
-        a clock that cannot be used, or no frames that pair up.
+    Raises :class:`CalibrationError` naming what in the folder cannot be used.
     """
     folder = Path(folder)
     if clock not in CLOCKS:
@@ -245,11 +233,9 @@ def detect_in_plan(
     progress: Callable[[str], None],
     step: int = 1,
 ) -> tuple[dict[str, list[BoardDetection | None]], dict[str, tuple[int, int]]]:
-    """Find the board in every camera's frames of the plan's frame sets.
+    """Find the board in every camera's frames of the plan's frame sets (every ``step``-th one).
 
-    ``progress`` gets one line per camera; ``step`` uses every ``step``-th frame set only (the
-    floor frame sets are always used). Returns, per camera, the detection or None per frame set,
-    and its (width, height).
+    Returns, per camera, the detection or None per frame set, and its (width, height).
     """
     wanted_sets = set(range(0, plan.set_count, max(1, step))) | set(plan.floor_sets)
     detections: dict[str, list[BoardDetection | None]] = {}

@@ -1,6 +1,6 @@
 """Triangulation of keypoints seen by several calibrated cameras (linear DLT).
 
-The method, its weights and its cost are in docs/3d.md (Live triangulation).
+docs/3d.md, "Live triangulation".
 """
 
 from __future__ import annotations
@@ -19,18 +19,10 @@ MIN_VIEWS = 2
 
 @dataclass(frozen=True)
 class Triangulated:
-    """The triangulation of the K keypoints of one synchronised set.
+    """The triangulation of the K keypoints of one synchronised set (NaN or 0 where not solved).
 
-    Attributes
-    ----------
-    xyz
-        Shape (K, 3), world units (mm); NaN where fewer than :data:`MIN_VIEWS` views saw it.
-    error_px
-        Shape (K,): mean reprojection error over the views used, pixels; NaN where not solved.
-    ncams
-        Shape (K,): how many views were used (0 where not solved).
-    score
-        Shape (K,): mean likelihood of the views used (Anipose's ``score``); NaN where not solved.
+    ``xyz`` (K, 3) mm; ``error_px`` mean reprojection error; ``ncams`` views used; ``score`` their
+    mean likelihood.
     """
 
     xyz: np.ndarray
@@ -40,10 +32,7 @@ class Triangulated:
 
 
 def undistort_pixels(camera: PinholeCamera, pixels: np.ndarray) -> np.ndarray:
-    """Return pixel positions (N, 2) with the lens's distortion removed (same camera matrix).
-
-    An ideal lens (all distortions zero) returns the positions unchanged, without OpenCV.
-    """
+    """Return pixel positions (N, 2) with the lens's distortion removed (same camera matrix)."""
     pixels = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
     if not np.any(camera.distortions) or len(pixels) == 0:
         return pixels
@@ -60,8 +49,7 @@ def undistort_pixels(camera: PinholeCamera, pixels: np.ndarray) -> np.ndarray:
 class Triangulator:
     """Triangulates synchronised keypoints of a fixed list of calibrated cameras.
 
-    ``cameras`` in the order the keypoints will be given; a view whose keypoint likelihood is below
-    ``min_likelihood`` is not used for that keypoint.
+    A view below ``min_likelihood`` is not used for that keypoint.
     """
 
     def __init__(self, cameras: Sequence[PinholeCamera], min_likelihood: float = 0.5) -> None:
@@ -82,11 +70,7 @@ class Triangulator:
         self._distorted = bool(np.any(self._distortions))
 
     def triangulate(self, keypoints: np.ndarray) -> Triangulated:
-        """Triangulate one synchronised set.
-
-        ``keypoints`` (C, K, 3): per camera, in this triangulator's order, each keypoint's x, y
-        (pixels as the camera saw them, with distortion) and likelihood.
-        """
+        """Triangulate one set: ``keypoints`` (C, K, 3), raw pixels and likelihood per camera."""
         keypoints = np.asarray(keypoints, dtype=np.float64)
         count = len(self.cameras)
         if keypoints.ndim != 3 or keypoints.shape[0] != count or keypoints.shape[2] != 3:
@@ -119,10 +103,7 @@ class Triangulator:
         return Triangulated(xyz, error, np.where(solved, ncams, 0).astype(np.int64), score)
 
     def project(self, xyz: np.ndarray) -> np.ndarray:
-        """Return world points (K, 3) projected into every view (C, K, 2), lens included.
-
-        Points behind a camera are NaN, as in :meth:`PinholeCamera.project`.
-        """
+        """Return world points (K, 3) projected into every view (C, K, 2), lens included."""
         camera = np.einsum("cij,kj->cki", self._rotations, xyz) + self._translations[:, None, :]
         z = camera[..., 2]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -144,11 +125,9 @@ class Triangulator:
 
 
 def solve_dlt(projections: np.ndarray, pixels: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """Return the DLT solution (K, 3) of K keypoints seen in C views.
+    """Return the DLT solution (K, 3) of K keypoints seen in C views (undistorted pixels).
 
-    ``projections`` (C, 3, 4) for undistorted pixels, ``pixels`` (C, K, 2) undistorted, ``used``
-    (C, K) bool: which view counts for which keypoint. Keypoints with fewer than two views come out
-    with arbitrary values; the caller masks them.
+    Keypoints with fewer than two ``used`` views come out arbitrary; the caller masks them.
     """
     p1, p2, p3 = projections[:, 0, :], projections[:, 1, :], projections[:, 2, :]  # (C, 4)
     x, y = np.nan_to_num(pixels[..., 0:1]), np.nan_to_num(pixels[..., 1:2])  # (C, K, 1)

@@ -1,8 +1,4 @@
-"""``points3d.csv``: the live 3D keypoints, in Anipose's layout, written as the stream runs.
-
-Its columns are in docs/3d.md (``points3d.csv``); rows are written whole
-(:mod:`core.whole_rows`), so the file never ends in a cut row.
-"""
+"""``points3d.csv``: the live 3D keypoints in Anipose's layout, whole rows as the stream runs."""
 
 from __future__ import annotations
 
@@ -32,8 +28,7 @@ def _number(value: float, digits: int) -> str:
 class Points3dCsvWriter(WholeRowsFile):
     """Appends triangulated sets to ``points3d.csv`` in whole rows.
 
-    A write that fails (a full disk) truncates the file to its last whole row, closes it, and
-    :attr:`error` says why; triangulation goes on without the file.
+    A failed write ends the file at its last whole row; :attr:`error` says why.
     """
 
     def __init__(self, path: Path, keypoints: Sequence[str], cameras: Sequence[str]) -> None:

@@ -1,6 +1,6 @@
 """Live triangulation in the inference worker: pair the newest poses, triangulate, write.
 
-When a set is triangulated, waits or is skipped: docs/3d.md (Pairing).
+docs/3d.md, "Pairing".
 """
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ from deeplabstream.spatial.triangulation.usable import check_calibration
 
 @dataclass(frozen=True)
 class TriangulationSpec:
-    """What the worker needs to triangulate (picklable: paths and numbers only).
-
-    ``cameras``: at least two, each in the ``calibration``; a view below ``min_likelihood`` is not
-    used for that keypoint; sets whose frame times spread more than ``max_pairing_ms`` are counted,
-    not triangulated.
-    """
+    """What the worker needs to triangulate (picklable: paths and numbers only)."""
 
     calibration: Path
     cameras: tuple[str, ...]
@@ -34,14 +29,7 @@ class TriangulationSpec:
     max_pairing_ms: float = 20.0
 
     def load_cameras(self) -> list[PinholeCamera]:
-        """Read the calibration and check that its cameras can triangulate.
-
-        Raises
-        ------
-        CalibrationError
-            Naming a camera it lacks, or what makes it unusable
-            (:func:`spatial.triangulation.usable.check_calibration`).
-        """
+        """Read the calibration and check its cameras can triangulate; CalibrationError if not."""
         calibrated = read_calibration(self.calibration)
         missing = [name for name in self.cameras if name not in calibrated]
         if missing:
@@ -74,8 +62,7 @@ class _Counts:
 class LiveTriangulator:
     """The newest pose of each calibrated camera, triangulated into sets and ``points3d.csv``.
 
-    ``keypoints`` are the model's names (one model for every calibrated camera); ``file_label`` is
-    "" for a session's first analysis, ".run2" etc. for later ones.
+    ``file_label``: "" for a session's first analysis, ".run2" etc. for later ones.
     """
 
     def __init__(
@@ -110,11 +97,7 @@ class LiveTriangulator:
         self._newest[camera] = _Newest(float(time_s), int(frame_index), pose)
 
     def triangulate(self) -> Points3D | None:
-        """Triangulate the newest set if it holds a pose not used yet; None when not done.
-
-        None: a calibrated camera has no pose yet, no pose is new since the last set, or the set's
-        pairing error exceeds ``max_pairing_ms``.
-        """
+        """Triangulate the newest set if it holds a pose not used yet; None when not done."""
         views = [self._newest.get(camera) for camera in self.spec.cameras]
         if any(view is None for view in views):
             return None

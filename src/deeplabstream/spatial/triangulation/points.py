@@ -12,21 +12,8 @@ import numpy as np
 class Points3D:
     """The 3D keypoints of one synchronised set of calibrated cameras.
 
-    Attributes
-    ----------
-    names
-        The K keypoint names, in the order of the arrays.
-    xyz
-        Shape (K, 3): world position in millimetres (the calibration's frame: the arena floor is
-        z = 0, z up); NaN where the keypoint was not triangulated (fewer than two good views).
-    error_px
-        Shape (K,): mean reprojection error over the views used, pixels (NaN: not triangulated).
-    ncams
-        Shape (K,): how many cameras were used (0: not triangulated).
-    time_s
-        The set's reference time: the newest frame time of its views, seconds.
-    pairing_s
-        The spread of the views' frame times (newest minus oldest), seconds.
+    ``xyz`` (K, 3) in mm (floor z = 0, z up), NaN where not triangulated; ``error_px`` and ``ncams``
+    per keypoint; ``time_s`` the newest frame time; ``pairing_s`` the views' spread in seconds.
     """
 
     names: tuple[str, ...]

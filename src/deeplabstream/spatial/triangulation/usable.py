@@ -1,9 +1,6 @@
 """Whether a calibration can triangulate: checked before a start and when the worker loads it.
 
-A calibration can parse and still be useless (a zero focal length, two cameras at one centre:
-the DLT then returns points anywhere with good-looking scores). Each camera, each pair's
-baseline and a round trip through the triangulation for each pair are checked; what is refused
-is listed in docs/3d.md (Live triangulation).
+What is refused: docs/3d.md, "Live triangulation".
 """
 
 from __future__ import annotations
@@ -27,13 +24,7 @@ ROUND_TRIP_TOLERANCE = 1e-3
 
 
 def check_calibration(path: Path, cameras: Sequence[PinholeCamera]) -> None:
-    """Raise a CalibrationError when ``cameras`` (read from ``path``) cannot triangulate.
-
-    Raises
-    ------
-    CalibrationError
-        Naming ``path``, the camera or cameras, what is wrong, and what to do.
-    """
+    """Raise a CalibrationError naming ``path`` and the cameras when they cannot triangulate."""
     for camera in cameras:
         problems = camera_problems(camera)
         if problems:
