@@ -23,6 +23,12 @@ if "torch" in sys.modules:  # imported before this file (a plugin): the variable
 if "cv2" in sys.modules:
     sys.modules["cv2"].setNumThreads(int(os.environ["OPENCV_FOR_THREADS_NUM"]))
 
+# Each pytest-xdist worker of both tiers collects every test module, and rewriting their
+# asserts costs each worker about half of its collection: the rewritten bytecode is kept in the
+# modules' (git-ignored) __pycache__ even where PYTHONDONTWRITEBYTECODE is set, as
+# scripts/setup.py compiles src/ for the same reason.
+sys.dont_write_bytecode = False
+
 import tempfile  # noqa: E402  (the thread limits above come before any numeric library)
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402

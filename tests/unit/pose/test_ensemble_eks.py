@@ -24,14 +24,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-eks_core = pytest.importorskip(
-    "eks.singlecam_smoother", reason="pip install --no-deps -r requirements-ensembles.txt"
-)
-from eks.marker_array import MarkerArray  # noqa: E402
+from deeplabstream.offline.eks.command import main as eks_command
+from deeplabstream.outputs.pose.files import EKS_SUFFIX, ExactPoseWriter
+from deeplabstream.pose.ensemble.causal import CausalEks, package_prior
+from tests.support.lazy_modules import installed, lazy
 
-from deeplabstream.offline.eks.command import main as eks_command  # noqa: E402
-from deeplabstream.outputs.pose.files import EKS_SUFFIX, ExactPoseWriter  # noqa: E402
-from deeplabstream.pose.ensemble.causal import CausalEks, package_prior  # noqa: E402
+# eks imports JAX (about 4 s of CPU): at the first test that reads it, not while every
+# pytest-xdist worker collects this module.
+pytestmark = installed("eks")
+eks_core = lazy("eks.singlecam_smoother")
+eks_markers = lazy("eks.marker_array")
 
 KEYPOINTS = ("nose", "tail_base")
 
@@ -53,7 +55,7 @@ def package_smoother(
     """The package's own call on ``members`` (T, M, K, 3)."""
     array = np.ascontiguousarray(np.transpose(members, (1, 0, 2, 3))[:, None])
     table, parameters = eks_core.ensemble_kalman_smoother_singlecam(
-        MarkerArray(array, data_fields=["x", "y", "likelihood"]),
+        eks_markers.MarkerArray(array, data_fields=["x", "y", "likelihood"]),
         list(KEYPOINTS),
         smooth_param=smooth_param,
         var_mode=var_mode,
