@@ -32,8 +32,7 @@ Normalisation = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), 0..1
 class WholeFrameGraph:
     """An export's network as one ONNX graph of the whole frame: its conversion, its description.
 
-    ``frame_size`` (height, width) traces the graph and sizes its check input (the graph
-    takes any size); ``normalisation`` the export's inference pre-processing.
+    ``frame_size`` (height, width) traces the graph and sizes its check input (any size runs).
     """
 
     export: Any
@@ -65,11 +64,7 @@ class WholeFrameGraph:
         return convert(module, spec, synthetic_input(height, width, mean, std), self.precision)
 
     def describe(self, conversion: Conversion, stride: float, **decoding: Any) -> ModelDescription:
-        """Describe the converted graph; ``decoding``: the format's own fields.
-
-        Those are the decoder and what it reads (``decoder``, ``output_names``, ``locref_std``,
-        ``max_animals``, ``decoding``, ...); the rest is the same for every bottom-up export.
-        """
+        """Describe the converted graph; ``decoding``: the format's own fields."""
         export = self.export
         height, width = self.frame_size
         mean, std = self.normalisation
@@ -119,9 +114,7 @@ def map_differences(
 ) -> Differences:
     """Largest differences of the maps ``names``; ``peaks`` where both call the cell a peak.
 
-    ``peaks_at`` is the index of the peak map among the outputs, ``is_peak`` marks its peak
-    cells. A cell that is a local maximum in one and ties with a neighbour in the other is a
-    correct conversion; the fraction of such cells is reported as ``peak_cells_differing``.
+    ``peak_cells_differing``: the share of cells a local maximum in one and a tie in the other.
     """
     differences = max_abs_differences(names, reference, converted)
     ours, theirs = reference[peaks_at], converted[peaks_at]

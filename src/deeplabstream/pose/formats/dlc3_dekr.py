@@ -165,8 +165,7 @@ def load_dlc_dekr(
 ) -> ModelDescription:
     """Describe a DEKR export, converting its network to ONNX on first use.
 
-    ``normalisation`` is the (mean, std) of the export's inference pre-processing, as
-    :func:`pose.formats.dlc3.normalisation` reads it.
+    ``normalisation``: (mean, std) as :func:`pose.formats.dlc3.normalisation` reads it.
     """
     module = build_dekr_module(export)
     graph = WholeFrameGraph(export, frame_size, normalisation, precision)

@@ -252,8 +252,7 @@ def load_dlc_multianimal(
 ) -> ModelDescription:
     """Describe a PAF export, converting its network to ONNX on first use.
 
-    ``normalisation`` is the (mean, std) of the export's inference pre-processing, as
-    :func:`pose.formats.dlc3.normalisation` reads it.
+    ``normalisation``: (mean, std) as :func:`pose.formats.dlc3.normalisation` reads it.
     """
     module = build_paf_module(export)
     identity = identity_settings(export, float(module.network.backbone.stride))
