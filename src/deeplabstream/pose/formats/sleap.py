@@ -236,7 +236,7 @@ def _read_graph(onnx_file: Path) -> tuple[str, tuple[Any, ...], str, tuple[str, 
 def _trace_size(
     metadata: dict[str, Any], config: dict[str, Any], frame_size: tuple[int, int] | None
 ) -> tuple[int, int] | None:
-    """Return the size the graph was exported for (see the module docstring), or None."""
+    """Return the size the graph was exported for, or None."""
     return _stated_trace_size(metadata, config) or frame_size
 
 

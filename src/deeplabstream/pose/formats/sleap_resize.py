@@ -76,7 +76,7 @@ def follow_frame_size(onnx_file: Path, input_scale: float) -> Path:
 
 
 def find_baked_resizes(graph: Any) -> list[BakedResize]:
-    """Return the graph's resizes of its own input to constant sizes (see the module docstring)."""
+    """Return the graph's resizes of its own input to constant sizes."""
     producers = {out: node for node in graph.node for out in node.output}
     constants = _constants(graph)
     inputs = {i.name for i in graph.input} - {t.name for t in graph.initializer}

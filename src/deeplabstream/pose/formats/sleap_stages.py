@@ -165,7 +165,7 @@ def _cut(onnx_file: Path, identity: bool, folder: Path, stem: str) -> TopDownSta
 
 
 def _cut_points(onnx_file: Path, graph: Any, identity: bool) -> tuple[str, tuple[str, ...]]:
-    """Return the crops tensor and the instance stage's outputs (see the module docstring)."""
+    """Return the crops tensor and the instance stage's outputs."""
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
