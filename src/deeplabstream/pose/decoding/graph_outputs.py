@@ -17,7 +17,7 @@ def named_outputs(
 ) -> dict[str, np.ndarray]:
     """Return ``outputs`` by ``description.output_names``; each of ``expected`` must be there.
 
-    ``export`` names what gives these outputs in the error ("a sleap-nn top-down export").
+    ``export`` names the outputs' source in the error ("a sleap-nn top-down export").
     """
     names = tuple(description.output_names)
     if len(outputs) != len(names):
