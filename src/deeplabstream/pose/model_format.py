@@ -185,10 +185,7 @@ def lab_formats_in_use() -> tuple[str, ...]:
 
 
 def model_formats() -> tuple[list[ModelFormat], list[PluginFailure]]:
-    """Return one instance of every format that loads, in order, and those that do not.
-
-    A format that fails to import is logged once and left out.
-    """
+    """Return one instance of every format that loads, in order, and those that do not."""
     loaded, failures = MODEL_FORMATS.load_all(lab_names=lab_formats_in_use())
     for failure in failures:
         if str(failure) not in _WARNED:
@@ -332,10 +329,7 @@ def check_torch_file(path: Path, advice: tuple[str, str]) -> None:
 
 
 def unreadable_reason(error: BaseException) -> str:
-    """Return why ``torch.load(..., weights_only=True)`` refused a file, without PyTorch's advice.
-
-    PyTorch's advice, ``weights_only=False``, runs the file's code: it is never passed on.
-    """
+    """Return why ``torch.load(weights_only=True)`` refused a file, without PyTorch's advice."""
     if isinstance(error, pickle.UnpicklingError):
         return "it holds objects other than weights and settings, or is not a PyTorch file"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

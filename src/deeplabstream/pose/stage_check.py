@@ -67,10 +67,7 @@ def stage_parameters(description: ModelDescription) -> list[tuple[str, int]] | N
 def check_stages(
     description: ModelDescription, frames: Sequence[np.ndarray], centre: int, threads: int
 ) -> list[StageCheck]:
-    """Check every graph and the whole model on ``frames[centre]`` (BGR uint8 frames).
-
-    A context model also takes frames t-2 .. t+2 (the first or last frame standing in at the ends).
-    """
+    """Check every graph and the whole model on ``frames[centre]`` (BGR uint8 frames)."""
     kind = _kind(description)
     if kind == "top-down":
         return _check_topdown(description, frames[centre], threads)

@@ -55,10 +55,7 @@ def animal_detections(
     settings: rp.FasterRcnnSettings,
     limits: DetectionLimits,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the kept boxes (M, 4) x1, y1, x2, y2 in resized pixels and scores (M,), best first.
-
-    ``class_logits`` (R, 2) and ``box_deltas`` (R, 8) are the box head's outputs on ``proposals``.
-    """
+    """Return the kept boxes (M, 4) x1, y1, x2, y2 in resized pixels and scores (M,), best first."""
     empty = (np.empty((0, 4), np.float32), np.empty(0, np.float32))
     if len(proposals) == 0:
         return empty

@@ -84,10 +84,7 @@ def boxes_valid(points: np.ndarray, rule: BoxRule) -> np.ndarray:
 
 
 def smooth_boxes(boxes: np.ndarray, window: int = DEFAULT_SMOOTH_WINDOW) -> np.ndarray:
-    """Lightning Pose's ``smooth_bbox``: a centred rolling median of x, y, h, w (offline only).
-
-    Rounded half to even as Lightning Pose; each frame's result depends on later frames.
-    """
+    """Lightning Pose's ``smooth_bbox``: a centred rolling median of x, y, h, w (offline only)."""
     import pandas as pd
 
     if window < 1:
@@ -138,10 +135,7 @@ def _padded(
 def lightning_video_crop(
     frame: np.ndarray, box: Sequence[int], size: tuple[int, int]
 ) -> np.ndarray:
-    """Return Lightning Pose's ``crop`` of one video frame: the box resized to ``size`` (h, w).
-
-    As Lightning Pose, the frame's last column and row are excluded.
-    """
+    """Return Lightning Pose's ``crop`` of one video frame: the box resized to ``size`` (h, w)."""
     import cv2
 
     x, y, h, w = (int(v) for v in box)
@@ -151,10 +145,7 @@ def lightning_video_crop(
 
 
 def remap_from_crop(points: np.ndarray, box: Sequence[int], crop_shape: tuple[int, int]) -> None:
-    """Map (K, 2+) keypoints of a crop of ``crop_shape`` (h, w) to the frame, in place.
-
-    A pure scale (Lightning Pose's convention), then the box's corner added.
-    """
+    """Map (K, 2+) keypoints of a crop of ``crop_shape`` (h, w) to the frame, in place."""
     x, y, h, w = (int(v) for v in box)
     if crop_shape != (h, w):
         points[:, 0] *= w / crop_shape[1]

@@ -25,11 +25,7 @@ IDENTITY_OUTPUT = "identity"
 
 @dataclass(frozen=True)
 class DlcAssemblySettings:
-    """DeepLabCut's ``PartAffinityFieldPredictor`` and ``Assembler`` settings of one model.
-
-    ``graph`` holds every PAF edge in channel order, ``edges_to_keep`` the ones assembled;
-    ``identity`` is None without an identity head.
-    """
+    """DeepLabCut's ``PartAffinityFieldPredictor`` and ``Assembler`` settings of one model."""
 
     graph: tuple[tuple[int, int], ...]
     edges_to_keep: tuple[int, ...]
@@ -98,11 +94,7 @@ def pair_affinities(
     destinations: np.ndarray,
     settings: DlcAssemblySettings,
 ) -> np.ndarray:
-    """Return the (len(sources), len(destinations)) affinities of ``edge`` between those peaks.
-
-    ``pafs`` is one frame's (2E, h, w) field; ``sources`` and ``destinations`` index ``found``. Each
-    pair's value depends on that pair only.
-    """
+    """Return the (len(sources), len(destinations)) affinities of ``edge`` between those peaks."""
     h, w = pafs.shape[-2:]
     pair_src = np.repeat(sources, len(destinations))
     pair_dst = np.tile(destinations, len(sources))

@@ -19,10 +19,7 @@ SCORE_TYPES = ("heatmap", "center", "combined")
 
 @dataclass(frozen=True)
 class DekrSettings:
-    """DeepLabCut's ``DEKRPredictor`` settings of one model (the per-cell ones are in the graph).
-
-    ``individuals``: the centres taken per frame; ``stride``: input pixels per heatmap cell.
-    """
+    """DeepLabCut's ``DEKRPredictor`` settings of one model (the per-cell ones are in the graph)."""
 
     individuals: int
     stride: float

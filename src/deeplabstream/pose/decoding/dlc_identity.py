@@ -33,10 +33,7 @@ class DlcIdentitySettings:
 
 
 def antialiased_weights(in_size: int, out_size: int, index: np.ndarray) -> np.ndarray:
-    """Return the (len(index), in_size) weights of output cells ``index`` of an antialiased resize.
-
-    PyTorch's antialiased bilinear interpolation (``align_corners=False``).
-    """
+    """Return the (len(index), in_size) weights of PyTorch's antialiased resize at ``index``."""
     scale = in_size / out_size
     support = scale if scale >= 1.0 else 1.0
     inverse = 1.0 / scale if scale >= 1.0 else 1.0
@@ -60,10 +57,7 @@ def map_size(logits: np.ndarray, stride: float) -> tuple[int, int]:
 def keypoint_scores(
     logits: np.ndarray, poses: np.ndarray, settings: DlcIdentitySettings
 ) -> np.ndarray:
-    """Return the (R, K, I) identity scores of ``poses`` (R, K, 3) in input pixels.
-
-    ``poses`` as DeepLabCut's predictor gives them: NaN x, y for missing keypoints, -1 unused rows.
-    """
+    """Return the (R, K, I) identity scores of ``poses`` (R, K, 3) in input pixels."""
     height, width = map_size(logits, settings.stride)
     rows, keypoints = poses.shape[:2]
     scores = np.zeros((rows, keypoints, logits.shape[0]))
@@ -109,10 +103,7 @@ class IdentifiedAnimals:
 def identify(
     animals: np.ndarray, logits: np.ndarray, settings: DlcIdentitySettings
 ) -> IdentifiedAnimals:
-    """Order one frame's assembled ``animals`` (A, K, 3) by individual.
-
-    ``animals``: :func:`pose.decoding.dlc_assembly.decode_frame`'s.
-    """
+    """Order one frame's assembled ``animals`` (A, K, 3) by individual."""
     found = ~np.isnan(animals[..., 0]).all(axis=1)
     # DeepLabCut's predictor gives an animal's missing keypoints NaN x, y and likelihood 0
     as_deeplabcut = animals.copy()

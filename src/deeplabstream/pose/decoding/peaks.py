@@ -79,10 +79,7 @@ def _parabola_offset(
 def decode_network_outputs(
     outputs: Sequence[np.ndarray], description: ModelDescription
 ) -> np.ndarray:
-    """Keypoints (N, K, 3) of a model of ``decoder = "argmax"``, by its ``output_kind``.
-
-    ``coordinates``: the network's own; ``heatmaps+locref`` and ``heatmaps``: :func:`decode_argmax`.
-    """
+    """Keypoints (N, K, 3) of a model of ``decoder = "argmax"``, by its ``output_kind``."""
     d = description
     first = outputs[0]
     if d.output_kind == "coordinates":

@@ -22,10 +22,7 @@ BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 @dataclass(frozen=True)
 class FasterRcnnSettings:
-    """The settings torchvision's builder gives a variant (defaults: mobilenet_v3_large_fpn).
-
-    ``per_level_sizes``: level i has the anchors of ``sizes[i]`` only (else every level has all).
-    """
+    """The settings torchvision's builder gives a variant (defaults: mobilenet_v3_large_fpn)."""
 
     min_size: int = 800
     max_size: int = 1333

@@ -38,10 +38,7 @@ class SleapDecoding:
 
 
 def bfs_edges(edges: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    """Return edge indices in breadth-first order from the skeleton's roots (no edge's destination).
-
-    Edges not reached (a cycle without a root) follow in channel order.
-    """
+    """Return edge indices in breadth-first order from the skeleton's roots, the rest after."""
     sources = [s for s, _ in edges]
     destinations = {d for _, d in edges}
     roots = list(dict.fromkeys(s for s in sources if s not in destinations))

@@ -19,10 +19,7 @@ SINGLE_OUTPUTS = ("peaks", "peak_vals")
 
 @dataclass(frozen=True)
 class SleapSingleDecoding:
-    """How a single-instance export finds its keypoints, as its metadata says.
-
-    ``max_stride`` (None: not stated): the scaled input's sides must be multiples of it.
-    """
+    """How a single-instance export finds its keypoints, as its metadata says."""
 
     input_scale: float = 1.0
     output_stride: float = 1.0

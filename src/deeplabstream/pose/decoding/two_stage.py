@@ -41,10 +41,7 @@ class PreviousDetections:
     refresh_s: float = 0.0
 
     def run_pending(self, detect_and_keep: Callable[..., None]) -> None:
-        """Run the detector on the frames waiting in :attr:`pending`, then empty it.
-
-        The seconds go to :attr:`refresh_s` (the next estimate's ``refresh`` stage).
-        """
+        """Run the detector on the frames waiting in :attr:`pending`, then empty it."""
         if not self.pending:
             return
         started = time.perf_counter()

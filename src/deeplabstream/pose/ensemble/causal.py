@@ -114,9 +114,6 @@ class CausalEks:
 
 
 def package_prior(stretch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the first-frame prior (mean, variance; (K, 2) each) EKS gives a stretch (T, M, K, 3).
-
-    As ``eks.singlecam_smoother``: the mean of the medians over the stretch and their variance.
-    """
+    """Return the first-frame prior (mean, variance; (K, 2) each) EKS gives a stretch."""
     medians = np.stack([ensemble_frame(members).keypoints[:, :2] for members in stretch])
     return medians.mean(axis=0), np.nanvar(medians, axis=0)

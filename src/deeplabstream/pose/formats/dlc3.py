@@ -290,10 +290,7 @@ def check_preprocessing(export: DlcExport) -> None:
 
 
 def check_hrnet_padding(export: DlcExport, padding: Any) -> None:
-    """Raise a ModelError unless ``auto_padding`` is HRNet's own (multiples of 32, reflect).
-
-    The rebuilt HRNet pads inside the network (:class:`pose.networks.hrnet.DlcHRNet`).
-    """
+    """Raise a ModelError unless ``auto_padding`` is HRNet's own (multiples of 32, reflect)."""
     padding = padding if isinstance(padding, dict) else {}
     divisors = (padding.get("pad_height_divisor"), padding.get("pad_width_divisor"))
     mode = str(padding.get("border_mode") or "reflect_101")

@@ -30,10 +30,7 @@ Normalisation = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), 0..1
 
 @dataclass(frozen=True)
 class WholeFrameGraph:
-    """An export's network as one ONNX graph of the whole frame: its conversion, its description.
-
-    ``frame_size`` (height, width) traces the graph and sizes its check input (any size runs).
-    """
+    """An export's network as one ONNX graph of the whole frame: its conversion, its description."""
 
     export: Any
     frame_size: tuple[int, int]
@@ -112,10 +109,7 @@ def map_differences(
     peaks_at: int,
     is_peak: Callable[[np.ndarray], np.ndarray],
 ) -> Differences:
-    """Largest differences of the maps ``names``; ``peaks`` where both call the cell a peak.
-
-    ``peak_cells_differing``: the share of cells a local maximum in one and a tie in the other.
-    """
+    """Largest differences of the maps ``names``; ``peaks`` where both call the cell a peak."""
     differences = max_abs_differences(names, reference, converted)
     ours, theirs = reference[peaks_at], converted[peaks_at]
     if ours.shape == theirs.shape:

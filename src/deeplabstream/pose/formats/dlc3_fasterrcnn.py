@@ -226,10 +226,7 @@ def infer_scale(feature_size: int, image_size: int) -> float:
 
 
 class FasterRcnnRunner:
-    """Frames (RGB 0..255, (N, 3, H, W) float32) -> best boxes (N, 4) and scores (N,).
-
-    The two graphs run on their backends (or the rebuilt modules); the rest on the host.
-    """
+    """Frames (RGB 0..255, (N, 3, H, W) float32) -> best boxes (N, 4) and scores (N,)."""
 
     def __init__(
         self,

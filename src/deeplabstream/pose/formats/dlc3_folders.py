@@ -242,10 +242,7 @@ TOPDOWN_EXPORT_FUNCTION = "deeplabcut.pose_estimation_pytorch.apis.export_model"
 
 
 def export_command(training: TrainingFolder, snapshot: Path | None = None) -> str:
-    """Return the DeepLabCut call that exports ``snapshot`` of ``training`` (None: the best).
-
-    A top-down shuffle gets :data:`TOPDOWN_EXPORT_FUNCTION`; defaults of config.yaml are left out.
-    """
+    """Return the DeepLabCut call that exports ``snapshot`` of ``training`` (None: the best)."""
     config = _project_config(training.project)
     config_file = (
         training.project / PROJECT_CONFIG

@@ -192,10 +192,7 @@ def rtmcc_layout(export: Any) -> Any:
 
 
 def with_normalisation(module: Any) -> Any:
-    """Wrap a network so that it takes RGB pixels 0..255 and normalises them itself.
-
-    The same two float32 operations as on the host, so the values are identical.
-    """
+    """Wrap a network so that it takes RGB pixels 0..255 and normalises them itself."""
     import torch
 
     class Normalised(torch.nn.Module):
@@ -268,11 +265,7 @@ def is_faster_rcnn(config: dict[str, Any]) -> bool:
 
 
 def build_detector_module(export: Any) -> Any:
-    """Build the detector module with its weights (eval mode, CPU).
-
-    SSDLite: the best box (single animal) or every box and score (multi-animal); FasterRCNN: its
-    proposal network (:mod:`pose.formats.dlc3_fasterrcnn`).
-    """
+    """Build the detector module with its weights (eval mode, CPU)."""
     if is_faster_rcnn(export.config):
         from deeplabstream.pose.formats import dlc3_fasterrcnn
 
@@ -436,10 +429,7 @@ def pose_stage_description(description: ModelDescription) -> ModelDescription:
 
 
 def pixels(image: np.ndarray, out: np.ndarray | None = None, *, bgr: bool = False) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32 RGB pixels 0..255 (the graphs normalise them).
-
-    ``bgr``: planes taken in reverse order (DeepLabCut's crops treat the channels alike).
-    """
+    """(H, W, 3) uint8 -> (3, H, W) float32 RGB pixels 0..255 (the graphs normalise them)."""
     planes = image.transpose(2, 0, 1)
     if bgr:
         planes = planes[::-1]

@@ -212,10 +212,7 @@ def lightning_description(
     downsample_factor: int,
     **graph: Any,
 ) -> ModelDescription:
-    """Describe a Lightning Pose graph: the video path's pre-processing, its heatmap decoding.
-
-    ``size``: the config's (height, width) ``image_resize_dims``; ``graph``: what the graph decides.
-    """
+    """Describe a Lightning Pose graph: the video path's pre-processing, its heatmap decoding."""
     height, width = size
     return ModelDescription(
         name=str(config.get("model", {}).get("model_name") or config_file.parent.name),

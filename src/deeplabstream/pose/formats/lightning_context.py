@@ -171,10 +171,7 @@ def combine_heads(single: np.ndarray, multi: np.ndarray, downsample_factor: int)
 
 
 def context_image_paths(path: Path) -> list[Path]:
-    """Lightning Pose's context files of a labelled image (``get_context_img_paths``).
-
-    Indices -2 .. +2 of the first number in the stem; missing files replaced by the image itself.
-    """
+    """Lightning Pose's context files of a labelled image (``get_context_img_paths``)."""
     match = re.search(r"(\d+)", path.stem)
     if match is None:
         return [path] * CONTEXT_FRAMES

@@ -185,10 +185,7 @@ def _rule(pair: CropZoomFile, detector_keypoints: tuple[str, ...]) -> BoxRule:
 def load_cropzoom(
     path: Path, frame_size: tuple[int, int] | None, precision: Precision = "fp32"
 ) -> ModelDescription:
-    """Load a crop-zoom pair: the detector's description with the pose model's keypoints.
-
-    Its ``decoding`` is a :class:`CropZoomStages`; both models are converted on first use.
-    """
+    """Load a crop-zoom pair: the detector's description with the pose model's keypoints."""
     file = cropzoom_file(path)
     if file is None:
         raise ModelError(f"{path}: no {CROPZOOM_FILE}")

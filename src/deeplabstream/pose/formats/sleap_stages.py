@@ -26,10 +26,7 @@ CENTROID_OUTPUTS = ("centroids", "centroid_vals", "instance_valid")
 
 @dataclass(frozen=True)
 class TopDownStages:
-    """The two stage graphs cut from one top-down export.
-
-    ``instance_outputs``: the maps (n, K, h', w'), then an identity model's logits (n, C).
-    """
+    """The two stage graphs cut from one top-down export."""
 
     centroid_graph: Path
     instance_graph: Path

@@ -65,10 +65,7 @@ class DlcrnetHead(nn.Module):
 
 
 class IdentityHead(nn.Module):
-    """DeepLabCut's identity ``HeatmapHead`` (``heads.identity``): one map per individual.
-
-    Its ``IdentityPredictor`` runs on the host (:mod:`pose.decoding.dlc_identity`).
-    """
+    """DeepLabCut's identity ``HeatmapHead`` (``heads.identity``): one map per individual."""
 
     def __init__(self, spec: DeconvSpec) -> None:
         super().__init__()

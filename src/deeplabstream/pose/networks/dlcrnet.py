@@ -34,10 +34,7 @@ def resize_bilinear_antialiased(x: torch.Tensor, like: torch.Tensor) -> torch.Te
 
 
 class DlcrnetBackbone(nn.Module):
-    """DeepLabCut's ``DLCRNet`` backbone: ``model`` (the ResNet) and five fusion blocks.
-
-    ``depth`` 50, 101 or 152; ``norm`` ``batch`` or ``group``; ``output_stride`` 16 or 32.
-    """
+    """DeepLabCut's ``DLCRNet`` backbone: ``model`` (the ResNet) and five fusion blocks."""
 
     def __init__(self, depth: int, norm: NormKind, output_stride: int) -> None:
         super().__init__()

@@ -45,10 +45,7 @@ def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int, relu: bool) -> nn.
 
 
 class HighResolutionModule(nn.Module):
-    """Parallel branches of basic blocks, then every branch fused into every output.
-
-    ``outputs`` limits the fused outputs computed; every weight is kept (strict state dict).
-    """
+    """Parallel branches of basic blocks, then every branch fused into every output."""
 
     def __init__(self, channels: tuple[int, ...]) -> None:
         super().__init__()
@@ -95,11 +92,7 @@ class HighResolutionModule(nn.Module):
 
 
 class HRNet(nn.Module):
-    """timm's ``HighResolutionNetFeatures`` (``feature_location=""``), as DeepLabCut uses it.
-
-    Returns the stride-4 branch (``C`` channels), or with ``interpolate_branches`` all four at its
-    size (``15C``).
-    """
+    """timm's ``HighResolutionNetFeatures`` (``feature_location=""``), as DeepLabCut uses it."""
 
     def __init__(self, width: int, interpolate_branches: bool = False) -> None:
         super().__init__()
@@ -175,10 +168,7 @@ class HRNet(nn.Module):
 
 
 class DlcHRNet(nn.Module):
-    """DeepLabCut's ``HRNet`` backbone: the timm network under ``model``, the input padded.
-
-    Padded bottom and right to multiples of 32 inside the network (docs/pose-internals.md).
-    """
+    """DeepLabCut's ``HRNet`` backbone: the timm network under ``model``, the input padded."""
 
     def __init__(self, width: int, interpolate_branches: bool = False, pad: bool = True) -> None:
         super().__init__()

@@ -44,10 +44,7 @@ class HeatmapTracker(nn.Module):
 def upsampling_layers(
     channels: int, keypoints: int, stride: int, downsample_factor: int
 ) -> nn.Sequential:
-    """``upsampling_layers`` of Lightning Pose's ``HeatmapHead`` for any backbone stride.
-
-    PixelShuffle(2), then ``log2(stride) - downsample_factor - 1`` transposed convolutions.
-    """
+    """``upsampling_layers`` of Lightning Pose's ``HeatmapHead`` for any backbone stride."""
     count = int(np.log2(stride)) - downsample_factor - 1
     if count < 1:
         raise ModelError(

@@ -291,10 +291,7 @@ class SeparableBlock(nn.Module):
 
 
 class PoseNet(nn.Module):
-    """Heatmaps (and location refinement) of K keypoints at stride 4.
-
-    Both architectures keep the first design's part names, so its weights load.
-    """
+    """Heatmaps (and location refinement) of K keypoints at stride 4."""
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()

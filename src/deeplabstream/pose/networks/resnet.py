@@ -132,11 +132,7 @@ def _downsample(inplanes: int, outplanes: int, stride: int, norm: NormKind) -> n
 
 
 class ResNet(nn.Module):
-    """A ResNet trunk: stem, four stages; ``forward`` returns the last stage's features.
-
-    ``depth`` 18 to 152; ``norm`` ``batch`` or ``group`` (timm's ``*_gn``); ``output_stride`` 32, 16
-    or 8 (the last stages dilated).
-    """
+    """A ResNet trunk: stem, four stages; ``forward`` returns the last stage's features."""
 
     def __init__(self, depth: int, norm: NormKind = "batch", output_stride: int = 32) -> None:
         super().__init__()

@@ -59,20 +59,12 @@ _CUDA_GRAPH = {"on": False}
 
 
 def set_cuda_graph(on: bool) -> None:
-    """Run the CUDA sessions and PyTorch modules this process opens next through a CUDA graph.
-
-    A process setting (the worker's ``[Pose] CUDA_GRAPH``, set before it opens its models), so that
-    every graph of a model follows it.
-    """
+    """Run the CUDA sessions and PyTorch modules this process opens next through a CUDA graph."""
     _CUDA_GRAPH["on"] = on
 
 
 def set_idle_threads_spin(spin: bool) -> None:
-    """Let the idle pool threads of the ONNX Runtime sessions this process opens next spin.
-
-    A process setting, set once by the worker before it opens its models, so that every session of a
-    model follows it.
-    """
+    """Let the idle pool threads of the ONNX Runtime sessions this process opens next spin."""
     _IDLE_THREADS_SPIN["spin"] = spin
 
 

@@ -24,11 +24,7 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 
 
 class ContextEstimator(PoseEstimator):
-    """Frames in, keypoints in frame pixels out, for a Lightning Pose context model.
-
-    Without ``keys`` (each frame's camera) each frame is its own context. ``last_stage_timings``:
-    seconds of the last estimate in the backbone and heads graphs.
-    """
+    """Frames in, keypoints in frame pixels out, for a Lightning Pose context model."""
 
     def __init__(
         self,

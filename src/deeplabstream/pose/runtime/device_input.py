@@ -82,10 +82,7 @@ def input_for_device(
     frame_sizes: list[tuple[int, int]],
     setting: str = "auto",
 ) -> tuple[ModelDescription, str]:
-    """Return the description to run on ``device`` and where its input is prepared, in words.
-
-    ``setting``: ``[Pose] INPUT_ON_DEVICE`` (``auto`` or ``off``).
-    """
+    """Return the description to run on ``device`` and where its input is prepared, in words."""
     if backend != "onnxruntime" or device not in DEVICES:
         return description, "on the CPU"
     if setting == "off":

@@ -19,10 +19,7 @@ MEMBER_STAGE = "model{}"
 
 
 class EnsembleEstimator(PoseEstimator):
-    """The ensemble's keypoints of frames, in the frames' pixels (docs/ensembles.md).
-
-    ``description`` is the first model's; ``rows`` gives each member's rows of the keypoints.
-    """
+    """The ensemble's keypoints of frames, in the frames' pixels (docs/ensembles.md)."""
 
     def __init__(
         self,
@@ -45,10 +42,7 @@ class EnsembleEstimator(PoseEstimator):
         flips: Sequence[bool] | None = None,
         keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
-        """Return (N, 1, K, 3) float64: the ensemble's keypoints of each frame, in frame pixels.
-
-        Each member's network and decoding is stage ``model<i>`` of :attr:`last_stage_timings`.
-        """
+        """Return (N, 1, K, 3) float64: the ensemble's keypoints of each frame, in frame pixels."""
         timings = dict.fromkeys(TIMED_PARTS, 0.0)
         stages: dict[str, float] = {}
         members = np.empty((len(frames), len(self.members), len(self.description.keypoints), 3))

@@ -176,10 +176,7 @@ def provider_plan(
     device_id: int = 0,
     cuda_graph: bool = False,
 ) -> ProviderPlan:
-    """Return the providers and options that run ``description`` on ``device``.
-
-    ``trt_cache_folder`` None turns TensorRT's caches off (``cache_note`` says why).
-    """
+    """Return the providers and options that run ``description`` on ``device``."""
     if device not in DEVICE_PROVIDERS:
         raise ValueError(f"device {device!r}: one of {', '.join(DEVICE_PROVIDERS)}")
     cpu: tuple[str, dict[str, str]] = ("CPUExecutionProvider", {})

@@ -268,10 +268,7 @@ def version_from_number(number: int) -> str:
 
 
 class BuildProgress:
-    """Log lines with the elapsed time while a TensorRT engine builds (every ``every_s`` seconds).
-
-    ``callback`` gets each line too.
-    """
+    """Log lines with the elapsed time while a TensorRT engine builds (``callback`` gets them)."""
 
     def __init__(
         self,

@@ -141,10 +141,7 @@ class ContactRegrouper:
         predicted: np.ndarray,
         known: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return what the identities in contact remember: their bodies moved as a whole.
-
-        Returns the keypoints to remember and which are set.
-        """
+        """Return what the identities in contact remember: their bodies moved as a whole."""
         both = seen & known
         innovation = np.where(both[..., None], xy - predicted, np.nan)
         # The median of each identity's finite innovations: sorting puts the NaNs last.

@@ -535,11 +535,7 @@ class IdentityKeeper:
 
 
 class EarlyNames:
-    """Keep the names the rules saw before a merge that came before the first model.
-
-    The keeper's rows (by learner label) go through :meth:`shown` to the rules and files (by
-    identity).
-    """
+    """Keep the names the rules saw before a merge that came before the first model."""
 
     def __init__(self, animals: int, log_switch_odds: float, counts: KeeperCounts) -> None:
         self.animals = animals

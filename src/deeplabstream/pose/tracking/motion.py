@@ -36,10 +36,7 @@ class MotionModel:
         return predicted, age <= self.max_gap_s
 
     def centroid_distances(self, time_s: float, xy: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """(R, I) distances of the rows' keypoint centroids to identities' predicted centroids.
-
-        An identity with nothing known costs more than any distance (it goes last).
-        """
+        """(R, I) distances of the rows' keypoint centroids to identities' predicted centroids."""
         with np.errstate(invalid="ignore"):
             rows = np.nanmean(xy, axis=1)  # every row has a finite keypoint
             predicted, known = self.predict(time_s)
