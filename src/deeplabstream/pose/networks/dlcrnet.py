@@ -73,7 +73,6 @@ def _through_block(stage: nn.Module, x: torch.Tensor, last: int) -> torch.Tensor
 
 
 def _after_block(stage: nn.Module, x: torch.Tensor, last: int) -> torch.Tensor:
-    """Run the rest of a stage's blocks after ``last``."""
     assert isinstance(stage, nn.Sequential)
     for block in list(stage)[last + 1 :]:
         x = block(x)

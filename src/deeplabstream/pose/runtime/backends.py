@@ -158,7 +158,6 @@ def providers_of(backend: Any) -> dict[str, Any] | None:
 
 
 def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
-    """Zeros shaped and typed like a real input batch."""
     n = description.batch_size or batch_size or 1
     return np.zeros(description.input_shape(n), description.input_dtype)
 
@@ -352,7 +351,6 @@ class OnnxRuntimeBackend:
         return providers_record(self._plan_used, self._session, extra)
 
     def _check_names(self, path: Path) -> None:
-        """Check that the description's input and output names are the graph's."""
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
         if self._input_name not in inputs:
@@ -485,7 +483,6 @@ class OpenVinoBackend:
 
     @staticmethod
     def _port(ports: Any, name: str, path: Path) -> Any:
-        """Return the input or output called ``name``."""
         for port in ports:
             if name in port.get_names():
                 return port

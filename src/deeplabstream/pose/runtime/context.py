@@ -199,7 +199,6 @@ def open_heads(description: ModelDescription, backend: Any) -> Any:
 
 
 def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    """Yield lists of up to ``size`` frames."""
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)

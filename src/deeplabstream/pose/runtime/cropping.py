@@ -270,7 +270,6 @@ def split_context_graphs(graph_file: Path) -> ContextGraphs | None:
 
 
 def _save_atomically(model: Any, path: Path) -> None:
-    """Save an ONNX model so that a reader never sees half a file."""
     import onnx
 
     partial = path.with_name(path.name + ".partial")

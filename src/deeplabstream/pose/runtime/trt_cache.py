@@ -178,7 +178,6 @@ def prepare_cache(root: Path, model_file: Path, key: CacheKey) -> PreparedCache:
 
 
 def _distrust_reason(record: dict[str, Any] | None, key: CacheKey) -> str:
-    """Why a folder's contents are not reused."""
     if record is None:
         return "engine files without a record (not made here): rebuilt"
     if record.get("key") != key.as_dict():
