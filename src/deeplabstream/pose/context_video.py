@@ -1,8 +1,6 @@
 """Lightning Pose's offline prediction of a context model on a video, without Lightning Pose.
 
-``python -m deeplabstream.pose.context_video MODEL VIDEO OUT.csv``: frame t with frames
-t-2 .. t+2, the first two and last two frames as Lightning Pose fills them
-(:mod:`pose.formats.lightning_context`), written in Lightning Pose's CSV layout.
+``python -m deeplabstream.pose.context_video MODEL VIDEO OUT.csv`` writes its CSV layout.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Lightning Pose's offline crop-zoom prediction of a video, without Lightning Pose.
 
-``python -m deeplabstream.pose.cropzoom_video MODEL VIDEO OUT.csv [--smooth-window 5]
-[--boxes BOXES.csv]`` writes Lightning Pose's remapped-predictions CSV and its bbox CSV.
-Design: docs/pose-models.md, "Lightning Pose crop-zoom pairs".
+``python -m deeplabstream.pose.cropzoom_video MODEL VIDEO OUT.csv``. Design: docs/pose-models.md,
+"Lightning Pose crop-zoom pairs".
 """
 
 from __future__ import annotations

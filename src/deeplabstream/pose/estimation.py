@@ -1,10 +1,6 @@
 """Frames in, keypoints in frame pixels out: :class:`PoseEstimator`, what every caller uses.
 
-Each kind of model subclasses this protocol, which holds what the kinds share and the defaults
-of what only some have; :func:`pose.loading.open_estimator` picks a model's kind. The kinds:
-``pose.runtime.estimator.NetworkEstimator`` (a network and its decoder),
-``pose.formats.dlc3_topdown.DlcTopDownEstimator``, ``pose.runtime.cropzoom.CropZoomEstimator``,
-``pose.runtime.context.ContextEstimator`` and ``pose.runtime.ensemble.EnsembleEstimator``.
+Each kind of model subclasses it; :func:`pose.loading.open_estimator` picks the kind.
 """
 
 from __future__ import annotations
@@ -25,23 +21,10 @@ TIMED_PARTS = ("preprocess", "inference", "decode")
 class PoseEstimator(Protocol):
     """Keypoints of frames, in the frames' pixels, for one model of any kind.
 
-    Attributes
-    ----------
-    description
-        The model (an ensemble's: its first model's).
-    decoder, multi_animal, animals
-        Its decoder (looked up once, when built), whether it reports several animals, and the
-        rows of each frame's result.
-    last_timings, last_stage_timings
-        Seconds of the last estimate in each of :data:`TIMED_PARTS`, and in the kind's own
-        stages (a two-stage model's, an ensemble's ``model<i>``), else empty.
-    last_identity_confidence
-        An identity model's (N, A) confidences of the last frames; else None.
-    last_members, last_frames
-        An ensemble's (N, M, K, 3) member keypoints, and each frame's ensemble.
-    two_stage, crop_from, previous
-        A two-stage model: where its crops come from (:mod:`pose.decoding.two_stage`) and the
-        detections kept for each camera's next crops.
+    ``description`` is the model's (an ensemble's first model's); ``last_timings`` the seconds of
+    the last estimate in each of :data:`TIMED_PARTS`, ``last_stage_timings`` in the kind's own
+    stages; ``last_identity_confidence`` an identity model's (N, A), else None; ``last_members`` and
+    ``last_frames`` an ensemble's; ``crop_from`` and ``previous`` a two-stage model's.
     """
 
     description: ModelDescription
@@ -74,11 +57,9 @@ class PoseEstimator(Protocol):
     ) -> np.ndarray:
         """(N, A, K, 3) float64 keypoints of every animal (A = :attr:`animals`) of each frame.
 
-        ``frames``: BGR (or mono) uint8, of the shape the estimator was opened for, any number.
-        ``flips``: per frame, flip it horizontally before the network (a right-side camera);
-        the keypoints come back in the unflipped frame's pixels. ``keys``: per frame, its camera,
-        which keys what a kind keeps of a camera's past (a context model's frames, a two-stage
-        model's detections). Each row is x, y in frame pixels and the likelihood; NaN: not found.
+        ``frames``: BGR or mono uint8 of the shape opened for. ``flips``: per frame, mirror it first
+        (keypoints still come back in the unflipped frame's pixels). ``keys``: per frame, its camera
+        (what a context or two-stage model keeps per camera). NaN: not found.
         """
         ...
 
@@ -92,8 +73,5 @@ class PoseEstimator(Protocol):
         return self.estimate_animals(frames, flips, keys)[:, 0]
 
     def refresh(self) -> None:
-        """Run what waits until the keypoints are out (``crop_from = previous_frame``'s detector).
-
-        The inference worker calls it once the keypoints have gone to the experiment and files.
-        """
+        """Run what waits until the keypoints are out (the ``previous_frame`` detector)."""
         return  # a body, so not abstract: the kinds without a detector inherit it

@@ -53,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    """Describe the model ``args.path`` and check its conversion; return the exit status.
-
-    ``args`` as :func:`build_parser` reads them. The lab's own formats are those of the
-    process's settings (``deeplabstream-inspect --settings``: app/inspect.py).
-    """
+    """Describe the model ``args.path`` and check its conversion; return the exit status."""
     try:
         frame = _read_frame(args.frame, args.frame_index) if args.frame else None
         size = frame.pixels.shape[:2] if frame is not None else None

@@ -85,24 +85,10 @@ def load_model(
 ) -> ModelDescription:
     """Return the description of the model at ``path`` (None: the bundled model).
 
-    Parameters
-    ----------
-    path
-        A model of any supported kind, or a framework's folder holding one (then ``named_path``
-        is ``path`` and ``found_model`` the model inside).
-    frame_size
-        (height, width) of the frames, for models that run at any size (default 640x480); the
-        others resize frames to their input.
-    precision
-        ``fp16`` converts to a half-precision graph; ``int8`` takes the graph
-        ``deeplabstream-quantize`` made, refused when there is none; ``tf32`` the fp32 graph.
-    max_animals
-        A multi-animal model's animals per frame (``[Pose] MAX_ANIMALS``); None: the model's.
-
-    Raises
-    ------
-    ModelError
-        When nothing usable is there; the message says what was found and what is expected.
+    ``path`` may be a framework's folder holding one model (``named_path``, ``found_model``).
+    ``frame_size`` (height, width; default 640x480) applies to models that run at any size.
+    ``precision`` ``int8`` needs a graph ``deeplabstream-quantize`` made. ``max_animals`` None: the
+    model's. Raises ModelError saying what was found and what is expected.
     """
     path = BUNDLED_MODEL if path is None else Path(path).expanduser()
     if not path.exists():
@@ -168,20 +154,14 @@ def _not_there(path: Path) -> str:
 def model_to_load(path: Path | None) -> Path:
     """Return the model file or folder that ``path`` names (None: the bundled model).
 
-    ``path`` itself, or the one model inside a framework's folder
-    (:mod:`pose.formats.framework_folders`). ModelError as :func:`load_model` for a folder
-    that holds none or several, naming the command to run or the models to choose from.
+    ModelError as :func:`load_model` for a folder that holds none or several.
     """
     path = BUNDLED_MODEL if path is None else Path(path).expanduser()
     return resolve_model_path(path) if path.exists() else path
 
 
 def converted_on_first_use(path: Path | None) -> bool:
-    """Return True when the model at ``path`` is converted to ONNX on its first load.
-
-    For messages before a load ("converting ..."); a path that is no model, or a folder that
-    is refused, gives False (the load says why).
-    """
+    """Return True when the model at ``path`` is converted to ONNX on its first load."""
     try:
         model = model_to_load(path)
     except ModelError:
@@ -191,11 +171,7 @@ def converted_on_first_use(path: Path | None) -> bool:
 
 
 def model_stage_names(description: ModelDescription) -> tuple[str, ...]:
-    """Return the timed stages of a loaded two-stage model; () for a model of one stage.
-
-    The two-stage models: a detector, then the pose model on its crops (sleap-nn top-down,
-    DeepLabCut top-down, Lightning Pose crop-zoom).
-    """
+    """Return the timed stages of a loaded two-stage model; () for a model of one stage."""
     return model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
 
 
@@ -210,12 +186,8 @@ def open_estimator(
 ) -> PoseEstimator:
     """Return the estimator of a model's kind: the one place that picks it.
 
-    ``description`` is at its input size, ``backend`` its (first) network opened; ``max_batch``
-    the most frames one network (a context model's backbone) runs at once; ``crop_from`` a
-    two-stage model's crops' source (:mod:`pose.decoding.two_stage`). ``open_stage`` opens a
-    second graph (a DeepLabCut top-down pose stage and box head, a crop-zoom pair's pose model,
-    a context model's heads); None: on ONNX Runtime beside ``backend``, as the inference worker
-    runs them (:func:`~pose.runtime.backends.second_graph_device`, ``second_graph_threads``).
+    ``description`` is at its input size, ``backend`` its first network opened. ``open_stage`` opens
+    a second graph; None: on ONNX Runtime beside ``backend``, as the inference worker does.
     """
 
     def beside(stage: ModelDescription) -> InferenceBackend:
@@ -246,19 +218,12 @@ def open_ensemble_estimator(
     members: Sequence[PoseEstimator],
     rows: Sequence[np.ndarray],
 ) -> EnsembleEstimator:
-    """Return the estimator of an ensemble: its members' estimators combined (docs/ensembles.md).
-
-    ``description`` is the first model's; ``rows`` each member's keypoints in its order.
-    """
+    """Return the estimator of an ensemble: its members' estimators combined (docs/ensembles.md)."""
     return EnsembleEstimator(description, members, rows)
 
 
 def open_reference_estimator(description: ModelDescription) -> PoseEstimator:
-    """Return a DeepLabCut top-down model's estimator on its rebuilt PyTorch modules.
-
-    DeepLabCut's own steps, the reference its converted graphs are checked against
-    (:mod:`pose.stage_check`).
-    """
+    """Return a DeepLabCut top-down model's estimator on its rebuilt PyTorch modules (reference)."""
     if topdown_decoding_of(description) is None:
         raise ModelError(f"{description.name}: only a DeepLabCut top-down model has a reference")
     return open_dlc_topdown_estimator(description)
@@ -281,13 +246,8 @@ def _unusable_formats_text() -> str:
 def check_model(path: Path | None) -> None:
     """Check cheaply that ``path`` is a model :func:`load_model` can take (None: the bundled).
 
-    Nothing is converted or run; a DeepLabCut export or Lightning checkpoint is opened with its
-    tensors mapped, not read, and no code from it runs.
-
-    Raises
-    ------
-    ModelError
-        As :func:`load_model` would for what is checked; the message says what to do.
+    Nothing is converted or run, no code from the file runs. Raises ModelError as :func:`load_model`
+    would, saying what to do.
     """
     model, model_format = _located(BUNDLED_MODEL if path is None else Path(path).expanduser())
     model_format.check(model)
@@ -308,15 +268,8 @@ def _located(path: Path) -> tuple[Path, ModelFormat]:
 def check_backend(path: Path | None, backend: str) -> None:
     """Check that ``[Pose] BACKEND`` can run the model at ``path`` (None: the bundled model).
 
-    ONNX Runtime and OpenVINO run every format (converted models through their graph); the
-    pytorch backend runs TorchScript files and networks rebuilt from their framework's file
-    (:meth:`pose.model_format.ModelFormat.pytorch_problem`). A path no format knows is left to
-    :func:`check_model`, which names it.
-
-    Raises
-    ------
-    ModelError
-        Naming the model, why the backend cannot run it, and what to set instead.
+    A path no format knows is left to :func:`check_model`. Raises ModelError naming the model, why
+    the backend cannot run it, and what to set instead.
     """
     if backend != "pytorch":
         return
@@ -332,13 +285,8 @@ def check_precision(
 ) -> None:
     """Check that ``[Pose] PRECISION`` applies to the model at ``path`` on ``backend``.
 
-    tf32 needs a GPU ``device``; fp16 a model converted here; int8 the onnxruntime backend and a
-    graph quantized beforehand (:mod:`pose.runtime.precision`).
-
-    Raises
-    ------
-    ModelError
-        Naming the model and what to run or set instead.
+    tf32 needs a GPU; fp16 a model converted here; int8 the onnxruntime backend and a quantized
+    graph. Raises ModelError naming the model and what to run or set instead.
     """
     problem = backend_problem(precision, backend) or precision_device_problem(precision, device)
     if problem is not None:
@@ -355,10 +303,8 @@ def check_precision(
 def model_animals(path: Path | None, max_animals: int) -> int:
     """Return how many animals the model at ``path`` reports per frame, cheaply (no conversion).
 
-    ``max_animals`` (``[Pose] MAX_ANIMALS``) for a multi-animal model, its number of classes
-    for an identity model (one animal per class), 1 for the others. The models converted here
-    (DeepLabCut 3.0, Lightning Pose checkpoints) are single-animal and are not loaded.
-    ModelError as :func:`check_model`.
+    ``max_animals`` for a multi-animal model, its classes for an identity model, else 1. ModelError
+    as :func:`check_model`.
     """
     path = model_to_load(path)
     model_format = format_of(path) if path.exists() else None
@@ -374,10 +320,8 @@ def model_animals(path: Path | None, max_animals: int) -> int:
 def model_keypoints(path: Path | None) -> tuple[str, ...]:
     """Return the keypoint names of the model at ``path`` (None: the bundled), cheaply.
 
-    Nothing is converted or run (:meth:`pose.model_format.ModelFormat.keypoints`), and the
-    answer is kept for as long as the model's files keep their size and modification time, so the
-    window can ask at every change. ModelError as :func:`check_model`, and for files that cannot
-    be read (the disk's OSError, a reader library's ValueError, with their message).
+    Cached while the model's files keep their size and modification time. ModelError as
+    :func:`check_model`, and for files that cannot be read.
     """
     with raised_as(ModelError, OSError, ValueError):
         path = (BUNDLED_MODEL if path is None else Path(path).expanduser()).resolve()

@@ -1,10 +1,7 @@
 """What a pose model is: its file and the description needed to feed it and read its output.
 
-Every model kind (the project's own, a Lightning Pose export, later DeepLabCut exports) is turned
-into one :class:`ModelDescription` by its loader; everything downstream (pre-processing, backends,
-decoding, the inference worker) reads only this description. Its ``decoder`` names how its
-outputs become keypoints: a :class:`Decoder` of :data:`DECODERS`, the decoders' registry (each
-one lives with its framework's rules in :mod:`pose.decoding`, imported when a model needs it).
+Every loader gives one :class:`ModelDescription`, all downstream reads only it; its ``decoder``
+names a :class:`Decoder` of :data:`DECODERS`.
 """
 
 from __future__ import annotations
@@ -196,12 +193,9 @@ class ModelDescription:
         return (batch, self.channels, self.input_height, self.input_width)
 
     def at_input_size(self, height: int, width: int) -> ModelDescription:
-        """Return the same model fed at ``height`` x ``width`` (for example a camera's frame size).
+        """Return the same model fed at ``height`` x ``width``.
 
-        Raises
-        ------
-        ModelError
-            When the graph's input size is fixed and differs.
+        Raises ModelError when the graph's input size is fixed and differs.
         """
         if (height, width) == (self.input_height, self.input_width):
             return self
@@ -218,10 +212,7 @@ def frame_size_warning(
 ) -> str | None:
     """Say that ``camera``'s frames are not the size the model was made for; None when they are.
 
-    A sleap-nn export runs at any frame size but bakes constants of its traced size into the
-    graph (docs/sleap-models.md); a Lightning Pose model resizes any frame to its input, but
-    was trained on labelled frames of one size and aspect ratio. Neither is validated at
-    another size, so the session says so (log, ``session.json`` warnings, the window).
+    sleap-nn and Lightning Pose models run at other sizes but are not validated there.
     """
     if description.trained_size is None:
         return None
@@ -256,15 +247,9 @@ Decoded = tuple[np.ndarray, np.ndarray | None]
 class Decoder:
     """How the outputs of one family of networks become keypoints (``ModelDescription.decoder``).
 
-    Attributes
-    ----------
-    decode
-        ``decode(outputs, description) -> (points, identity confidences or None)``: the
-        network's outputs (in ``description.output_names`` order) for a batch of frames.
-    multi_animal
-        Whether its points are animals (n, A, K, 3), even for a model of one animal.
-    convention
-        Where its points put pixel (0, 0) (:data:`Convention`).
+    ``decode(outputs, description) -> (points, identity confidences or None)`` takes a batch's
+    outputs in ``description.output_names`` order; ``multi_animal``: points are (n, A, K, 3) even
+    for one animal; ``convention``: where pixel (0, 0) is (:data:`Convention`).
     """
 
     decode: Callable[[list[np.ndarray], ModelDescription], Decoded]

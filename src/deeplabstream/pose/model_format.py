@@ -32,11 +32,10 @@ class ModelFormat:
     """One kind of model on disk: how to recognise its path and load it into a description.
 
     A format writes :attr:`name`, :meth:`recognises` and :meth:`load` (docs/plugins.md, "Model
-    formats"); the rest has defaults for a format whose ``load`` is cheap and gives an ONNX
-    graph, and ``load`` must write ``framework=self.name``. Formats are probed in order, the
-    built-ins first: a lab's must recognise only its own files. ``load`` runs in the main
-    process and the inference worker, reads files, never runs a network, and raises
-    :class:`~pose.model.ModelError` naming the file and what is wrong.
+    formats"); ``load`` sets ``framework=self.name``, reads files, never runs a network, and
+    raises :class:`~pose.model.ModelError` naming the file. Formats are probed built-ins first: a
+    lab's must recognise only its own. Formats converted here also override :meth:`check`,
+    :meth:`keypoints`, :meth:`build_module`, :meth:`comparison` and the ``*_text`` methods.
     """
 
     #: Short name for messages; by default also the ``framework`` its descriptions carry.
@@ -56,9 +55,8 @@ class ModelFormat:
     ) -> ModelDescription:
         """Return the description of the model at ``path`` (see :func:`pose.loading.load_model`).
 
-        ``frame_size`` is the camera's (height, width) when known (a model that takes any input
-        size may be described at it; None: the model's own), ``precision`` what ``[Pose]
-        PRECISION`` asks of a converted model (others keep their graph's).
+        ``frame_size`` (height, width) is the camera's when known (None: the model's own);
+        ``precision`` is what ``[Pose] PRECISION`` asks of a converted model.
         """
         raise NotImplementedError(f"{type(self).__name__} does not define load(path, ...)")
 
@@ -78,8 +76,7 @@ class ModelFormat:
     def keypoints(self, path: Path) -> tuple[str, ...]:
         """Return the model's keypoint names without converting or running it.
 
-        By default from :meth:`load` (formats whose description is a small file); formats
-        converted here read the names from their file's config instead.
+        By default from :meth:`load`; formats converted here read them from their file's config.
         """
         return self.load(path, None, "fp32").keypoints
 
@@ -88,9 +85,7 @@ class ModelFormat:
     def pytorch_problem(self, path: Path) -> str | None:
         """Return why the pytorch backend cannot run the model at ``path``; None when it can.
 
-        By default it cannot: the format is an ONNX graph, and the pytorch backend runs
-        TorchScript files and networks rebuilt from their framework's file, never a graph.
-        Formats converted here are rebuilt from their file, so it can.
+        By default it cannot (an ONNX graph); formats converted here are rebuilt from their file.
         """
         if self.converted:
             return None
@@ -173,10 +168,8 @@ _lab_formats: tuple[Path | None, tuple[str, ...]] = (None, ())
 def use_lab_formats(names: Sequence[str]) -> None:
     """Make the lab's formats ``names`` (``[Pose] MODEL_FORMATS``) the ones this process tries.
 
-    Modules of the ``formats/`` folder of the process's settings folder (core/plugins/lab_files.py,
-    ``use_settings_folder``, called first), tried after the built-in and installed formats,
-    for as long as that folder is the process's. Loading a settings file sets them; the
-    inference worker sets them from its job. No other lab format is imported.
+    Modules of the settings folder's ``formats/`` (set first: ``use_settings_folder``), tried after
+    the built-in and installed formats while that folder is the process's.
     """
     global _lab_formats
     _lab_formats = (
@@ -192,12 +185,7 @@ def lab_formats_in_use() -> tuple[str, ...]:
 
 
 def model_formats() -> tuple[list[ModelFormat], list[PluginFailure]]:
-    """Return one instance of every format that loads, in order, and those that do not.
-
-    The order of :data:`MODEL_FORMATS`, with the lab's formats named by ``[Pose]
-    MODEL_FORMATS`` last (:func:`use_lab_formats`). A format that fails to import is logged
-    once and left out: it never stops the others from reading their models.
-    """
+    """Return one instance of every format that loads, in order, and those that do not."""
     loaded, failures = MODEL_FORMATS.load_all(lab_names=lab_formats_in_use())
     for failure in failures:
         if str(failure) not in _WARNED:
@@ -217,10 +205,8 @@ _WATCHED_CALLS = ("recognises", "load", "check", "keypoints", "describes")
 def watched(model_format: ModelFormat, name: str) -> ModelFormat:
     """Return ``model_format`` (a lab's or an installed one) with its calls watched and checked.
 
-    Each call the start waits on is named once slow, and abandoned by Ctrl-C or SIGTERM in a
-    command (core/plugins/, ``plugin_call_watch``): a ``recognises`` that sleeps never holds
-    the start. What it raises other than a ModelError, and a ``load`` that returns no
-    ModelDescription, become a ModelError naming the format and its file, before the start.
+    A slow call is named and abandoned by Ctrl-C or SIGTERM; what it raises other than a ModelError,
+    and a ``load`` that returns no ModelDescription, become a ModelError.
     """
     origin = MODEL_FORMATS.origin(name).removeprefix(LAB_ORIGIN)
     label = f"model format {name!r} ({origin})"
@@ -270,8 +256,7 @@ def format_of_description(description: ModelDescription) -> ModelFormat | None:
 def format_entry(description: ModelDescription) -> dict[str, str]:
     """Return ``{registered name: origin}`` of the format that loaded ``description`` (or none).
 
-    For ``session.json``'s ``plugins``; asked where the model was loaded (the inference worker),
-    which has the formats imported already: probing them elsewhere costs their imports.
+    Ask where the model was loaded (the inference worker): elsewhere it costs the imports.
     """
     found = format_of_description(description)
     if found is None:
@@ -286,13 +271,8 @@ def format_entry(description: ModelDescription) -> dict[str, str]:
 def build_torch_module(description: ModelDescription) -> Any:
     """Return the PyTorch module of a converted model, rebuilt from ``description.source_file``.
 
-    It returns the graph's outputs in the graph's order, in float32, and is in eval mode on
-    the CPU.
-
-    Raises
-    ------
-    ModelError
-        When the description has no source file, or its framework has no rebuilt network.
+    In eval mode on the CPU, returning the graph's outputs in order in float32. Raises ModelError
+    without a source file or a rebuilt network for its framework.
     """
     source = description.source_file
     if source is None:
@@ -309,11 +289,7 @@ def unusable_formats() -> list[PluginFailure]:
 
 
 def untried_lab_formats() -> list[str]:
-    """Return the ``formats/`` modules beside the settings file that no setting names (stems).
-
-    For the message on a model no format recognises: one of them may be the lab's format for
-    it, which ``[Pose] MODEL_FORMATS`` must name to be tried.
-    """
+    """Return the ``formats/`` modules beside the settings file that no setting names (stems)."""
     named = {name.partition(":")[0] for name in lab_formats_in_use()}
     return [path.stem for path in MODEL_FORMATS.lab.modules() if path.stem not in named]
 
@@ -353,11 +329,7 @@ def check_torch_file(path: Path, advice: tuple[str, str]) -> None:
 
 
 def unreadable_reason(error: BaseException) -> str:
-    """Return why ``torch.load(..., weights_only=True)`` refused a file, without PyTorch's advice.
-
-    PyTorch's message suggests loading with ``weights_only=False``, which runs any code the
-    file holds: never passed on. Its first line is kept only when it gives no such advice.
-    """
+    """Return why ``torch.load(weights_only=True)`` refused a file, without PyTorch's advice."""
     if isinstance(error, pickle.UnpicklingError):
         return "it holds objects other than weights and settings, or is not a PyTorch file"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -1,8 +1,5 @@
 """Quantize a pose model to int8, calibrated on your own video, and measure what it costs.
 
-    python -m deeplabstream.pose.quantize MODEL VIDEO [--frames N] [--eval-frames M]
-                                          [--output FILE] [--threads N]
-
 Exit status: 0 written, 2 the model or video cannot be used. docs/pose-models.md (precision).
 """
 
@@ -132,10 +129,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def read_frames(video: Path, calibration: int, evaluation: int) -> VideoFrames:
     """Read ``calibration`` frames spread over ``video`` and up to ``evaluation`` others.
 
-    Raises
-    ------
-    ModelError
-        When the video cannot be read, or has too few frames for both sets.
+    Raises ModelError when the video cannot be read or has too few frames for both sets.
     """
     import av
 
@@ -210,15 +204,8 @@ def quantize_model(
 ) -> dict[str, Any]:
     """Quantize ``fp32``'s graph, measure its cost on the evaluation frames, write both files.
 
-    Returns
-    -------
-    dict
-        The record written beside the int8 graph.
-
-    Raises
-    ------
-    ModelError
-        When the model cannot be quantized (not a float32 ONNX graph) or ONNX Runtime fails.
+    Returns the record written beside the int8 graph. Raises ModelError when the model is not a
+    float32 ONNX graph or ONNX Runtime fails.
     """
     if fp32.input_type != "float" or fp32.precision != "fp32":
         raise ModelError(f"{model_path}: only a float32 graph can be quantized")
@@ -349,12 +336,8 @@ WEIGHTED_OPERATORS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 def output_heads_and_after(model: Any) -> set[str]:
     """Return the names of the output heads and of every node after them (kept in float).
 
-    An output head is the last weighted layer on a path to a graph output (DeepLabCut's heatmap
-    and location-refinement deconvolutions, the final convolutions of this project's models).
-    After them come the outputs themselves and any decoding inside the graph. Quantized, their
-    8-bit outputs round the location refinement and the heatmap values the decoder reads; in
-    float they cost little (low resolution, few channels). On DeepLabCut's cspnext_s this took
-    the median deviation from fp32 from 0.95 to 0.19 px at the same speed.
+    Quantized, their 8-bit outputs round the values the decoder reads; kept in float they took
+    DeepLabCut's cspnext_s from 0.95 to 0.19 px median deviation at the same speed.
     """
     nodes = list(model.graph.node)
     producers = {output: node for node in nodes for output in node.output}
@@ -382,10 +365,8 @@ def output_heads_and_after(model: Any) -> set[str]:
 def pool_spatial_means(model: Any) -> int:
     """Replace means over H and W of 4-D tensors by GlobalAveragePool, in place; return how many.
 
-    The same arithmetic (a mean per channel), but ONNX Runtime quantizes GlobalAveragePool and
-    keeps it in its int8 layout, while a float ReduceMean between int8 layers costs a
-    dequantization and a slow reduction (DeepLabCut's CSPNeXt: a fifth of the int8 network's
-    time in its channel attention's four means).
+    ONNX Runtime quantizes GlobalAveragePool; a float ReduceMean between int8 layers costs a
+    dequantization and a slow reduction (a fifth of CSPNeXt's int8 time).
     """
     from onnx import helper, numpy_helper
 
@@ -453,11 +434,8 @@ def measure_cost(
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Return the keypoint deviation of ``int8`` from ``fp32`` on ``frames``, and their speed.
 
-    Returns
-    -------
-    tuple
-        ``{"deviation_px": {median, p99, max}, "per_keypoint_px": {name: {median, p99, max}},
-        "likelihood_max_difference": float}`` and the median milliseconds per frame of each.
+    Deviations in px (median, p99, max; overall and per keypoint), the likelihood's largest
+    difference, and the median milliseconds per frame of each.
     """
     keypoints: dict[str, np.ndarray] = {}
     speed: dict[str, float] = {}

@@ -27,8 +27,8 @@ BOX_TOLERANCES: Differences = {"boxes_px": 1e-2, "box_scores": 1e-4}
 class StageCheck:
     """One stage's (or the whole model's) comparison of the graphs with the rebuilt modules.
 
-    ``differences`` holds the largest absolute difference of each quantity (inf: shapes, or the
-    keypoints found, differ); ``limits`` the largest allowed (none: measured only, as at fp16).
+    ``differences``: largest absolute differences (inf: shapes or keypoints differ); ``limits`` the
+    largest allowed (none: measured only).
     """
 
     stage: str
@@ -67,11 +67,7 @@ def stage_parameters(description: ModelDescription) -> list[tuple[str, int]] | N
 def check_stages(
     description: ModelDescription, frames: Sequence[np.ndarray], centre: int, threads: int
 ) -> list[StageCheck]:
-    """Check every graph and the whole model on ``frames[centre]`` (BGR uint8 frames).
-
-    A top-down model takes that frame; a context model takes it with the frames two before to
-    two after it (t-2 .. t+2; where ``frames`` ends, its first or last frame stands in).
-    """
+    """Check every graph and the whole model on ``frames[centre]`` (BGR uint8 frames)."""
     kind = _kind(description)
     if kind == "top-down":
         return _check_topdown(description, frames[centre], threads)

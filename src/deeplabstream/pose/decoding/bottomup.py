@@ -28,18 +28,8 @@ _NEIGHBOUR_COLS = np.array([-1, 0, 1, -1, 1, -1, 0, 1])
 class PafDecoding:
     """The decoding and grouping settings of a paf-bottomup model (``model.json`` ``output.paf``).
 
-    Attributes
-    ----------
-    edges
-        (source, destination) keypoint indices, in the order of the PAF channel pairs.
-    peak_threshold
-        The least probability of a peak (the sigmoid of the heatmap logit).
-    max_edge_length, distance_penalty
-        Longer segments (input pixels) score ``distance_penalty * (max_edge_length / length -
-        1)`` more (negative).
-    root
-        The keypoint the grouping grows a tree from (:meth:`grouping_edges`); None: every edge
-        in its own direction (sleap-nn's way).
+    ``edges`` are in the order of the PAF channel pairs; ``peak_threshold`` is a probability (the
+    sigmoid of the logit); ``root`` None groups every edge in its own direction (sleap-nn's way).
     """
 
     edges: tuple[tuple[int, int], ...]
@@ -71,13 +61,9 @@ class PafDecoding:
     def grouping_edges(self) -> tuple[tuple[int, bool], ...]:
         """Return the edges the grouping uses: (field index, reversed), in breadth-first order.
 
-        With a ``root``, a spanning tree of the skeleton grown breadth-first from it, each edge
-        pointing away from the root (``reversed`` when that is against the field's direction);
-        edges closing a cycle are left out. Why: sleap-nn's greedy assembly gives each peak one
-        animal, and a cycle or a root shared by two animals (two noses touching make one peak)
-        can then pull one animal's points into the other's. A central root (the neck) keeps
-        the animals apart through their bodies. Without a root, every edge in
-        :func:`pose.decoding.sleap.bfs_edges` order.
+        With a ``root``, a spanning tree grown from it, each edge pointing away from the root, edges
+        closing a cycle left out (docs/pose-internals.md says why); without, :func:`bfs_edges`
+        order.
         """
         if self.root is None:
             return tuple((e, False) for e in bfs_edges(self.edges))
@@ -112,12 +98,9 @@ class PafDecoding:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PafDecoding:
-        """Invert :meth:`to_dict`; missing settings take their defaults.
+        """Invert :meth:`to_dict` (defaults for missing settings).
 
-        Raises
-        ------
-        ModelError
-            Naming the setting that is missing or not a number.
+        Raises ModelError naming a setting that is not a number.
         """
         try:
             edges = tuple((int(s), int(d)) for s, d in data["edges"])
@@ -150,12 +133,8 @@ def find_peaks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find the strongest local maxima of each heatmap (N, K, h, w logits), refined below a pixel.
 
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Peaks (N, K, P, 2) x, y in input pixels (NaN where invalid), their probabilities and
-        validity (N, K, P), strongest first. P is the most valid peaks of any map (1 to
-        ``max_peaks``), so line scores cost no more than the peaks found.
+    Returns peaks (N, K, P, 2) x, y in input pixels (NaN where invalid), their probabilities and
+    validity (N, K, P), strongest first; P is the most valid peaks of any map (1 to ``max_peaks``).
     """
     logits = np.asarray(heatmaps, dtype=np.float32)
     n, k, h, w = logits.shape
@@ -236,11 +215,8 @@ def line_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score every candidate (source peak, destination peak) pair of every edge.
 
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Scores (N, E, P * P) at flat index ``src * P + dst``, and which pairs join two valid
-        peaks: :func:`pose.decoding.sleap.group_bottomup`'s inputs.
+    Returns scores (N, E, P * P) at flat index ``src * P + dst`` and which pairs join two valid
+    peaks: :func:`pose.decoding.sleap.group_bottomup`'s inputs.
     """
     n, _, p = valid.shape
     field_maps = np.asarray(pafs, dtype=np.float32)
@@ -299,12 +275,8 @@ def decode_pafs(
 ) -> np.ndarray:
     """Animals of each frame from heatmaps (N, K, h, w logits) and fields (N, 2E, h, w).
 
-    Returns
-    -------
-    numpy.ndarray
-        (N, A, K, 3) float64: x, y in input pixels and the peak's probability; NaN for missing
-        points and unused rows. The best A by instance score when more were found; otherwise in
-        grouping order.
+    Returns (N, A, K, 3) float64: x, y in input pixels and the peak's probability, NaN where
+    missing; the best A by instance score when more were found, else in grouping order.
     """
     n, k = heatmaps.shape[:2]
     peaks, probability, valid = find_peaks(
@@ -343,15 +315,9 @@ def decode_pafs(
 
 
 def decode_paf_bottomup(outputs: Sequence[np.ndarray], description: ModelDescription) -> np.ndarray:
-    """Decode a paf-bottomup model's ``heatmaps`` and ``pafs`` (the estimator's entry point).
+    """Decode a paf-bottomup model's ``heatmaps`` and ``pafs``: (N, A, K, 3) input pixels.
 
-    Returns (N, A, K, 3) in input pixels, as :func:`decode_pafs`.
-
-    Raises
-    ------
-    ModelError
-        If the description carries no :class:`PafDecoding` or the outputs are not named
-        ``heatmaps`` and ``pafs``.
+    Raises ModelError without a :class:`PafDecoding` or outputs named ``heatmaps`` and ``pafs``.
     """
     settings = description.decoding
     if not isinstance(settings, PafDecoding):

@@ -55,11 +55,7 @@ def animal_detections(
     settings: rp.FasterRcnnSettings,
     limits: DetectionLimits,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the kept boxes (M, 4) x1, y1, x2, y2 in resized pixels and scores (M,), best first.
-
-    ``class_logits`` (R, 2) and ``box_deltas`` (R, 8) are the box head's outputs on the (R, 4)
-    ``proposals``; ``image_size`` is the resized image's (height, width).
-    """
+    """Return the kept boxes (M, 4) x1, y1, x2, y2 in resized pixels and scores (M,), best first."""
     empty = (np.empty((0, 4), np.float32), np.empty(0, np.float32))
     if len(proposals) == 0:
         return empty
@@ -83,9 +79,7 @@ def ssd_animal_detections(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return an SSDLite's kept boxes (M, 4) x1, y1, x2, y2 in frame pixels and scores, best first.
 
-    ``boxes`` (B, 4) and ``scores`` (B,) are every default box in the detector's 320 x 320 pixels
-    (:class:`pose.networks.ssdlite.AllBoxesDetector`); ``frame_size`` is (height, width). The
-    steps are torchvision's and DeepLabCut's (docs/pose-internals.md).
+    ``boxes`` (B, 4) and ``scores`` (B,) are every default box in the detector's 320 x 320 pixels.
     """
     boxes = np.asarray(boxes, np.float32)
     scores = np.asarray(scores, np.float32)

@@ -1,8 +1,7 @@
 """Lightning Pose crop-zoom boxes: from a detector's keypoints to the pose model's crop.
 
-Lightning Pose 2.4.3's ``create_bbox``, ``smooth_bbox``, ``crop`` and ``remap`` rules (facts
-only; the code is this project's own). Design: docs/pose-models.md, "Lightning Pose crop-zoom
-pairs".
+Lightning Pose 2.4.3's ``create_bbox``, ``smooth_bbox``, ``crop`` and ``remap`` rules. Design:
+docs/pose-models.md, "Lightning Pose crop-zoom pairs".
 """
 
 from __future__ import annotations
@@ -22,8 +21,9 @@ DEFAULT_SMOOTH_WINDOW = 5
 class BoxRule:
     """How a crop-zoom pair makes its box from the detector's keypoints.
 
-    Exactly one of ``crop_ratio`` (> 1) and ``crop_size`` (> 0) is set; ``anchors`` are the
-    indices of the detector's keypoints the box is built on (all when empty).
+    Exactly one of ``crop_ratio`` (> 1) and ``crop_size`` (> 0) is set.
+
+    ``anchors``: the detector keypoints the box is built on (all when empty).
     """
 
     anchors: tuple[int, ...] = ()
@@ -57,8 +57,7 @@ def _even(sides: np.ndarray) -> np.ndarray:
 def lightning_boxes(points: np.ndarray, rule: BoxRule) -> np.ndarray:
     """Return each frame's box (N, 4) int64 x, y, h, w from (N, K, 2+) detector keypoints.
 
-    NaN keypoints give a NaN centre; the box is then meaningless: callers check
-    :func:`boxes_valid`.
+    A NaN keypoint makes the box meaningless: callers check :func:`boxes_valid`.
     """
     xy = np.asarray(points, np.float64)[..., :2]
     if rule.anchors:
@@ -85,11 +84,7 @@ def boxes_valid(points: np.ndarray, rule: BoxRule) -> np.ndarray:
 
 
 def smooth_boxes(boxes: np.ndarray, window: int = DEFAULT_SMOOTH_WINDOW) -> np.ndarray:
-    """Lightning Pose's ``smooth_bbox``: a centred rolling median of x, y, h, w (offline only).
-
-    pandas' ``rolling(window, center=True, min_periods=1).median()``, then rounded half to
-    even, as Lightning Pose's command does; the result depends on frames after each frame.
-    """
+    """Lightning Pose's ``smooth_bbox``: a centred rolling median of x, y, h, w (offline only)."""
     import pandas as pd
 
     if window < 1:
@@ -109,9 +104,8 @@ def video_crop_size(boxes: np.ndarray) -> tuple[int, int]:
 def cut_box(image: np.ndarray, box: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
     """Return the box (x, y, h, w) of ``image``, zero where it leaves the image.
 
-    A box inside the image is returned as a view (no copy); one over its edge is copied into
-    ``out`` (a zeroed canvas of the box's shape when None or of another shape). Mono (H, W) and
-    colour (H, W, C) images alike.
+    A view when inside the image; else a copy into ``out`` (a new zeroed canvas when None or of
+    another shape).
     """
     x, y, h, w = (int(v) for v in box)
     image_h, image_w = image.shape[:2]
@@ -141,13 +135,7 @@ def _padded(
 def lightning_video_crop(
     frame: np.ndarray, box: Sequence[int], size: tuple[int, int]
 ) -> np.ndarray:
-    """Return Lightning Pose's ``crop`` of one video frame: the box, resized to ``size``.
-
-    The box (x, y, h, w) is cut with zero padding, the frame's last column and row excluded
-    (Lightning Pose clips the box at ``width - 1``, ``height - 1``), then resized with OpenCV's
-    ``INTER_LINEAR`` to ``size`` (height, width), the video's one crop size
-    (:func:`video_crop_size`). Before Lightning Pose's libx264 encoding.
-    """
+    """Return Lightning Pose's ``crop`` of one video frame: the box resized to ``size`` (h, w)."""
     import cv2
 
     x, y, h, w = (int(v) for v in box)
@@ -157,13 +145,7 @@ def lightning_video_crop(
 
 
 def remap_from_crop(points: np.ndarray, box: Sequence[int], crop_shape: tuple[int, int]) -> None:
-    """Map (K, 2+) keypoints of a crop of ``crop_shape`` (h, w) to the frame, in place.
-
-    The crop holds the box's pixels scaled by ``crop_shape / box side``; Lightning Pose's own
-    keypoint convention (pixel ``i`` covers ``[i, i + 1)``) makes that a pure scale, then the
-    box's corner is added. A crop at the box's own size (live, labelled images) is Lightning
-    Pose's ``remap``: the corner added, nothing scaled.
-    """
+    """Map (K, 2+) keypoints of a crop of ``crop_shape`` (h, w) to the frame, in place."""
     x, y, h, w = (int(v) for v in box)
     if crop_shape != (h, w):
         points[:, 0] *= w / crop_shape[1]

@@ -25,12 +25,7 @@ IDENTITY_OUTPUT = "identity"
 
 @dataclass(frozen=True)
 class DlcAssemblySettings:
-    """DeepLabCut's ``PartAffinityFieldPredictor`` and ``Assembler`` settings of one model.
-
-    ``graph`` holds every PAF edge in channel order, ``edges_to_keep`` the indices assembled
-    (DeepLabCut's ``paf_best``); ``individuals`` is the most animals per frame; ``identity`` the
-    identity head's settings, None without one.
-    """
+    """DeepLabCut's ``PartAffinityFieldPredictor`` and ``Assembler`` settings of one model."""
 
     graph: tuple[tuple[int, int], ...]
     edges_to_keep: tuple[int, ...]
@@ -99,14 +94,7 @@ def pair_affinities(
     destinations: np.ndarray,
     settings: DlcAssemblySettings,
 ) -> np.ndarray:
-    """Return the (len(sources), len(destinations)) affinities of ``edge`` between those peaks.
-
-    ``pafs`` is one frame's (2E, h, w) field; ``sources`` and ``destinations`` index ``found``.
-    As DeepLabCut in float32: the segment between the two cells (row, col), ``line_points``
-    points truncated to integer cells, the trapezoidal integral of the field's (x, y) against
-    the points' (col, row), its norm over the segment length (+ float32 epsilon), rounded to
-    ``decimals``. Each pair's value depends on that pair only.
-    """
+    """Return the (len(sources), len(destinations)) affinities of ``edge`` between those peaks."""
     h, w = pafs.shape[-2:]
     pair_src = np.repeat(sources, len(destinations))
     pair_dst = np.tile(destinations, len(sources))
@@ -131,11 +119,7 @@ def pair_affinities(
 def edge_costs(
     pafs: np.ndarray, found: FramePeaks, settings: DlcAssemblySettings
 ) -> dict[int, np.ndarray]:
-    """Return DeepLabCut's affinity matrix of every kept edge with peaks at both ends.
-
-    All pairs, as DeepLabCut computes them (its ``m1``); the assembly needs only the pairs of
-    each end's most confident peaks and computes those alone (:func:`best_links`).
-    """
+    """Return DeepLabCut's affinity matrix (``m1``) of every kept edge with peaks at both ends."""
     costs: dict[int, np.ndarray] = {}
     for edge in sorted(set(settings.edges_to_keep)):
         source, destination = settings.graph[edge]
@@ -292,13 +276,7 @@ def best_links(
     found: FramePeaks,
     settings: DlcAssemblySettings,
 ) -> list[Link]:
-    """Per kept edge, the optimal pairing of its ends' most confident joints.
-
-    DeepLabCut computes every pair's affinity and then looks only at the ``individuals`` most
-    confident peaks of each end that reach ``pcutoff``; only those pairs are computed here (an
-    untrained model has hundreds of peaks per keypoint). Its lengths are finite, so its check
-    for edges whose lengths are all infinite never applies.
-    """
+    """Per kept edge, the optimal pairing of its ends' most confident joints."""
     links: list[Link] = []
     n = settings.individuals
     for edge in settings.edges_to_keep:
@@ -515,10 +493,7 @@ def _suppress_overlapping(animals: list[Animal], max_overlap: float) -> list[Ani
 def decode_frame(
     peaks: np.ndarray, locref: np.ndarray, pafs: np.ndarray, settings: DlcAssemblySettings
 ) -> np.ndarray:
-    """One frame's animals (A, K, 3) in input pixels, A = ``settings.individuals``.
-
-    Rows in DeepLabCut's order; unused rows and missing keypoints NaN.
-    """
+    """One frame's animals (A, K, 3) in input pixels, DeepLabCut's order; NaN where missing."""
     keypoints = peaks.shape[0]
     result = np.full((settings.individuals, keypoints, 3), np.nan)
     found = find_peaks(peaks, locref, settings)
@@ -536,8 +511,7 @@ def decode_frame(
 def decode_dlc_assembly(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
     """Return each frame's animals (N, A, K, 3), A = ``description.max_animals``, input pixels.
 
-    DeepLabCut assembles up to the model's own number of individuals; ``max_animals``
-    (``[Pose] MAX_ANIMALS``) keeps the first of them in DeepLabCut's order, or adds empty rows.
+    ``max_animals`` keeps the first of DeepLabCut's individuals, or adds empty rows.
     """
     settings = decoding_of(description, DlcAssemblySettings, "DeepLabCut assembly settings")
     named = named_outputs(outputs, description, OUTPUT_NAMES, "a DeepLabCut PAF model's graph")
@@ -558,10 +532,7 @@ def decode_dlc_identity(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return each frame's animals by individual (N, I, K, 3) and their identity confidence.
 
-    A model with DeepLabCut's identity head: the assembly, then DeepLabCut's assignment of the
-    assembled animals to its individuals (:func:`pose.decoding.dlc_identity.identify`). Row i
-    is individual i in every frame (NaN where it was not found); the (N, I) confidences are
-    NaN there too.
+    Row i is individual i in every frame; NaN rows and confidences where it was not found.
     """
     settings = decoding_of(description, DlcAssemblySettings, "DeepLabCut assembly settings")
     if settings.identity is None:

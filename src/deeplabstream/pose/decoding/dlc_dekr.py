@@ -19,15 +19,7 @@ SCORE_TYPES = ("heatmap", "center", "combined")
 
 @dataclass(frozen=True)
 class DekrSettings:
-    """DeepLabCut's ``DEKRPredictor`` settings of one model (the per-cell ones are in the graph).
-
-    Attributes
-    ----------
-    individuals
-        The predictor's ``num_animals``: how many centres it takes per frame.
-    stride
-        Input pixels per heatmap cell.
-    """
+    """DeepLabCut's ``DEKRPredictor`` settings of one model (the per-cell ones are in the graph)."""
 
     individuals: int
     stride: float
@@ -49,11 +41,7 @@ class DekrSettings:
 
 
 def top_cells(values: np.ndarray, count: int) -> np.ndarray:
-    """Return the indices of the ``count`` highest values, highest first; ties by lower index first.
-
-    ``torch.topk`` does not document its order of ties; they only arise between cells of
-    exactly equal value (in practice the zeros of a map with fewer peaks than ``count``).
-    """
+    """Return the indices of the ``count`` highest values, highest first; ties by lower index."""
     return np.argsort(-values, kind="stable")[:count]
 
 
@@ -119,8 +107,7 @@ def decode_frame(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One frame's animals (A, K, 3) in input pixels and their centre scores (A,).
 
-    A = ``settings.individuals``, rows in DeepLabCut's order; an animal DeepLabCut drops (its
-    -1 row) is NaN, its centre score -inf.
+    An animal DeepLabCut drops (its -1 row) is NaN with centre score -inf.
     """
     heatmaps = np.asarray(heatmaps, np.float32)
     peaks = np.asarray(peaks, np.float32)
@@ -166,9 +153,8 @@ def keep_best(animals: np.ndarray, ranks: np.ndarray, count: int) -> np.ndarray:
 def decode_dlc_dekr(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
     """Return each frame's animals (N, A, K, 3), A = ``description.max_animals``, input pixels.
 
-    DeepLabCut's ``num_animals`` candidates per frame, in its order; ``max_animals``
-    (``[Pose] MAX_ANIMALS``) below that keeps those with the highest centre scores (in
-    DeepLabCut's order), above it adds empty rows.
+    Fewer than DeepLabCut's ``num_animals``: those of highest centre score (in its order); more:
+    empty rows added.
     """
     settings = decoding_of(description, DekrSettings, "DeepLabCut DEKR settings")
     named = named_outputs(outputs, description, OUTPUT_NAMES, "a DeepLabCut DEKR model's graph")

@@ -33,12 +33,7 @@ class DlcIdentitySettings:
 
 
 def antialiased_weights(in_size: int, out_size: int, index: np.ndarray) -> np.ndarray:
-    """Return the (len(index), in_size) weights of output cells ``index`` of a resize.
-
-    PyTorch's antialiased bilinear interpolation (``align_corners=False``): a triangle filter
-    centred at ``(i + 0.5) * in / out``, widened by the scale when shrinking, truncated to the
-    input and normalised to sum 1. Growing, it is plain bilinear interpolation.
-    """
+    """Return the (len(index), in_size) weights of PyTorch's antialiased resize at ``index``."""
     scale = in_size / out_size
     support = scale if scale >= 1.0 else 1.0
     inverse = 1.0 / scale if scale >= 1.0 else 1.0
@@ -62,11 +57,7 @@ def map_size(logits: np.ndarray, stride: float) -> tuple[int, int]:
 def keypoint_scores(
     logits: np.ndarray, poses: np.ndarray, settings: DlcIdentitySettings
 ) -> np.ndarray:
-    """Return the (R, K, I) identity scores of ``poses`` (R, K, 3) in input pixels.
-
-    ``poses`` as DeepLabCut's predictor gives them: NaN x, y (likelihood 0) for an animal's
-    missing keypoints, -1 in rows it left unused.
-    """
+    """Return the (R, K, I) identity scores of ``poses`` (R, K, 3) in input pixels."""
     height, width = map_size(logits, settings.stride)
     rows, keypoints = poses.shape[:2]
     scores = np.zeros((rows, keypoints, logits.shape[0]))
@@ -89,10 +80,7 @@ def keypoint_scores(
 def assignment_order(poses: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Return ``order``: row i of the result is ``poses[order[i]]`` (DeepLabCut's rule).
 
-    Raises
-    ------
-    ModelError
-        Where DeepLabCut's own assignment fails: a likelihood that is not a number.
+    Raises ModelError where DeepLabCut's own assignment fails (a likelihood that is not a number).
     """
     cost = np.mean(poses[:, :, 2:3] * scores, axis=1)
     if not np.isfinite(cost).all():  # as DeepLabCut's own step, which scipy refuses then
@@ -115,11 +103,7 @@ class IdentifiedAnimals:
 def identify(
     animals: np.ndarray, logits: np.ndarray, settings: DlcIdentitySettings
 ) -> IdentifiedAnimals:
-    """Order one frame's assembled ``animals`` (A, K, 3) by individual.
-
-    ``animals`` are :func:`pose.decoding.dlc_assembly.decode_frame`'s: DeepLabCut's
-    assemblies in its order, then NaN rows; A is the predictor's ``num_animals``.
-    """
+    """Order one frame's assembled ``animals`` (A, K, 3) by individual."""
     found = ~np.isnan(animals[..., 0]).all(axis=1)
     # DeepLabCut's predictor gives an animal's missing keypoints NaN x, y and likelihood 0
     as_deeplabcut = animals.copy()

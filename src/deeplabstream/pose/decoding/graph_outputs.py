@@ -15,10 +15,7 @@ def named_outputs(
     expected: Sequence[str],
     export: str,
 ) -> dict[str, np.ndarray]:
-    """Return ``outputs`` by ``description.output_names``; each of ``expected`` must be there.
-
-    ``export`` names what gives these outputs in the error ("a sleap-nn top-down export").
-    """
+    """Return ``outputs`` by ``description.output_names``; each of ``expected`` must be there."""
     names = tuple(description.output_names)
     if len(outputs) != len(names):
         raise ModelError(f"{description.model_file}: {len(outputs)} outputs for the names {names}")

@@ -25,9 +25,9 @@ _LOWEST_LOGIT = -700.0
 
 
 def decode_lightning_pose(heatmaps: np.ndarray, downsample_factor: int) -> np.ndarray:
-    """Keypoints (N, K, 3) from soft-maxed Lightning Pose heatmaps, as Lightning Pose computes them.
+    """Keypoints (N, K, 3) float64 from soft-maxed Lightning Pose heatmaps, as it computes them.
 
-    x, y are in model-input pixels of Lightning Pose's convention (after its shift), float64.
+    x, y are in model-input pixels of Lightning Pose's convention (after its shift).
     """
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (N, K, h, w), got shape {heatmaps.shape}")

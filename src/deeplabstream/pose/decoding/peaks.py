@@ -27,9 +27,8 @@ def decode_argmax(
 ) -> np.ndarray:
     """Keypoints from heatmaps: (N, K, 3) of x, y (input pixels) and likelihood.
 
-    Without ``locref`` the peak is refined by fitting a parabola through it and its neighbours
-    along each axis (clamped to half a heatmap pixel). With ``locref`` (N, 2K, h, w) the offsets at
-    the peak are used instead, as DeepLabCut does.
+    Refined by a parabola (clamped to half a heatmap pixel), or by ``locref`` (N, 2K, h, w) offsets
+    at the peak as DeepLabCut does.
     """
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
@@ -80,12 +79,7 @@ def _parabola_offset(
 def decode_network_outputs(
     outputs: Sequence[np.ndarray], description: ModelDescription
 ) -> np.ndarray:
-    """Keypoints (N, K, 3) of a model of ``decoder = "argmax"``, by its ``output_kind``.
-
-    ``coordinates``: the network's own x, y, likelihood; ``heatmaps+locref``: the peaks refined
-    by the second output (:func:`decode_argmax` with ``locref``); ``heatmaps``: the peaks
-    refined by a parabola.
-    """
+    """Keypoints (N, K, 3) of a model of ``decoder = "argmax"``, by its ``output_kind``."""
     d = description
     first = outputs[0]
     if d.output_kind == "coordinates":

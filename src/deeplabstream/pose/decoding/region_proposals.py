@@ -22,11 +22,7 @@ BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 @dataclass(frozen=True)
 class FasterRcnnSettings:
-    """The settings torchvision's builder gives a variant (defaults: mobilenet_v3_large_fpn).
-
-    ``feature_strides``: the FPN maps before the pooled level; ``per_level_sizes``: level i
-    has the anchors of ``sizes[i]`` only (else every level has all ``sizes``).
-    """
+    """The settings torchvision's builder gives a variant (defaults: mobilenet_v3_large_fpn)."""
 
     min_size: int = 800
     max_size: int = 1333
@@ -75,11 +71,9 @@ def resize_plan(height: int, width: int, settings: FasterRcnnSettings) -> Resize
 def prepare_image(normalised: np.ndarray, plan: ResizePlan, out: np.ndarray) -> None:
     """Fill ``out`` (3, padded h, padded w) from a (3, H, W) DeepLabCut-normalised image.
 
-    Torchvision normalises again, resizes bilinearly (``align_corners=False``, no
-    antialiasing) and pads with zeros at the bottom and right. OpenCV's ``INTER_LINEAR`` on
-    float32 samples the same points with the same weights, rounded otherwise: within 2e-5 of
-    the values' range of torch's kernel (a NumPy copy of the kernel's formula was no closer,
-    and six times slower).
+    OpenCV's ``INTER_LINEAR`` on float32 samples torchvision's points with its weights, rounded
+    otherwise: within 2e-5 of the values' range (a NumPy copy of torch's formula was no closer, and
+    six times slower).
     """
     image = (normalised - TORCHVISION_MEAN[:, None, None]) / TORCHVISION_STD[:, None, None]
     out_h, out_w = plan.resized
@@ -193,12 +187,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
 def batched_nms(
     boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float
 ) -> np.ndarray:
-    """Torchvision's ``batched_nms``: kept indices by decreasing score.
-
-    Above 4000 coordinates (on a CPU) it runs ``nms`` per group; else once, on the boxes
-    shifted apart per group by the largest coordinate + 1 (its "coordinate trick", whose
-    float32 sums are copied too).
-    """
+    """Torchvision's ``batched_nms``: kept indices by decreasing score (its float32 sums too)."""
     if len(boxes) == 0:
         return np.empty(0, np.int64)
     if boxes.size > 4000:
@@ -249,11 +238,7 @@ def proposals(
 
 
 def roi_levels(boxes: np.ndarray, k_min: int, k_max: int) -> np.ndarray:
-    """``MultiScaleRoIAlign``'s ``LevelMapper``: each box's map (0 = the finest), float32.
-
-    Level ``floor(4 + log2(sqrt(area) / 224) + 1e-6)`` clamped to the maps' levels
-    (``k_min`` = -log2 of the finest map's scale, ``k_max`` of the coarsest).
-    """
+    """``MultiScaleRoIAlign``'s ``LevelMapper``: each box's map (0 = the finest), float32."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     with np.errstate(divide="ignore"):  # an empty box: log2(0) = -inf, the finest map
         level = np.floor(

@@ -23,8 +23,7 @@ OUTPUTS = ("peaks", "peak_vals", "peak_mask", "line_scores", "candidate_mask")
 class SleapDecoding:
     """The grouping settings of a sleap-nn bottom-up export.
 
-    ``input_scale`` divides the peaks; ``min_instance_peaks`` below 1 is a fraction of the node
-    count (sleap-nn's defaults: ``min_line_scores`` 0.25, ``min_instance_peaks`` 0).
+    ``min_instance_peaks`` below 1 is a fraction of the node count.
     """
 
     edges: tuple[tuple[int, int], ...]
@@ -39,12 +38,7 @@ class SleapDecoding:
 
 
 def bfs_edges(edges: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    """Return edge indices in breadth-first order from the skeleton's root(s).
-
-    The roots are the nodes that are no edge's destination, in order of first appearance; each
-    node's outgoing edges are taken in their channel order. Edges not reached (a cycle without
-    a root) follow in channel order.
-    """
+    """Return edge indices in breadth-first order from the skeleton's roots, the rest after."""
     sources = [s for s, _ in edges]
     destinations = {d for _, d in edges}
     roots = list(dict.fromkeys(s for s in sources if s not in destinations))
@@ -82,14 +76,8 @@ def group_bottomup(
 ) -> list[FrameInstances]:
     """Group a batch of exported peaks and line scores into instances, as sleap-nn does.
 
-    The first five arguments are the graph's outputs for B frames (docs/pose-internals.md);
-    points are ``peaks / input_scale``; ``edge_order`` defaults to :func:`bfs_edges`.
-
-    Returns
-    -------
-    list
-        Per frame, (points (M, K, 2), point scores (M, K), NaN where missing; instance scores
-        (M,)), in sleap-nn's order.
+    The first five arguments are the graph's outputs for B frames (docs/pose-internals.md). Returns
+    per frame points (M, K, 2), point scores (M, K) (NaN where missing) and instance scores (M,).
     """
     peaks = np.asarray(peaks)
     batch, n_nodes, n_peaks = peaks.shape[:3]
@@ -203,10 +191,9 @@ def outputs_by_name(
 
 
 def decode_bottomup(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
-    """Return the animals of each frame of a batch, in the graph's input pixels.
+    """Return the animals of each frame of a batch, (N, A, K, 3) in the graph's input pixels.
 
-    Returns (N, A, K, 3) float64: x, y and the point score, NaN for missing points and unused
-    rows; with more than A instances the A best by instance score, else sleap-nn's order.
+    NaN where missing; with more than A instances the A best by instance score.
     """
     settings = decoding_of(description, SleapDecoding, "sleap-nn grouping settings")
     named = outputs_by_name(outputs, description)

@@ -20,11 +20,7 @@ CLASS_OUTPUTS = ("peaks", "peak_vals", "peak_mask", "class_probs")
 
 @dataclass(frozen=True)
 class SleapClassDecoding:
-    """The decoding settings of a sleap-nn bottom-up identity export.
-
-    ``class_names`` are in class-map order; points are the graph's peaks times ``point_scale``
-    (1: already in the pixels of its input image).
-    """
+    """The decoding settings of a sleap-nn bottom-up identity export."""
 
     class_names: tuple[str, ...]
     peak_threshold: float = 0.2
@@ -33,17 +29,7 @@ class SleapClassDecoding:
 
 @dataclass(frozen=True)
 class ClassInstances:
-    """One frame's instances, one per class (row c = class c).
-
-    Attributes
-    ----------
-    points
-        (C, K, 2) float64, NaN for missing points.
-    point_scores
-        (C, K) the confidence-map value of each point, NaN where missing.
-    class_scores
-        (C, K) each point's class value for its instance's class, NaN where missing.
-    """
+    """One frame's instances, one per class (row c = class c), NaN where missing."""
 
     points: np.ndarray
     point_scores: np.ndarray
@@ -65,18 +51,7 @@ class ClassInstances:
 
 
 def match_node_peaks(class_probs: np.ndarray) -> list[tuple[int, int]]:
-    """Return the (peak, class) pairs sleap-nn keeps for one node's peaks (rules 2 and 3).
-
-    Parameters
-    ----------
-    class_probs
-        (n, C) the class values of the node's kept peaks, in slot order.
-
-    Returns
-    -------
-    list
-        (row in ``class_probs``, class) pairs, by row.
-    """
+    """Return the (row of ``class_probs``, class) pairs sleap-nn keeps for one node's peaks."""
     if class_probs.size == 0:
         return []
     rows, classes = linear_sum_assignment(-class_probs)
@@ -97,11 +72,7 @@ def group_classes(
     peak_threshold: float = 0.2,
     point_scale: float = 1.0,
 ) -> list[ClassInstances]:
-    """Group a batch of exported peaks into one instance per class, as sleap-nn does.
-
-    The first four arguments are the graph's outputs for B frames (docs/pose-internals.md);
-    points are ``peaks * point_scale``. Returns one :class:`ClassInstances` per frame.
-    """
+    """Group a batch of exported peaks into :class:`ClassInstances` per frame, as sleap-nn."""
     peaks, peak_vals = np.asarray(peaks), np.asarray(peak_vals)
     class_probs = np.asarray(class_probs)
     if class_probs.ndim != 4 or class_probs.shape[:3] != peak_vals.shape:
@@ -153,12 +124,8 @@ def decode_classes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return each frame's instances by class and their identity confidence.
 
-    Returns
-    -------
-    tuple of numpy.ndarray
-        (N, C, K, 3) float64 in the graph's input pixels with the confidence-map value, row c =
-        class c, NaN for missing points and absent classes; (N, C) identity confidences, NaN
-        for absent classes.
+    (N, C, K, 3) in the graph's input pixels, row c = class c, and (N, C) confidences; NaN for
+    missing points and absent classes.
     """
     settings = decoding_of(description, SleapClassDecoding, "sleap-nn identity-model settings")
     named = class_outputs_by_name(outputs, description)

@@ -19,12 +19,7 @@ SINGLE_OUTPUTS = ("peaks", "peak_vals")
 
 @dataclass(frozen=True)
 class SleapSingleDecoding:
-    """How a single-instance export finds its keypoints, as its metadata says.
-
-    ``output_stride`` is scaled-input pixels per map cell; ``max_stride`` (None: not stated) the
-    backbone's down-sampling, which the scaled input's sides must be multiples of;
-    ``export_graph`` sleap-nn's whole graph (None: unknown).
-    """
+    """How a single-instance export finds its keypoints, as its metadata says."""
 
     input_scale: float = 1.0
     output_stride: float = 1.0
@@ -49,9 +44,7 @@ def single_decoding_of(description: ModelDescription) -> SleapSingleDecoding:
 def decode_single_instance(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
     """Return each frame's keypoints: (N, K, 3) float64 x, y (input pixels) and the map's value.
 
-    ``outputs[0]`` holds the confidence maps (N, K, h, w). A keypoint below the threshold is
-    NaN in all three (the graph gives NaN x, y and the value 0: the score goes with it, as for
-    sleap-nn's top-down models here).
+    A keypoint below the threshold is NaN in all three.
     """
     settings = single_decoding_of(description)
     maps = np.asarray(outputs[0])
@@ -66,10 +59,7 @@ def decode_single_instance(outputs: list[np.ndarray], description: ModelDescript
 
 
 def single_instance_points(peaks: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """sleap-nn's ``peaks`` (N, K, 2) and ``peak_vals`` (N, K) as (N, K, 3) float64 x, y, value.
-
-    NaN in all three where the graph found no peak above its threshold.
-    """
+    """sleap-nn's ``peaks`` and ``peak_vals`` as (N, K, 3) float64; NaN where no peak was found."""
     points = np.concatenate(
         [np.asarray(peaks, np.float64), np.asarray(values, np.float64)[..., None]], axis=-1
     )

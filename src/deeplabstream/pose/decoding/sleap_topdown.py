@@ -28,21 +28,8 @@ TOPDOWN_CLASS_OUTPUTS = (*TOPDOWN_OUTPUTS, "class_logits")
 class SleapTopDownDecoding:
     """The settings of a sleap-nn top-down export (read from its metadata).
 
-    Attributes
-    ----------
-    crop_size
-        (height, width) of the instance model's crops, in frame pixels.
-    max_instances
-        The centroid slots baked into the graph: the most animals found per frame.
-    anchor_part
-        The centroid model's keypoint (None: the centre of the keypoints).
-    instance_stride
-        Crop pixels per confidence-map pixel of the instance model.
-    instance_graph, crops_name, instance_outputs
-        The instance stage cut from sleap-nn's graph: file, input, outputs (maps, then class
-        logits). None: the whole graph runs as one.
-    export_graph
-        sleap-nn's graph the stages were cut from.
+    ``crop_size`` is (height, width) in frame pixels; ``max_instances`` the centroid slots baked
+    into the graph; ``instance_graph`` None: the whole graph runs as one.
     """
 
     crop_size: tuple[int, int]
@@ -86,13 +73,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def match_classes(probabilities: np.ndarray) -> list[tuple[int, int]]:
-    """Return the (slot row, class) pairs sleap-nn's ``get_class_inds_from_vectors`` makes.
-
-    Parameters
-    ----------
-    probabilities
-        (n, C) the soft-maxed class vectors of a frame's valid slots.
-    """
+    """Return the (slot row, class) pairs of (n, C) soft-maxed class vectors, as sleap-nn."""
     if probabilities.size == 0:
         return []
     rows, classes = linear_sum_assignment(-np.asarray(probabilities, np.float64))
@@ -104,12 +85,8 @@ def decode_topdown(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return each frame's animals, and an identity model's identity confidences.
 
-    Returns
-    -------
-    tuple
-        (N, A, K, 3) float64 in frame pixels with the keypoint map's value, NaN for missing
-        points and empty rows (an identity model: row c is class c); and the (N, C) matched class
-        probabilities (NaN for a class not found), or None for a plain model.
+    (N, A, K, 3) float64 in frame pixels, NaN where missing (identity model: row c is class c); (N,
+    C) matched class probabilities, or None for a plain model.
     """
     settings = topdown_decoding_of(description)
     return _decode_named(topdown_outputs_by_name(outputs, description), description, settings)
@@ -173,9 +150,7 @@ def torch_linspace(start: float, end: float, steps: int) -> np.ndarray:
 def crop_positions(center: float, crop: int, size: int) -> np.ndarray:
     """Return the frame coordinates the graph samples along one axis around ``center``.
 
-    sleap-nn's grid spans ``crop / size`` of the normalised frame around the normalised centre,
-    and ``GridSample`` (align_corners) maps it back by ``(size - 1) / 2``: the samples are
-    ``crop * (size - 1) / size / (crop - 1)`` pixels apart, not exactly 1.
+    The samples are ``crop * (size - 1) / size / (crop - 1)`` pixels apart, not 1 (GridSample).
     """
     f32 = np.float32
     grid = torch_linspace(-1.0, 1.0, crop) * (f32(crop) / f32(size))
@@ -211,11 +186,7 @@ def _axis_taps_at_border(
 
 
 def cut_crop(image: np.ndarray, center: np.ndarray, crop_size: tuple[int, int]) -> np.ndarray:
-    """One (C, h, w) float32 crop as sleap-nn's graph cuts it: frame / 255, bilinear, 0 outside.
-
-    ``image`` is (C, H, W) uint8 as fed to the graph, ``center`` (x, y) in frame pixels,
-    ``crop_size`` (height, width).
-    """
+    """One (C, h, w) float32 crop as sleap-nn's graph cuts it: frame / 255, bilinear, 0 outside."""
     _, height, width = image.shape
     crop_h, crop_w = crop_size
     y0, y1, wy0, wy1 = _axis_taps(crop_positions(float(center[1]), crop_h, height), height)
@@ -233,12 +204,7 @@ def cut_crop(image: np.ndarray, center: np.ndarray, crop_size: tuple[int, int]) 
 
 
 class CropCutter:
-    """sleap-nn's crops of many centroids at once, equal to :func:`cut_crop` bit for bit.
-
-    The same float32 operations in the same order as the reference, computed once per size and
-    into buffers kept between frames (docs/performance.md, "Two-stage models").
-    ``crop_size`` is (height, width).
-    """
+    """sleap-nn's crops of many centroids at once, equal to :func:`cut_crop` bit for bit."""
 
     def __init__(self, crop_size: tuple[int, int]) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
@@ -276,10 +242,9 @@ class CropCutter:
         return _axis_taps_at_border(low_index, high_index, low_weight, high_weight, size)
 
     def cut(self, images: np.ndarray, frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
-        """Return the crops (n, C, h, w) float32 of ``centers`` (n, 2) x, y in ``images[frames]``.
+        """Return the crops (n, C, h, w) of ``centers`` in ``images[frames]``.
 
-        ``images`` is (N, C, H, W) uint8. The result is a view of the cutter's buffer: valid
-        until the next call.
+        A view of the cutter's buffer: valid until the next call.
         """
         n = len(frames)
         _, channels, height, width = images.shape
@@ -329,8 +294,7 @@ def global_peaks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each map's global maximum, as sleap-nn's ``_find_global_peaks`` (first on ties).
 
-    Returns (n, K, 2) points in crop pixels (``index * stride``; NaN below ``threshold``) and
-    (n, K) values (0 below ``threshold``).
+    Points (n, K, 2) in crop pixels (NaN below ``threshold``) and values (n, K) (0 there).
     """
     n, k, height, width = confmaps.shape
     flat = confmaps.reshape(n, k, height * width)
@@ -355,15 +319,8 @@ def run_instance_stage(
 ) -> dict[str, np.ndarray]:
     """Cut the crops and run the instance stage: the combined graph's outputs, valid slots.
 
-    ``run_instances`` runs the cut instance graph on (n, C, h, w) float32 crops; ``timings``
-    gets the seconds of ``crop``, ``instance`` and ``peaks`` added; ``cutter`` keeps its buffers
-    between frames (None: one for this call).
-
-    Returns
-    -------
-    dict
-        ``peaks`` (N, I, K, 2), ``peak_vals`` (N, I, K), ``instance_valid`` (N, I) and, for an
-        identity model, ``class_logits`` (N, I, C); invalid slots are left unfilled.
+    ``timings`` gets ``crop``, ``instance`` and ``peaks`` seconds added; ``cutter`` None: one for
+    this call. Invalid slots are left unfilled.
     """
     t0 = time.perf_counter()
     centroids = np.asarray(centroid_outputs["centroids"], np.float32)
@@ -415,10 +372,7 @@ def decode_two_stages(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`decode_topdown` of a model whose stages run apart.
 
-    ``outputs`` are the centroid stage's (``description.output_names`` order), ``images`` the
-    frames it was given; the rest as :func:`run_instance_stage` and :func:`decode_topdown`.
-    ``left``, when given, gets whether an animal may have left its crop appended
-    (:func:`crops_left`: crops cut around the previous frame's centroids).
+    ``left``, when given, gets whether an animal may have left its crop (:func:`crops_left`).
     """
     settings = topdown_decoding_of(description)
     named = dict(zip(description.output_names, outputs, strict=True))
@@ -440,12 +394,7 @@ def crops_left(
     settings: SleapTopDownDecoding,
     anchor: int | None = None,
 ) -> bool:
-    """Return True when an animal may have left the crop cut around its (previous) centroid.
-
-    :func:`pose.decoding.two_stage.left_the_crop` of every valid slot: its anchor keypoint
-    (index ``anchor``; None: the median of the keypoints found) not found in the crop, or more
-    than a quarter of the crop from its centre.
-    """
+    """Return True when an animal may have left the crop cut around its previous centroid."""
     centroids = np.asarray(centroid_outputs["centroids"], np.float32)
     crop_h, crop_w = settings.crop_size
     reach = np.array([crop_w, crop_h], np.float64) / 4.0
@@ -458,11 +407,7 @@ def crops_left(
 
 
 def instance_stage_description(description: ModelDescription) -> ModelDescription | None:
-    """Return the instance stage of a two-stage top-down model as a model of its own, or None.
-
-    It takes the crops as float32 (n, C, h, w), 0..1 (normalised already), and gives the
-    confidence maps (and an identity model's class logits).
-    """
+    """Return a two-stage model's instance stage as a model of its own (0..1 crops), or None."""
     settings = getattr(description, "decoding", None)
     if not isinstance(settings, SleapTopDownDecoding) or settings.instance_graph is None:
         return None

@@ -19,9 +19,8 @@ CROP_FROM: tuple[CropFrom, ...] = ("same_frame", "previous_frame")
 def left_the_crop(points: np.ndarray, center: np.ndarray, reach: np.ndarray) -> bool:
     """Return True when an animal seen in a crop cut around its last position may have left it.
 
-    ``points`` (K, 2, frame pixels, NaN: not found) are the keypoints that place the animal;
-    ``reach`` is how far from ``center`` it may be along x and y and stay in the crop. True when
-    none was found or their median (robust to one keypoint far off) is beyond ``reach``.
+    True when none of ``points`` (K, 2) was found or their median is beyond ``reach`` from
+    ``center`` along x or y.
     """
     seen = points[~np.isnan(points[:, 0])]
     if not len(seen):
@@ -31,11 +30,7 @@ def left_the_crop(points: np.ndarray, center: np.ndarray, reach: np.ndarray) -> 
 
 @dataclass
 class PreviousDetections:
-    """Each camera's last detections, for the crops of its next frame (``previous_frame``).
-
-    ``detections`` holds, per key, whatever the model's estimator keeps of a frame's detector
-    output (a sleap-nn model: its centroid outputs; DeepLabCut: the box and its score).
-    """
+    """Each camera's last detections, for the crops of its next frame (``previous_frame``)."""
 
     detections: dict[Hashable, Any] = field(default_factory=dict)
     #: What the estimators' ``refresh`` runs their detector on: (their input, the keys, ...).
@@ -46,12 +41,7 @@ class PreviousDetections:
     refresh_s: float = 0.0
 
     def run_pending(self, detect_and_keep: Callable[..., None]) -> None:
-        """Run the detector on the frames waiting in :attr:`pending`, then empty it.
-
-        ``detect_and_keep`` gets one pending entry's items and keeps its cameras' detections.
-        The seconds it all took go to :attr:`refresh_s` (the next estimate's ``refresh``
-        stage); nothing waiting, nothing done. The estimators' ``refresh`` is this call.
-        """
+        """Run the detector on the frames waiting in :attr:`pending`, then empty it."""
         if not self.pending:
             return
         started = time.perf_counter()

@@ -1,8 +1,6 @@
 """The Ensemble Kalman Smoother's forward filter: the live half of EKS's single-camera model.
 
-Run over a stretch with the package's parameters and prior (:func:`package_prior`), its value at
-the stretch's last frame is the package's smoother output there; earlier frames lag. Design:
-docs/ensembles.md, "The causal filter, live".
+Design: docs/ensembles.md, "The causal filter, live".
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ MIN_OBSERVATION_VARIANCE = 1e-12
 class CausalStep:
     """The filter after one frame, (K, 2) each (x, y): what the causal EKS file writes.
 
-    ``mean`` is the filtered x, y (NaN until the ensemble places the keypoint); ``variance``,
-    ``observation_variance`` and ``median`` are EKS's ``*_posterior_var``, ``*_ens_var`` and
-    ``*_ens_median``.
+    ``mean`` is NaN until the ensemble places the keypoint; ``variance``, ``observation_variance``
+    and ``median`` are EKS's ``*_posterior_var``, ``*_ens_var`` and ``*_ens_median``.
     """
 
     mean: np.ndarray
@@ -54,11 +51,10 @@ def smoothing_parameters(value: float | Sequence[float], keypoints: int) -> np.n
 
 
 class CausalEks:
-    """EKS's forward filter over one camera's frames (see the module docstring).
+    """EKS's forward filter over one camera's frames.
 
-    ``smooth_param`` is EKS's ``s`` (one, or one per keypoint); ``var_mode`` EKS's;
-    ``prior_mean``, ``prior_variance`` (K, 2) the first frame's prior (:func:`package_prior`),
-    None: each keypoint starts at its first placed median.
+    ``smooth_param`` is EKS's ``s`` (one, or one per keypoint); ``prior_mean``, ``prior_variance``
+    (K, 2) None: each keypoint starts at its first placed median.
     """
 
     def __init__(
@@ -86,10 +82,7 @@ class CausalEks:
         self._started[:] = False
 
     def update(self, members: np.ndarray, frame: EnsembleFrame | None = None) -> CausalStep:
-        """Take one frame's models' keypoints (M, K, 3); return the filter after it.
-
-        ``frame``: their :func:`~pose.ensemble.statistics.ensemble_frame`, when already known.
-        """
+        """Take one frame's models' keypoints (M, K, 3); return the filter after it."""
         frame = frame or ensemble_frame(members)
         median = frame.keypoints[:, :2]
         noise = np.clip(
@@ -121,11 +114,6 @@ class CausalEks:
 
 
 def package_prior(stretch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the first-frame prior the package gives a stretch (T, M, K, 3): mean, variance.
-
-    ``eks.singlecam_smoother`` centres each keypoint's medians on their mean over the stretch
-    and starts its filter at 0 with their variance over the stretch: in frame pixels, the mean
-    of the medians and their variance (each (K, 2)).
-    """
+    """Return the first-frame prior (mean, variance; (K, 2) each) EKS gives a stretch."""
     medians = np.stack([ensemble_frame(members).keypoints[:, :2] for members in stretch])
     return medians.mean(axis=0), np.nanvar(medians, axis=0)

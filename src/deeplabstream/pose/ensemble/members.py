@@ -21,10 +21,7 @@ KEYPOINT_MAP_SYNTAX = (
 
 
 def parse_keypoint_map(text: str) -> KeypointMap:
-    """Return the pairs of a ``KEYPOINT_MAP`` text; ValueError saying what is wrong.
-
-    ``"snout=nose, tailbase = tail_base"`` -> ``(("snout", "nose"), ("tailbase", "tail_base"))``.
-    """
+    """Return the pairs of a ``KEYPOINT_MAP`` text (``"snout=nose, a = b"``); ValueError if bad."""
     pairs: list[tuple[str, str]] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -49,14 +46,8 @@ def member_rows(
 ) -> np.ndarray:
     """Return the rows of ``member``'s keypoints that are the ensemble's, in the ensemble's order.
 
-    ``which`` names the member for messages (``model 2 (/lab/lp/model.onnx)``).
-
-    Raises
-    ------
-    ModelError
-        When the member lacks one of the ensemble's keypoints (after the map), or two of its
-        keypoints are mapped onto one (:func:`mapping_problem`): the message lists both models'
-        keypoints and the key.
+    ``which`` names the member for messages. Raises ModelError when the member lacks a keypoint or
+    maps two onto one (:func:`mapping_problem`), listing both models' keypoints.
     """
     problem = mapping_problem(ensemble, member.keypoints, keypoint_map)
     if problem:
@@ -73,11 +64,7 @@ def _renamed(keypoints: Sequence[str], keypoint_map: KeypointMap) -> list[str]:
 def mapping_problem(
     ensemble: Sequence[str], keypoints: Sequence[str], keypoint_map: KeypointMap
 ) -> str:
-    """Return why a model of ``keypoints`` cannot be read as the ensemble's ("" when it can).
-
-    It must have every keypoint of ``ensemble`` (the first model's), by name or after
-    ``keypoint_map``, and no two of its keypoints may become one.
-    """
+    """Return why a model of ``keypoints`` cannot be read as the ensemble's ("" when it can)."""
     renamed = _renamed(keypoints, keypoint_map)
     doubled = sorted({name for name in renamed if renamed.count(name) > 1 and name in ensemble})
     if doubled:
@@ -100,14 +87,7 @@ def mapping_problem(
 def keypoint_map_problems(
     ensemble: Sequence[str], members: Sequence[Sequence[str]], keypoint_map: KeypointMap
 ) -> list[str]:
-    """Return each ``KEYPOINT_MAP`` pair that names no keypoint it could map.
-
-    ``ensemble`` is the first model's keypoints, ``members`` the other models' keypoints. A
-    pair maps a keypoint of one of the other models (its left name) onto one of the
-    ensemble's (its right name): a left name no other model has, or a right name the ensemble
-    lacks, is a mistake in the map (a typing error), said as one rather than as a model that
-    lacks a keypoint.
-    """
+    """Return each ``KEYPOINT_MAP`` pair that names no keypoint it could map (a typing error)."""
     problems = []
     theirs = sorted({name for keypoints in members for name in keypoints})
     for source, target in keypoint_map:
@@ -126,13 +106,7 @@ def keypoint_map_problems(
 
 
 def check_member(description: ModelDescription, which: str) -> None:
-    """Refuse a model an ensemble cannot hold: one that finds several animals.
-
-    Raises
-    ------
-    ModelError
-        Naming the model and what to do.
-    """
+    """Refuse (ModelError) a model an ensemble cannot hold: one that finds several animals."""
     if description.multi_animal or description.identity_classes:
         raise ModelError(
             f"{which} ({description.name}, {description.framework}) finds several animals; an "

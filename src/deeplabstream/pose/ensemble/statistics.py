@@ -1,7 +1,6 @@
 """One frame's ensemble: the models' keypoints combined, and how far they disagree.
 
-Median position, mean likelihood, population variance, spread (EKS's and Lightning Pose's
-conventions): docs/ensembles.md, "What the spread means".
+Design: docs/ensembles.md, "What the spread means".
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ EKS_NAN_VARIANCE = 1000.0
 class EnsembleFrame:
     """One frame's ensemble of a camera, per keypoint (docs/ensembles.md).
 
-    ``keypoints`` (K, 3) is the median x, y and mean likelihood; ``variance`` (K, 2) the models'
-    variance (px²); ``std`` (K,) the mean of the x and y standard deviations (px; NaN with fewer
-    than two models).
+    ``keypoints`` (K, 3): median x, y, mean likelihood; ``variance`` (K, 2) in px²; ``std`` (K,) in
+    px, NaN with fewer than two models.
     """
 
     keypoints: np.ndarray
@@ -66,11 +64,8 @@ def eks_observation_variance(
 ) -> np.ndarray:
     """Return EKS's observation variance of x and y (K, 2) for one frame's ``members``.
 
-    As ``eks.core.ensemble`` computes it: with one model, one over its likelihood; else the
-    models' variance, divided by their mean likelihood with ``confidence_weighted_var``; NaN
-    replaced by :data:`EKS_NAN_VARIANCE` (an infinite one by the largest float, as
-    ``numpy.nan_to_num`` does there). The mean likelihood is the sum over all models divided by
-    their number, as EKS sums it. ``frame``: the members' :func:`ensemble_frame`, when known.
+    As ``eks.core.ensemble``: one model, one over its likelihood; else the models' variance (over
+    their mean likelihood with ``confidence_weighted_var``); NaN becomes :data:`EKS_NAN_VARIANCE`.
     """
     models = len(members)
     mean_likelihood = members[:, :, 2].sum(axis=0) / models

@@ -39,19 +39,10 @@ _EXPORT_LOGGERS = ("torch.onnx", "onnx_ir", "onnxscript", "torch.export", "torch
 
 @dataclass(frozen=True)
 class ConversionSpec:
-    """How to export one rebuilt network.
+    """How to export one rebuilt network; ``sources``' bytes are the cache key.
 
-    Attributes
-    ----------
-    sources
-        The framework's files the network comes from; their bytes are the cache key.
-    output_names
-        In the order the module returns its outputs.
-    dynamic_size
-        Height and width stay free in the graph (the batch always is).
-    compare, tolerances, fp16_tolerances
-        The differences between module and graph on the check input, and the largest allowed at
-        fp32 and (gross errors only) fp16.
+    ``compare`` gives the module-to-graph differences on the check input; ``tolerances`` and
+    ``fp16_tolerances`` (gross errors only) the largest allowed.
     """
 
     sources: tuple[Path, ...]
@@ -66,11 +57,7 @@ class ConversionSpec:
 
 @dataclass(frozen=True)
 class Conversion:
-    """A converted graph and how it was checked.
-
-    ``differences`` are to the PyTorch module on the check input (the cache's record when
-    ``reused``); ``seconds`` is 0 when reused.
-    """
+    """A converted graph and its differences to the module (the cache's record when ``reused``)."""
 
     onnx_file: Path
     reused: bool
@@ -109,14 +96,9 @@ def convert(
 ) -> Conversion:
     """Return the ONNX graph of ``module``: from the cache, or exported, checked and cached.
 
-    ``module`` is the rebuilt fp32 module in eval mode, returning ``spec.output_names`` in order;
-    the graph must reproduce it on ``check_input`` (N, C, H, W) float32. ``fp16`` exports
-    half-precision weights and input with float32 outputs.
-
-    Raises
-    ------
-    ModelError
-        When the export fails or the graph does not reproduce the module.
+    ``module``: the rebuilt fp32 module in eval mode, returning ``spec.output_names`` in order;
+    ``check_input`` (N, C, H, W) float32. Raises ModelError when the export fails or the graph does
+    not reproduce the module.
     """
     source = spec.sources[0]
     digest = files_digest(spec.sources)
@@ -315,12 +297,7 @@ def _version(package: str) -> str | None:
 def synthetic_input(
     height: int, width: int, mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
-    """Make a normalised (1, 3, H, W) image-like input for the conversion check.
-
-    Smooth shading, fine stripes and a few dark ellipses: structure at several scales, so that
-    an error in any layer shows, without depending on a video file. The checks of
-    ``deeplabstream-inspect`` and of the tests use real frames as well.
-    """
+    """Make a normalised (1, 3, H, W) image-like input with structure at several scales."""
     import cv2
 
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)

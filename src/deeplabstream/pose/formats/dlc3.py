@@ -120,8 +120,7 @@ class DlcExport:
 def read_export(path: str | Path, *, mmap: bool = False) -> DlcExport:
     """Load an export file without running any code from it (``weights_only``).
 
-    With ``mmap`` the tensors stay on disk until used (a check of the file reads its small
-    pickle only); a file in torch's legacy format is read whole all the same.
+    With ``mmap`` the tensors stay on disk until used (torch's legacy format is read whole).
     """
     import torch  # optional and heavy: only to read an export
 
@@ -152,11 +151,9 @@ def read_export(path: str | Path, *, mmap: bool = False) -> DlcExport:
 
 
 def read_bodyparts(path: str | Path) -> tuple[str, ...]:
-    """Return the keypoint names of an export, cheaply: its weights are mapped, not read.
+    """Return the keypoint names of an export cheaply (weights mapped, not read).
 
-    ``torch.load(mmap=True)`` reads the small pickle of ``config`` and leaves the tensors on
-    disk, so the window can check an experiment's keypoints against a 100 MB export in
-    milliseconds. ModelError as :func:`read_export` for a file it cannot read.
+    ModelError as :func:`read_export`.
     """
     import torch  # optional and heavy: only to read an export
 
@@ -173,12 +170,9 @@ def read_bodyparts(path: str | Path) -> tuple[str, ...]:
 
 
 def check_export(path: str | Path) -> None:
-    """Check before a start that ``path`` is an export this program runs, without its weights.
+    """Check before a start that ``path`` is an export this program runs, weights unread.
 
-    The file is opened as at load (a dict with ``config`` and a ``pose`` state dict, read
-    without running code), and what the network needs is read from its config; the tensors
-    are mapped, not read, so a 100 MB export is checked in milliseconds. ModelError as
-    :func:`read_export` and :func:`check_supported`.
+    ModelError as :func:`read_export` and :func:`check_supported`.
     """
     export = read_export(path, mmap=True)
     if is_topdown(export.config, export.other_entries):
@@ -296,12 +290,7 @@ def check_preprocessing(export: DlcExport) -> None:
 
 
 def check_hrnet_padding(export: DlcExport, padding: Any) -> None:
-    """Raise a ModelError unless ``auto_padding`` is HRNet's own (multiples of 32, reflect).
-
-    DeepLabCut's HRNet configs pad the frame to multiples of 32 with OpenCV's
-    ``reflect_101`` border; the rebuilt HRNet does that inside the network
-    (:class:`pose.networks.hrnet.DlcHRNet`). Other paddings are not applied here.
-    """
+    """Raise a ModelError unless ``auto_padding`` is HRNet's own (multiples of 32, reflect)."""
     padding = padding if isinstance(padding, dict) else {}
     divisors = (padding.get("pad_height_divisor"), padding.get("pad_width_divisor"))
     mode = str(padding.get("border_mode") or "reflect_101")
@@ -351,11 +340,7 @@ def build_module(export: DlcExport) -> Any:
 
 
 def input_multiple(export: DlcExport) -> int:
-    """Return the backbone's total down-sampling: inputs cropped on multiples of it keep its grid.
-
-    CSPNeXt halves the size in its stem and at the start of every stage (32 for ``P5``, 64 for
-    ``P6``); DeepLabCut's ResNet stops halving at its output stride (dilation after that).
-    """
+    """Return the backbone's total down-sampling (crops on multiples of it keep its grid)."""
     section = export.config["model"]["backbone"]
     if section.get("type") == "HRNet":
         return 32  # its lowest-resolution branch: stride 32
@@ -394,11 +379,7 @@ def normalisation(export: DlcExport) -> Normalisation:
 def compare_outputs(
     reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
 ) -> Differences:
-    """Differences of maps and keypoints; keypoints only where the peak is unambiguous.
-
-    A keypoint whose two highest heatmap cells differ by less than twice the heatmap
-    difference may move to the other cell in a correct conversion: it is left out.
-    """
+    """Differences of maps and keypoints; keypoints only where the peak is unambiguous."""
     names = ("keypoints", "heatmaps", "locref")[: len(reference)]
     differences = max_abs_differences(names, reference, converted)
     differences.pop("keypoints")
@@ -421,16 +402,9 @@ def load_deeplabcut(
 ) -> ModelDescription:
     """Describe a DeepLabCut 3.0 ``.pt`` export, converting it to ONNX on first use.
 
-    ``frame_size`` (height, width; default 640x480) is the size the network runs at, as
-    DeepLabCut runs it at the frame's own size. ``fp16`` gives a half-precision network with
-    float32 decoding.
-
-    Raises
-    ------
-    ModelError
-        When the file is not an export, holds an unsupported model (the message names what it
-        holds), its weights do not fit its config (the message names the keys), or the
-        conversion does not reproduce the network.
+    ``frame_size`` (height, width; default 640x480) is the size the network runs at. Raises
+    ModelError when the file is not an export, holds an unsupported model, its weights do not fit
+    its config, or the conversion does not reproduce the network; the message names which.
     """
     export = read_export(path)
     size = frame_size or DEFAULT_FRAME_SIZE
@@ -496,10 +470,7 @@ class DeepLabCutExport(ModelFormat):
         return description.framework == FRAMEWORK and description.source_file is not None
 
     def input_multiple(self, description: ModelDescription) -> int | None:
-        """Return the backbone's total down-sampling, read from the export (dynamic cropping).
-
-        A top-down model crops around its detector's box itself: dynamic cropping is refused.
-        """
+        """Return the backbone's total down-sampling; a top-down model refuses dynamic cropping."""
         if topdown_decoding_of(description) is not None:
             raise ModelError(
                 f"{description.source_file}: a DeepLabCut top-down model crops around its "

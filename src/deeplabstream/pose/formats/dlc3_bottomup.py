@@ -30,11 +30,7 @@ Normalisation = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), 0..1
 
 @dataclass(frozen=True)
 class WholeFrameGraph:
-    """An export's network as one ONNX graph of the whole frame: its conversion, its description.
-
-    ``frame_size`` (height, width) traces the graph and sizes its check input (the graph
-    takes any size); ``normalisation`` the export's inference pre-processing.
-    """
+    """An export's network as one ONNX graph of the whole frame: its conversion, its description."""
 
     export: Any
     frame_size: tuple[int, int]
@@ -65,11 +61,7 @@ class WholeFrameGraph:
         return convert(module, spec, synthetic_input(height, width, mean, std), self.precision)
 
     def describe(self, conversion: Conversion, stride: float, **decoding: Any) -> ModelDescription:
-        """Describe the converted graph; ``decoding``: the format's own fields.
-
-        Those are the decoder and what it reads (``decoder``, ``output_names``, ``locref_std``,
-        ``max_animals``, ``decoding``, ...); the rest is the same for every bottom-up export.
-        """
+        """Describe the converted graph; ``decoding``: the format's own fields."""
         export = self.export
         height, width = self.frame_size
         mean, std = self.normalisation
@@ -117,12 +109,7 @@ def map_differences(
     peaks_at: int,
     is_peak: Callable[[np.ndarray], np.ndarray],
 ) -> Differences:
-    """Largest differences of the maps ``names``; ``peaks`` where both call the cell a peak.
-
-    ``peaks_at`` is the index of the peak map among the outputs, ``is_peak`` marks its peak
-    cells. A cell that is a local maximum in one and ties with a neighbour in the other is a
-    correct conversion; the fraction of such cells is reported as ``peak_cells_differing``.
-    """
+    """Largest differences of the maps ``names``; ``peaks`` where both call the cell a peak."""
     differences = max_abs_differences(names, reference, converted)
     ours, theirs = reference[peaks_at], converted[peaks_at]
     if ours.shape == theirs.shape:

@@ -163,11 +163,7 @@ def load_dlc_dekr(
     precision: Precision,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]],
 ) -> ModelDescription:
-    """Describe a DEKR export, converting its network to ONNX on first use.
-
-    ``normalisation`` is the (mean, std) of the export's inference pre-processing, as
-    :func:`pose.formats.dlc3.normalisation` reads it.
-    """
+    """Describe a DEKR export, converting its network to ONNX on first use."""
     module = build_dekr_module(export)
     graph = WholeFrameGraph(export, frame_size, normalisation, precision)
     conversion = graph.convert(

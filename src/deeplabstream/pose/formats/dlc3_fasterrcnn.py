@@ -120,11 +120,7 @@ def _compare(names: tuple[str, ...]) -> Callable[..., Differences]:
 def compare_proposals(
     reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
 ) -> Differences:
-    """Compare the proposal graph with its module (``deeplabstream-inspect --check``).
-
-    Named by position: the maps (one, or four for ``fasterrcnn_resnet50_fpn_v2``), then the
-    objectness and deltas.
-    """
+    """Compare the proposal graph with its module (maps, objectness, deltas, by position)."""
     extra = tuple(f"features_{index}" for index in range(1, len(reference) - 2))
     names = (PROPOSAL_OUTPUTS[0], *extra, *PROPOSAL_OUTPUTS[1:])
     return max_abs_differences(names, reference, converted)
@@ -230,11 +226,7 @@ def infer_scale(feature_size: int, image_size: int) -> float:
 
 
 class FasterRcnnRunner:
-    """Frames (RGB pixels 0..255, (N, 3, H, W) float32) -> best boxes (N, 4) and scores (N,).
-
-    ``run_proposals`` and ``run_box_head`` run the two graphs (ONNX Runtime backends, or the
-    rebuilt modules); the rest is torchvision's, on the host.
-    """
+    """Frames (RGB 0..255, (N, 3, H, W) float32) -> best boxes (N, 4) and scores (N,)."""
 
     def __init__(
         self,
@@ -310,10 +302,7 @@ class FasterRcnnRunner:
         proposals: np.ndarray,
         plan: rp.ResizePlan,
     ) -> Any:
-        """Return the best box of the box head's outputs and its score (None: none).
-
-        A multi-animal model's runner (:mod:`pose.formats.dlc3_topdown_animals`) keeps several.
-        """
+        """Return the best box of the box head's outputs and its score (None: none)."""
         return rp.best_detection(class_logits, box_deltas, proposals, plan.resized, self.settings)
 
     def pool(self, maps: list[np.ndarray], boxes: np.ndarray, image_height: int) -> np.ndarray:
@@ -336,8 +325,7 @@ class FasterRcnnRunner:
 def box_head_description(description: ModelDescription) -> ModelDescription:
     """Return the box-head graph of a FasterRCNN top-down description, as a model of its own.
 
-    Its input is (R, 256, 7, 7), which a description cannot say (three colour channels): it
-    keeps the frame's size, only :class:`FasterRcnnRunner` feeds it (never a warm-up's dummy).
+    Its input is (R, 256, 7, 7): only :class:`FasterRcnnRunner` feeds it, never a warm-up.
     """
     decoding = getattr(description, "decoding", None)
     head_graph = getattr(decoding, "box_head_graph", None)

@@ -80,12 +80,8 @@ def _is_project(path: Path) -> bool:
 def deeplabcut_model_in(path: Path) -> Path:
     """Return the one export in DeepLabCut's folder ``path``; refuse anything else.
 
-    Raises
-    ------
-    ModelError
-        For a snapshot, a training folder, a folder with no export or several: the message
-        names what is there and the ``deeplabcut.export_model`` call to run, or the exports to
-        choose from.
+    Raises ModelError for a snapshot, a training folder, or none or several exports, naming the
+    ``deeplabcut.export_model`` call to run or the exports to choose from.
     """
     if path.is_file():
         raise ModelError(snapshot_refusal(path))
@@ -246,15 +242,7 @@ TOPDOWN_EXPORT_FUNCTION = "deeplabcut.pose_estimation_pytorch.apis.export_model"
 
 
 def export_command(training: TrainingFolder, snapshot: Path | None = None) -> str:
-    """Return the DeepLabCut call that exports ``snapshot`` of ``training``.
-
-    ``snapshot`` None: the best snapshot (DeepLabCut's last), else the last one. A detector
-    snapshot exports the best pose snapshot with that detector. Arguments that DeepLabCut
-    reads from the project's config.yaml by default (training-set index 0, the config's
-    iteration) are written only where they differ. A top-down shuffle (with detector
-    snapshots) gets :data:`TOPDOWN_EXPORT_FUNCTION`, the one that takes
-    ``detector_snapshot_index``; the others ``deeplabcut.export_model``.
-    """
+    """Return the DeepLabCut call that exports ``snapshot`` of ``training`` (None: the best)."""
     config = _project_config(training.project)
     config_file = (
         training.project / PROJECT_CONFIG

@@ -1,9 +1,6 @@
 """DeepLabCut 3.0's heads, read from an export's config (no PyTorch).
 
-Which heads an export has (what tells its formats apart: :mod:`pose.formats.dlc3`,
-:mod:`pose.formats.dlc3_multianimal`, :mod:`pose.formats.dlc3_dekr`), and the ``HeatmapHead``
-settings shared by the bottom-up exports (:mod:`pose.formats.dlc3`) and the top-down ones
-(:mod:`pose.formats.dlc3_topdown`), whose pose model may carry the same head on its crops.
+Which heads an export has (what tells its formats apart) and the shared ``HeatmapHead`` settings.
 """
 
 from __future__ import annotations

@@ -250,11 +250,7 @@ def load_dlc_multianimal(
     precision: Precision,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]],
 ) -> ModelDescription:
-    """Describe a PAF export, converting its network to ONNX on first use.
-
-    ``normalisation`` is the (mean, std) of the export's inference pre-processing, as
-    :func:`pose.formats.dlc3.normalisation` reads it.
-    """
+    """Describe a PAF export, converting its network to ONNX on first use."""
     module = build_paf_module(export)
     identity = identity_settings(export, float(module.network.backbone.stride))
     output_names = OUTPUT_NAMES if identity is None else (*OUTPUT_NAMES, IDENTITY_OUTPUT)

@@ -91,11 +91,7 @@ def is_topdown(config: dict[str, Any], entries: Sequence[str]) -> bool:
 
 
 def topdown_problems(export: Any) -> list[str]:
-    """Return what keeps a top-down export from running here ([]: nothing).
-
-    :func:`pose.formats.dlc3.check_export` turns them into the message (with what the file
-    holds and what is supported).
-    """
+    """Return what keeps a top-down export from running here ([]: nothing)."""
     config = export.config
     reasons = []
     if "detector" not in export.other_entries:
@@ -129,10 +125,7 @@ def topdown_problems(export: Any) -> list[str]:
 
 
 def check_topdown(export: Any) -> None:
-    """Raise a ModelError for what the head's settings ask that is not rebuilt here.
-
-    Call it after :func:`topdown_problems` found nothing.
-    """
+    """Raise a ModelError for head settings not rebuilt here (after :func:`topdown_problems`)."""
     model = export.config["model"]
     if not export.bodyparts:
         raise ModelError(f"{export.path}: its config names no bodyparts (metadata.bodyparts)")
@@ -199,12 +192,7 @@ def rtmcc_layout(export: Any) -> Any:
 
 
 def with_normalisation(module: Any) -> Any:
-    """Wrap a network so that it takes RGB pixels 0..255 and normalises them itself.
-
-    The normalisation is DeepLabCut's (``(pixel - 255 mean) * (1 / (255 std))`` in float32),
-    the same two float32 operations in the graph as on the host, so the values are identical;
-    in the graph it costs the host nothing between the stages.
-    """
+    """Wrap a network so that it takes RGB pixels 0..255 and normalises them itself."""
     import torch
 
     class Normalised(torch.nn.Module):
@@ -244,10 +232,7 @@ def build_heatmap_pose_module(export: Any) -> Any:
 
 
 def build_pose_module(export: Any) -> Any:
-    """Build the pose network with its weights and decoding, eval mode (float32, CPU).
-
-    RTMPose (SimCC decoding), or a HeatmapHead (DeepLabCut's argmax + location refinement).
-    """
+    """Build the pose network with its weights and decoding (eval mode, float32, CPU)."""
     if is_heatmap_pose(export.config):
         return build_heatmap_pose_module(export)
     from deeplabstream.pose.networks.dlc import build_backbone
@@ -280,14 +265,7 @@ def is_faster_rcnn(config: dict[str, Any]) -> bool:
 
 
 def build_detector_module(export: Any) -> Any:
-    """Build the SSDLite detector with its weights (eval mode, CPU).
-
-    A single-animal export's graph keeps its best box; a multi-animal one's gives every box
-    and score (:class:`pose.networks.ssdlite.AllBoxesDetector`), kept on the host.
-
-    A FasterRCNN's module is its proposal network (:mod:`pose.formats.dlc3_fasterrcnn`), the
-    graph the description names.
-    """
+    """Build the detector module with its weights (eval mode, CPU)."""
     if is_faster_rcnn(export.config):
         from deeplabstream.pose.formats import dlc3_fasterrcnn
 
@@ -451,11 +429,7 @@ def pose_stage_description(description: ModelDescription) -> ModelDescription:
 
 
 def pixels(image: np.ndarray, out: np.ndarray | None = None, *, bgr: bool = False) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32 RGB pixels 0..255 (the graphs normalise them).
-
-    ``bgr``: the image is BGR; its planes are taken in reverse order (no colour conversion:
-    DeepLabCut's crops and resizes treat the channels alike, so a BGR crop is the RGB crop).
-    """
+    """(H, W, 3) uint8 -> (3, H, W) float32 RGB pixels 0..255 (the graphs normalise them)."""
     planes = image.transpose(2, 0, 1)
     if bgr:
         planes = planes[::-1]
@@ -473,12 +447,9 @@ def top_down_crop(
 ) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
     """DeepLabCut's ``top_down_crop``: the crop (uint8), its offset and its scale.
 
-    ``box`` is (x, y, w, h) in frame pixels. Returns the (height, width, C) crop, the frame
-    position of its corner (offset x, y) and the frame pixels per crop pixel (scale x, y).
-    ``out``: a (height, width, C) uint8 buffer the crop is resized into (kept between frames).
-    A region inside the frame is resized in place (a view, no copy); only a region over the
-    frame's edge is copied onto a zero canvas first (DeepLabCut's padding). The pixels are
-    DeepLabCut's either way: OpenCV's resize reads the same values.
+    ``box`` is (x, y, w, h) in frame pixels; returns the (height, width, C) crop, its corner's frame
+    position (x, y) and frame pixels per crop pixel (x, y). ``out``: the crop's buffer, kept between
+    frames; the crop is a view unless the region crosses the frame's edge.
     """
     import cv2
 
@@ -526,11 +497,7 @@ Runner = Callable[[np.ndarray], list[np.ndarray]]
 
 
 class DlcTopDownEstimator(PoseEstimator):
-    """Frames in, keypoints in frame pixels out, for a DeepLabCut top-down model.
-
-    ``run_detector`` and ``run_pose`` run the two networks on (N, 3, H, W) float32 batches
-    (ONNX Runtime backends, or the rebuilt modules).
-    """
+    """Frames in, keypoints in frame pixels out, for a DeepLabCut top-down model."""
 
     def __init__(
         self,
@@ -574,8 +541,8 @@ class DlcTopDownEstimator(PoseEstimator):
     ) -> np.ndarray:
         """(N, A, K, 3) float64: x, y in frame pixels and the score; NaN rows: no detection.
 
-        ``keys``: per frame, its camera, for ``crop_from = previous_frame`` (each camera's
-        crops from its own previous frame's box); None: every frame's own box.
+        ``keys``: each frame's camera, for ``crop_from = previous_frame``; None: each frame's own
+        box.
         """
         self.refresh()  # not called since the last frames (a caller that never does)
         t0 = time.perf_counter()
@@ -625,11 +592,7 @@ class DlcTopDownEstimator(PoseEstimator):
         return keypoints
 
     def refresh(self) -> None:
-        """Run the detector on the last frames, for their cameras' next crops.
-
-        ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
-        once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
-        """
+        """Run the detector on the last frames for the next crops (``previous_frame`` only)."""
         self.previous.run_pending(self._detect_and_keep)
 
     def _detect_and_keep(

@@ -45,11 +45,7 @@ def _no_boxes(count: int, animals: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FasterRcnnAnimalsRunner(FasterRcnnRunner):
-    """Frames -> up to ``limits.max_individuals`` boxes per frame, DeepLabCut's order.
-
-    Returns ``boxes`` (N, A, 4) x1, y1, x2, y2 in frame pixels (NaN: no box) and ``scores``
-    (N, A) (``NO_DETECTION``: no box), A = ``limits.max_individuals``.
-    """
+    """Frames -> (N, A, 4) x1, y1, x2, y2 boxes (NaN: none), (N, A) scores; DeepLabCut's order."""
 
     def __init__(
         self,
@@ -90,12 +86,7 @@ class FasterRcnnAnimalsRunner(FasterRcnnRunner):
 
 
 class SsdLiteAnimalsRunner:
-    """Frames -> up to ``limits.max_individuals`` SSDLite boxes per frame, DeepLabCut's order.
-
-    ``run_graph`` gives every default box (N, B, 4) in 320 x 320 pixels and its score (N, B)
-    (:class:`pose.networks.ssdlite.AllBoxesDetector`); returns ``boxes`` (N, A, 4) x1, y1, x2,
-    y2 in frame pixels (NaN: no box) and ``scores`` (N, A) (``NO_DETECTION``: no box).
-    """
+    """Frames -> (N, A, 4) SSDLite boxes (NaN: none) and (N, A) scores, DeepLabCut's order."""
 
     def __init__(self, run_graph: Runner, limits: DetectionLimits) -> None:
         self.run_graph = run_graph
@@ -118,9 +109,7 @@ class SsdLiteAnimalsRunner:
 class DlcTopDownAnimalsEstimator(DlcTopDownEstimator):
     """Frames in, (N, A, K, 3) keypoints out: one row per box, in DeepLabCut's order.
 
-    ``run_detector`` returns (N, A, 4) boxes and (N, A) scores (:class:`FasterRcnnAnimalsRunner`);
-    A is the description's ``max_animals``. ``last_boxes`` (N, A, 4) x, y, w, h and
-    ``last_box_scores`` (N, A), NaN where a frame has fewer boxes.
+    ``last_boxes`` (N, A, 4) x, y, w, h and ``last_box_scores`` (N, A), NaN past a frame's boxes.
     """
 
     def __init__(
@@ -163,10 +152,8 @@ def open_dlc_topdown_estimator(
 ) -> DlcTopDownEstimator:
     """Open a DeepLabCut top-down model (detector + pose), of one animal or several.
 
-    ``open_backend`` is :func:`pose.runtime.backends.open_backend`, passed in because the formats
-    sit below the runtime; None runs the rebuilt PyTorch modules (as DeepLabCut does).
-    ``backend`` is the detector's opened backend (None: opened here); ``device`` and ``threads``
-    (None: 1) are those of the backends opened here and of the host's detector steps.
+    ``open_backend`` is passed in (the formats sit below the runtime); None runs the rebuilt
+    modules. ``backend``: the detector's opened backend (None: opened here).
     """
     decoding = topdown_decoding_of(description)
     if decoding is None:

@@ -1,8 +1,6 @@
 """What a DeepLabCut 3.0 top-down export says about its boxes: how many animals, which rule.
 
-Read by :mod:`pose.formats.dlc3_topdown` at load (a multi-animal export's description) and by
-:mod:`pose.formats.dlc3_topdown_animals` (which runs it); kept apart so that neither imports
-the other both ways.
+Kept apart from dlc3_topdown and dlc3_topdown_animals so that neither imports the other.
 """
 
 from __future__ import annotations
@@ -24,13 +22,7 @@ def individuals_of(config: dict[str, Any]) -> int:
 
 
 def detection_limits(config: dict[str, Any], max_individuals: int) -> DetectionLimits:
-    """Return the boxes kept per frame: torchvision's rule, as the export's detector sets it.
-
-    DeepLabCut's ``FasterRCNN`` gives torchvision only ``box_score_thresh`` (its
-    ``model_kwargs`` may add ``box_nms_thresh`` and ``box_detections_per_img``). Its
-    ``SSDLite`` gives torchvision's ``ssdlite320_mobilenet_v3_large`` nothing that changes its
-    post-processing (:data:`pose.decoding.box_detections.SSD_LIMITS`).
-    """
+    """Return the boxes kept per frame: torchvision's rule, as the export's detector sets it."""
     model = (config.get("detector") or {}).get("model") or {}
     if model.get("type") == "SSDLite":
         return dataclasses.replace(SSD_LIMITS, max_individuals=max_individuals)

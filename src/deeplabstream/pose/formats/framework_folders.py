@@ -26,13 +26,8 @@ _MOST_LISTED = 8
 def resolve_model_path(path: Path) -> Path:
     """Return the model to load for ``path``: ``path`` itself, or the one model inside it.
 
-    A path that nothing knows is returned as it is (the loader then says what it expects).
-
-    Raises
-    ------
-    ModelError
-        For a framework's folder that holds no model this program runs, or several: its
-        message names the folder, what it is, and the command to run or the models to choose.
+    An unknown path is returned as it is. Raises ModelError for a framework's folder with no model
+    this program runs, or several, naming the command to run or the models to choose.
     """
     for _ in range(4):  # a framework's folder gives a model, or a folder of a format, at most
         inner = _model_inside(path)

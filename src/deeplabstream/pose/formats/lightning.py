@@ -30,12 +30,8 @@ class _GraphInfo:
 def load_lightning_pose(path: str | Path) -> ModelDescription:
     """Describe a Lightning Pose ONNX export (its model folder, or one ``exports_onnx/*.onnx``).
 
-    Raises
-    ------
-    ModelError
-        When the folder or file is missing, the config is missing or unreadable, the choice of
-        graph is ambiguous, the graph's external weights are missing, or config and graph
-        disagree (keypoint count, input size, input rank).
+    Raises ModelError for missing files or config, an ambiguous graph, missing external weights, or
+    config and graph disagreeing.
     """
     onnx_file, config_file = _locate(Path(path))
     config = read_config(config_file)
@@ -216,11 +212,7 @@ def lightning_description(
     downsample_factor: int,
     **graph: Any,
 ) -> ModelDescription:
-    """Describe a Lightning Pose graph: the video path's pre-processing, its heatmap decoding.
-
-    ``size`` is the config's (height, width) ``image_resize_dims``; ``graph``: what the graph
-    itself decides (``stride``, ``input_name``, ``output_names``, ``precision``, ...).
-    """
+    """Describe a Lightning Pose graph: the video path's pre-processing, its heatmap decoding."""
     height, width = size
     return ModelDescription(
         name=str(config.get("model", {}).get("model_name") or config_file.parent.name),

@@ -181,10 +181,7 @@ def locate(path: Path) -> tuple[Path, Path]:
 
 
 def read_checkpoint(path: str | Path, *, mmap: bool = False) -> LightningCheckpoint:
-    """Read a checkpoint and its config without Lightning, OmegaConf or running their code.
-
-    With ``mmap`` the tensors stay on disk until used (a check reads the small pickle only).
-    """
+    """Read a checkpoint and its config without Lightning, OmegaConf or running their code."""
     checkpoint_file, config_file = locate(Path(path))
     config = read_config(config_file)
     data = _load_pickle(checkpoint_file, mmap=mmap)
@@ -205,9 +202,7 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> LightningCheckpo
 def check_checkpoint(path: str | Path) -> None:
     """Check before a start that ``path`` is a checkpoint this program runs, without its weights.
 
-    The checkpoint and its config are opened as at load (read without running code, the
-    tensors mapped, not read) and the model's kind is checked. ModelError as
-    :func:`read_checkpoint` and :func:`check_supported`.
+    ModelError as :func:`read_checkpoint` and :func:`check_supported`.
     """
     check_supported(read_checkpoint(path, mmap=True))
 
@@ -348,14 +343,9 @@ def conversion_spec(checkpoint: LightningCheckpoint) -> ConversionSpec:
 def load_lightning_checkpoint(path: str | Path, precision: Precision = "fp32") -> ModelDescription:
     """Describe a Lightning Pose checkpoint, converting it to ONNX on first use.
 
-    ``path`` is the ``.ckpt``, or the model folder when it holds one checkpoint (or one named
-    ``best``).
-
-    Raises
-    ------
-    ModelError
-        When files are missing or unreadable, the model is not supported (the message says
-        what it is), the weights do not fit the config, or the conversion is wrong.
+    ``path``: the ``.ckpt``, or a model folder with one (or one named ``best``). Raises ModelError
+    for missing or unreadable files, an unsupported model, weights that do not fit, or a wrong
+    conversion.
     """
     checkpoint = read_checkpoint(path)
     if checkpoint.is_context:  # two graphs: backbone, heads (pose.formats.lightning_context)
@@ -438,11 +428,7 @@ class LightningPoseCheckpoint(ModelFormat):
         return lightning_decoding_text(description)
 
     def build_module(self, source: Path) -> Any:
-        """Return the heatmap tracker rebuilt from the checkpoint (a context model's backbone).
-
-        A context model's ``model_file`` is its backbone graph: the module returned is the
-        backbone, which that graph reproduces (the heads graph is checked at conversion).
-        """
+        """Return the heatmap tracker rebuilt from the checkpoint (a context model's backbone)."""
         checkpoint = read_checkpoint(source)
         module = build_module(checkpoint)
         if checkpoint.is_context:

@@ -154,11 +154,7 @@ def heads_description(description: ModelDescription) -> ModelDescription:
 
 
 def combine_heads(single: np.ndarray, multi: np.ndarray, downsample_factor: int) -> np.ndarray:
-    """Lightning Pose's keypoints of a context model: (N, K, 3) in model-input pixels.
-
-    Both heads' heatmaps are decoded; per keypoint the multi-frame one is kept where its
-    likelihood is strictly greater (``HeatmapTrackerMHCRNN.predict_step``).
-    """
+    """Lightning Pose's keypoints of a context model: (N, K, 3) in model-input pixels."""
     keypoints = single.shape[1]
     # One call for both heads' maps (the decoder works through them in groups).
     both = decode_lightning_pose(np.concatenate([single, multi], axis=1), downsample_factor)
@@ -175,12 +171,7 @@ def combine_heads(single: np.ndarray, multi: np.ndarray, downsample_factor: int)
 
 
 def context_image_paths(path: Path) -> list[Path]:
-    """Lightning Pose's context files of a labelled image (``get_context_img_paths``).
-
-    The first number in the file's stem is the frame index; the files of indices -2 .. +2
-    (floored at 0, zero-padded to the number's width) are its context. Missing files are
-    replaced by the image itself. An image without a number has itself as its whole context.
-    """
+    """Lightning Pose's context files of a labelled image (``get_context_img_paths``)."""
     match = re.search(r"(\d+)", path.stem)
     if match is None:
         return [path] * CONTEXT_FRAMES

@@ -1,8 +1,5 @@
 """Lightning Pose crop-zoom pairs (a detector model + a pose model on crops), run live.
 
-Reads the pair's ``cropzoom.yaml`` (``MODEL_PATH`` is the file or its folder); both models must be
-single-frame ``heatmap`` models. The description is the detector's, with the pose model's
-keypoints and a :class:`CropZoomStages` for :class:`~pose.runtime.cropzoom.CropZoomEstimator`.
 Design: docs/pose-models.md, "Lightning Pose crop-zoom pairs".
 """
 
@@ -188,11 +185,7 @@ def _rule(pair: CropZoomFile, detector_keypoints: tuple[str, ...]) -> BoxRule:
 def load_cropzoom(
     path: Path, frame_size: tuple[int, int] | None, precision: Precision = "fp32"
 ) -> ModelDescription:
-    """Load a crop-zoom pair: both models (converted on first use), the box rule.
-
-    Returns the detector's description with the pose model's keypoints, named after the
-    pair's folder, with :class:`CropZoomStages` as its ``decoding``.
-    """
+    """Load a crop-zoom pair: the detector's description with the pose model's keypoints."""
     file = cropzoom_file(path)
     if file is None:
         raise ModelError(f"{path}: no {CROPZOOM_FILE}")

@@ -46,11 +46,8 @@ def _is_bare_model_folder(path: Path) -> bool:
 def lightning_model_in(path: Path) -> Path:
     """Return the model that Lightning Pose's folder ``path`` belongs to, or refuse it.
 
-    Raises
-    ------
-    ModelError
-        For a folder without a checkpoint, with several and none named best, or a model
-        folder with neither a checkpoint nor an ONNX export: what is there and what to run.
+    Raises ModelError for no checkpoint, several with none named best, or no model: says what to
+    run.
     """
     if path.name == EXPORT_FOLDER:
         return path.parent  # the model folder picks the graph (fp32 when there is one)

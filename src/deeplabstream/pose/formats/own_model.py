@@ -1,7 +1,6 @@
 """The project's own model format: a folder with ``model.onnx`` and ``model.json``.
 
-``model.json``'s keys (format tag ``deeplabstream-model/1``), the multi-animal output section and
-the defaults of older files: docs/pose-models.md, "The project's own model format".
+Design: docs/pose-models.md, "The project's own model format".
 """
 
 from __future__ import annotations
@@ -34,13 +33,7 @@ def model_folder(path: str | Path) -> Path:
 
 
 def read_model_json(path: str | Path) -> dict[str, Any]:
-    """Parse the ``model.json`` of a model folder (for its training provenance and accuracy).
-
-    Raises
-    ------
-    ModelError
-        If the file is missing, is not JSON, or does not carry the format tag.
-    """
+    """Parse a model folder's ``model.json``; ModelError if missing, not JSON or without the tag."""
     json_path = model_folder(path) / JSON_NAME
     if not json_path.is_file():
         raise ModelError(f"{json_path}: missing; a model folder needs {JSON_NAME} and {ONNX_NAME}")
@@ -60,11 +53,8 @@ def read_model_json(path: str | Path) -> dict[str, Any]:
 def load_own_model(path: str | Path) -> ModelDescription:
     """Describe one of the project's own models (its folder, ``model.json`` or ``.onnx``).
 
-    Raises
-    ------
-    ModelError
-        When a file is missing, ``model.json`` lacks a key or has a wrong value (the message
-        names the key), or the graph's outputs do not have one heatmap per keypoint.
+    Raises ModelError for a missing file, a missing or wrong key (named), or outputs without one
+    heatmap per keypoint.
     """
     folder = model_folder(path)
     json_path = folder / JSON_NAME
@@ -309,9 +299,7 @@ def save_own_model(
 ) -> Path:
     """Write a model folder (the network files and ``model.json``) and return its ``model.json``.
 
-    ``onnx_file`` is copied to ``folder/model.onnx`` (``description.model_file`` is ignored),
-    ``torchscript`` to ``folder/model.pt``; ``network`` is
-    :meth:`pose.networks.own.NetworkConfig.to_dict`, ``training`` the provenance.
+    ``description.model_file`` is ignored: ``onnx_file`` is copied to ``folder/model.onnx``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

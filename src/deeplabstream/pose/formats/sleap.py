@@ -84,11 +84,7 @@ _RUN_HERE = (SINGLE, BOTTOMUP, IDENTITY_BOTTOMUP, TOPDOWN, IDENTITY_TOPDOWN)
 
 
 def is_export_folder(path: Path) -> bool:
-    """Return True for a sleap-nn export folder, or an ``.onnx`` file inside one.
-
-    A folder without ``model.onnx`` (a TensorRT export) is recognised too, so that loading it
-    says what is missing.
-    """
+    """Return True for a sleap-nn export folder (even without ``model.onnx``) or a file in one."""
     if path.is_dir():
         return (path / METADATA_FILE).is_file()
     return path.suffix == ".onnx" and (path.parent / METADATA_FILE).is_file()
@@ -99,15 +95,9 @@ def load_sleap(
 ) -> ModelDescription:
     """Describe a sleap-nn ONNX export (folder or ``model.onnx``; docs/sleap-models.md).
 
-    ``frame_size`` (height, width) is the input size when neither the metadata nor the training
-    config names the traced size. ``stages=False`` runs a top-down export's one graph as sleap-nn
-    wrote it (every slot cropped and run) instead of its two stages apart.
-
-    Raises
-    ------
-    ModelError
-        When files are missing or unreadable, the model type is not run here, or metadata
-        and graph disagree.
+    ``frame_size`` (height, width): the input size when neither metadata nor config names it.
+    ``stages=False`` runs a top-down export's one graph as written. Raises ModelError for missing or
+    unreadable files, a model type not run here, or metadata and graph disagreeing.
     """
     onnx_file, folder = _locate(Path(path))
     metadata = read_metadata(folder / METADATA_FILE)
@@ -246,7 +236,7 @@ def _read_graph(onnx_file: Path) -> tuple[str, tuple[Any, ...], str, tuple[str, 
 def _trace_size(
     metadata: dict[str, Any], config: dict[str, Any], frame_size: tuple[int, int] | None
 ) -> tuple[int, int] | None:
-    """Return the size the graph was exported for (see the module docstring), or None."""
+    """Return the size the graph was exported for, or None."""
     return _stated_trace_size(metadata, config) or frame_size
 
 
@@ -770,11 +760,7 @@ class SleapExport(ModelFormat):
         return description.framework == "sleap-nn"
 
     def input_multiple(self, description: ModelDescription) -> int | None:
-        """Return a single-instance model's backbone down-sampling in frame pixels (None: unknown).
-
-        sleap-nn's graph pads nothing: a crop (``DYNAMIC_CROP``) whose size, once scaled by
-        the input scale, is not a multiple of the backbone's ``max_stride`` cannot run.
-        """
+        """Return a single-instance model's down-sampling in frame pixels (None: unknown)."""
         decoding = description.decoding
         if isinstance(decoding, SleapSingleDecoding) and decoding.max_stride:
             return math.ceil(decoding.max_stride / decoding.input_scale)

@@ -42,11 +42,7 @@ def claims(path: Path) -> bool:
 def sleap_model_in(path: Path) -> Path:
     """Return the one sleap-nn export in ``path`` (a training folder or a folder of them).
 
-    Raises
-    ------
-    ModelError
-        For a checkpoint, a training folder without an export, or a folder with several
-        exports: what is there, and the ``sleap-nn export`` command or the exports to choose.
+    Raises ModelError for a checkpoint, no export or several, naming the command or the choices.
     """
     folder = path.parent if path.is_file() else path
     trainings = (
@@ -118,11 +114,7 @@ def _read_config(file: Path) -> dict[str, Any]:
 
 
 def export_command(training: Path, siblings: list[Path]) -> tuple[str, Path]:
-    """Return the ``sleap-nn export`` command for ``training`` and the folder it writes by default.
-
-    A top-down stage is exported with its other stage: the sibling folder that holds it when
-    there is exactly one, else a placeholder that says which stage to name.
-    """
+    """Return the ``sleap-nn export`` command for ``training`` and the folder it writes."""
     kind = model_type(training)
     if kind != _CENTROID and kind not in _INSTANCE_STAGES:
         return _command([training]), training / "exported"

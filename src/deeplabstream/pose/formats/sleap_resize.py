@@ -35,17 +35,7 @@ _ELEMENTWISE = {"Cast", "Div", "Mul", "Sub", "Add", "Identity"}
 
 @dataclass(frozen=True)
 class BakedResize:
-    """A resize of the graph's input to constant sizes.
-
-    Attributes
-    ----------
-    node
-        Its index among the graph's nodes.
-    data
-        The tensor it resizes (the normalised input).
-    sizes
-        The constant (height, width) it resizes every input to.
-    """
+    """A resize (node index ``node``) of the graph's input ``data`` to constant ``sizes`` (h, w)."""
 
     node: int
     data: str
@@ -53,16 +43,10 @@ class BakedResize:
 
 
 def follow_frame_size(onnx_file: Path, input_scale: float) -> Path:
-    """Return a graph that scales each input by ``input_scale`` at its own size.
+    """Return a graph that scales each input by ``input_scale`` at its own size (cached).
 
-    ``onnx_file`` itself when it resizes nothing to constant sizes (``input_scale`` 1, or an
-    export that computes the sizes already); else the rewritten graph, made now or taken from
-    the cache.
-
-    Raises
-    ------
-    ModelError
-        When the graph cannot be read, or the rewritten one cannot be written.
+    ``onnx_file`` itself when nothing is resized to constant sizes. Raises ModelError when the graph
+    cannot be read or the rewritten one written.
     """
     if input_scale == 1.0:
         return onnx_file
@@ -92,7 +76,7 @@ def follow_frame_size(onnx_file: Path, input_scale: float) -> Path:
 
 
 def find_baked_resizes(graph: Any) -> list[BakedResize]:
-    """Return the graph's resizes of its own input to constant sizes (see the module docstring)."""
+    """Return the graph's resizes of its own input to constant sizes."""
     producers = {out: node for node in graph.node for out in node.output}
     constants = _constants(graph)
     inputs = {i.name for i in graph.input} - {t.name for t in graph.initializer}

@@ -26,11 +26,7 @@ CENTROID_OUTPUTS = ("centroids", "centroid_vals", "instance_valid")
 
 @dataclass(frozen=True)
 class TopDownStages:
-    """The two stage graphs cut from one top-down export.
-
-    ``centroid_graph`` takes uint8 frames, ``instance_graph`` float crops (``crops_name``) and
-    gives ``instance_outputs``: the maps (n, K, h', w'), then an identity model's logits (n, C).
-    """
+    """The two stage graphs cut from one top-down export."""
 
     centroid_graph: Path
     instance_graph: Path
@@ -39,13 +35,9 @@ class TopDownStages:
 
 
 def split_topdown(onnx_file: Path, identity: bool) -> TopDownStages:
-    """Return the two stages of a top-down export, cut now or taken from the cache.
+    """Return the two stages of a top-down export, cut now or from the cache.
 
-    Raises
-    ------
-    ModelError
-        When the graph is not shaped as sleap-nn 0.3's top-down export (one ``GridSample``
-        for the crops, one ``ArgMax`` for the keypoints' global peaks).
+    Raises ModelError when the graph is not sleap-nn 0.3's top-down export.
     """
     digest = files_digest([onnx_file])[:16]
     folder = user_cache_folder() / "sleap-topdown"
@@ -65,15 +57,9 @@ def split_topdown(onnx_file: Path, identity: bool) -> TopDownStages:
 
 
 def cut_single_instance(onnx_file: Path) -> tuple[Path, str]:
-    """Return a single-instance export's graph up to its confidence maps, and their name.
+    """Return a single-instance export's graph up to its confidence maps (cached), and their name.
 
-    Cut now or taken from the cache (see the module docstring).
-
-    Raises
-    ------
-    ModelError
-        When the graph is not shaped as sleap-nn 0.3's single-instance export (one ``ArgMax``
-        reading the maps through a ``Reshape``).
+    Raises ModelError when the graph is not sleap-nn 0.3's single-instance export.
     """
     digest = files_digest([onnx_file])[:16]
     folder = user_cache_folder() / "sleap-single"
@@ -176,7 +162,7 @@ def _cut(onnx_file: Path, identity: bool, folder: Path, stem: str) -> TopDownSta
 
 
 def _cut_points(onnx_file: Path, graph: Any, identity: bool) -> tuple[str, tuple[str, ...]]:
-    """Return the crops tensor and the instance stage's outputs (see the module docstring)."""
+    """Return the crops tensor and the instance stage's outputs."""
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:

@@ -83,9 +83,8 @@ class DlcPoseNetwork(nn.Module):
 class DlcKeypointModel(nn.Module):
     """The network followed by DeepLabCut's decoding: frames in, keypoints out.
 
-    ``forward`` returns ``(keypoints, heatmaps)`` or ``(keypoints, heatmaps, locref)``:
-    keypoints (N, K, 3) float32 x, y in input pixels and likelihood. The decoding runs in
-    float32 whatever the network's precision.
+    ``forward`` returns ``(keypoints, heatmaps[, locref])``, keypoints (N, K, 3) float32 in input
+    pixels; the decoding runs in float32 whatever the network's precision.
     """
 
     def __init__(self, network: DlcPoseNetwork, head: HeadSpec, stride: float) -> None:

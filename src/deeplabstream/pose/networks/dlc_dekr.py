@@ -45,10 +45,8 @@ def deformable_conv3x3(
 ) -> torch.Tensor:
     """Compute torchvision's ``deform_conv2d``: 3x3 kernel, stride 1, padding = dilation, no bias.
 
-    ``offset`` (N, 18, H, W): for kernel point k (row-major over the 3x3 kernel) channel 2k is
-    its row shift and 2k + 1 its column shift. The point of output cell (r, c) is sampled at
-    row ``r + (i - 1) * dilation + dy``, column ``c + (j - 1) * dilation + dx``, bilinearly,
-    corners outside the map counting 0.
+    ``offset`` (N, 18, H, W): channels 2k, 2k + 1 are kernel point k's (row-major) row and column
+    shifts; samples are bilinear, corners outside the map counting 0.
     """
     n, channels, height, width = x.shape
     rows = torch.arange(height, dtype=x.dtype, device=x.device).view(1, 1, height, 1)
@@ -203,9 +201,8 @@ def local_maxima(maps: torch.Tensor) -> torch.Tensor:
 class DlcDekrKeypointModel(nn.Module):
     """The network and DeepLabCut's per-cell DEKR predictor steps: frames in, maps out.
 
-    ``forward`` returns ``(heatmaps, peaks, offsets)`` float32: ``heatmaps`` (N, K + 1, h, w)
-    after the predictor's optional sigmoid (the centre map last), ``peaks`` the same kept only
-    at 5x5 local maxima, ``offsets`` (N, 2K, h, w) in heatmap cells.
+    ``forward`` returns float32 ``heatmaps`` (N, K + 1, h, w; the centre map last), ``peaks`` (the
+    same at 5x5 local maxima only) and ``offsets`` (N, 2K, h, w) in heatmap cells.
     """
 
     def __init__(self, network: DlcDekrNetwork, *, stride: float, apply_sigmoid: bool) -> None:

@@ -1,8 +1,6 @@
 """DeepLabCut 3.0's head layouts, as the formats read them from an export's config; no torch.
 
-Kept apart from the networks that build them (:mod:`pose.networks.dlc`, :mod:`~pose.networks.
-dlc_paf`, :mod:`~pose.networks.dlc_dekr`, which need torch) so that reading an export's config
-works on an install without the ``torch`` extra.
+Kept apart from the networks that build them so that reading a config needs no ``torch``.
 """
 
 from __future__ import annotations

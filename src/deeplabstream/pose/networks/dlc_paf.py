@@ -65,12 +65,7 @@ class DlcrnetHead(nn.Module):
 
 
 class IdentityHead(nn.Module):
-    """DeepLabCut's identity ``HeatmapHead`` (``heads.identity``): one map per individual.
-
-    A ``DeconvModule`` on the backbone's features, no location refinement; its
-    ``IdentityPredictor`` (resize, sigmoid) runs on the host
-    (:mod:`pose.decoding.dlc_identity`), at the animals' keypoints only.
-    """
+    """DeepLabCut's identity ``HeatmapHead`` (``heads.identity``): one map per individual."""
 
     def __init__(self, spec: DeconvSpec) -> None:
         super().__init__()
@@ -82,11 +77,7 @@ class IdentityHead(nn.Module):
 
 
 class DlcPafNetwork(nn.Module):
-    """DeepLabCut's ``PoseModel`` with a ``DLCRNetHead``: ``backbone`` and ``heads.bodypart``.
-
-    With ``identity`` (the export's ``heads.identity`` layout) also ``heads.identity``, whose
-    logits ``forward`` returns fourth.
-    """
+    """DeepLabCut's ``PoseModel`` with a ``DLCRNetHead``; with ``identity``, its logits fourth."""
 
     def __init__(
         self, backbone: nn.Module, head: PafHeadSpec, identity: DeconvSpec | None = None
@@ -124,10 +115,8 @@ def gaussian_kernel(sigma: float, size: int) -> torch.Tensor:
 class DlcPafKeypointModel(nn.Module):
     """The network and DeepLabCut's per-pixel predictor steps: frames in, peaks and fields out.
 
-    ``forward`` returns ``(peaks, locref, pafs)`` float32: ``peaks`` the smoothed sigmoid
-    heatmaps at their local maxima and 0 elsewhere (N, K, h, w), ``locref`` the offsets in
-    input pixels (N, 2K, h, w), ``pafs`` the fields (N, 2E, h, w); with an identity head a
-    fourth, ``identity``: its logits (N, individuals, h', w') at the identity head's stride.
+    ``forward`` returns float32 ``peaks`` (N, K, h, w; 0 off the local maxima), ``locref`` (N, 2K,
+    h, w, input pixels), ``pafs`` (N, 2E, h, w) and, with an identity head, its logits.
     """
 
     def __init__(

@@ -34,17 +34,7 @@ def resize_bilinear_antialiased(x: torch.Tensor, like: torch.Tensor) -> torch.Te
 
 
 class DlcrnetBackbone(nn.Module):
-    """DeepLabCut's ``DLCRNet`` backbone: ``model`` (the ResNet) and five fusion blocks.
-
-    Parameters
-    ----------
-    depth
-        The ResNet's depth (a bottleneck ResNet: 50, 101 or 152).
-    norm
-        The ResNet's normalisation (``batch``: timm's ``resnet50``; ``group``: ``resnet50_gn``).
-    output_stride
-        16 or 32 (DeepLabCut's ``dlcrnet_stride16_ms5`` / ``dlcrnet_stride32_ms5``).
-    """
+    """DeepLabCut's ``DLCRNet`` backbone: ``model`` (the ResNet) and five fusion blocks."""
 
     def __init__(self, depth: int, norm: NormKind, output_stride: int) -> None:
         super().__init__()
@@ -83,7 +73,6 @@ def _through_block(stage: nn.Module, x: torch.Tensor, last: int) -> torch.Tensor
 
 
 def _after_block(stage: nn.Module, x: torch.Tensor, last: int) -> torch.Tensor:
-    """Run the rest of a stage's blocks after ``last``."""
     assert isinstance(stage, nn.Sequential)
     for block in list(stage)[last + 1 :]:
         x = block(x)

@@ -63,10 +63,7 @@ def conv_bn(
     groups: int = 1,
     activation: bool = True,
 ) -> nn.Sequential:
-    """Convolution (no bias, 'same' padding for odd kernels), BatchNorm, optional SiLU.
-
-    Indices 0, 1 (and 2) as torchvision's ``Conv2dNormActivation``, so the names fit.
-    """
+    """Convolution (no bias, 'same' padding), BatchNorm, optional SiLU; torchvision's indices."""
     layers: list[nn.Module] = [
         nn.Conv2d(
             in_channels,

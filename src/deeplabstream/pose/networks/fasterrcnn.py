@@ -265,11 +265,7 @@ class BoxHead(nn.Module):
 
 
 def fill_frozen_batchnorm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Add ``num_batches_tracked`` where a backbone had FrozenBatchNorm2d (none in its dict).
-
-    A detector trained from ImageNet weights has torchvision's ``FrozenBatchNorm2d`` (same
-    statistics and affine, eps 1e-5, no counter); the counter is unused at inference.
-    """
+    """Add ``num_batches_tracked`` where a backbone had FrozenBatchNorm2d (unused at inference)."""
     filled = dict(state_dict)
     for key in state_dict:
         if key.endswith(".running_var"):

@@ -1,8 +1,6 @@
 """The Faster R-CNN variants rebuilt here, named as DeepLabCut 3.0 names them; no torch.
 
-Kept apart from :mod:`pose.networks.fasterrcnn` (which needs torch) so that reading a
-detector's configuration, and loading the converted graphs, works on an install without the
-``torch`` extra: only converting a checkpoint needs it.
+Kept apart from :mod:`pose.networks.fasterrcnn` so that loading converted graphs needs no torch.
 """
 
 from __future__ import annotations

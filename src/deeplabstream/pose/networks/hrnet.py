@@ -45,12 +45,7 @@ def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int, relu: bool) -> nn.
 
 
 class HighResolutionModule(nn.Module):
-    """Parallel branches of basic blocks, then every branch fused into every output.
-
-    ``outputs`` limits the fused outputs computed (the last module of a backbone whose
-    lower-resolution outputs are not used computes only the first); every weight is kept so
-    that the state dict loads strictly.
-    """
+    """Parallel branches of basic blocks, then every branch fused into every output."""
 
     def __init__(self, channels: tuple[int, ...]) -> None:
         super().__init__()
@@ -97,12 +92,7 @@ class HighResolutionModule(nn.Module):
 
 
 class HRNet(nn.Module):
-    """timm's ``HighResolutionNetFeatures`` (``feature_location=""``), as DeepLabCut uses it.
-
-    ``forward`` returns the stride-4 branch (``C`` channels), or with ``interpolate_branches``
-    the four branches concatenated at its size (bilinear, ``align_corners=False``, as
-    DeepLabCut's ``F.interpolate``): ``15C`` channels.
-    """
+    """timm's ``HighResolutionNetFeatures`` (``feature_location=""``), as DeepLabCut uses it."""
 
     def __init__(self, width: int, interpolate_branches: bool = False) -> None:
         super().__init__()
@@ -178,16 +168,7 @@ class HRNet(nn.Module):
 
 
 class DlcHRNet(nn.Module):
-    """DeepLabCut's ``HRNet`` backbone: the timm network under ``model``, the input padded.
-
-    DeepLabCut's HRNet configs pad the image (``auto_padding``: bottom and right here) so that
-    its sides are multiples of 32, which HRNet's fusion needs; the padding is
-    ``reflect_101`` (OpenCV's border, torch's ``reflect``), done inside the network so the
-    graph runs at any size. DeepLabCut places the padding at a random position
-    (albumentations' ``PadIfNeeded(position="random")``) and maps its keypoints back: the
-    result of placing it at the bottom and right is one of its outcomes. A frame whose sides
-    are multiples of 32 (640x480) is not padded at all.
-    """
+    """DeepLabCut's ``HRNet`` backbone: the timm network under ``model``, the input padded."""
 
     def __init__(self, width: int, interpolate_branches: bool = False, pad: bool = True) -> None:
         super().__init__()

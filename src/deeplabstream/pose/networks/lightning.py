@@ -1,8 +1,6 @@
 """Lightning Pose's ``HeatmapTracker`` network, rebuilt with its state-dict names (PyTorch).
 
-The module :mod:`pose.formats.lightning_ckpt` builds from a checkpoint: a torchvision-named ResNet
-trunk (:mod:`pose.networks.resnet`) as ``backbone``, then ``head.upsampling_layers`` (a
-``PixelShuffle(2)`` and transposed convolutions) and a spatial softmax over each map.
+A ResNet trunk, ``head.upsampling_layers`` and a spatial softmax over each map.
 """
 
 from __future__ import annotations
@@ -46,12 +44,7 @@ class HeatmapTracker(nn.Module):
 def upsampling_layers(
     channels: int, keypoints: int, stride: int, downsample_factor: int
 ) -> nn.Sequential:
-    """``upsampling_layers`` of Lightning Pose's ``HeatmapHead`` for any backbone stride.
-
-    PixelShuffle(2), then ``log2(stride) - downsample_factor - 1`` transposed convolutions
-    (3x3, stride 2, padding 1, output padding 1; the first from ``channels / 4`` to the
-    keypoints, the others keypoints to keypoints), no activation between them.
-    """
+    """``upsampling_layers`` of Lightning Pose's ``HeatmapHead`` for any backbone stride."""
     count = int(np.log2(stride)) - downsample_factor - 1
     if count < 1:
         raise ModelError(
@@ -86,13 +79,8 @@ CONTEXT_STRIDES = {32: 2, 16: 1}
 class UpsamplingCRNN(nn.Module):
     """Lightning Pose's ``UpsamplingCRNN`` (its multi-frame head) with its state-dict names.
 
-    For a stride-32 backbone (``upsampling_factor`` 2): each frame's features go through
-    ``PixelShuffle(2)`` and ``W_pre``; for a stride-16 one (``upsampling_factor`` 1, the ViTs)
-    through ``PixelShuffle(2)`` only, ``W_f`` / ``W_b`` then taking ``in_channels / 4``
-    channels. A forward and a backward recurrence over the frames
-    (``x = W(frame) + H(x)``) give two maps per keypoint, averaged, then soft-maxed. The
-    modules are also registered in ``layers`` (a ``ModuleList``), as Lightning Pose does, so the
-    checkpoint names each weight twice.
+    A stride-16 backbone (``upsampling_factor`` 1, the ViTs) has no ``W_pre``. The modules are also
+    in ``layers``, as Lightning Pose registers them, so the checkpoint names each weight twice.
     """
 
     def __init__(
@@ -147,10 +135,8 @@ def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
 class HeatmapTrackerMHCRNN(nn.Module):
     """Lightning Pose's ``HeatmapTrackerMHCRNN`` at inference, with its state-dict names.
 
-    ``forward`` takes (N, 5, 3, H, W) frames t-2 .. t+2 and returns the centre frame's
-    single-frame and multi-frame heatmaps, (N, K, H/2^d, W/2^d), soft-maxed; :meth:`features`
-    and :class:`ContextHeads` split it so each frame's backbone runs once. A stride-16 backbone
-    (a ViT) gets a multi-frame head without ``W_pre``, as in Lightning Pose.
+    ``forward`` takes (N, 5, 3, H, W) frames t-2 .. t+2 and returns the centre frame's single- and
+    multi-frame heatmaps, soft-maxed; :meth:`features` and :class:`ContextHeads` split it.
     """
 
     def __init__(
@@ -219,11 +205,7 @@ class ContextBackbone(nn.Module):
 
 
 class ContextHeads(nn.Module):
-    """The heads of a context model: five frames' features, stacked on the channel axis.
-
-    Input (N, 5 * C, h, w): the features of frames t-2 .. t+2 in that order (C channels
-    each); outputs the single-frame and multi-frame heatmaps of frame t.
-    """
+    """The heads of a context model on (N, 5 * C, h, w) features of frames t-2 .. t+2, in order."""
 
     def __init__(self, tracker: HeatmapTrackerMHCRNN) -> None:
         super().__init__()

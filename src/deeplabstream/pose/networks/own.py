@@ -1,10 +1,6 @@
 """The project's own pose networks: small fully-convolutional heatmap models for the CPU.
 
-:class:`PoseNet` maps an image (H and W multiples of 32) to ``heatmaps`` (N, K, H/4, W/4)
-logits and ``locref`` (N, 2K, H/4, W/4) offsets in ``locref_std`` input pixels
-(:mod:`pose.decoding.peaks`). Architectures ``resnet-fpn`` (the default, so older
-``model.json`` files rebuild) and ``separable-fpn`` (the bundled model); how the input is fed:
-:class:`InputFormat`. Design and measurements: docs/bundled-model.md, "What the network is".
+Design and measurements: docs/bundled-model.md, "What the network is".
 """
 
 from __future__ import annotations
@@ -54,9 +50,8 @@ _DEFAULT_BLOCKS: dict[str, tuple[int, ...]] = {
 class InputFormat:
     """How a graph takes its input.
 
-    ``uint8`` needs ``normalization="in-graph"`` (raw pixels, normalisation folded into the
-    first convolution); ``outside`` means the input is already ``(pixel / 255 - mean) / std``
-    (``mean`` and ``std`` in RGB order, pixels scaled to 0..1).
+    ``uint8`` needs ``normalization="in-graph"``; ``outside``: already ``(pixel / 255 - mean) /
+    std``, ``mean`` and ``std`` in RGB order.
     """
 
     dtype: InputDtype = "float32"
@@ -123,20 +118,9 @@ INPUT_FORMATS: dict[str, InputFormat] = {
 class NetworkConfig:
     """The shape of a network; stored in ``model.json`` so a model can be rebuilt.
 
-    None in ``widths``, ``decoder_width`` or ``blocks`` means the architecture's default.
-
-    Attributes
-    ----------
-    widths
-        Encoder channels at strides 2 to 32 (``resnet-fpn``) or 4 to 32 (``separable-fpn``).
-    architecture
-        ``resnet-fpn`` (the first design, the default so older files rebuild) or
-        ``separable-fpn``.
-    blocks
-        Residual blocks at strides 4 to 32 (``separable-fpn`` only).
-    refine_width
-        ``separable-fpn`` only: 0 for outputs from the stride-8 head, else the channels of a
-        stride-4 refinement head.
+    None in ``widths``, ``decoder_width`` or ``blocks``: the architecture's default.
+    ``architecture`` ``resnet-fpn`` is the default so that older files rebuild; ``refine_width``
+    (``separable-fpn``) 0 takes outputs from the stride-8 head.
     """
 
     num_keypoints: int
@@ -192,11 +176,7 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> NetworkConfig:
-        """Invert :meth:`to_dict`.
-
-        Files without ``architecture`` or ``input`` (written before they existed) describe the
-        first design with normalised float input.
-        """
+        """Invert :meth:`to_dict`; without ``architecture`` or ``input``: the first design."""
         # JSON values: __post_init__ rejects an unknown architecture.
         widths = tuple(int(w) for w in cast("Sequence[int]", data["widths"]))
         blocks = cast("Sequence[int] | None", data.get("blocks"))
@@ -220,11 +200,9 @@ class NetworkConfig:
 class NormalisingConv2d(nn.Conv2d):
     """A convolution of raw pixels 0..255 that normalises them on the way in, for free.
 
-    ``conv((x / 255 - mean) / std)`` is ``conv'(x)`` with each input channel's weights scaled by
-    ``1 / (255 std)`` and a bias of ``-sum(w * mean / std)``; the scaled weights are constants, so
-    the exported graph has one plain convolution. The parameters are those of the convolution
-    of normalised input, so training behaves as with normalised input. (At zero padding the two
-    differ, a black border instead of a mean-grey one; the network is trained as it runs.)
+    Its weights are scaled by ``1 / (255 std)`` with a bias of ``-sum(w * mean / std)``: one plain
+    convolution in the exported graph, trained as with normalised input. Zero padding reads as a
+    black border, not a mean-grey one.
     """
 
     def __init__(self, *args: object, input_format: InputFormat, **kwargs: object) -> None:
@@ -287,11 +265,7 @@ class ResidualBlock(nn.Module):
 
 
 class SeparableBlock(nn.Module):
-    """Depthwise 3x3 (batch norm, ReLU), pointwise 1x1 (batch norm), a shortcut, ReLU.
-
-    The shortcut is the identity when the block keeps the shape, and absent when it changes the
-    stride or the channels (MobileNet's block with a ResNet shortcut).
-    """
+    """Depthwise 3x3, pointwise 1x1, a shortcut (none when the shape changes), ReLU."""
 
     def __init__(self, inputs: int, outputs: int, stride: int = 1) -> None:
         super().__init__()
@@ -317,17 +291,7 @@ class SeparableBlock(nn.Module):
 
 
 class PoseNet(nn.Module):
-    """Heatmaps (and location refinement) of K keypoints at stride 4.
-
-    Both architectures have the same parts (``stem``, ``stage4`` to ``stage32``, ``lateral``,
-    ``smooth``, ``head`` and the output convolutions), so the first design's weights keep the
-    names they always had.
-
-    Parameters
-    ----------
-    config
-        Architecture, number of keypoints, channel widths and input format.
-    """
+    """Heatmaps (and location refinement) of K keypoints at stride 4."""
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
@@ -368,11 +332,7 @@ class PoseNet(nn.Module):
             nn.init.zeros_(self.locref_out.bias)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``(heatmaps,)`` or ``(heatmaps, locref)`` for images in the config's input format.
-
-        Training passes float tensors of the same layout and value range for every format (a
-        uint8 graph's cast is then a no-op).
-        """
+        """``(heatmaps,)`` or ``(heatmaps, locref)`` for images in the config's input format."""
         c4 = self.stage4(self.stem(to_nchw_float(images, self.config.input)))
         c8 = self.stage8(c4)
         c16 = self.stage16(c8)
@@ -485,8 +445,8 @@ def example_input(config: NetworkConfig, batch: int, height: int, width: int) ->
 def export_onnx(model: PoseNet, path: str, height: int, width: int, opset: int = 18) -> None:
     """Write ``model`` (put in eval mode) as ONNX with a dynamic batch axis and a fixed input size.
 
-    Height and width are multiples of :data:`SIZE_MULTIPLE`; opset 18 is the exporter's own (no
-    version conversion), read by ONNX Runtime 1.14+ and TensorRT 8.6+.
+    Sides are multiples of :data:`SIZE_MULTIPLE`; opset 18 runs on ONNX Runtime 1.14+, TensorRT
+    8.6+.
     """
     check_input_size(height, width)
     model.eval()

@@ -132,17 +132,7 @@ def _downsample(inplanes: int, outplanes: int, stride: int, norm: NormKind) -> n
 
 
 class ResNet(nn.Module):
-    """A ResNet trunk: stem, four stages; ``forward`` returns the last stage's features.
-
-    Parameters
-    ----------
-    depth
-        18, 34, 50, 101 or 152.
-    norm
-        ``batch`` (torchvision, timm's plain ResNets) or ``group`` (timm's ``*_gn``).
-    output_stride
-        32 (no dilation), 16 (last stage dilated) or 8 (last two stages dilated).
-    """
+    """A ResNet trunk: stem, four stages; ``forward`` returns the last stage's features."""
 
     def __init__(self, depth: int, norm: NormKind = "batch", output_stride: int = 32) -> None:
         super().__init__()
@@ -184,11 +174,7 @@ class ResNet(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def as_sequential(self) -> nn.Sequential:
-        """Wrap the modules as torchvision's ``Sequential(*children()[:-2])`` (Lightning Pose).
-
-        Indices 0 conv1, 1 bn1, 2 relu, 3 maxpool, 4..7 layer1..layer4: the state-dict names
-        ``0.weight``, ``4.0.conv1.weight`` ... of a Lightning Pose backbone.
-        """
+        """Wrap the modules as torchvision's ``Sequential(*children()[:-2])`` (Lightning Pose)."""
         return nn.Sequential(
             self.conv1,
             self.bn1,

@@ -152,8 +152,7 @@ class RtmPoseNetwork(nn.Module):
 class RtmPoseKeypoints(nn.Module):
     """The network followed by DeepLabCut's ``SimCCPredictor``: crops in, keypoints out.
 
-    ``forward`` returns ``(keypoints, simcc_x, simcc_y)``: keypoints (N, K, 3) x, y in crop
-    pixels and the score; the raw logits beside them (for checks).
+    ``forward`` returns ``(keypoints, simcc_x, simcc_y)``: (N, K, 3) in crop pixels, raw logits.
     """
 
     def __init__(self, network: RtmPoseNetwork, layout: RtmccLayout) -> None:

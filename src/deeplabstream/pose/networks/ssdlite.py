@@ -306,9 +306,7 @@ class TopBoxDetector(nn.Module):
 class AllBoxesDetector(nn.Module):
     """Frames (ImageNet-normalised, any size) -> every default box and its animal score.
 
-    ``boxes`` (N, B, 4) x1, y1, x2, y2 in the detector's 320 x 320 pixels (decoded and clipped
-    as torchvision does) and ``scores`` (N, B) the animal class's softmax, B = 3234 default
-    boxes: what torchvision's ``postprocess_detections`` starts from.
+    ``boxes`` (N, 3234, 4) x1, y1, x2, y2 in 320 x 320 pixels and ``scores`` (N, 3234).
     """
 
     def __init__(self, detector: DlcSsdLite) -> None:

@@ -59,34 +59,19 @@ _CUDA_GRAPH = {"on": False}
 
 
 def set_cuda_graph(on: bool) -> None:
-    """Run the CUDA sessions and PyTorch modules this process opens next through a CUDA graph.
-
-    The inference worker calls it once, before it opens its models, with ``[Pose] CUDA_GRAPH``:
-    a process setting, like :func:`set_idle_threads_spin`, so that every graph of a model (a
-    two-stage model's second graph) follows it. Each graph is checked against the plain run
-    before it is used (:mod:`pose.runtime.graph_check`).
-    """
+    """Run the CUDA sessions and PyTorch modules this process opens next through a CUDA graph."""
     _CUDA_GRAPH["on"] = on
 
 
 def set_idle_threads_spin(spin: bool) -> None:
-    """Let the idle pool threads of the ONNX Runtime sessions this process opens next spin.
-
-    The inference worker calls it once, before it opens its models, with
-    :func:`core.priority.inference_pool_may_spin`: spinning where the worker has cores of its
-    own. A process setting, not an argument of :func:`open_backend`, so that every session of
-    a model (a two-stage model's second graph, a crop's graph) follows it.
-    """
+    """Let the idle pool threads of the ONNX Runtime sessions this process opens next spin."""
     _IDLE_THREADS_SPIN["spin"] = spin
 
 
 class InferenceBackend(Protocol):
     """A network ready to run.
 
-    Attributes
-    ----------
-    provider
-        What actually runs the network, e.g. ``CPUExecutionProvider`` or ``torch cuda:0``.
+    ``provider`` says what runs it (``CPUExecutionProvider``, ``torch cuda:0``).
     """
 
     provider: str
@@ -94,8 +79,7 @@ class InferenceBackend(Protocol):
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run the network on (N, C, H, W) input; outputs in ``description.output_names`` order.
 
-        The outputs may be buffers the backend reuses (ONNX Runtime's IO binding): valid until
-        its next run; a caller that keeps them copies them.
+        The outputs may be buffers reused by the next run: a caller that keeps them copies them.
         """
         ...
 
@@ -116,15 +100,9 @@ def open_backend(
 ) -> InferenceBackend:
     """Open the network of ``description`` on a backend and device.
 
-    ``backend`` is ``onnxruntime``, ``pytorch``, ``openvino`` (CPU only) or an installed
-    package's (:data:`BACKENDS`); ``tensorrt``, ``directml`` and ``coreml`` devices are ONNX
-    Runtime's only. ``threads`` is the CPU threads of one inference.
-
-    Raises
-    ------
-    ModelError
-        When the file is missing or of the wrong kind for the backend, or the device is not
-        available (the message says what is needed).
+    ``backend``: ``onnxruntime``, ``pytorch``, ``openvino`` (CPU only) or an installed package's
+    (:data:`BACKENDS`); ``threads``: CPU threads of one inference. Raises ModelError for a missing
+    or wrong file or an unavailable device, saying what is needed.
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
@@ -155,12 +133,8 @@ _PROVIDER_DEVICES: tuple[tuple[str, DeviceName], ...] = (
 def second_graph_device(backend: Any) -> DeviceName:
     """Return where a model's second ONNX graph runs, beside the first one's opened ``backend``.
 
-    The second graphs (a sleap-nn instance stage, a DeepLabCut pose stage or FasterRCNN box
-    head, a Lightning Pose crop-zoom pose model or context heads) are ONNX graphs cut or
-    converted here, run on ONNX Runtime. They run where the first network runs when that one is
-    an ONNX Runtime session (a GPU model's crops on the GPU too, not on the CPU beside it), read
-    from its provider; beside another backend (``pytorch``, ``openvino``), on ONNX Runtime's
-    CPU provider, which is always installed, where the CUDA provider may not be.
+    On the first network's provider when that is ONNX Runtime; beside another backend, on ONNX
+    Runtime's CPU provider (always installed, where the CUDA one may not be).
     """
     provider = str(getattr(backend, "provider", ""))
     return next((device for name, device in _PROVIDER_DEVICES if provider == name), "cpu")
@@ -175,10 +149,7 @@ def second_graph_threads(backend: Any) -> int:
 
 
 def providers_of(backend: Any) -> dict[str, Any] | None:
-    """Return what ``session.json`` records of a backend's providers and options (or None).
-
-    A wrapper (the dynamic crop's recorder) answers for the backend it wraps.
-    """
+    """Return what ``session.json`` records of a backend's providers and options (or None)."""
     inner = getattr(backend, "backend", None)
     record = getattr(backend, "providers", None)
     if record is None and inner is not None:
@@ -187,7 +158,6 @@ def providers_of(backend: Any) -> dict[str, Any] | None:
 
 
 def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
-    """Zeros shaped and typed like a real input batch."""
     n = description.batch_size or batch_size or 1
     return np.zeros(description.input_shape(n), description.input_dtype)
 
@@ -195,28 +165,10 @@ def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.nd
 class OnnxRuntimeBackend:
     """An ONNX Runtime session, built once, run through IO binding.
 
-    Parameters
-    ----------
-    device
-        ``cpu``, ``cuda``, ``tensorrt``, ``directml`` or ``coreml``, with the options of
-        :func:`pose.runtime.providers.provider_plan`.
-    allow_spinning
-        Let idle pool threads spin; None follows :func:`set_idle_threads_spin`.
-    io_binding
-        False runs ``session.run`` (new arrays every call), for comparison.
-    progress
-        Gets the lines of a TensorRT engine build; they are logged too.
-    cuda_graph
-        On CUDA, capture a checked graph per input shape
-        (:class:`~pose.runtime.iobinding.CudaGraphBinding`); None follows :func:`set_cuda_graph`.
-
-    Attributes
-    ----------
-    provider
-        The execution provider that runs the graph.
-    providers
-        What ``session.json`` records of the providers, their options, the IO binding, the input
-        memory and TensorRT's engine cache.
+    ``device``: ``cpu``, ``cuda``, ``tensorrt``, ``directml`` or ``coreml``
+    (:func:`pose.runtime.providers.provider_plan`). ``allow_spinning`` and ``cuda_graph`` None
+    follow the process settings; ``io_binding=False`` runs ``session.run`` (for comparison).
+    ``providers`` is what ``session.json`` records.
     """
 
     name: ClassVar[str] = "onnxruntime"
@@ -352,11 +304,7 @@ class OnnxRuntimeBackend:
         return BuildProgress(path.name, self._cache.state, callback=self._progress)
 
     def host_buffer(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """Return a host array for the network's input: pinned memory on a GPU where it can be.
-
-        The pre-processing writes each batch into it (pose.runtime.preprocess), and IO binding
-        hands it to ONNX Runtime where it is: the only host copy of a frame's pixels.
-        """
+        """Return a host array for the network's input: pinned memory on a GPU where it can be."""
         if self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
             pinned = pinned_empty(shape, dtype)
             if pinned is not None:
@@ -403,7 +351,6 @@ class OnnxRuntimeBackend:
         return providers_record(self._plan_used, self._session, extra)
 
     def _check_names(self, path: Path) -> None:
-        """Check that the description's input and output names are the graph's."""
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
         if self._input_name not in inputs:
@@ -413,11 +360,7 @@ class OnnxRuntimeBackend:
             raise ModelError(f"{path}: no outputs named {unknown} (has {outputs})")
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run the session; outputs in ``description.output_names`` order.
-
-        Through IO binding the outputs are this input shape's buffers, valid until the next run
-        (pose.runtime.iobinding).
-        """
+        """Run the session; through IO binding the outputs are buffers valid until the next run."""
         if self._binding is not None:
             return self._binding.run(batch)
         return self._session.run(self._output_names, {self._input_name: batch})
@@ -437,11 +380,7 @@ class OnnxRuntimeBackend:
         self._warmed(progress)
 
     def warm_up(self, batch_size: int | None = None) -> None:
-        """Run a few batches of zeros (ONNX Runtime allocates and tunes on the first runs).
-
-        Under TensorRT the first run builds the engine (or loads the cached one): its progress
-        is logged, and a finished build marks the cache reusable.
-        """
+        """Run a few batches of zeros; under TensorRT the first builds (or loads) the engine."""
         dummy = _dummy_batch(self._description, batch_size)
         with self._build_progress(Path(self._description.model_file)) as progress:
             for _ in range(WARM_UP_RUNS):
@@ -476,12 +415,7 @@ def _asks_cuda_graph(plan: ProviderPlan) -> bool:
 
 
 def device_check(backend: str, device: str) -> str | None:
-    """Why ``[Pose] BACKEND`` cannot run on ``[Pose] DEVICE`` here; None when it can.
-
-    Cheap, before the start: the onnxruntime backend's provider and its CUDA/cuDNN libraries
-    (:func:`pose.runtime.providers.device_problem`), the pytorch backend's CUDA device, the
-    other backends' devices. An installed package's backend says so itself when it opens.
-    """
+    """Why ``[Pose] BACKEND`` cannot run on ``[Pose] DEVICE`` here; None when it can (cheap)."""
     try:
         kind = BACKENDS.get(backend)
     except PluginError as error:
@@ -505,8 +439,7 @@ OPENVINO_INSTALL = "pip install -r requirements-openvino.txt"
 class OpenVinoBackend:
     """The ONNX graph compiled by OpenVINO for the CPU, once, with dynamic input sizes.
 
-    Precision is pinned to f32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 or AMX units
-    OpenVINO would otherwise run bf16 and move keypoints.
+    Precision is pinned to f32: on CPUs with bf16 or AMX units OpenVINO would run bf16.
     """
 
     name: ClassVar[str] = "openvino"
@@ -550,7 +483,6 @@ class OpenVinoBackend:
 
     @staticmethod
     def _port(ports: Any, name: str, path: Path) -> Any:
-        """Return the input or output called ``name``."""
         for port in ports:
             if name in port.get_names():
                 return port
@@ -597,9 +529,8 @@ class OpenVinoBackend:
 class TorchBackend:
     """A PyTorch module: a TorchScript file, or a network rebuilt from its framework's file.
 
-    ``threads`` sets ``torch.set_num_threads`` for the whole process (the inference worker's).
-    A module saved whole with ``torch.save`` is a pickle whose loading runs code: refused, never
-    unpickled; ``torch.jit.load`` reads TorchScript without running Python from the file.
+    ``threads`` sets ``torch.set_num_threads`` for the whole process. A module pickled whole with
+    ``torch.save`` is refused, never unpickled (loading it runs code).
     """
 
     name: ClassVar[str] = "pytorch"
@@ -735,12 +666,10 @@ def _load_torch_module(path: Path, device: Any) -> Any:
 class BackendKind(Protocol):
     """What the registry needs of a backend class: its name, its devices, how to open it.
 
-    ``open`` gets the model's :class:`~pose.model.ModelDescription` (a frozen dataclass whose
-    fields its docstring documents). What a backend reads of it: ``model_file`` (the file to
-    load), ``input_name`` and ``output_names`` (the graph's, in the order :meth:`run` returns
-    them), ``input_shape(n)`` and ``input_dtype`` (a batch of ``n`` frames, as :meth:`run` gets
-    it), ``batch_size`` (None: any), ``precision`` (``fp32``, ``fp16`` or ``int8``) and
-    ``source_file`` (the framework's own file of a model converted here; None otherwise).
+    ``open`` gets the model's :class:`~pose.model.ModelDescription`. A backend reads of it
+    ``model_file``, ``input_name``, ``output_names`` (the order :meth:`run` returns),
+    ``input_shape(n)``, ``input_dtype``, ``batch_size`` (None: any), ``precision`` and
+    ``source_file`` (a converted model's framework file, else None).
     """
 
     name: str
@@ -756,8 +685,8 @@ class BackendKind(Protocol):
 class Backend:
     """A base for a lab's own backend: write ``__init__`` (load the model) and :meth:`run`.
 
-    It supplies ``open``, :meth:`warm_up` (batches of zeros), :meth:`close` (nothing to release)
-    and :attr:`provider`. It runs in the inference worker, one batch at a time, and must raise
+    It supplies ``open``, :meth:`warm_up` (batches of zeros), :meth:`close` (nothing to release) and
+    :attr:`provider`. It runs in the inference worker, one batch at a time, and must raise
     :class:`~pose.model.ModelError` saying what to install or set when it cannot open the model
     (docs/plugins.md, "Backends"). ``device`` is one of :attr:`devices`, checked before ``open``.
     """

@@ -1,10 +1,7 @@
 """Running a Lightning Pose context model: each frame's backbone once, the heads on five frames.
 
-The conversion and the rules of which frames form a frame's context are in
-:mod:`pose.formats.lightning_context`; this is the estimator the inference worker, replays,
-``utils/ImageAnalyzer.py`` and the offline command (:mod:`pose.context_video`) run: live and in
-replays causal (the camera's last two analysed frames as t-2 and t-1), offline Lightning Pose's
-own windows (t-2 .. t+2).
+Live and in replays causal (the camera's last two analysed frames as t-2, t-1); offline Lightning
+Pose's own windows (t-2 .. t+2). Conversion: :mod:`pose.formats.lightning_context`.
 """
 
 from __future__ import annotations
@@ -27,14 +24,7 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 
 
 class ContextEstimator(PoseEstimator):
-    """Frames in, keypoints in frame pixels out, for a Lightning Pose context model.
-
-    ``keys`` names each frame's camera, whose last two analysed frames' features are kept for
-    the causal context (module notes). Without ``keys`` each frame is its own context (all
-    five frames the same). Its ``last_stage_timings``: the seconds of the last estimate in the
-    backbone graph and the heads graph (parts of ``last_timings["inference"]``; the decoding
-    of both heads is its ``decode``).
-    """
+    """Frames in, keypoints in frame pixels out, for a Lightning Pose context model."""
 
     def __init__(
         self,
@@ -70,10 +60,7 @@ class ContextEstimator(PoseEstimator):
         flips: Sequence[bool] | None = None,
         keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
-        """(N, 1, K, 3) keypoints of each frame with its causal context (module notes).
-
-        Frames of one stream in one call are taken in order (each the next of its camera).
-        """
+        """(N, 1, K, 3) keypoints of each frame with its causal context (frames in order)."""
         features, transforms, preprocess_s, backbone_s = self._features(frames, flips)
         windows = []
         for i, own in enumerate(features):
@@ -107,10 +94,8 @@ class ContextEstimator(PoseEstimator):
     def predict_video(self, frames: Iterable[np.ndarray]) -> np.ndarray:
         """Lightning Pose's offline result on a whole video: (N, K, 3) in frame pixels.
 
-        Frame t takes frames t-2 .. t+2 for 2 <= t <= N-3; frames 0 and 1 take frame 2's
-        result and the last two frame N-3's, as ``litpose predict`` does. A video of fewer
-        than five frames pads its ends with its first and last frame. ``frames`` may be an
-        iterator: the features of five frames at most are kept beyond a batch.
+        Edges as ``litpose predict`` (frames 0, 1 take frame 2's result; the last two frame N-3's).
+        ``frames`` may be an iterator: at most five frames' features are kept beyond a batch.
         """
         kept: list[tuple[np.ndarray, Any]] = []  # (features, transform) from frame ``first``
         first = count = 0
@@ -214,7 +199,6 @@ def open_heads(description: ModelDescription, backend: Any) -> Any:
 
 
 def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    """Yield lists of up to ``size`` frames."""
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)

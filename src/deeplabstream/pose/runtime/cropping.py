@@ -20,8 +20,7 @@ from deeplabstream.pose.model_format import format_of_description
 class CropSettings:
     """How one camera crops (``[Pose]`` values, overridden by its ``[Camera NAME]`` section).
 
-    The keys' meanings: docs/pose-models.md, "Dynamic cropping". ``min_keypoints`` None means
-    every keypoint; ``refresh`` 0 means a whole frame only when tracking is lost.
+    ``min_keypoints`` None: every keypoint; ``refresh`` 0: a whole frame only when tracking is lost.
     """
 
     enabled: bool = False
@@ -44,13 +43,7 @@ class CropSettings:
 
 
 def input_multiple(description: ModelDescription) -> int:
-    """Return the network's down-sampling: crop origins on multiples of it keep the frame's grid.
-
-    Raises
-    ------
-    ModelError
-        When the model does not run at any input size (it cannot take a crop).
-    """
+    """Return the network's down-sampling; ModelError when the model runs at one input size only."""
     if not description.any_input_size:
         raise ModelError(
             f"{description.model_file}: the network takes {description.input_width}x"
@@ -110,11 +103,9 @@ def _round_up(value: int, step: int) -> int:
 
 
 def place_span(low: float, high: float, extent: int, multiple: int, step: int) -> tuple[int, int]:
-    """One axis of a crop: (start, length) covering [low, high] where the frame allows.
+    """One axis of a crop: (start, length) covering [low, high] within ``0 .. extent``.
 
-    ``start`` is a multiple of ``multiple``; ``length`` a multiple of ``step`` except where the
-    crop reaches the end of a frame whose size is off the grid; always ``0 <= start`` and
-    ``start + length <= extent``.
+    ``start`` is a multiple of ``multiple``; ``length`` of ``step`` except at an off-grid frame end.
     """
     start = max(0, math.floor(max(low, 0.0)) // multiple * multiple)
     end = min(extent, math.floor(min(high, extent - 1)) + 1)  # one past the last pixel
@@ -126,11 +117,7 @@ def place_span(low: float, high: float, extent: int, multiple: int, step: int) -
 
 
 class DynamicCrop:
-    """The crop of one camera's next frame (:attr:`current`), from its last pose.
-
-    ``multiple`` is the network's input multiple (:func:`input_multiple`); with ``flip`` the
-    crops are placed on the mirrored frame's grid.
-    """
+    """The crop of one camera's next frame (:attr:`current`), from its last pose."""
 
     def __init__(
         self,
@@ -207,11 +194,7 @@ GATE_PATTERN = ("ReduceMean", "Conv", "HardSigmoid")  # channel means -> 1x1 con
 
 @dataclass(frozen=True)
 class ContextGraphs:
-    """A graph split for crops that see the full frame's channel gates.
-
-    ``full`` outputs the gates after the model's outputs, ``crop`` takes them as extra inputs;
-    ``gates`` names them and ``channels`` gives each gate's C (shape N x C x 1 x 1).
-    """
+    """A graph split for crops that see the full frame's channel gates (N x C x 1 x 1 each)."""
 
     full: Path
     crop: Path
@@ -252,11 +235,7 @@ def _prune(graph: Any) -> None:
 
 
 def split_context_graphs(graph_file: Path) -> ContextGraphs | None:
-    """Write the full and crop graphs of ``graph_file`` beside it; None when it has no gates.
-
-    The files are ``<graph>.context-full.onnx`` and ``<graph>.context-crop.onnx``, written once
-    (the converted graph's name already carries its source's hash) and reused.
-    """
+    """Write the full and crop graphs beside ``graph_file`` once; None without gates."""
     import onnx
 
     model = onnx.load(str(graph_file))
@@ -291,7 +270,6 @@ def split_context_graphs(graph_file: Path) -> ContextGraphs | None:
 
 
 def _save_atomically(model: Any, path: Path) -> None:
-    """Save an ONNX model so that a reader never sees half a file."""
     import onnx
 
     partial = path.with_name(path.name + ".partial")
@@ -300,12 +278,7 @@ def _save_atomically(model: Any, path: Path) -> None:
 
 
 class ContextRecorder:
-    """A backend running the full graph; keeps the gates of its last run for the crops.
-
-    It is an :class:`pose.runtime.backends.InferenceBackend`: the estimator reads the model's
-    outputs (the first ones), :attr:`context` holds the gates (batch of one: the worker analyses a
-    cropping camera's frames one at a time).
-    """
+    """A backend running the full graph; keeps its last run's gates for the crops."""
 
     def __init__(self, backend: Any, graphs: ContextGraphs, outputs: int) -> None:
         self.backend = backend
@@ -332,10 +305,7 @@ class ContextRecorder:
 
 
 class ContextFeeder:
-    """A backend running the crop graph with the gates of the camera's last full frame.
-
-    Set :attr:`context` (from :attr:`ContextRecorder.context`) before each run.
-    """
+    """A backend running the crop graph; set :attr:`context` before each run."""
 
     def __init__(self, backend: Any, graphs: ContextGraphs, dtype: Any) -> None:
         self.backend = backend

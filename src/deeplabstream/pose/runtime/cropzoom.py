@@ -1,8 +1,6 @@
 """A Lightning Pose crop-zoom pair run as one two-stage model (live, replays, labelled images).
 
-:class:`CropZoomEstimator` runs detector, crop and pose per frame, causally;
-:func:`predict_video_as_lightning_pose` is Lightning Pose's offline result. Design:
-docs/pose-models.md, "Lightning Pose crop-zoom pairs".
+Design: docs/pose-models.md, "Lightning Pose crop-zoom pairs".
 """
 
 from __future__ import annotations
@@ -47,11 +45,7 @@ def stages_of(description: ModelDescription) -> CropZoomStages:
 
 
 def stage_descriptions(description: ModelDescription) -> tuple[ModelDescription, ModelDescription]:
-    """Return the detector's and the pose model's descriptions, resized as the pair is.
-
-    The pair's ``resize`` (``bilinear-float`` for frames, ``bicubic-uint8`` for labelled
-    images, as Lightning Pose predicts each) applies to both stages.
-    """
+    """Return the detector's and the pose model's descriptions, resized as the pair is."""
     stages = stages_of(description)
     return (
         dataclasses.replace(stages.detector, resize=description.resize),
@@ -62,14 +56,7 @@ def stage_descriptions(description: ModelDescription) -> tuple[ModelDescription,
 class CropZoomEstimator(PoseEstimator):
     """Frames in, keypoints in frame pixels out, for a Lightning Pose crop-zoom pair.
 
-    ``detector_backend`` runs the detector's graph (the worker's backend), ``pose_backend`` the
-    pose model's.
-
-    Attributes
-    ----------
-    last_boxes
-        (N, 4) int64 x, y, h, w of the last frames' boxes (frame pixels); rows of frames
-        without a box (a NaN anchor) are -1.
+    ``last_boxes``: (N, 4) int64 x, y, h, w in frame pixels; -1 rows for frames without a box.
     """
 
     def __init__(
@@ -105,8 +92,8 @@ class CropZoomEstimator(PoseEstimator):
     ) -> np.ndarray:
         """(N, 1, K, 3) float64: x, y in frame pixels and the likelihood; NaN without a box.
 
-        ``keys``: per frame, its camera, for ``crop_from = previous_frame``; None: every
-        frame's own box.
+        ``keys``: each frame's camera, for ``crop_from = previous_frame``; None: each frame's own
+        box.
         """
         self.refresh()  # not called since the last frames (a caller that never does)
         t0 = time.perf_counter()
@@ -146,11 +133,7 @@ class CropZoomEstimator(PoseEstimator):
         return keypoints
 
     def refresh(self) -> None:
-        """Run the detector on the last frames, for their cameras' next boxes.
-
-        ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
-        once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
-        """
+        """Run the detector on the last frames for the next boxes (``previous_frame`` only)."""
         self.previous.run_pending(
             lambda frames, cameras, flips: self._keep_boxes(
                 cameras, self._detect(frames, flips, {})
@@ -243,11 +226,8 @@ def predict_video_as_lightning_pose(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lightning Pose's offline crop-zoom of a video: (N, K, 3) keypoints and (N, 4) boxes.
 
-    Its ``predict`` (detector) -> ``create_bbox`` -> ``smooth_bbox`` (when ``smooth_window``)
-    -> ``crop`` (each box cut, the frame's last row and column left out, resized to the
-    median box size) -> ``predict`` (pose model) -> ``remap`` (the box's corner added, not
-    scaled), without Lightning Pose's libx264 re-encoding of the cropped video. The frames are
-    kept in memory (the median box size needs them all): for clips, not hours.
+    As its predict, create_bbox, smooth_bbox, crop and remap, without re-encoding. Keeps every frame
+    in memory (the median box size needs them all): for clips, not hours.
     """
     kept = [np.array(frame) for frame in frames]
     if not kept:
@@ -271,11 +251,7 @@ def predict_video_as_lightning_pose(
 def pose_on_crops(
     estimator: CropZoomEstimator, crops: Sequence[np.ndarray], boxes: np.ndarray
 ) -> np.ndarray:
-    """Run the pose model on crops already cut, add each box's corner (Lightning Pose's remap).
-
-    ``crops`` are of one size (a cropped video's frames, or Lightning Pose's own ones);
-    returns (N, K, 3) in frame pixels.
-    """
+    """Run the pose model on crops of one size; add each box's corner: (N, K, 3) frame pixels."""
     out = np.empty((len(crops), len(estimator.description.keypoints), 3))
     for i, crop in enumerate(crops):
         points = estimator.pose_estimator(crop.shape).estimate_animals([crop])[0, 0]

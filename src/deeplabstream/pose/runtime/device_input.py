@@ -26,10 +26,7 @@ DEVICES = ("cuda", "tensorrt")
 
 
 def device_input_problem(description: ModelDescription, frame_size: tuple[int, int]) -> str | None:
-    """Why the input of ``description`` cannot be prepared on the device (None: it can).
-
-    ``frame_size`` is (height, width) of the frames (or crops) it will see.
-    """
+    """Why the input cannot be prepared on the device for (h, w) frames (None: it can)."""
     from deeplabstream.pose.decoding.sleap_topdown import instance_stage_description
 
     d = description
@@ -52,7 +49,7 @@ def device_input_problem(description: ModelDescription, frame_size: tuple[int, i
 
 
 def device_input_graph(description: ModelDescription) -> Path:
-    """Return the wrapped graph of ``description`` (see the module's notes), made if needed."""
+    """Return the wrapped graph of ``description``, made if needed."""
     source = Path(description.model_file)
     data = source.with_name(source.name + ".data")
     digest = files_digest([source, data] if data.is_file() else [source])
@@ -66,11 +63,7 @@ def device_input_graph(description: ModelDescription) -> Path:
 
 
 def with_device_input(description: ModelDescription) -> ModelDescription:
-    """Return ``description`` running its wrapped graph: uint8 RGB frames, NHWC, in-graph.
-
-    Its ``resize`` is ``area``: the frames are never resized (the input is their size), and
-    the pre-processing then copies the frame's bytes as they are.
-    """
+    """Return ``description`` running its wrapped graph: uint8 RGB frames, NHWC, never resized."""
     return dataclasses.replace(
         description,
         model_file=device_input_graph(description),
@@ -89,11 +82,7 @@ def input_for_device(
     frame_sizes: list[tuple[int, int]],
     setting: str = "auto",
 ) -> tuple[ModelDescription, str]:
-    """Return the description to run on ``device`` and where its input is prepared, in words.
-
-    ``frame_sizes``: (height, width) of every camera's frames the model will see; ``setting``:
-    ``[Pose] INPUT_ON_DEVICE`` (``auto`` or ``off``).
-    """
+    """Return the description to run on ``device`` and where its input is prepared, in words."""
     if backend != "onnxruntime" or device not in DEVICES:
         return description, "on the CPU"
     if setting == "off":

@@ -19,12 +19,7 @@ MEMBER_STAGE = "model{}"
 
 
 class EnsembleEstimator(PoseEstimator):
-    """The ensemble's keypoints of frames, in the frames' pixels (docs/ensembles.md).
-
-    ``description`` is the first model's, whose keypoints are the ensemble's; ``members`` are
-    built for the same frame shape; ``rows`` gives per member its rows of the ensemble's
-    keypoints, in order.
-    """
+    """The ensemble's keypoints of frames, in the frames' pixels (docs/ensembles.md)."""
 
     def __init__(
         self,
@@ -47,12 +42,7 @@ class EnsembleEstimator(PoseEstimator):
         flips: Sequence[bool] | None = None,
         keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
-        """Return (N, 1, K, 3) float64: the ensemble's keypoints of each frame, in frame pixels.
-
-        Every member gets all ``frames`` in one call (``flips`` and ``keys`` as a single model's
-        estimator takes them); their timings add up in :attr:`last_timings`, each member's
-        network and decoding is its stage ``model<i>`` in :attr:`last_stage_timings`.
-        """
+        """Return (N, 1, K, 3) float64: the ensemble's keypoints of each frame, in frame pixels."""
         timings = dict.fromkeys(TIMED_PARTS, 0.0)
         stages: dict[str, float] = {}
         members = np.empty((len(frames), len(self.members), len(self.description.keypoints), 3))

@@ -31,10 +31,8 @@ from deeplabstream.pose.runtime.preprocess import Preprocessor
 class NetworkEstimator(PoseEstimator):
     """Keypoints of frames, in the frames' pixels, by a network and its decoder.
 
-    ``max_batch`` is the most frames sent at once; a model with a fixed batch size gets exactly
-    that (the last batch padded). ``crop_from`` applies to sleap-nn top-down models only
-    (:mod:`pose.decoding.two_stage`). ``last_identity_confidence`` is set for a model that names
-    the animals; ``last_stage_timings`` for a two-stage one.
+    A fixed-batch model gets exactly its batch (the last padded). ``crop_from``: sleap-nn top-down
+    models only.
     """
 
     def __init__(
@@ -72,11 +70,7 @@ class NetworkEstimator(PoseEstimator):
         flips: Sequence[bool] | None = None,
         keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
-        """(N, A, K, 3) keypoints of every animal of each frame (:class:`PoseEstimator`).
-
-        The frames are sent in batches of at most ``max_batch``; with ``crop_from =
-        previous_frame`` each camera's (``keys``) crops come from its own previous frame.
-        """
+        """(N, A, K, 3) keypoints of every animal of each frame, in batches of ``max_batch``."""
         n = len(frames)
         flips = [False] * n if flips is None else list(flips)
         if len(flips) != n:
@@ -105,11 +99,7 @@ class NetworkEstimator(PoseEstimator):
         return keypoints
 
     def refresh(self) -> None:
-        """Run the centroid stage on the last frames, for their cameras' next crops.
-
-        ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
-        once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
-        """
+        """Run the centroid stage on the last frames for the next crops (``previous_frame``)."""
         self.previous.run_pending(
             lambda batch, keys: self._keep_centroids(keys, self.backend.run(batch))
         )
@@ -187,11 +177,7 @@ class NetworkEstimator(PoseEstimator):
 def open_second_stage(
     description: ModelDescription, backend: InferenceBackend
 ) -> InferenceBackend | None:
-    """Open the second network of a two-stage model (None for the others), beside ``backend``.
-
-    On ONNX Runtime, on the first network's device and with its threads
-    (:func:`pose.runtime.backends.second_graph_device`, :func:`second_graph_threads`).
-    """
+    """Open the second network of a two-stage model (None for the others), beside ``backend``."""
     stage = instance_stage_description(description)
     if stage is None:
         return None

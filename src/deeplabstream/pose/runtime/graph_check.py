@@ -18,11 +18,7 @@ GRAPH_AGREEMENT = 1e-2
 
 
 def other_input(batch: np.ndarray) -> np.ndarray:
-    """Return an input of ``batch``'s shape and type that differs from it everywhere it can.
-
-    Random values in the batch's own range (a batch of one value: that value to that value + 1;
-    uint8: the whole range), so that a network sees numbers like those it was given.
-    """
+    """Return an input of ``batch``'s shape, type and range that differs from it everywhere."""
     rng = np.random.default_rng(0)
     if batch.dtype == np.uint8:
         return rng.integers(0, 256, batch.shape, dtype=np.uint8)
@@ -54,11 +50,7 @@ def distinguishing_input(
     expected: Sequence[Any],
     plain: Callable[[np.ndarray], Sequence[Any]],
 ) -> tuple[np.ndarray, list[np.ndarray]] | None:
-    """Return a second input whose plain outputs differ from ``expected``, and those outputs.
-
-    None when no candidate does. ``plain`` runs the network without the graph. Only such an
-    input proves that a graph reads what is written into its input buffer.
-    """
+    """Return an input whose plain outputs differ from ``expected``, and those (or None)."""
     for candidate in check_inputs(batch):
         outputs = [np.array(value, copy=True) for value in plain(candidate)]
         deviations = [
@@ -72,8 +64,7 @@ def distinguishing_input(
 def relative_deviation(ours: np.ndarray, theirs: np.ndarray) -> float:
     """Return the largest difference of two outputs relative to the largest value of ``theirs``.
 
-    Outputs of other shapes, or NaN where the other has a number, are as far apart as can be
-    (``inf``); integer and boolean outputs must be equal.
+    Other shapes or NaN against a number: ``inf``; integer and boolean outputs must be equal.
     """
     ours, theirs = np.asarray(ours), np.asarray(theirs)
     if ours.shape != theirs.shape:

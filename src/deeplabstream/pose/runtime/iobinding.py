@@ -1,8 +1,6 @@
 """ONNX Runtime IO binding: the network's buffers allocated once per input shape, then reused.
 
-The input is bound again at every run (ONNX Runtime copies a host input when it is bound);
-returned outputs are the bound buffers, valid until the next run of that shape. Design:
-docs/gpu.md, "IO binding" and "CUDA graphs".
+Design: docs/gpu.md, "IO binding" and "CUDA graphs".
 """
 
 from __future__ import annotations
@@ -45,11 +43,10 @@ class _HostSlot:
 
 
 class HostBinding:
-    """Run a session through IO binding with host buffers (see the module's notes).
+    """Run a session through IO binding with host buffers.
 
-    ``allocate`` makes a host array (pinned on a GPU; ``numpy.empty`` by default);
-    ``synchronize`` waits for the outputs after each run (a GPU provider's; the CPU's are written
-    when the run returns).
+    ``allocate`` makes a host array (pinned on a GPU); ``synchronize`` waits for a GPU's outputs.
+    Outputs are the bound buffers, valid until the next run of that shape.
     """
 
     def __init__(
@@ -86,7 +83,7 @@ class HostBinding:
             source = slot.input
             self.copied_inputs += 1
         binding = slot.binding
-        # Bound at every run: a GPU provider copies a host input when it is bound (see above).
+        # Bound at every run: a GPU provider copies a host input when it is bound, not at run.
         binding.bind_input(
             self.input_name, "cpu", 0, source.dtype, list(source.shape), source.ctypes.data
         )
@@ -159,10 +156,8 @@ class _DeviceSlot:
 class CudaGraphBinding:
     """Run a CUDA-graph session with device buffers, one graph per input shape, checked.
 
-    A shape whose graph disagrees with ``reference`` (a plain session) beyond
-    :data:`GRAPH_AGREEMENT` runs on ``reference`` from then on (:attr:`refusals` says why).
-    Outputs are new host arrays. The sequence: docs/gpu.md, "CUDA graphs". ``device`` is ``cuda``
-    (``cpu`` in a test emulating the capture).
+    A shape whose graph disagrees with ``reference`` beyond :data:`GRAPH_AGREEMENT` runs on
+    ``reference`` from then on (:attr:`refusals`). Outputs are new host arrays.
     """
 
     def __init__(
@@ -296,13 +291,7 @@ def _shape_text(key: ShapeKey) -> str:
 
 
 def pinned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
-    """Return a host array in page-locked (pinned) memory, from PyTorch's CUDA allocator.
-
-    None when PyTorch with CUDA is not installed or sees no GPU, or for a type PyTorch has not:
-    the caller uses ordinary memory (copies to the GPU then go through a staging buffer of the
-    driver). Outputs are allocated here too, of every type a graph gives (a sleap-nn graph's
-    boolean outputs among them).
-    """
+    """Return a host array in pinned memory from PyTorch's CUDA allocator; None where it cannot."""
     if importlib.util.find_spec("torch") is None:
         return None
     import torch

@@ -1,7 +1,6 @@
 """``[Pose] PRECISION``: which graph runs (fp32, tf32, fp16, int8), what int8 costs.
 
-An int8 graph is used only while the fp32 graph is the one it was made from. Design:
-docs/pose-models.md (precision) and docs/gpu.md, "Precision on a GPU".
+Design: docs/gpu.md, "Precision on a GPU".
 """
 
 from __future__ import annotations
@@ -98,11 +97,7 @@ def read_record(int8_graph: Path) -> dict[str, Any]:
 def int8_model(fp32: ModelDescription, model_path: Path) -> ModelDescription:
     """Return the int8 description of the model loaded at fp32 (``model_path``: for the message).
 
-    Raises
-    ------
-    ModelError
-        When the model was not quantized, or was quantized from another fp32 graph (the model
-        changed since): the message says which command makes it.
+    Raises ModelError when the model was not quantized, or from another fp32 graph.
     """
     make = f"make it with `{QUANTIZE_COMMAND} {model_path} YOUR_VIDEO`, or set PRECISION = fp32"
     if fp32.input_type != "float" or fp32.precision != "fp32":
@@ -129,11 +124,7 @@ def int8_model(fp32: ModelDescription, model_path: Path) -> ModelDescription:
 
 
 def int8_cost(description: ModelDescription) -> dict[str, Any] | None:
-    """Return the measured accuracy cost of an int8 model (None for other precisions).
-
-    The figures of the quantize command: pixel deviation from the fp32 model on frames not
-    used for calibration (median, p99, max, and per keypoint), and what it was calibrated on.
-    """
+    """Return the quantize command's measured accuracy cost of an int8 model (None otherwise)."""
     if description.precision != "int8":
         return None
     record = read_record(description.model_file)

@@ -20,27 +20,15 @@ from deeplabstream.pose.runtime.transforms import (
 
 
 def coordinate_convention(description: ModelDescription) -> Convention:
-    """Return the coordinate convention of a model's keypoints (see :mod:`pose.runtime.transforms`).
-
-    Its decoder's: Lightning Pose maps keypoints to frames by a pure scale (``corners``); every
-    other model follows this project's convention of pixel centres at whole numbers
-    (``centres``).
-    """
+    """Return ``corners`` for Lightning Pose's decoder, else ``centres``."""
     return decoder_of(description).convention
 
 
 class Preprocessor:
     """Turns a batch of frames into the network's input, in place.
 
-    ``frame_shape`` is (height, width) mono or (height, width, 3) BGR; ``crop`` the (x, y,
-    width, height) fed, None: the whole frame. ``allocate`` makes the array the network reads
-    (the backend's ``host_buffer``, pinned on a GPU, so IO binding hands it over where it is;
-    ``numpy.empty`` by default).
-
-    Attributes
-    ----------
-    buffer
-        ``description.input_shape(max_batch)``, rewritten by every call.
+    ``frame_shape``: (height, width) mono or (height, width, 3) BGR; ``crop``: (x, y, width,
+    height), None: the whole frame. ``buffer`` is rewritten by every call.
     """
 
     def __init__(
@@ -147,16 +135,9 @@ class Preprocessor:
     ) -> tuple[np.ndarray, list[FrameTransform]]:
         """Fill the buffer with the network input for up to ``max_batch`` BGR or mono uint8 frames.
 
-        ``flips`` says per frame whether to mirror it (None: none); ``whole_buffer`` returns all
-        ``max_batch`` slots for a fixed-batch network (the slots after the frames hold zeros or
-        earlier frames).
-
-        Returns
-        -------
-        batch
-            A view of the buffer, valid until the next call.
-        transforms
-            Per frame, its :class:`~pose.runtime.transforms.FrameTransform`.
+        ``whole_buffer`` returns all ``max_batch`` slots (a fixed-batch network). Returns the batch,
+        a view valid until the next call, and each frame's
+        :class:`~pose.runtime.transforms.FrameTransform`.
         """
         n = len(frames)
         if not 1 <= n <= self.max_batch:
@@ -270,11 +251,10 @@ class Preprocessor:
 
 
 def to_half(source: np.ndarray, target: np.ndarray) -> None:
-    """Write float32 ``source`` into float16 ``target`` (both C-contiguous, of one shape).
+    """Write float32 ``source`` into float16 ``target`` (C-contiguous, one shape), by OpenCV.
 
-    By OpenCV, whose conversion is vectorised: numpy's float32 -> float16 cast costs about 3 ms
-    per 640x480 colour frame, more than an fp16 network takes on a GPU. The values are numpy's
-    (rounded to nearest even); only a negative zero becomes a positive one.
+    numpy's cast costs about 3 ms per 640x480 colour frame; OpenCV's values are numpy's (round to
+    nearest even) but for a negative zero.
     """
     width = source.shape[-1]
     written = cv2.add(

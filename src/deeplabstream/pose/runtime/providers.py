@@ -1,7 +1,6 @@
 """``[Pose] DEVICE`` for ONNX Runtime: which execution provider, with which options, and why not.
 
-A device that cannot be had is refused, never a silent fall-back to the CPU. The options and
-why: docs/gpu.md, "Options".
+Design: docs/gpu.md, "Options".
 """
 
 from __future__ import annotations
@@ -70,18 +69,7 @@ TRT_MAX_BATCH = 8
 
 @dataclass
 class ProviderPlan:
-    """The providers handed to ONNX Runtime for one model, and what was decided on the way.
-
-    Attributes
-    ----------
-    device
-        The ``[Pose] DEVICE`` asked for.
-    providers
-        ``[(name, options), ...]`` in ONNX Runtime's order of preference; the first runs the
-        graph, the others take the nodes it leaves (the CPU: shape arithmetic).
-    notes
-        Why an option is set as it is, or was left off (``session.json``).
-    """
+    """The providers for one model (``[(name, options), ...]``, preferred first), with notes."""
 
     device: str
     providers: list[tuple[str, dict[str, str]]]
@@ -117,11 +105,7 @@ def fixed_shapes(description: ModelDescription) -> bool:
 def cuda_options(
     description: ModelDescription, device_id: int = 0, *, cuda_graph: bool = False
 ) -> dict[str, str]:
-    """Return the CUDA provider's options for ``description`` (see the module's notes).
-
-    ``cuda_graph``: ``[Pose] CUDA_GRAPH = on`` asked for a CUDA graph; it is given to a graph of
-    fixed input size only.
-    """
+    """Return the CUDA provider's options; a CUDA graph only for a graph of fixed input size."""
     fixed = fixed_shapes(description)
     options = {
         "device_id": str(device_id),
@@ -192,16 +176,7 @@ def provider_plan(
     device_id: int = 0,
     cuda_graph: bool = False,
 ) -> ProviderPlan:
-    """Return the providers and options that run ``description`` on ``device``.
-
-    Parameters
-    ----------
-    trt_cache_folder
-        TensorRT's engine and timing cache folder (:mod:`pose.runtime.trt_cache`); None turns
-        the caches off (``cache_note`` says why).
-    cuda_graph
-        ``[Pose] CUDA_GRAPH = on``: a CUDA graph for a CUDA session of fixed input size.
-    """
+    """Return the providers and options that run ``description`` on ``device``."""
     if device not in DEVICE_PROVIDERS:
         raise ValueError(f"device {device!r}: one of {', '.join(DEVICE_PROVIDERS)}")
     cpu: tuple[str, dict[str, str]] = ("CPUExecutionProvider", {})
@@ -252,12 +227,8 @@ def missing_provider_message(provider: str, available: list[str]) -> str:
 def cuda_library_problems(provider: str) -> list[str]:
     """Return the CUDA and cuDNN libraries ``provider`` needs that do not load (empty: all do).
 
-    Asks ONNX Runtime the documented way, ``onnxruntime.preload_dlls()``, which loads CUDA's
-    and cuDNN's libraries from NVIDIA's pip packages or the system's library path and prints
-    ``Failed to load NAME: ...`` for each it cannot (it does not raise); those lines are read
-    back. An ONNX Runtime without ``preload_dlls`` (older than 1.21), a CPU-only build, or a
-    system other than Linux and Windows gives an empty list: the session's own start is then
-    the check.
+    Read back from what ``onnxruntime.preload_dlls()`` prints (it does not raise); empty where it is
+    missing (ONNX Runtime before 1.21, a CPU build, not Linux or Windows).
     """
     if provider not in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
         return []
@@ -325,12 +296,7 @@ TENSORRT_LIBRARIES: dict[str, tuple[str, ...]] = {
 
 
 def tensorrt_library_problems() -> list[str]:
-    """Return TensorRT's libraries that do not load (empty: all do, or a system without them).
-
-    Each is loaded the way the provider will load it: by name from the library path, else from
-    NVIDIA's pip package of the libraries (``tensorrt_libs``), whose folder is not on the path:
-    loaded from there now, the provider finds it loaded.
-    """
+    """Return TensorRT's libraries that do not load (empty: all do, or a system without them)."""
     folders = _pip_library_folders("tensorrt_libs")
     return [
         name
@@ -351,10 +317,7 @@ def _pip_library_folders(package: str) -> list[Path]:
 
 
 def tensorrt_install_advice(ort_version: str) -> str:
-    """Say how to get TensorRT's libraries: the major version this ONNX Runtime links.
-
-    For the CUDA major version its wheel was built for (:func:`ort_cuda_major`).
-    """
+    """Say how to get TensorRT's libraries: the major version this ONNX Runtime links."""
     cuda = ort_cuda_major()
     pin = f">={TENSORRT_MAJOR},<{TENSORRT_MAJOR + 1}"
     package = (
@@ -372,11 +335,7 @@ def tensorrt_install_advice(ort_version: str) -> str:
 
 
 def ort_cuda_major() -> str | None:
-    """Return the CUDA major version this ONNX Runtime was built for, where it says (else None).
-
-    The GPU wheel says it in ``onnxruntime.capi.build_and_package_info.cuda_version`` (``'13.0'``
-    for onnxruntime-gpu 1.31.1); some builds in ``get_build_info()`` (``cuda_version=12.4``).
-    """
+    """Return the CUDA major version this ONNX Runtime was built for, where it says (else None)."""
     import onnxruntime as ort
 
     info = str(getattr(ort, "get_build_info", lambda: "")())
@@ -424,12 +383,7 @@ print("count", status, count.value, name(status))
 
 
 def cuda_driver_problem() -> str | None:
-    """Why NVIDIA's driver gives no GPU here (None: it loads and sees one or more).
-
-    Loads the driver library (:data:`CUDA_DRIVER_LIBRARY`) by name in a child process and asks
-    it, as the CUDA provider will, to start (``cuInit``) and count its devices. A system without
-    CUDA (macOS) has no CUDA provider in the first place: None.
-    """
+    """Why NVIDIA's driver gives no GPU here (None: it sees one), asked in a child process."""
     library = CUDA_DRIVER_LIBRARY.get(platform.system())
     if library is None:
         return None
@@ -488,12 +442,7 @@ def _driver_verdict(library: str, words: list[str]) -> str | None:
 
 
 def device_problem(device: str) -> str | None:
-    """Why the onnxruntime backend cannot run on ``device`` here; None when it can.
-
-    Cheap (no model is opened): the provider must be in this ONNX Runtime build, and for CUDA
-    and TensorRT NVIDIA's driver must see a GPU (:func:`cuda_driver_problem`) and the CUDA and
-    cuDNN libraries must load (:func:`cuda_library_problems`).
-    """
+    """Why the onnxruntime backend cannot run on ``device`` here; None when it can (cheap)."""
     provider = DEVICE_PROVIDERS.get(device)
     if provider is None:
         return f"DEVICE = {device!r}: one of {', '.join(DEVICE_PROVIDERS)}"

@@ -1,7 +1,6 @@
 """Where and how the pytorch backend runs a network: device, precision, memory layout.
 
-A cuda request PyTorch cannot meet is refused, never run on the CPU. Design: docs/gpu.md,
-"PyTorch on CUDA", "Precision on a GPU" and "CUDA graphs".
+Design: docs/gpu.md, "PyTorch on CUDA".
 """
 
 from __future__ import annotations
@@ -64,11 +63,8 @@ def torch_placement(
 ) -> TorchPlacement:
     """Return the placement of a network on ``device`` at ``precision`` (fp32 or fp16).
 
-    Raises
-    ------
-    ModelError
-        For ``cuda`` when PyTorch sees no CUDA device (the message names the torch build and
-        the command that installs a CUDA one), and for devices PyTorch does not run here.
+    Raises ModelError for ``cuda`` without a CUDA device (naming the install command) and for
+    devices PyTorch does not run here.
     """
     half = precision == "fp16"
     if device == "cpu":
@@ -85,10 +81,7 @@ def torch_placement(
 
 
 def place_module(module: Any, placement: TorchPlacement) -> Any:
-    """Move ``module`` to the placement's device, precision and memory format, in eval mode.
-
-    On a GPU it also sets the process's TF32 switches to the placement's (PyTorch's are global).
-    """
+    """Move ``module`` to the placement, eval mode; on a GPU set the process's TF32 too."""
     import torch
 
     if placement.device != "cpu":
@@ -113,11 +106,7 @@ def place_input(tensor: Any, placement: TorchPlacement) -> Any:
 
 
 def set_tf32(torch: Any, allowed: bool) -> None:
-    """Allow or forbid TensorFloat-32 in PyTorch's fp32 convolutions and matrix products.
-
-    PyTorch 2.9 and newer name it per backend (``fp32_precision``: ``tf32`` or ``ieee``); older
-    releases have the two ``allow_tf32`` switches.
-    """
+    """Allow or forbid TensorFloat-32 in PyTorch's fp32 convolutions and matrix products."""
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):
         conv.fp32_precision = "tf32" if allowed else "ieee"
@@ -140,14 +129,8 @@ class _CapturedGraph:
 class CudaGraphRunner:
     """Run a module through a CUDA graph per input shape, each checked against the eager run.
 
-    Per new shape: the eager run gives the outputs to expect; the module is warmed on a side
-    stream (PyTorch's documented sequence), captured on a static input, and replayed on that
-    input and on a second, different one (:func:`pose.runtime.graph_check.other_input`), both
-    compared with eager runs. A shape whose capture raises or whose outputs differ runs eagerly
-    from then on (:attr:`refusals`).
-
-    The outputs of a replay are the graph's own device tensors, overwritten by the next replay:
-    the caller copies them to the host before the next call (the backend does).
+    A shape whose capture raises or differs runs eagerly from then on (:attr:`refusals`). Outputs
+    are the graph's device tensors, overwritten by the next replay: copy them before it.
     """
 
     WARM_UP_RUNS = 3

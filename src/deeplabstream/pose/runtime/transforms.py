@@ -16,10 +16,8 @@ from deeplabstream.pose.model import Convention
 class FrameTransform:
     """The geometric path from a frame to the network's input.
 
-    ``scale_x``, ``scale_y`` are input pixels per (cropped) frame pixel; ``offset_x``,
-    ``offset_y`` the crop's corner in the frame; ``flip_width`` the width of the flipped image
-    (the crop's), None when not flipped; ``convention`` ``centres`` or ``corners``
-    (docs/pose-internals.md).
+    ``scale_x``, ``scale_y``: input pixels per (cropped) frame pixel; ``offset_x``, ``offset_y``:
+    the crop's corner; ``flip_width``: the flipped width, None when not flipped.
     """
 
     scale_x: float
@@ -50,18 +48,7 @@ class FrameTransform:
         return out
 
     def to_frame(self, points: np.ndarray) -> np.ndarray:
-        """Network-input pixels to frame pixels: the inverse of :meth:`to_input`.
-
-        Parameters
-        ----------
-        points
-            (..., 2 or more) array whose last axis starts with x, y; further columns are kept.
-
-        Returns
-        -------
-        numpy.ndarray
-            A float64 copy with x, y mapped.
-        """
+        """Return a float64 copy of (..., 2+) input-pixel ``points`` with x, y in frame pixels."""
         out = np.array(points, dtype=np.float64)
         x = (out[..., 0] + self._half) / self.scale_x - self._half
         if self.flip_width is not None:
@@ -72,11 +59,7 @@ class FrameTransform:
 
 
 def letterbox_size(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
-    """Return the (height, width) an image is resized to inside a letterboxed input.
-
-    Sizes are (height, width); the image is scaled by the largest factor that fits, each side
-    rounded to whole pixels and at least 1.
-    """
+    """Return the (height, width) an image is resized to inside a letterboxed input (each >= 1)."""
     height, width = image_size
     scale = min(input_size[0] / height, input_size[1] / width)
     return (
@@ -96,8 +79,7 @@ def make_transform(
 ) -> FrameTransform:
     """Make the transform of a frame resized (after an optional crop and flip) to the input size.
 
-    Sizes are (height, width); ``crop`` is (x, y, width, height), None: the whole frame;
-    ``letterbox`` resizes into the input by one factor (:func:`letterbox_size`).
+    Sizes are (height, width); ``crop`` is (x, y, width, height), None: the whole frame.
     """
     x0, y0, width, height = crop if crop is not None else (0, 0, frame_size[1], frame_size[0])
     if letterbox:

@@ -1,7 +1,6 @@
 """TensorRT's engine and timing caches: where they live, what they are keyed by, when rebuilt.
 
-A folder is reused only when its ``key.json`` equals the key and says the build finished; a
-key that cannot be known turns the caches off. Design: docs/gpu.md, "The TensorRT engine cache".
+Design: docs/gpu.md, "The TensorRT engine cache".
 """
 
 from __future__ import annotations
@@ -157,9 +156,7 @@ class PreparedCache:
 def prepare_cache(root: Path, model_file: Path, key: CacheKey) -> PreparedCache:
     """Make the cache folder for ``key`` under ``root`` ready, emptied unless it can be trusted.
 
-    Returns the folder and its state: ``warm`` (a finished build of this very key), ``cold``
-    (nothing there yet), ``rebuilt`` (something was there that could not be trusted: emptied),
-    or ``off`` (the key is not fully known: no folder).
+    Returns the folder and its state: ``warm``, ``cold``, ``rebuilt`` (emptied) or ``off``.
     """
     if not key.known:
         return PreparedCache(None, "off", key, "the GPU or TensorRT's version cannot be read")
@@ -181,7 +178,6 @@ def prepare_cache(root: Path, model_file: Path, key: CacheKey) -> PreparedCache:
 
 
 def _distrust_reason(record: dict[str, Any] | None, key: CacheKey) -> str:
-    """Why a folder's contents are not reused."""
     if record is None:
         return "engine files without a record (not made here): rebuilt"
     if record.get("key") != key.as_dict():
@@ -271,12 +267,7 @@ def version_from_number(number: int) -> str:
 
 
 class BuildProgress:
-    """Log lines, with the elapsed time, while a TensorRT engine builds (session open, warm-up).
-
-    ``with BuildProgress("model X"):`` logs when the block starts, every ``every_s`` seconds
-    while it runs (a thread), and when it ends; ``callback`` (the window's status) gets each
-    line too. For a warm cache the lines say so, and the build is a load.
-    """
+    """Log lines with the elapsed time while a TensorRT engine builds (``callback`` gets them)."""
 
     def __init__(
         self,

@@ -1,29 +1,7 @@
-"""A per-session classifier of identities from appearance, learned while the animals are apart.
+"""A per-session linear classifier of identities from appearance, learned while animals are apart.
 
-Samples are patches of the animals (:mod:`pose.tracking.patches`) labelled with the identity the
-tracker gave them while it was sure (apart from the others, confident). :func:`fit_appearance`
-turns them into an :class:`AppearanceModel`, a linear classifier small enough to run at every
-frame on the live loop (one (A, F) matrix product, a few microseconds):
-
-1. each feature standardised over the samples;
-2. projected on its first principal components (at most :data:`COMPONENTS`): the patches'
-   pixels are strongly correlated and far more numerous than the samples of a session's first
-   seconds;
-3. linear discriminant analysis there (class means, one pooled covariance shrunk towards its
-   mean variance, equal priors): the log-odds of the identities are linear in the features;
-4. calibrated on the newest samples, held out (the last :data:`HELD_OUT_SHARE` of the time
-   the samples span): the scores are divided by the temperature that gives the held-out
-   samples the best log-likelihood. Why the newest: the model is used on frames still to
-   come, and what tells two animals apart only for a while (where each stood, how each
-   happened to hold its head) holds in the frames beside a sample but not later; held out
-   later, it shows as what it is. Animals that look alike (unmarked) get a high temperature
-   and near-equal probabilities, so their appearance moves no identity; marked ones get sharp
-   ones. A model whose held-out accuracy is below :data:`MIN_ACCURACY` is flattened outright
-   (equal probabilities). The held-out accuracy is kept with the model, for the report.
-
-The fit is numpy only and takes a fraction of a second for a few thousand samples on one core;
-it runs beside the live loop, never on it (:mod:`live.processes.analysis.identities`, or
-:class:`InlineLearner` in tests and offline tools).
+Fitted beside the live loop, never on it; used at every frame (one matrix product).
+Design: docs/pose-internals.md, "pose.tracking.appearance".
 """
 
 from __future__ import annotations
@@ -54,18 +32,8 @@ _ABSENT_SCORE = -50.0  # the score of an identity without samples: a probability
 class AppearanceModel:
     """A fitted identity classifier: ``softmax(weights @ features + bias)``.
 
-    Attributes
-    ----------
-    weights
-        (A, F): the calibrated log-odds per feature.
-    bias
-        (A,).
-    accuracy
-        Share of the held-out (newest) samples classified right.
-    samples
-        Samples it was fitted on (held out included).
-    version
-        1 for a session's first model, counting up.
+    ``accuracy`` is the share of held-out (newest) samples classified right; ``version`` counts up
+    from 1 over a session.
     """
 
     weights: np.ndarray
@@ -103,20 +71,9 @@ def fit_appearance(
     identities: int,
     version: int = 1,
 ) -> AppearanceModel | None:
-    """Fit an :class:`AppearanceModel` (see the module docstring); None with too few samples.
+    """Fit an :class:`AppearanceModel` on (N, F) ``features``; None with too few samples.
 
-    Parameters
-    ----------
-    features
-        (N, F) float feature vectors.
-    labels
-        (N,) identities, 0 to ``identities - 1``.
-    times
-        (N,) when each sample was taken (seconds), for the held-out split.
-    identities
-        A, the number of identities.
-    version
-        The model's version number.
+    ``labels`` are 0 to ``identities - 1``; ``times`` (seconds) choose the held-out newest samples.
     """
     features = np.asarray(features, np.float64)
     labels = np.asarray(labels, np.int64)
@@ -206,11 +163,7 @@ class AppearanceLearner(Protocol):
 
 @dataclass
 class SampleBank:
-    """Labelled samples, at most ``per_identity`` of each identity (older ones replaced at random).
-
-    Random replacement keeps samples from the whole session, not only its last minute, so that
-    a model remembers how each animal looked in every corner and light.
-    """
+    """At most ``per_identity`` samples of each identity (older ones replaced at random)."""
 
     identities: int
     features: int
@@ -259,11 +212,7 @@ class SampleBank:
 
 
 class InlineLearner:
-    """Fits in the caller's thread, every ``refit_every`` new samples (tests, offline tools).
-
-    The live loop uses the background learner instead (:mod:`live.processes.analysis.identities`),
-    which fits the same way beside it.
-    """
+    """Fits in the caller's thread every ``refit_every`` new samples (tests, offline tools)."""
 
     def __init__(self, identities: int, features: int, refit_every: int = 100) -> None:
         self.bank = SampleBank(identities, features)

@@ -1,6 +1,6 @@
 """Where animals touch: keypoints re-assigned one type at a time, bodies moved as a whole.
 
-The contact handling of :class:`pose.tracking.tracker.IdentityTracker` (its module docstring).
+Design: docs/pose-internals.md, "pose.tracking.contact".
 """
 
 from __future__ import annotations
@@ -30,12 +30,7 @@ RIGID_MAX_TURN_RAD = 0.3
 
 
 class ContactRegrouper:
-    """Re-assign the keypoints of identities in contact (:class:`IdentityTracker`'s).
-
-    ``contact_distance_px`` and ``margin_px`` (``regroup_margin_px``) are the tracker's;
-    ``gated`` costs more than any admissible assignment, ``score_cost`` is the identity term of
-    the cost for (D, A) scores, and the repair's work is counted in ``counts``.
-    """
+    """Re-assign the keypoints of identities in contact (:class:`IdentityTracker`'s)."""
 
     def __init__(
         self,
@@ -70,45 +65,10 @@ class ContactRegrouper:
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Re-assign the matched detections' keypoints to identities, one keypoint type at once.
 
-        Where two animals overlap, a bottom-up decoder can group the front of one with the back
-        of the other (a chimera), and an instance-level match then gives one identity parts of
-        both. So, between identities in contact (the closest keypoints of their detections, or
-        of their predictions for an identity without one, or of their whole predicted bodies,
-        within ``contact_distance_px``), each
-        keypoint type is matched on its own by the Hungarian algorithm: the matched detections'
-        keypoints of that type against the identities' predictions of it, a keypoint leaving
-        its instance's identity costing ``regroup_margin_px`` more, so the decoder's grouping
-        stands unless another identity predicts the keypoint clearly better. An identity in
-        contact without a detection this frame can take keypoints too (the decoder may have
-        merged it into the other's instance). Apart, every keypoint stays with its instance.
-        This is what the identities remember either way; the output rows follow it only with
-        ``regroup`` (else each instance goes whole to the identity most of its keypoints went
-        to: :meth:`whole_animals`).
-        With identity scores, each keypoint costs its instance's identity term too (an ID
-        model's word on the instance holds for its keypoints).
-
-        Parameters
-        ----------
-        xy, seen
-            (D, K, 2) detections' keypoints and (D, K) which are seen.
-        scores
-            (D, A) identity scores, or None.
-        predicted, known
-            (A, K, 2) predicted keypoints and (A, K) which are known
-            (:meth:`~pose.tracking.motion.MotionModel.predict`).
-        rows, ids
-            The matched detection rows and their identities.
-        distance
-            (D, A, K) distances of the detections' keypoints to the predictions.
-        last_seen
-            (A,) each identity's last update's time (NaN: not tracked).
-
-        Returns
-        -------
-        tuple
-            The (A, K) detection row of each identity's keypoint (-1: none), or None when
-            every keypoint stays with its instance; and which identities (A,) are in contact
-            with another, or None when none is.
+        Arrays: ``xy`` (D, K, 2), ``seen`` (D, K), ``scores`` (D, A) or None, ``predicted`` (A, K,
+        2), ``known`` (A, K), ``distance`` (D, A, K), ``last_seen`` (A,) (NaN: not tracked). Returns
+        the (A, K) detection row of each identity's keypoint (-1: none), or None when every keypoint
+        stays with its instance; and the (A,) identities in contact, or None.
         """
         tracked = np.flatnonzero(np.isfinite(last_seen))
         if tracked.size < 2:
@@ -182,32 +142,7 @@ class ContactRegrouper:
         predicted: np.ndarray,
         known: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return what the identities in contact remember: their bodies moved as a whole.
-
-        Where two animals overlap, some of the keypoints an identity gets may be the other
-        animal's, or misplaced; remembered as seen, they would bend the identity's body out of
-        shape and mislead every later prediction, so that the identities fray keypoint by
-        keypoint through a crossing. In contact, an identity remembers its predicted body
-        moved rigidly instead: shifted by the median of its keypoints' innovations (robust to
-        a minority of wrong keypoints), then turned and shifted onto the keypoints within
-        :data:`RIGID_INLIER_PX` of that (a least-squares rotation, at most
-        :data:`RIGID_MAX_TURN_RAD`), so it keeps its shape, turns with the animal, and follows
-        the majority of its keypoints.
-
-        Parameters
-        ----------
-        xy, seen
-            (m, K, 2) the identities' keypoints of this frame, (m, K) which are seen.
-        in_contact
-            (m,) which identities are in contact.
-        predicted, known
-            (m, K, 2) their predicted keypoints, (m, K) which are known.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            The keypoints to remember and which are set.
-        """
+        """Return what the identities in contact remember: their bodies moved as a whole."""
         both = seen & known
         innovation = np.where(both[..., None], xy - predicted, np.nan)
         # The median of each identity's finite innovations: sorting puts the NaNs last.
@@ -245,15 +180,8 @@ class ContactRegrouper:
     ) -> np.ndarray:
         """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
 
-        ``source`` (A, K) is each identity's keypoints' instance row as :meth:`regroup`
-        re-assigned them (what the identities follow), ``seen`` (D, K) the seen keypoints. Each
-        instance goes whole to the identity that took most of its keypoints (a chimera to the
-        animal most of it is), one instance per identity (the Hungarian algorithm on the
-        votes; a tie keeps the match). An identity whose instance has a seen keypoint that
-        another identity took (a chimera, or one animal assembled twice, so that this identity
-        had to take the second instance) is marked in ``chimeras`` (A,): its row is
-        written whole, but it is not wholly this identity's animal. ``foreign`` (A, K), when
-        given, gets which of each identity's row's keypoints another identity took.
+        Marks in ``chimeras`` (A,) an identity whose row holds a seen keypoint another identity
+        took; ``foreign`` (A, K), when given, gets which keypoints those are.
         """
         counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
         votes = counted.astype(np.float64)
@@ -278,13 +206,7 @@ class ContactRegrouper:
         *,
         count: bool = True,
     ) -> None:
-        """Apply the re-assignment's (A, K) ``source`` rows to ``out``; count it (``count``).
-
-        ``out`` holds the matched instances whole, under the identities motion matched them
-        to. A seen keypoint re-assigned to another identity moves there (NaN where it was); a
-        keypoint below the likelihood threshold stays in its instance's row unless another
-        identity's keypoint takes its place. Counted as the merged-instance repair's work.
-        """
+        """Apply the re-assignment's (A, K) ``source`` rows to ``out``; count it (``count``)."""
         own = np.full(self.max_animals, -1, np.intp)
         own[ids] = rows
         own_seen = np.zeros((self.max_animals, self.keypoints), bool)

@@ -1,118 +1,7 @@
 """Identities that hold while animals walk freely: motion tracks named by their appearance.
 
-:class:`pose.tracking.tracker.IdentityTracker` follows animals by motion. That holds while they are
-apart, and while they touch or cross with both still detected; but when one lies on the other
-for a second, the model sees one animal, and when they part, motion cannot tell which is which.
-:class:`IdentityKeeper` puts the tracker's rows (**tracks**) under **identities**:
-
-* **Beliefs.** Each track holds a probability for every identity. A track that starts (the
-  session's first detections) is sure of the identity the tracker gave it. While two tracks are
-  in contact their beliefs mix (each moves towards the other's): slowly while both are detected
-  (time constant :attr:`contact_mixing_s`: the tracker keeps them apart well then), quickly
-  while one is hidden under the other (:attr:`merge_mixing_s`: after a merge of a few tenths of
-  a second, which is which is anybody's guess). A track started anew after the tracker lost it
-  knows nothing (equal probabilities).
-* **Appearance.** Once a model of the animals' looks exists (:mod:`pose.tracking.appearance`,
-  learned in the background from this session's samples), detected tracks' patches
-  (:mod:`pose.tracking.patches`) add their evidence, where it can be trusted
-  (:meth:`IdentityKeeper._weigh_evidence`):
-
-  - a track **apart** from every other animal for :data:`APART_HOLD_S`: its model
-    probabilities alone, clipped to [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`].
-    "Apart" is judged on everything known of each animal (its row, its whole detection, and
-    the body the tracker remembers, :meth:`AnimalProximity.reach`), not on the keypoints a
-    pose model happened to keep: models drop the keypoints where two animals touch, and a
-    patch cut there holds parts of both;
-  - animals **in contact**: a patch alone holds parts of the other animal and the model can
-    be confidently wrong about it, but the patches of *all* the animals of a group in contact,
-    weighed together, say which assignment is likelier, and a part of one animal in the
-    other's patch pulls both the same way (no assignment favoured). So they count when every
-    animal of the group has a patch, each clipped to :data:`CONTACT_EVIDENCE_CLIP`: animals
-    that part from a merge are named by two agreeing frames while they still touch;
-  - a detection over a hidden animal, or one animal of a group alone: nothing.
-
-  For :data:`MERGE_MEMORY_S` after one animal was hidden by another, the tracker also weighs
-  each detection's looks against each track's beliefs when it matches detections to tracks,
-  but only in frames where every tracked animal is detected apart from the others (clean
-  patches).
-* **Assignment.** Identities go to tracks by the most probable one-to-one assignment
-  (the Hungarian algorithm on the beliefs), but the assignment in force changes only when
-  another is more probable by a factor :attr:`switch_odds` (20 by default): an identity is
-  reassigned only on strong evidence, never on one frame's. That protects an assignment that
-  is sure; one left unsure by a merge gives way to one :data:`UNSURE_SWITCH_ODDS` times more
-  probable, so that parted animals are named by their looks at once, not after a detour.
-* **Confidence.** Each identity's confidence is the probability, over every one-to-one
-  assignment weighed by the beliefs, that the track it is on is that animal: about 1 while the
-  animals are apart and known, near 1 / A (1/2 for two) after a merge until their looks tell
-  them apart, and near 1 / A for good when they look alike (unmarked animals: the model's
-  calibration then makes its probabilities equal).
-* **Merged detections are named only when sure.** While one animal lies hidden next to
-  another, the model's one animal stands for two, and after a merge of a few tenths of a
-  second which one it is, is a guess. Its row goes to the experiments under its identity only
-  when that identity's confidence is at least :data:`MERGED_MIN_CONFIDENCE`; below, it is
-  **unnamed** for that frame (:attr:`IdentityKeeper.unnamed`; the frames counted in
-  ``merged_unidentified``): a stimulus meant for one animal must not go to the other because
-  it happened to be on top. A miss, not a switch. The pose files keep the animal as the
-  framework gave it, under the identity shown, with its low confidence beside it
-  (``<camera>.identity.csv``): they hold the framework's animals whole, whoever the rules may
-  name. An animal that went out of sight next to
-  another is presumed to lie under it and to move with it until it shows again (even once
-  the tracker has given its track up), so the merged detection's looks, which show both,
-  never count as proof of who it is.
-* **Unsure animals are not named while their looks can still tell.** After a merge (or a
-  track started anew), which animal is which is a guess until the looks have named them, a few
-  frames later for marked animals. Where the model can tell the animals apart (it passed its
-  held-out check), a detected animal that a merge (or a restart) left with its identity's
-  confidence below :data:`MERGED_MIN_CONFIDENCE` is left unnamed (counted in
-  ``unsure_unidentified``), in contact or apart, until its looks name it: the identity shown
-  is right, or none is. Before the first model the looks may yet tell: unnamed too (see
-  *Names kept from before the first model*). Where the looks cannot tell (unmarked animals, or
-  no learner), waiting would hide the animals for good: motion's guess is shown with its
-  confidence, and triggers that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is
-  an animal whose confidence dips with no merge (its looks disagreeing with motion).
-* **Files whole, rules right.** The tracks are what the tracker followed, keypoint by
-  keypoint where animals touch (:meth:`IdentityTracker.followed`): the keeper judges contact,
-  looks and learning on them. The rows it returns are the framework's animals whole, in
-  identity order (the pose files). Where such a row holds a seen keypoint another track
-  followed (a chimera of two animals, or one animal assembled twice), the rules do not see
-  those keypoints in that frame, and not the row at all when half of it or more is another's
-  (unnamed, counted in ``chimera_unidentified``): what the rules see is always part of a row
-  of the files, and never the other animal.
-* **Never the other animal's keypoint.** After the assignment each row the rules would read
-  is checked against where every identity was expected in this frame (motion's prediction of
-  the track it was on): a keypoint more than :data:`JITTER_PX` from where its own part was
-  expected and nearer where some part of another identity was expected than that (the other
-  mouse's tail base grouped into this one, at any likelihood, or one either's could be) is
-  **withheld** for that frame, and an animal whose row jumped (:data:`JUMP_PX`) from where
-  it was expected to near where another was is withheld whole (an assignment that may have
-  swapped them). So is an animal presumed hidden under another.
-  :attr:`IdentityKeeper.withheld` (A, K) holds them all (the unnamed rows too); the rules see
-  them as unknown (NaN), and triggers keep their state through them
-  (:attr:`experiments.observation.Observation.withheld`): unknown is not absent. The pose
-  files keep the framework's rows as they were.
-* **Learning.** At every frame (or every :attr:`sample_interval_s`), each track that is apart
-  from the others (for :data:`APART_HOLD_S`, as for the evidence) and whose identity's
-  confidence is at least :data:`LEARN_CONFIDENCE` hands its patch, labelled with that
-  identity, to the learner. Before the first model there is nothing but motion: when a merge
-  has made identities uncertain before a model exists, the samples so far can no longer be
-  trusted, so once the animals are apart again the keeper takes the tracker's identities as
-  they are (counted in ``restarts``) and the learner starts over.
-* **Names kept from before the first model.** The identities the rules saw before such a merge
-  must not change meaning after it: motion's guess at who came out of a merge is a guess, and
-  taken as it is it names each animal as the other for the rest of the session. So the keeper
-  keeps the patches it learned before the first merge (the **reference**, up to
-  :data:`REFERENCE_SAMPLES` per identity), leaves the animals a merge left unsure unnamed to
-  the rules while no model exists (the looks may yet tell), and after the restart leaves every
-  animal unnamed (counted in ``unresolved_unidentified``) until the first model, learned on
-  the restarted labels, says which of its identities each reference animal is
-  (:meth:`EarlyNames.judge`: the likelier one-to-one assignment by
-  :attr:`switch_odds`); the rules' rows then follow that (``relabelled``). Where
-  :data:`REFERENCE_MODELS` models could not say (unmarked animals: their models cannot tell
-  them apart), motion's guess is shown, with its confidence.
-
-The live loop calls :meth:`IdentityKeeper.update` at every pose: the tracker, one patch per
-detected animal, a matrix product each, and a few operations on (A, A) arrays; the learning is
-elsewhere. Only 2D keypoints and pixels are used: nothing is specific to mice.
+What a user sees: docs/sleap-models.md, "Identities"; design: docs/pose-internals.md,
+"pose.tracking.identities".
 """
 
 from __future__ import annotations
@@ -181,50 +70,7 @@ class _Look:
 
 @dataclass
 class KeeperCounts:
-    """What the keeper did, for ``session.json``.
-
-    Attributes
-    ----------
-    frames
-        Calls of :meth:`IdentityKeeper.update`.
-    frames_with_model
-        Of those, frames with an appearance model.
-    merged_unidentified
-        Frames where a detection covering a hidden animal was not sure enough of its identity
-        to be named to the rules (:attr:`IdentityKeeper.unnamed`).
-    chimera_unidentified
-        Frames where an animal's row, written whole, held a keypoint another identity
-        followed (a chimera of two animals, or one animal assembled twice), so that the rules
-        did not see it (:attr:`IdentityTracker.last_chimeras`).
-    chimera_keypoints_withheld
-        Keypoints of such rows withheld alone (another track followed them; the rest of the
-        row, this animal's, shown).
-    unsure_unidentified
-        Frames where a detected animal was left unnamed because a merge had left it unsure of
-        its identity and its looks could still settle it (marked animals).
-    reassignments
-        Times the identities were moved between tracks on appearance evidence.
-    keypoints_withheld
-        Single keypoints the rules did not see because they were nearer where another animal
-        was expected than where their own was (:meth:`IdentityKeeper._withhold`).
-    jumps_withheld
-        Animal-frames the rules did not see because the animal's row jumped from where it was
-        expected to near where another animal was (a possible swap).
-    restarts
-        Times the learning started over (a merge before the first model).
-    unresolved_unidentified
-        Frames where every animal was left unnamed because a merge before the first model
-        left which is which to the looks, and no model had said yet.
-    relabelled
-        Times the rules' names were moved between the restarted labels, to keep the names the
-        rules saw before the merge (:meth:`EarlyNames.judge`).
-    samples
-        Patches handed to the learner.
-    models
-        Newest model version used (0: none yet).
-    model_accuracy
-        The newest model's held-out accuracy (NaN before the first).
-    """
+    """What the keeper did, for ``session.json`` (fields: docs/sleap-models.md, "Identities")."""
 
     frames: int = 0
     frames_with_model: int = 0
@@ -251,27 +97,11 @@ class KeeperCounts:
 
 
 class IdentityKeeper:
-    """Keep identities through merges with appearance evidence (see the module docstring).
+    """Keep identities through merges with appearance evidence.
 
-    Parameters
-    ----------
-    tracker
-        The motion tracker; its rows are the tracks.
-    learner
-        Where labelled patches go and models come from; None: motion only (every track keeps
-        the tracker's identity; the confidence still drops through merges).
-    min_likelihood
-        Keypoints below this likelihood are not used for patches and contact.
-    switch_odds
-        How much more probable another assignment must be before identities are reassigned.
-    merge_mixing_s, contact_mixing_s
-        Time constants of the mixing of two tracks' beliefs while one is hidden next to the
-        other, and while both are detected in contact.
-    sample_interval_s
-        Time between two samples of one track.
-    reanchor_s
-        Before the first model: how long the animals must be apart after a merge before the
-        tracker's identities are taken as they are and learning starts over.
+    ``learner`` None: motion only (every track keeps the tracker's identity; the confidence still
+    drops through merges). ``reanchor_s``: before the first model, how long animals must be apart
+    after a merge before learning starts over.
     """
 
     def __init__(
@@ -312,7 +142,7 @@ class IdentityKeeper:
         self.proximity = AnimalProximity(tracker, self.patches, self.min_likelihood)
         # Made unsure by a merge or a restart, and not named since (see _withhold_unsure).
         self._shaken = np.zeros(animals, bool)
-        # The identities (rows) of the last frame that the rules must not name (module doc).
+        # The identities (rows) of the last frame that the rules must not name.
         self.unnamed = np.zeros(animals, bool)
         # (A, K) the keypoints the rules do not see in the last frame (unnamed rows included).
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
@@ -326,25 +156,11 @@ class IdentityKeeper:
         return self._model
 
     def update(self, time_s: float, instances: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
-        """Assign this frame's instances to identities; set :attr:`confidence`.
+        """Assign this frame's (D, K, 3) instances to identities; set :attr:`confidence`.
 
-        Parameters
-        ----------
-        time_s
-            The frame's time (as :meth:`IdentityTracker.update`).
-        instances
-            (D, K, 3) unordered instances.
-        frame
-            The frame the instances are from (H, W, 3) or (H, W) uint8, for the patches; None
-            gives no appearance evidence and no samples for this frame.
-
-        Returns
-        -------
-        numpy.ndarray
-            (A, K, 3): row i is identity i's animal (the tracker's row: the framework's animal
-            whole unless its repair is on), all-NaN when it is not seen: the pose files'
-            rows. The rows the rules must not name in this frame (a merge, an unsure animal, a
-            chimera) are in :attr:`unnamed` (:meth:`named`: the rules' view).
+        ``frame`` None gives no appearance evidence and no samples this frame. Returns (A, K, 3):
+        row i is identity i's animal, all-NaN when unseen (the pose files' rows); what the rules
+        must not see is in :attr:`unnamed` and :attr:`withheld` (:meth:`named`).
         """
         instances = np.asarray(instances)
         expected = self._expected(time_s)
@@ -407,12 +223,9 @@ class IdentityKeeper:
         return out
 
     def named(self, animals: np.ndarray) -> np.ndarray:
-        """Return the last frame's ``animals`` (A, K, 3) as the rules see them.
+        """Return the last frame's ``animals`` (A, K, 3) with :attr:`withheld` keypoints set to NaN.
 
-        The keypoints in :attr:`withheld` are empty (NaN): the rows in :attr:`unnamed` whole
-        (the experiments do not act on an animal whose identity is a guess: a merge), and
-        single keypoints that may be another animal's (module docstring, *Never the other
-        animal's keypoint*). ``animals`` itself is returned when none is.
+        ``animals`` itself is returned when none is withheld.
         """
         if not self.withheld.any():
             return animals
@@ -722,13 +535,7 @@ class IdentityKeeper:
 
 
 class EarlyNames:
-    """Keep the names the rules saw before a merge that came before the first model.
-
-    The module docstring says why (*Names kept from before the first model*). Learned patches
-    are labelled by the learner's labels; after a restart those may name each animal as the
-    other, so the keeper's rows (by label) go through :meth:`shown` to the rules and files (by
-    identity). ``counts`` is the keeper's: ``unresolved_unidentified`` and ``relabelled``.
-    """
+    """Keep the names the rules saw before a merge that came before the first model."""
 
     def __init__(self, animals: int, log_switch_odds: float, counts: KeeperCounts) -> None:
         self.animals = animals
@@ -752,19 +559,15 @@ class EarlyNames:
             self._kept[label] += 1
 
     def restarted(self) -> None:
-        """Note that the learning started over: wait for a model if the reference tells apart.
+        """Note that learning started over: every animal unnamed until :meth:`judge` settles it.
 
-        Every animal stays unnamed (:meth:`shown`) until :meth:`judge` settles it, provided the
-        reference holds at least two identities; else motion's guess stands.
+        Only when the reference holds at least two identities; else motion's guess stands.
         """
         labels = {label for _, label in self._reference}
         self.unresolved = len(labels) >= 2
 
     def on_model(self, model: AppearanceModel, looks_can_tell: bool) -> None:
-        """Judge the reference with ``model`` while unresolved; else drop it (not needed).
-
-        Called at every frame that has a model, before :meth:`keep` (which keeps nothing then).
-        """
+        """Judge the reference with ``model`` while unresolved, else drop it."""
         if self.unresolved:
             self.judge(model, looks_can_tell)
         elif self._reference:
@@ -776,11 +579,9 @@ class EarlyNames:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Return the last frame's rows and per-animal arrays by identity (given by label).
 
-        While unresolved, ``unnamed`` and ``withheld`` are set all True in place first (counted
-        in ``unresolved_unidentified``); the arrays come back as they are until the first
-        relabelling.
+        While unresolved, sets ``unnamed`` and ``withheld`` all True in place first.
         """
-        if self.unresolved:  # which is which is up to the first model (module doc)
+        if self.unresolved:  # which is which is up to the first model (docs/pose-internals.md)
             withheld[:] = True
             unnamed[:] = True
             self.counts.unresolved_unidentified += 1
@@ -790,7 +591,7 @@ class EarlyNames:
         return rows[label_of], confidence[label_of], unnamed[label_of], withheld[label_of]
 
     def judge(self, model: AppearanceModel, looks_can_tell: bool) -> None:
-        """Say which label each reference identity is, when the model is sure (module doc)."""
+        """Say which label each reference identity is, when the model is sure."""
         self._judgements += 1
         # None sure by the last model that may judge (unmarked animals): motion's guess.
         self.unresolved = self._judgements < REFERENCE_MODELS
@@ -824,17 +625,7 @@ class EarlyNames:
 def _borrowed(
     rows: np.ndarray, expected: np.ndarray, known: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (A, K) keypoints of ``rows`` nearer another identity than their own, (A,) jumps.
-
-    ``rows``: (A, K, 3) in identity order; ``expected``, ``known``: where each identity's
-    keypoints were expected (A, K, 2) and which are known (A, K). A finite keypoint is
-    borrowed when it is more than :data:`JITTER_PX` from where its own same part was expected
-    (that unknown: its own nearest part) and nearer where some part of another identity was
-    expected than that (the other mouse's, or either's: a rule must not guess; where motion
-    took a borrowed keypoint in, the next frame's own may be withheld too: unknown, never
-    wrong). An identity jumped when most of its keypoints are over :data:`JUMP_PX` from their
-    own expected parts and :data:`BORROWED_MARGIN_PX` nearer one other identity's.
-    """
+    """Return (A, K) keypoints nearer another identity's expected parts, and (A,) jumps."""
     animals = known.shape[0]
     xy = np.asarray(rows[..., :2], np.float64)
     where = np.where(known[..., None], expected, np.nan)
@@ -897,12 +688,7 @@ def _sure(identity_of: np.ndarray) -> np.ndarray:
 
 
 def _balanced(belief: np.ndarray, rounds: int = 20) -> np.ndarray:
-    """Scale rows and columns alternately until each sums to 1 (Sinkhorn), floored.
-
-    A track is one identity and an identity is on one track: the beliefs' rows (tracks) and
-    columns (identities) are both probability distributions. For two animals one round is
-    exact; a few more settle three or four.
-    """
+    """Balance rows (tracks) and columns (identities) to sum to 1 (Sinkhorn), floored."""
     out = np.maximum(belief, BELIEF_FLOOR)
     for _ in range(rounds):
         out /= out.sum(axis=0, keepdims=True)

@@ -1,16 +1,6 @@
-"""Where each identity's keypoints are, and how fast it moves: :class:`IdentityTracker`'s motion.
+"""Where each identity's keypoints are and how fast it moves: :class:`IdentityTracker`'s motion.
 
-:class:`MotionModel` is one velocity per identity, applied to the last seen position of each of
-its keypoints. The velocity is the mean displacement, over the keypoints seen in both this and the
-identity's previous update, divided by the real time between them (frames may be skipped), and
-smoothed exponentially with a time constant, so one noisy frame moves it only a little whatever
-the frame rate. Why not a velocity per keypoint: the keypoints of one animal move together to
-first order, so a mean over K keypoints has about 1/sqrt(K) of the noise, and a keypoint missed
-for a few frames still moves with its body. Why not a centroid: the centroid of the *visible*
-keypoints jumps when a keypoint appears or disappears, which a centroid velocity reads as motion;
-displacements of the same keypoints do not. A keypoint unseen for longer than ``max_gap_s`` is
-forgotten; an identity unseen for longer is lost, its motion reset, and it is free for a later
-detection.
+Design: docs/pose-internals.md, "pose.tracking.motion".
 """
 
 from __future__ import annotations
@@ -21,12 +11,7 @@ import numpy as np
 
 
 class MotionModel:
-    """Each identity's keypoints, when each was seen, and its velocity (module docstring).
-
-    Per identity and keypoint, :attr:`kp_xy` and :attr:`kp_time` are where and when it was last
-    seen (NaN where unknown, all NaN for an identity not tracked); :attr:`vel` is each identity's
-    velocity (px/s) and :attr:`last_seen` its last update's time (NaN: not tracked).
-    """
+    """Each identity's keypoints, when each was seen (NaN: unknown), and its velocity (px/s)."""
 
     def __init__(
         self, animals: int, keypoints: int, max_gap_s: float, velocity_time_constant_s: float
@@ -44,18 +29,14 @@ class MotionModel:
     def predict(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Return (A, K, 2) where motion puts each keypoint at ``time_s``, (A, K) which are known.
 
-        A keypoint is known when it was seen within ``max_gap_s``; the prediction is NaN where
-        nothing is known, and not masked where it is too old.
+        Known: seen within ``max_gap_s``; NaN where nothing is known.
         """
         age = time_s - self.kp_time  # NaN where unknown: compares False below
         predicted = self.kp_xy + self.vel[:, None, :] * age[..., None]
         return predicted, age <= self.max_gap_s
 
     def centroid_distances(self, time_s: float, xy: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """(R, I) distances of the rows' keypoint centroids to identities' predicted centroids.
-
-        An identity with nothing known costs more than any distance (it goes last).
-        """
+        """(R, I) distances of the rows' keypoint centroids to identities' predicted centroids."""
         with np.errstate(invalid="ignore"):
             rows = np.nanmean(xy, axis=1)  # every row has a finite keypoint
             predicted, known = self.predict(time_s)
@@ -91,11 +72,8 @@ class MotionModel:
     ) -> None:
         """Move the matched identities ``ids`` to their detections ``xy``, update velocity.
 
-        The velocity takes ``alpha`` of the mean prediction error per second over the keypoints
-        seen both now and at the identity's previous update: the velocity step of an alpha-beta
-        filter, the same as smoothing the measured velocity (displacement over real time)
-        exponentially. The first measurement is taken whole. ``innovation`` is (m, K, 2), the
-        detections minus the predictions; ``moved`` is False for a repeated frame time.
+        ``innovation`` is (m, K, 2), detections minus predictions; ``moved`` is False for a repeated
+        frame time. The first measurement is taken whole.
         """
         times = self.kp_time[ids]
         if moved:
@@ -121,10 +99,7 @@ class MotionModel:
         self.last_seen[ids] = time_s
 
     def start(self, time_s: float, xy: np.ndarray, seen: np.ndarray, ids: np.ndarray) -> int:
-        """Start the free identities ``ids`` at their detections ``xy``, with no motion yet.
-
-        Returns how many of them had been lost (reacquired).
-        """
+        """Start the free identities ``ids`` at their detections; return how many were lost."""
         reacquired = int(np.count_nonzero(self.was_lost[ids]))
         self.was_lost[ids] = False
         self.kp_xy[ids] = np.where(seen[..., None], xy, np.nan)

@@ -1,25 +1,7 @@
 """What an animal looks like: a small grey patch of the frame cut along its body by its keypoints.
 
-Appearance identity (:mod:`pose.tracking.identities`) compares animals by the pixels on and around
-their bodies. So that the same body part falls on the same patch pixel whatever way the animal
-faces, the patch is cut in the animal's own frame: the keypoints seen in this frame are fitted
-(rotation and shift, least squares) onto a **template**, one animal's keypoints taken once when
-all were seen, turned so that its long axis lies along x (keypoint 0 on the +x side); the patch
-covers the template's extent and a margin around it (along the body 45 % of the template's
-length on each side, so a tail mark behind the last keypoint shows; across, 12 %). It is
-sampled at twice its size with bilinear interpolation and averaged down (so a pixel of the
-patch is an area of the frame, not one noisy sample), made grey, and divided by the level of
-the background (the patch's 75th percentile: most of a patch is the floor), so the slow
-lighting drift of a session does not read as a different animal; pixels near that level are
-set to exactly 1, so that the floor's texture (where an animal happens to stand) can never be
-learned as its identity. What remains is the animal (and any other animal in the patch) as
-brightness relative to the floor: dark fur, lighter ears and tail, bleached or inked marks.
-The fitted scale of the keypoints against the template (how large the animal looks) is the
-patch's last feature: a size difference is a mark too.
-
-Works for any model's keypoints (two seen keypoints fix a patch); only 2D image geometry, no
-knowledge of the species. Cost: some 40 to 80 µs per patch on one core (a few numpy calls and
-three OpenCV calls on a patch of 96 x 28 pixels).
+Any model's keypoints, 2D image geometry only. Design: docs/pose-internals.md,
+"pose.tracking.patches".
 """
 
 from __future__ import annotations
@@ -57,14 +39,7 @@ def feature_count(patch_size: tuple[int, int] = PATCH_SIZE) -> int:
 class BodyPatches:
     """Cut patches of animals aligned to their bodies, from their keypoints.
 
-    Parameters
-    ----------
-    keypoints
-        K, the keypoints per animal.
-    min_likelihood
-        Keypoints below this likelihood (or NaN) are not used to place a patch.
-    patch_size
-        (width, height) of a patch in pixels.
+    ``patch_size`` is (width, height) in pixels.
     """
 
     def __init__(
@@ -89,11 +64,7 @@ class BodyPatches:
         return feature_count(self.patch_size)
 
     def set_template(self, instance: np.ndarray) -> bool:
-        """Take ``instance`` (K, 3) as the template if every keypoint is seen; say whether it was.
-
-        The template is kept for the session: every patch is cut in its frame, so changing it
-        would make earlier patches incomparable.
-        """
+        """Take ``instance`` (K, 3) as the template if every keypoint is seen; say whether."""
         if self.template is not None:
             return True
         if not self._seen(instance).all():
@@ -130,21 +101,9 @@ class BodyPatches:
     def cut(self, frame: np.ndarray, instance: np.ndarray) -> np.ndarray | None:
         """Return the feature vector of the animal ``instance`` (K, 3) in ``frame``, or None.
 
-        None before a template is set, with fewer keypoints seen than :attr:`min_keypoints`
-        (:data:`MIN_SHARE_SEEN` of them, at least 3), or when they fit the template badly
-        (:data:`MAX_MISFIT`): such patches would show the wrong part of the frame.
-
-        Parameters
-        ----------
-        frame
-            (H, W, 3) BGR or (H, W) grey uint8, the frame the keypoints are from.
-        instance
-            x, y (frame pixels) and likelihood per keypoint.
-
-        Returns
-        -------
-        numpy.ndarray or None
-            (:attr:`features`,) float32: the normalised patch, row by row, then the size.
+        None before a template is set, with too few keypoints seen (:attr:`min_keypoints`) or a bad
+        fit (:data:`MAX_MISFIT`). ``frame`` is (H, W, 3) BGR or (H, W) uint8. Returns
+        (:attr:`features`,) float32: the normalised patch row by row, then the size.
         """
         template = self.template
         if template is None:

@@ -19,13 +19,7 @@ two (three frames at 30 fps)."""
 
 
 class AnimalProximity:
-    """Where each track is, hidden or not, and how close the tracks come.
-
-    An animal under another is not detected but still there: where each track was last seen is
-    kept, a hidden animal moves with the detection it lies under (:meth:`carry_hidden`), and an
-    animal the tracker gave up next to another is presumed under it (:meth:`presume_under`).
-    ``patches``' template sets :meth:`apart_px`; keypoints below ``min_likelihood`` are not used.
-    """
+    """Where each track is, hidden or not, and how close the tracks come."""
 
     def __init__(
         self, tracker: IdentityTracker, patches: BodyPatches | None, min_likelihood: float
@@ -43,12 +37,7 @@ class AnimalProximity:
         self._clear_since = np.full(animals, np.nan)  # apart from every other animal since
 
     def carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
-        """Move each hidden animal with the detection it lies under (its nearest).
-
-        Where it was last seen soon lags behind where it is: left there, the animal over it
-        would soon count as apart from it, and the looks of that merged detection (both
-        animals) as proof of who it is.
-        """
+        """Move each hidden animal with the detection it lies under (its nearest)."""
         for hidden in np.flatnonzero(under.any(axis=0)).tolist():
             coverers = np.flatnonzero(under[:, hidden])
             coverer = int(coverers[np.argmin(gaps[coverers, hidden])])
@@ -56,12 +45,7 @@ class AnimalProximity:
             self.last_xy[hidden] = np.where(np.isfinite(xy), xy, self.last_xy[hidden])
 
     def presume_under(self, active: np.ndarray) -> np.ndarray:
-        """Return (A,) the tracks present: tracked, or lost next to another (presumed under it).
-
-        An animal that lies under another for longer than the tracker's gap is given up by
-        the tracker, but it is still there: the detection over it still shows both, so its
-        looks prove nothing until the hidden animal shows again (a track starts anew).
-        """
+        """Return (A,) the tracks present: tracked, or lost next to another (presumed under it)."""
         lost = self.was_active & ~active
         self._under |= lost & self.near_last
         if (active & ~self.was_active).any():
@@ -70,12 +54,7 @@ class AnimalProximity:
         return active | self._under
 
     def all_apart(self, instances: np.ndarray, detections: Collection[int]) -> bool:
-        """Whether every tracked animal has a patch, each showing one animal only.
-
-        Only then do the looks weigh in the tracker's matching: a patch in contact holds parts
-        of the other animal (and a merged detection both), and the model's verdict on it can
-        be confidently wrong, where motion keeps two touching animals apart well.
-        """
+        """Whether every tracked animal has a patch, each showing one animal only."""
         active = self.tracker.active
         if len(detections) < np.count_nonzero(active):
             return False
@@ -94,10 +73,7 @@ class AnimalProximity:
         return True
 
     def gaps(self, tracks: np.ndarray, seen: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Return the (A, A) closest keypoint distances between tracks (a hidden one: last place).
-
-        Inf on the diagonal and for tracks not tracked.
-        """
+        """Return (A, A) closest keypoint distances between tracks (inf: diagonal, untracked)."""
         where = np.where(seen[:, None, None], tracks[..., :2], self.last_xy)
         where = np.where(active[:, None, None], where, np.nan)
         flat = where.reshape(-1, 2)
@@ -113,24 +89,11 @@ class AnimalProximity:
     def reach(
         self, tracks: np.ndarray, instances: np.ndarray, seen: np.ndarray, present: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return how close the animals come to each other, judged on everything known of them.
+        """Return how close the animals come, judged on everything known of them.
 
-        A track's row can lack keypoints its detection had (the tracker regroups keypoints of
-        animals in contact), and a detection lacks those the pose model missed, often where
-        another animal covers them: judged on either alone, two touching animals can look 30 px
-        apart, and a patch cut there holds parts of both. So each present animal is all of: its
-        row, the detection it was matched to (whole), and its body as the tracker remembers
-        it (:meth:`IdentityTracker.bodies`: the keypoints it missed, where motion puts them); a
-        hidden one, where it was last seen (under the animal over it). Detections no track took
-        (a fragment of a hidden animal) count as others too.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            (A, A) the closest distances between present animals (inf on the diagonal and for
-            animals not present; where more than :meth:`apart_px`, only a lower bound), and
-            (A,) which seen animals are farther than :meth:`apart_px` from everything else in
-            the frame.
+        Returns (A, A) the closest distances between present animals (inf on the diagonal and for
+        absent ones; beyond :meth:`apart_px` only a lower bound) and (A,) which seen animals are
+        farther than :meth:`apart_px` from everything else.
         """
         animals, keypoints = self.animals, self.tracker.keypoints
         ok = np.isfinite(instances[..., 0]) & (instances[..., 2] >= self.min_likelihood)

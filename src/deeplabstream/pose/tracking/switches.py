@@ -1,11 +1,6 @@
 """How well tracked identities follow the true animals: identity switches and keypoint errors.
 
-Offline measures for tests, benchmarks and replays with ground truth (the simulator's): each frame
-the true animals are matched to the tracked identities as CLEAR MOT does (a true animal keeps the
-identity it last matched while that pair is within ``max_distance_px``; the others by the
-Hungarian algorithm on their mean keypoint distance, gated), and an identity switch is counted the
-MOT way: when a true animal's matched identity differs from the identity it last matched (a gap
-in between does not forgive it).
+Offline, against ground truth. Design: docs/pose-internals.md, "pose.tracking.switches".
 """
 
 from __future__ import annotations
@@ -34,23 +29,7 @@ class SwitchEvent:
 
 @dataclass(frozen=True)
 class SwitchReport:
-    """Identity switches and matching over a tracked sequence.
-
-    Attributes
-    ----------
-    switches
-        Identity switches (MOT definition), all animals together.
-    events
-        Each switch, in frame order.
-    frames
-        Frames compared.
-    frames_matched
-        Frames in which every true animal present was matched to an identity.
-    animal_frames
-        (frame, true animal) pairs with the animal present (some keypoint known).
-    animal_frames_matched
-        Those matched to an identity.
-    """
+    """Identity switches (MOT definition) and matching over a tracked sequence."""
 
     switches: int
     events: tuple[SwitchEvent, ...]
@@ -108,26 +87,8 @@ def match_identities(
 ) -> np.ndarray:
     """Match the true animals to tracked identities in every frame, the CLEAR MOT way.
 
-    A true animal keeps the identity it last matched while that pair is within the gate (so two
-    animals passing through the same spot do not swap in the count because of noise); the others
-    are matched by the Hungarian algorithm on the mean keypoint distance.
-
-    Parameters
-    ----------
-    tracked
-        (T, A, K, 3) tracker output, or (T, A, K, 2) positions; NaN where unseen.
-    truth
-        (T, B, K, 2) true positions, animals in a fixed order; NaN where absent.
-    max_distance_px
-        A pair whose mean keypoint distance (over keypoints known in both) is larger is never
-        matched.
-    min_likelihood
-        Tracked keypoints below this likelihood count as unseen (for 3 columns).
-
-    Returns
-    -------
-    numpy.ndarray
-        (T, B) int: the identity matched to each true animal, -1 where none.
+    ``tracked`` is (T, A, K, 3) or (T, A, K, 2), ``truth`` (T, B, K, 2), NaN where unseen;
+    ``min_likelihood`` applies to 3 columns. Returns (T, B) int identities, -1 where none.
     """
     if not max_distance_px > 0:
         raise ValueError(f"Expected max_distance_px > 0, but got {max_distance_px!r}")
@@ -177,25 +138,7 @@ def count_identity_switches(
     *,
     min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
 ) -> SwitchReport:
-    """Count identity switches of tracker output against ground truth.
-
-    Parameters
-    ----------
-    tracked
-        (T, A, K, 3) tracker output, or (T, A, K, 2) positions; NaN where unseen.
-    truth
-        (T, B, K, 2) true positions of B animals in a fixed order; NaN where absent.
-    max_distance_px
-        Gate of the per-frame matching (mean keypoint distance).
-    min_likelihood
-        Tracked keypoints below this likelihood count as unseen (for 3 columns).
-
-    Returns
-    -------
-    SwitchReport
-        Switches (a true animal matched to another identity than the one it last matched),
-        where they happened and how much was matched.
-    """
+    """Count identity switches against ground truth (arrays as :func:`match_identities`)."""
     matched = match_identities(tracked, truth, max_distance_px, min_likelihood=min_likelihood)
     present = np.isfinite(np.asarray(truth, np.float64)).all(axis=-1).any(axis=-1)  # (T, B)
     last = np.full(matched.shape[1], _UNMATCHED)
@@ -224,30 +167,11 @@ def keypoint_errors(
     max_distance_px: float = DEFAULT_MAX_DISTANCE_PX,
     min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
 ) -> np.ndarray:
-    """Return the distance of each true keypoint to its tracked keypoint, for error figures.
+    """Return the distance of each true keypoint to its tracked keypoint, (T, B, K) pixels.
 
-    Parameters
-    ----------
-    tracked
-        (T, A, K, 3) tracker output, or (T, A, K, 2) positions; NaN where unseen.
-    truth
-        (T, B, K, 2) true positions of B animals in a fixed order; NaN where absent.
-    per_frame
-        False (the default): each true animal is compared with the identity it matched in the
-        first frame it was matched, in every frame, so an identity switch shows up as large
-        errors (the figure a closed loop lives with). True: with the identity matched in each
-        frame, a pure pose-accuracy figure.
-    max_distance_px
-        Gate of the matching (mean keypoint distance).
-    min_likelihood
-        Tracked keypoints below this likelihood count as unseen (for 3 columns).
-
-    Returns
-    -------
-    numpy.ndarray
-        (T, B, K) distances in pixels; NaN where the keypoint is unknown in either, or the animal
-        was never (per_frame: not in this frame) matched. ``np.nanmedian`` of it is the median
-        keypoint error.
+    Arrays as :func:`match_identities`. ``per_frame`` False: each true animal against the identity
+    it first matched (a switch shows as large errors); True: the identity matched each frame. NaN
+    where unknown or unmatched.
     """
     matched = match_identities(tracked, truth, max_distance_px, min_likelihood=min_likelihood)
     xy, truth = _positions(tracked, truth, min_likelihood)

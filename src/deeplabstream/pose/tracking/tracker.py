@@ -1,46 +1,7 @@
 """Keep animals' identities across frames of a live multi-animal pose stream.
 
-A multi-animal pose model gives, per frame, up to A *unordered* instances, an array (A, K, 3) of
-x, y (pixels, x right, y down) and likelihood per keypoint, with all-NaN rows for unused slots.
-:class:`IdentityTracker` reorders them so that row i is always the same animal (identity i).
-
-Each identity predicts where its keypoints are now (a constant-velocity motion model, see
-:class:`IdentityTracker`), the detections are matched to the predictions by the Hungarian
-algorithm on the mean keypoint distance (gated at ``max_distance_px``), and detections left over
-take free identities. Where animals touch (a bottom-up decoder's instances can then be
-chimeras, the front of one animal grouped with the back of the other), the keypoints are
-re-assigned to the identities one keypoint type at a time for what each identity remembers, and
-each identity's remembered body moves as a whole (:mod:`pose.tracking.contact`), so that the
-identities hold through the contact.
-
-**Whole animals.** By default the output is the framework's animals as it assembled them, in
-identity order: each output row is one input row whole (every keypoint, whatever its likelihood,
-as given) or empty, and every input row with a keypoint is in one output row as long as there
-are rows for them (at most ``max_animals``). Nothing is moved between animals, dropped or
-invented; a keypoint below ``min_likelihood`` only counts as unseen for the motion model.
-Where animals touch, each instance goes whole to the identity that most of its keypoints were
-re-assigned to (a chimera to the animal most of it is: :meth:`ContactRegrouper.whole_animals`).
-
-**Two truths.** The output rows are the files' truth: the framework's animals whole. What each
-identity followed, keypoint by keypoint (:meth:`IdentityTracker.followed`), is the rules'
-truth: an output row holding a seen keypoint that another identity followed (a chimera, or
-one animal assembled twice) is marked in :attr:`IdentityTracker.last_chimeras`, and the
-identity keeper leaves it unnamed to the rules for that frame, so that a rule never acts on
-the other animal. A
-detection beyond the gate of every identity left takes one anyway (its motion starts over
-there: ``counts.identities_restarted``); one with no keypoint seen takes a row left, without
-touching any identity's motion.
-
-**The merged-instance repair** (``regroup=True``, off by default: ``[Pose]
-MERGED_INSTANCE_REPAIR``) changes the framework's animals: the output rows follow the
-keypoint-by-keypoint re-assignment too, so an output row may hold keypoints of several
-instances.
-What it did is counted (``counts.repair_points_moved``, ``repair_points_dropped``,
-``repair_frames``).
-
-It runs at every pose update of the live loop, so it is a few dozen vectorised numpy calls on
-(A, A, K) arrays, at about a microsecond each whatever A <= 4 and K <= 20: some 70 µs per update
-on one core with the animals apart, 150 to 300 µs while they touch.
+Row i is always identity i. What a user sees: docs/pose-models.md, "Several animals";
+design: docs/pose-internals.md, "pose.tracking.tracker".
 """
 
 from __future__ import annotations
@@ -74,35 +35,7 @@ MIN_PROBABILITY = 1e-6
 
 @dataclass
 class TrackerCounts:
-    """What the tracker has seen and done since it was made; for the session's summary.
-
-    Attributes
-    ----------
-    frames
-        Calls of :meth:`IdentityTracker.update`.
-    identities_lost
-        Identities that went unseen for longer than ``max_gap_s`` and were given up.
-    identities_reacquired
-        Identities taken by a detection again after being lost.
-    detections_dropped
-        Detections left without an identity because every identity was taken (more
-        detections in a frame than ``max_animals``).
-    identities_restarted
-        Detections beyond the gate of every identity left, given one of them anyway (its
-        motion restarted there) so that no animal of the framework is dropped.
-    ambiguous_assignments
-        Frames whose best and second-best assignments cost nearly the same: a likely identity
-        switch (see :meth:`IdentityTracker.update`).
-    time_resets
-        Frames whose time was before the previous frame's: every identity was forgotten.
-    repair_frames
-        The merged-instance repair (``regroup``): frames in which it moved a keypoint.
-    repair_points_moved
-        Keypoints it wrote under another identity than their instance's.
-    repair_points_dropped
-        Keypoints of the framework's animals it left out of every row (a keypoint below the
-        likelihood threshold whose place another identity's keypoint took).
-    """
+    """What the tracker has seen and done since it was made; for the session's summary."""
 
     frames: int = 0
     identities_lost: int = 0
@@ -139,38 +72,9 @@ def _check_count(name: str, value: int) -> int:
 class IdentityTracker:
     """Give the unordered instances of each frame stable identities.
 
-    Motion (:attr:`motion`, :class:`~pose.tracking.motion.MotionModel`): one velocity per
-    identity; contact (:attr:`contact`, :class:`~pose.tracking.contact.ContactRegrouper`):
-    keypoints re-assigned one keypoint type at a time, bodies moved as a whole (module doc).
-
-    Parameters
-    ----------
-    max_animals
-        A, the number of identities (rows of the output).
-    keypoints
-        K, the keypoints per animal.
-    max_distance_px
-        Gate: a detection whose mean keypoint distance to an identity's prediction is larger is
-        never matched to it.
-    max_gap_s
-        Time an identity may go unseen before it is lost.
-    min_likelihood
-        Keypoints below this likelihood (or with a NaN coordinate) count as unseen.
-    velocity_time_constant_s
-        Time constant of the velocity's exponential smoothing.
-    identity_weight_px
-        Weight (pixels per nat) of the identity-score term of the cost, when scores are given.
-    ambiguity_margin
-        A frame is ambiguous when its second-best assignment costs at most this fraction more
-        than the best (plus :data:`AMBIGUITY_FLOOR_PX`).
-    regroup_margin_px
-        In contact, how much closer (pixels) another identity's prediction of a keypoint must
-        be than its instance's identity's for the keypoint to move to it.
-    contact_distance_px
-        Identities whose closest keypoints are within this are in contact.
-    regroup
-        The merged-instance repair: in contact, re-assign keypoints between the framework's
-        animals (module docstring). Off: whole animals only.
+    ``max_distance_px`` gates a match (mean keypoint distance); ``identity_weight_px`` is pixels per
+    nat of the identity-score term; ``regroup`` is the merged-instance repair (off: whole animals
+    only).
     """
 
     def __init__(
@@ -250,13 +154,8 @@ class IdentityTracker:
     def followed(self, rows: np.ndarray) -> np.ndarray:
         """Return (A, K, 3): what each identity followed in the update that returned ``rows``.
 
-        The same as ``rows`` (that very array) unless animals touched: then row i is the
-        keypoints re-assigned to identity i one keypoint type at a time
-        (:meth:`ContactRegrouper.regroup`), each as given (a keypoint below ``min_likelihood``
-        kept in its instance's row unless another's takes its place), which may come from
-        several instances: what the merged-instance repair writes. The identity keeper follows
-        the animals on these; an output row that holds a seen keypoint another identity
-        followed is marked in :attr:`last_chimeras`.
+        ``rows`` itself unless animals touched; then keypoints re-assigned one type at a time,
+        possibly from several instances.
         """
         return rows if self._followed is None else self._followed
 
@@ -266,13 +165,9 @@ class IdentityTracker:
         return np.isfinite(self.motion.last_seen)
 
     def bodies(self) -> np.ndarray:
-        """Return (A, K, 2): where each identity's keypoints are as of the last update.
+        """Return (A, K, 2): each identity's whole body as of the last update (NaN where unknown).
 
-        A keypoint seen in the last update is where it was remembered (in contact, on the body
-        moved as a whole); one not seen is where the motion model puts it now, until
-        ``max_gap_s``; NaN where unknown. The whole body, also the parts a pose model missed
-        because another animal covers them: what tells whether two animals touch when their
-        detections left out the keypoints between them.
+        Unseen keypoints are where motion puts them, until ``max_gap_s``.
         """
         if self._time is None:
             return np.full_like(self.motion.kp_xy, np.nan)
@@ -282,32 +177,12 @@ class IdentityTracker:
     def update(
         self, time_s: float, instances: np.ndarray, identity_scores: np.ndarray | None = None
     ) -> np.ndarray:
-        """Assign this frame's instances to identities.
+        """Assign this frame's (D, K, 3) instances to identities; return a new (A, K, 3) array.
 
-        Parameters
-        ----------
-        time_s
-            The frame's time in seconds. A repeated time (the same frame again) moves the
-            identities but leaves their velocities; a time before the previous call's forgets
-            every identity (as :meth:`reset`) and is counted in ``counts.time_resets``.
-        instances
-            (D, K, 3) unordered instances: x, y, likelihood per keypoint; rows without a seen
-            keypoint are empty slots and ignored. D is usually A but may be anything.
-        identity_scores
-            Optional (D, A) class probabilities of each detection being identity i (a SLEAP ID
-            model's output, classes in identity order). They add
-            ``identity_weight_px * -log(p)`` to the cost of each pair, so a detection prefers its
-            most probable identity; the gate still looks at distance only. Detections that take
-            free identities take them by these scores too instead of by position.
-
-        Returns
-        -------
-        numpy.ndarray
-            A new (A, K, 3) array: row i is identity i's instance whole, as given (every
-            keypoint, whatever its likelihood), all-NaN when identity i has none in this frame.
-            With ``regroup``, for identities in contact, row i is the keypoints re-assigned to
-            identity i, each as given (NaN where it got none), which may come from several
-            instances.
+        A repeated ``time_s`` moves identities but keeps velocities; an earlier one forgets every
+        identity (``counts.time_resets``). ``identity_scores``: optional (D, A) class probabilities,
+        classes in identity order. Row i is identity i's instance whole, all-NaN when it has none;
+        with ``regroup``, identities in contact get their re-assigned keypoints.
         """
         time_s = float(time_s)
         if not math.isfinite(time_s):
@@ -396,12 +271,7 @@ class IdentityTracker:
         ids: np.ndarray,
         matched: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
-        """Write the matched instances to their identities' rows and move the identities on.
-
-        ``matched``: the predictions, distances and known keypoints of :meth:`_match`. Returns
-        the identity each of ``rows`` was written under (``ids``, unless animals in contact
-        moved an instance whole to another identity).
-        """
+        """Write the matched instances to their identities' rows; return the identities used."""
         predicted, distance, known = matched
         moved = previous is None or time_s > previous
         contact = self.contact
@@ -443,18 +313,7 @@ class IdentityTracker:
         groups: tuple[np.ndarray, np.ndarray],
         taken: np.ndarray,
     ) -> None:
-        """Give the rows no identity took the identities left, so no animal is dropped.
-
-        ``whole``: every input row's instances, x, y and seen keypoints; ``groups``: the rows
-        with keypoints seen that no identity took (each beyond the gate of every identity
-        left, or more than the free identities), then those with no keypoint seen. Each group
-        goes to the identities left by the distance of its keypoints' centroid to theirs
-        (where motion puts them; an identity not tracked after every tracked one). A seen row
-        starts its identity's motion over there (a tracked one counted in
-        ``identities_restarted``); a row with no keypoint seen is written only. Rows beyond the
-        identities (more animals than ``max_animals``) are dropped, least likely first, and
-        counted.
-        """
+        """Give the rows no identity took the identities left, so no animal is dropped."""
         instances, xy, seen = whole
         for group, tracked in zip(groups, (True, False), strict=True):
             free = np.flatnonzero(~taken)
@@ -504,26 +363,7 @@ class IdentityTracker:
     def _match(
         self, time_s: float, xy: np.ndarray, seen: np.ndarray, scores: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Match detections to the tracked identities.
-
-        Parameters
-        ----------
-        time_s
-            The frame's time.
-        xy
-            (D, K, 2) contiguous float64 positions of the detections' keypoints.
-        seen
-            (D, K) which of them are seen.
-        scores
-            (D, A) identity scores, or None.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            The detection rows and their identities; the (A, K, 2) predicted keypoints (NaN
-            where unknown), the (D, A, K) distances of the detections' keypoints to them, and
-            the (A, K) keypoints whose prediction is known.
-        """
+        """Match detections to identities: rows, ids, predictions, distances, known keypoints."""
         predicted, known = self.motion.predict(time_s)
         innovation = xy[:, None] - predicted[None]  # (D, A, K, 2), contiguous
         distance = np.abs(innovation.view(np.complex128)[..., 0])  # hypot of each x, y pair
@@ -555,10 +395,7 @@ class IdentityTracker:
     def _centroid_cost(
         xy: np.ndarray, seen: np.ndarray, predicted: np.ndarray, known: np.ndarray
     ) -> np.ndarray:
-        """Return (D, A) distances between detections' and predictions' keypoint centroids.
-
-        NaN for identities without a known keypoint (callers silence the 0/0 warning).
-        """
+        """Return (D, A) centroid distances; NaN for identities without a known keypoint."""
         detected = np.where(seen[..., None], xy, 0.0).sum(axis=1)
         detected /= seen.sum(axis=1)[:, None]
         expected = np.where(known[..., None], predicted, 0.0).sum(axis=1)
@@ -569,13 +406,7 @@ class IdentityTracker:
     def _is_ambiguous(
         self, cost: np.ndarray, admissible: np.ndarray, rows: np.ndarray, ids: np.ndarray
     ) -> bool:
-        """Whether another assignment with as many matches costs nearly as little as the best.
-
-        The second-best assignment differs from the best in at least one pair, so it is the
-        cheapest of the assignments with one of the best's pairs forbidden (a re-solve per
-        pair, about a microsecond each for A <= 4). Skipped when no other admissible pair is
-        cheap enough to take part in a close second (all costs are >= 0).
-        """
+        """Whether another assignment with as many matches costs nearly as little as the best."""
         matched = rows.size
         if matched == 0 or np.count_nonzero(admissible) <= matched:
             return False  # no admissible pair outside the best: nothing to confuse it with
@@ -599,14 +430,7 @@ class IdentityTracker:
     def _take_free(
         self, rows: np.ndarray, instances: np.ndarray, seen: np.ndarray, scores: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Give the unmatched detections free identities; return (detection rows, identities).
-
-        Without scores, the free identities go lowest index first to the detections in order of
-        their centroid's x (left to right), so a start is deterministic; when there are more
-        detections than free identities, the most likely ones (mean likelihood of their seen
-        keypoints) are kept. With scores, the Hungarian algorithm on the score term decides.
-        The rest go to :meth:`_place_rest`.
-        """
+        """Give the unmatched detections free identities; return (detection rows, identities)."""
         empty = rows[:0]
         if rows.size == instances.shape[0]:
             return empty, empty
