@@ -41,8 +41,7 @@ class BarColours:
 class Banner(QWidget):
     """A bar with selectable text and one button; hidden until it has something to say.
 
-    ``name`` is its object name (tests find it by that); ``button_*`` and ``on_button`` its
-    button's.
+    ``name`` is its object name (tests find it by that); ``button_*``, ``on_button``: its button.
     """
 
     def __init__(

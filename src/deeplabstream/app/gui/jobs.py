@@ -21,8 +21,7 @@ END_GRACE_S = 5.0  # after its outcome, how long the process may take to exit be
 class ProcessJob(QObject):
     """Run ``job(say, *args)`` in a helper process; ``finished`` carries its :class:`Outcome`.
 
-    ``job``: a function of :mod:`app.gui.job_targets`; ``args`` picklable; ``timeout_s`` None:
-    never.
+    ``job``: a function of :mod:`app.gui.job_targets`; ``args`` picklable; ``timeout_s`` None.
     """
 
     progress = pyqtSignal(str)  # the progress line changed (stage or whole seconds)

@@ -334,8 +334,7 @@ class RegionEditor(QWidget):
     ) -> None:
         """Offer each camera's model's keypoints (None: a model for any camera) and the devices.
 
-        ``animals``: how many animals each camera's model reports (several: a region's animal is a
-        choice).
+        ``animals``: how many animals each camera's model reports (several: a choice per region).
         """
         self._rig_keypoints = {camera: list(names) for camera, names in keypoints.items()}
         self._rig_animals = dict(animals or {})

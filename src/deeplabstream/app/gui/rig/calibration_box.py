@@ -61,8 +61,7 @@ class CalibrationBox(QGroupBox):
     def calibrate_session(self, folder: Path) -> None:
         """Calibrate the cameras from a recorded board session, in a helper process.
 
-        On success ``[Triangulation] CALIBRATION`` names the ``calibration.toml`` written in
-        ``folder``.
+        On success ``[Triangulation] CALIBRATION`` names the ``calibration.toml`` in ``folder``.
         """
         if self._calibration is not None and self._calibration.running:
             return

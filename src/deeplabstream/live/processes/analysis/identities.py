@@ -366,8 +366,7 @@ class CameraIdentities:
 class ClassIdentities:
     """One camera's identities from its model's classes, and their confidence file.
 
-    ``individuals[i]`` (the pose files' name) is ``classes[i]``; ``path`` is the
-    ``<camera>.identity.csv``.
+    ``individuals[i]`` (the pose files' name) is ``classes[i]``; ``path``: its identity.csv.
     """
 
     def __init__(self, path: Path, individuals: tuple[str, ...], classes: tuple[str, ...]) -> None:

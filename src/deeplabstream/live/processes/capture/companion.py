@@ -82,8 +82,7 @@ def companion_rings(description: Mapping[str, Any]) -> dict[str, RingSpec]:
 class CompanionReader:
     """Reads one companion ring by the main frame's sequence number (any process).
 
-    ``spec`` from :func:`companion_rings`; the ring is mapped on first use, unmapped by
-    :meth:`close`.
+    ``spec`` from :func:`companion_rings`; mapped on first use, unmapped by :meth:`close`.
     """
 
     def __init__(self, spec: RingSpec) -> None:
