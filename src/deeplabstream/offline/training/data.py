@@ -247,8 +247,9 @@ class Augmentation:
     """Random changes applied to every training sample.
 
     ``crop``: side of the square crop in input pixels (a multiple of 32; 0: whole frames);
-    ``rotation`` in degrees; ``brightness`` and ``noise`` in grey levels; ``on_animal``,
-    ``gray`` and ``blur`` are probabilities.
+    ``scale`` (zoom, drawn log-uniformly) and ``contrast`` are ranges; ``rotation`` in degrees;
+    ``brightness`` and ``noise`` in grey levels; ``color``: each channel's relative gain change;
+    ``on_animal``, ``gray`` and ``blur`` are probabilities; ``flip`` swaps left/right keypoints.
     """
 
     crop: int = 160
