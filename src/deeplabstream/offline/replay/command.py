@@ -1,8 +1,7 @@
 """Offline replay: run recorded videos through the live pipeline, as if each were the camera.
 
-``python utils/VideoAnalyzer.py VIDEO_OR_FOLDER...``. Exit codes: 0 every video done, 1 some
-video failed, 2 bad command line or settings, 130 / 143 Ctrl-C / SIGTERM. docs/outputs.md,
-"Replay sessions".
+Exit codes: 0 every video done, 1 some video failed, 2 bad command line or settings, 130 / 143
+Ctrl-C / SIGTERM. docs/outputs.md, "Replay sessions".
 """
 
 from __future__ import annotations
