@@ -1,7 +1,4 @@
-"""What the command lines share: value types, and the settings file read without ``--settings``.
-
-For ``DeepLabStream.py``, ``app.py`` (and their installed commands) and ``utils/VideoAnalyzer.py``.
-"""
+"""What the command lines share: value types, and the settings file read without ``--settings``."""
 
 from __future__ import annotations
 
@@ -36,19 +33,12 @@ def positive_float(text: str) -> float:
 
 
 def absolute(path: Path) -> Path:
-    """Return a command line's ``path`` absolute, for other processes; its links kept.
-
-    Not ``Path.resolve``, which raises on a symbolic link that points at itself: the checks
-    before the start name such a path, with what it is.
-    """
+    """Return a command line's ``path`` absolute, for other processes; its links kept."""
     return Path(os.path.abspath(path.expanduser()))
 
 
 def default_settings_text(script: str) -> str:
-    """Say which settings file a command started as ``script`` reads without ``--settings``.
-
-    The same rule as :func:`default_settings`.
-    """
+    """Say which settings file a command started as ``script`` reads without ``--settings``."""
     launcher = _launcher(script)
     if launcher is not None:
         return (
@@ -64,10 +54,8 @@ def default_settings_text(script: str) -> str:
 def default_settings(script: str, announce: Callable[[str], None] = print) -> Path:
     """Return the settings file a command started as ``script`` reads without ``--settings``.
 
-    A launcher run by its path (``python /lab/rig1/app.py``) reads the ``settings.ini`` beside
-    it, else the current folder's. An installed command reads what
-    :func:`settings.loader.default_settings_file` says (the current folder's, else the
-    embedded default written there first, whatever the install).
+    A launcher run by its path reads the ``settings.ini`` beside it, else the current folder's;
+    an installed command what :func:`settings.loader.default_settings_file` says.
     """
     launcher = _launcher(script)
     if launcher is None:

@@ -1,10 +1,7 @@
 """The DeepLabStream desktop application: one window runs a whole experiment session.
 
-    python app.py [--settings PATH] [--output-dir DIR] [--start PARTS] [--duration S]
-
 Exit codes: 0 done, 1 an error was shown, 2 bad command line or no display, 130 (143 for
-SIGTERM) stopped during the start-up. Design: docs/gui.md ("Closing, Ctrl-C and a second
-instance", "Without a screen").
+SIGTERM) stopped during the start-up. docs/gui.md ("Closing, Ctrl-C and a second instance").
 """
 
 from __future__ import annotations
@@ -181,12 +178,7 @@ def _show_window(
 def abandoned_imports_kept() -> Iterator[list[PluginStopped]]:
     """Keep, rather than abort on, a lab module's import abandoned by a stop inside a slot.
 
-    A stop during a lab module's import raises PluginStopped inside it (core/plugins/watchdog.py): a
-    module that sleeps or loops at import (a camera's, which the Rig tab imports while the
-    window is built) never holds the window. PyQt aborts the program on an exception that
-    leaves a slot, unless ``sys.excepthook`` is replaced: here it keeps the PluginStopped (the
-    stop itself asks the window to close) and keeps PyQt's own answer to any other exception
-    (the traceback, then abort).
+    A PluginStopped that leaves a slot is kept (yielded); any other exception aborts, as in PyQt.
     """
     abandoned: list[PluginStopped] = []
     previous = sys.excepthook
@@ -200,6 +192,7 @@ def abandoned_imports_kept() -> Iterator[list[PluginStopped]]:
         previous(kind, error, trace)
         os.abort()  # what PyQt does with an exception that left a slot (qFatal)
 
+    # PyQt aborts on an exception that leaves a slot unless sys.excepthook is replaced.
     sys.excepthook = keep_abandoned_import
     try:
         yield abandoned

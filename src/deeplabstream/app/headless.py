@@ -1,12 +1,5 @@
 """Headless checks of a rig: stream the configured cameras, report their rates, optionally record.
 
-    python DeepLabStream.py [--settings PATH] [--headless] [--recording-enabled]
-                            [--frames N | --duration S] [--output-dir DIR]
-                            [--pose-enabled] [--experiment-enabled] [--experiment NAME]
-                            [--benchmark-enabled]
-    python DeepLabStream.py --latency-test [--simulated-board] [--duration S] [--settings PATH]
-                            [--output-dir DIR] [--recording-enabled]
-
 Exit codes: 0 done, 1 a camera or the recording failed or the loop missed its deadline or
 stalled, 2 bad settings or command line, 130 (143 for SIGTERM) stopped during the start-up.
 """

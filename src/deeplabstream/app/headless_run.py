@@ -1,9 +1,6 @@
 """The headless command's run, once its command line is read (app.headless).
 
-Read and check the settings, lock the cameras and devices, stream (with pose estimation, an
-experiment, recording as asked), print the summary; then the benchmark mode's naive loop, or the
-latency self-test's figures. Its imports are the session's whole stack (seconds), which the
-command loads only after it has taken Ctrl-C (app.stop_requests).
+Its imports are the session's whole stack (seconds), loaded only after Ctrl-C is taken.
 """
 
 from __future__ import annotations

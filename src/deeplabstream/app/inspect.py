@@ -1,11 +1,4 @@
-"""``deeplabstream-inspect``: what a model is, with the lab's own model formats of its settings.
-
-    deeplabstream-inspect [PATH] [--settings FILE] [--frame IMAGE_OR_VIDEO] [--frame-index N]
-                                 [--precision fp32|fp16|int8] [--threads N]
-
-Adds to :mod:`deeplabstream.pose.inspect` what a settings file knows: its lab formats
-(``[Pose] MODEL_FORMATS``) and ``[Pose] MODEL_PATH`` as PATH's default.
-"""
+"""``deeplabstream-inspect``: what a model is, with the lab's own model formats of its settings."""
 
 from __future__ import annotations
 

@@ -1,19 +1,18 @@
 """Ctrl-C and SIGTERM of a command, taken from its very start and passed on to its run.
 
-Every command calls :func:`take_stop_signals` first thing: a stop is then remembered and
-honoured by the run, never a ``KeyboardInterrupt`` traceback, even where Ctrl-C was ignored at
-the start. This module imports only ``_signal`` before its handlers are in place: the standard
-library's ``signal`` (its enum, functools, collections) took 20 ms on a loaded machine.
+A stop is remembered and honoured by the run, never a ``KeyboardInterrupt`` traceback.
 """
 
 from __future__ import annotations
 
+# Nothing else is imported before the handlers are in place: the standard library's ``signal``
+# (its enum, functools, collections) took 20 ms on a loaded machine.
 try:  # the C module ``signal`` wraps: imported in microseconds
     import _signal as signal  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - every CPython has it
     import signal
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see the docstring)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
@@ -29,9 +28,7 @@ if hasattr(signal, "SIGHUP"):
 class StopRequests:
     """Ctrl-C and SIGTERM from the very start: remembered, then passed on to the run.
 
-    A stop during start-up (imports, opening cameras, loading the model) is honoured at once
-    (the waits for cameras and the model look at it), instead of raising KeyboardInterrupt or
-    waiting for the start-up to end; such a run exits with :attr:`exit_code`.
+    A stop during start-up is honoured at once; such a run exits with :attr:`exit_code`.
     """
 
     def __init__(self) -> None:
@@ -79,8 +76,7 @@ _PROCESS_STOPS: StopRequests | None = None
 def take_stop_signals() -> StopRequests:
     """Take Ctrl-C and SIGTERM for this process from now on; the one :class:`StopRequests`.
 
-    Call it first thing in a command (again later: the same object, already taken). Only in
-    the main thread (Python's rule for signal handlers).
+    Call it first thing in a command, in the main thread (Python's rule for signal handlers).
     """
     global _PROCESS_STOPS
     if _PROCESS_STOPS is not None:

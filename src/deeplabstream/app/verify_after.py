@@ -1,7 +1,6 @@
 """``[Session] VERIFY = after`` in the console: the session just ended, verified, stoppable.
 
-Runs ``python -m deeplabstream.offline.verify`` as a child; Ctrl-C or SIGTERM stops it within
-seconds, and what to run later is said. Design: docs/verify.md.
+Design: docs/verify.md.
 """
 
 from __future__ import annotations
@@ -28,9 +27,8 @@ def verify_command(
 ) -> list[str]:
     """Return the argv of ``deeplabstream-verify`` on ``folder`` (the console's and the window's).
 
-    ``lab_settings``: the run's settings file, whose folder's ``allowed_signers`` lists the
-    lab's trusted keys (never a file the session record names: a forged record would name its
-    own). ``quiet``: print only the verdict.
+    ``lab_settings``: the run's settings file, whose folder's ``allowed_signers`` are trusted
+    (never a file the record names); ``quiet``: print only the verdict.
     """
     settings = ["--settings", str(lab_settings)] if lab_settings is not None else []
     shown = ["--quiet"] if quiet else []
@@ -38,11 +36,9 @@ def verify_command(
 
 
 def verify_in_console(folder: Path, lab_settings: Path | None = None) -> int | None:
-    """Verify ``folder`` now, printing its verdict; return its exit code.
+    """Verify ``folder`` now, printing its verdict; return its exit code (None: could not start).
 
-    Stopped by Ctrl-C or SIGTERM: says it was interrupted, takes away the ``verify/`` folder
-    it left empty, and returns 130 (143 for SIGTERM) for the command to exit with. None: it
-    could not start.
+    Stopped by Ctrl-C or SIGTERM, it removes its empty ``verify/`` folder and returns 130 (143).
     """
     print(f"Verify (VERIFY = after): checking {folder} against its recording (Ctrl-C stops it)")
     later = f"run `deeplabstream-verify {folder}` to check it later"

@@ -1,9 +1,7 @@
 """DeepLabCut labels (``CollectedData_<scorer>.csv`` or ``.h5``) read into one typed form.
 
-Every layout DeepLabCut wrote (single- or multi-animal header rows, one- or three-column index);
-image paths relative to the project, two folders above the file. A multi-animal file needs
-``individual=``. An ``.h5`` is read by :mod:`offline.labels_hdf5`, never by pandas (nothing in
-it can run code). Beside the offline tools that read it (docs/architecture.md, "Layers").
+Every layout DeepLabCut wrote; an ``.h5`` is read by :mod:`offline.labels_hdf5`, never by
+pandas.
 """
 
 from __future__ import annotations
@@ -28,9 +26,8 @@ _HEADER_NAMES = ("scorer", "individuals", "bodyparts", "coords")
 class LabeledData:
     """Labeled frames of one animal.
 
-    ``image_paths`` are absolute and may not all exist (:meth:`missing_images`);
-    ``coordinates`` is (N, K, 2) in image pixels, NaN where not labelled; ``layout`` describes
-    the file for messages; ``individual`` is None for a single-animal file.
+    ``image_paths`` are absolute and may be missing (:meth:`missing_images`); ``coordinates``
+    (N, K, 2) in image pixels, NaN where not labelled.
     """
 
     source: Path
@@ -76,16 +73,9 @@ class LabeledData:
 def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledData:
     """Read DeepLabCut labels (``CollectedData_<scorer>.csv`` or ``.h5``) in any of its layouts.
 
-    ``individual`` picks the individual of a multi-animal file; it may be omitted when the file
-    has one (besides ``single``). Image paths are resolved against the project folder; ``.h5``
-    needs ``h5py``.
-
-    Raises
-    ------
-    LabelsError
-        When the file is missing or unreadable, its layout is not DeepLabCut's, a multi-animal
-        file has several individuals and none (or an unknown one) was chosen, or an ``.h5`` file
-        holds what labels never do (Python objects, a pickle naming code, a link out of it).
+    ``individual`` picks one of a multi-animal file (needed when it has several). Raises
+    LabelsError when the file is unreadable, not DeepLabCut's layout, or the individual is
+    not chosen or unknown.
     """
     path = Path(path)
     if not path.is_file():

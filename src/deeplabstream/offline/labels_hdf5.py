@@ -1,8 +1,6 @@
 """DeepLabCut's labels ``.h5`` read with h5py into a table: nothing in the file can run code.
 
-Both pandas layouts (fixed, table); PyTables' pickled attributes go through :func:`plain_value`,
-an unpickler that refuses every global. What labels cannot hold is refused naming the file and
-node. docs/reliability.md (a crafted labels ``.h5``).
+docs/reliability.md (a crafted labels ``.h5``).
 """
 
 from __future__ import annotations
@@ -24,10 +22,7 @@ _NUMBER_KINDS = {"integer", "float"}
 class _NoGlobals(pickle.Unpickler):
     """An unpickler that refuses every global: no class, function or module can be reached.
 
-    Every way a pickle reaches code (``GLOBAL``, ``STACK_GLOBAL``, ``INST``, the ``EXT``
-    extension codes) goes through :meth:`find_class`; ``REDUCE``, ``BUILD``, ``NEWOBJ`` and
-    ``OBJ`` call only what one of those put on the stack, and persistent ids are refused by the
-    base class. What is left builds strings, bytes, numbers, lists, tuples, dicts and sets.
+    Every opcode that reaches code goes through :meth:`find_class`; persistent ids are refused.
     """
 
     def find_class(self, module: str, name: str) -> Any:
@@ -46,12 +41,8 @@ class CodeRefused(pickle.UnpicklingError):
 def plain_value(data: bytes) -> Any:
     """Return the plain value pickled in ``data`` (strings, numbers, lists, tuples, dicts).
 
-    Raises
-    ------
-    CodeRefused
-        The pickle names a class, function or module (never imported).
-    pickle.UnpicklingError
-        The bytes are no whole pickle of plain values.
+    Raises CodeRefused when it names code (never imported), pickle.UnpicklingError when it is
+    no whole pickle of plain values.
     """
     try:
         return _NoGlobals(io.BytesIO(data)).load()
@@ -64,12 +55,8 @@ def plain_value(data: bytes) -> Any:
 def read_labels_table(path: Path) -> pd.DataFrame:
     """Return the table of a DeepLabCut labels ``.h5`` (fixed or table layout), read with h5py.
 
-    Raises
-    ------
-    LabelsError
-        When h5py is missing, the file is no HDF5 file, holds no pandas table or several, or
-        holds something labels never do (objects, a link into another file); the message
-        names the file and the node.
+    Raises LabelsError (naming the file and node) when h5py is missing, or the file is not
+    HDF5, holds no or several pandas tables, or holds what labels never do.
     """
     try:
         import h5py

@@ -1,8 +1,7 @@
 """The true calibration of a simulated 3D rig, written from its settings file.
 
 ``python -m deeplabstream.offline.rig_calibration SETTINGS TOML`` writes Anipose's
-``calibration.toml`` of the synthetic cameras with a VIEW_POSITION in SETTINGS, read by the
-project's settings loader (docs/rig-3d.ini).
+``calibration.toml`` of its synthetic cameras with a VIEW_POSITION (docs/rig-3d.ini).
 """
 
 from __future__ import annotations
@@ -19,11 +18,7 @@ from deeplabstream.settings import load_settings
 def settings_rig_cameras(settings_path: Path) -> list[PinholeCamera]:
     """Return the true calibration of the 3D views of the settings file at ``settings_path``.
 
-    Raises
-    ------
-    ValueError
-        The loader's SettingsError (each problem naming file, section and key), or the file
-        when it has no 3D view.
+    Raises ValueError with the loader's problems, or when the file has no 3D view.
     """
     settings = load_settings(settings_path)
     cameras = rig_cameras((camera.name, camera.options) for camera in settings.cameras)

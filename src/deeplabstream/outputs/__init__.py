@@ -1,5 +1,4 @@
-"""What a session writes: raw video, frames tables, the session folder and the pose files.
+"""What a session writes: video, frames tables, the session folder, pose files and their exports.
 
-Also the exports and streams of poses and events: NWB, SLEAP ``.slp``, Lab Streaming Layer.
-Each output of the poses is a plugin (``outputs.interface``: the kind's interface and registry).
+Each output of the poses is a plugin (``outputs.interface``).
 """

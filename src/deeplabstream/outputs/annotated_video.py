@@ -1,8 +1,6 @@
-"""The annotated video output: each camera's video with its keypoints drawn, made after the run.
+"""The ``annotated_video`` export: each camera's video with its keypoints drawn, after the run.
 
-An export output (``annotated_video``): reads the session's files only, draws the newest pose at
-or before each frame, and writes ``<camera>.annotated.mp4`` (H.264 ``yuv420p``; an odd size is
-padded by a copied column or row). docs/outputs.md.
+Writes ``<camera>.annotated.mp4`` from the session's files only (docs/outputs.md).
 """
 
 from __future__ import annotations
@@ -85,9 +83,8 @@ def annotate_session(
 ) -> list[Path]:
     """Write the annotated video of each camera (of ``cameras``, or all) of a finished session.
 
-    ``threshold`` None: each camera's own (from the record's settings). ``report`` is told the
-    video and the frames written so far, a few times a second. ``overlays`` draws on each
-    frame of a camera under its keypoints (the experiment's regions).
+    ``threshold`` None: each camera's own. ``report`` gets the video and frames written so far;
+    ``overlays`` draws under each camera's keypoints.
     """
     record = read_session_record(session_dir)
     written = []
@@ -178,11 +175,7 @@ def model_skeleton(record: SessionRecord, camera: str) -> tuple[tuple[str, str],
 
 
 def read_pose_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Read a DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, A, K, 3), names).
-
-    Only the frames analysed: rows of frames not analysed (all NaN) are left out, so each video
-    frame shows the newest pose at or before it. A is 1 for a single-animal file.
-    """
+    """Read a pose CSV's analysed rows: (frame indices (N,), keypoints (N, A, K, 3), names)."""
     table = read_pose_table(path, analysed_only=True)
     return table.frames, table.points, table.keypoints
 
@@ -200,10 +193,8 @@ def write_annotated_video(
 ) -> int:
     """Write ``target`` (H.264): ``video`` with the keypoints of ``pose_csv``; return its frames.
 
-    ``threshold`` hides keypoints of a lower likelihood; ``skeleton`` names the keypoint pairs
-    joined by lines. ``frame_indices`` gives the camera's frame index of each video frame (a
-    recording's frames table); None: video frame ``i`` is frame index ``i`` (a replayed file).
-    ``overlay`` draws on every frame first, under the keypoints (as the live view's regions).
+    ``frame_indices``: each video frame's camera frame index (None: ``i`` is ``i``);
+    ``overlay`` draws on every frame under the keypoints.
     """
     indices, poses, names = read_pose_csv(pose_csv)
     position = {name: i for i, name in enumerate(names)}

@@ -1,9 +1,6 @@
 """The built-in exports: ``nwb`` (``session.nwb``) and ``slp`` (``<camera>.slp``).
 
-Both are written after the stop from the finished session folder (``session.json`` and the pose
-files). Their writers (outputs/nwb.py, outputs/slp.py) are imported only when they run: their
-pandas and pynwb would add half a second to every session's start (1.8 -> 2.3 s, measured) for
-files written after the stop.
+Written after the stop from the finished folder.
 """
 
 from __future__ import annotations
@@ -22,6 +19,7 @@ class NwbOutput(Output):
         """Write ``session.nwb`` (nothing for a preview: nothing recorded or analysed)."""
         if context.preview:
             return []
+        # Imported here: pandas and pynwb add about half a second to every session's start.
         from deeplabstream.outputs.nwb import write_session_nwb
 
         return [write_session_nwb(context.session_dir)]

@@ -1,8 +1,7 @@
 """The session folder: one per run, never overwritten, with ``session.json`` kept up to date.
 
-``session.json`` is rewritten atomically (write a temporary file, then rename) while the session
-runs, so it is always a complete JSON document; its ``status`` is ``running`` until the session
-is finalised.
+``session.json`` is rewritten atomically, so it is always complete; its ``status`` is
+``running`` until the session is finalised. docs/outputs.md.
 """
 
 from __future__ import annotations
@@ -47,10 +46,7 @@ def folder_label(text: str) -> str:
 
 
 def create_session_folder(output_dir: Path, started: datetime, label: str = "") -> Path:
-    """Make ``<output_dir>/<YYYY-mm-dd_HH-MM-SS>[_label]``; on a clash add ``-2``, ``-3``, ...
-
-    ``label`` (the animal, say) is made safe with :func:`folder_label`.
-    """
+    """Make ``<output_dir>/<YYYY-mm-dd_HH-MM-SS>[_label]``; on a clash add ``-2``, ``-3``, ..."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -80,8 +76,8 @@ def create_session_folder(output_dir: Path, started: datetime, label: str = "") 
 def start_session_folder(output_dir: Path, started: datetime, label: str = "") -> Path:
     """Make the session folder (:func:`create_session_folder`) with its space reserve.
 
-    Raises OSError saying how much space is free when the reserve cannot be written (a full
-    disk); the folder, empty then, is removed.
+    Raises OSError saying how much is free when the reserve cannot be written (the folder is
+    removed).
     """
     folder = create_session_folder(output_dir, started, label)
     try:
@@ -102,11 +98,7 @@ def start_session_folder(output_dir: Path, started: datetime, label: str = "") -
 
 
 def too_little_space(folder: Path, needed_gb: float) -> str | None:
-    """Say why ``folder``'s disk cannot take a recording: less than ``needed_gb`` free.
-
-    ``folder`` need not exist yet (a session's output folder before its first session): its
-    nearest existing parent's disk is measured. None when there is room (or nothing is needed).
-    """
+    """Say why ``folder``'s disk (or its nearest existing parent's) has under ``needed_gb`` free."""
     if needed_gb <= 0:
         return None
     existing = folder
@@ -124,10 +116,7 @@ def too_little_space(folder: Path, needed_gb: float) -> str | None:
 def remove_preview_folder(folder: Path, cameras: list[str], own: Sequence[str] = ()) -> bool:
     """Remove the folder of a session that was only looked at; False (kept) when in doubt.
 
-    A preview leaves ``session.json``, ``session.log`` and the cameras' own side files
-    (``<camera>.truth.csv`` of the simulated arena, say): nothing worth a folder; ``own``
-    names other files it may have left (the events file of an experiment stopped before its
-    first pose). A file of any other name (one the user put there) keeps the folder whole.
+    Only the preview's own files and ``own`` may be there: any other file keeps the folder.
     """
     bookkeeping = {SESSION_JSON, SESSION_LOG, RESERVE_FILE, *own}
 
@@ -165,8 +154,7 @@ def is_session_name(name: str) -> bool:
 def move_aside(path: Path, reason: str) -> tuple[Path | None, str]:
     """Rename a damaged file (``.damaged``, ``.damaged-2``, ...); return its new path and why.
 
-    The text says what was done (for the log, already written, and the session's warnings);
-    the path is None when the file could not be renamed (it is then left where it is).
+    The path is None when it could not be renamed (left where it is).
     """
     for attempt in range(1, 1000):
         target = path.with_name(
@@ -199,11 +187,7 @@ _NOT_DIGESTED = ("session.json", "session.log", ".space-reserve")
 
 
 def file_digests(folder: Path) -> dict[str, tuple[str, int]]:
-    """Return every file of a finished session folder: relative path -> (SHA-256, bytes).
-
-    Taken at the session's close, after the exports: ``session.json`` records them and
-    ``deeplabstream-verify`` takes them again ("pose.csv changed after the session").
-    """
+    """Return every file of a finished session folder: relative path -> (SHA-256, bytes)."""
     digests: dict[str, tuple[str, int]] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -230,9 +214,7 @@ def reserve_space(folder: Path) -> None:
 def release_reserve(folder: Path) -> bool:
     """Give the reserved space back; False when there was none left to give, or it cannot be.
 
-    A folder made unwritable while the session ran (its permissions changed, a disk remounted
-    read-only) keeps the reserve: said in the log, never an exception that would end the stop
-    before its summary.
+    Never raises: an unwritable folder keeps the reserve, said in the log.
     """
     try:
         (folder / RESERVE_FILE).unlink()
@@ -247,8 +229,7 @@ def release_reserve(folder: Path) -> bool:
 def write_session_json(folder: Path, data: dict[str, Any], use_reserve: bool = True) -> None:
     """Write ``session.json``; on a full disk, use the reserved space and try once more.
 
-    ``use_reserve=False`` for the updates while the session runs: the reserve is kept for the
-    final ``session.json``; an update that finds the disk full leaves the previous one.
+    ``use_reserve=False`` (updates while running): a full disk leaves the previous file.
     """
     try:
         write_json_atomic(folder / SESSION_JSON, data)
@@ -259,11 +240,7 @@ def write_session_json(folder: Path, data: dict[str, Any], use_reserve: bool = T
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` so that readers never see a half-written file.
-
-    The file is strict JSON: a figure that is NaN or infinite (not measured) is written as
-    ``null`` and named in the log, never a reason to lose the file.
-    """
+    """Replace ``path`` with ``data`` atomically; NaN or infinite figures become ``null``."""
     temporary = path.with_name(path.name + ".tmp")
     unknown: list[str] = []
     text = json.dumps(_finite(data, "", unknown), indent=2, allow_nan=False, default=_json_default)

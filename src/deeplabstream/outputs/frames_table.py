@@ -1,8 +1,7 @@
 """``<camera>.frames.csv``: one row per frame in the video file, in the same order.
 
-Every row is written through at once (one small write per frame), so after a killed process the
-table holds at least every frame its video holds; ``repair_frames_table`` cuts it to them.
-docs/outputs.md, "<camera>.frames.csv".
+Each row is written through at once; ``repair_frames_table`` cuts a killed recorder's table
+to its video. docs/outputs.md, "<camera>.frames.csv".
 """
 
 from __future__ import annotations
@@ -45,11 +44,9 @@ class FramesTable:
 
 
 def recorded_frames(video: Path) -> int | None:
-    """Return the frames of a recording of this program, from its frames table beside it.
+    """Return the frames of a recording of this program, counted by its frames table beside it.
 
-    The table has one row per frame in the file, so its rows are the exact count, where the
-    container's duration x rate overstates it when the recorder lost frames (their timestamps
-    leave gaps: no truncation). None for a video without a table (not a recording of ours).
+    None for a video without a table (not a recording of ours).
     """
     table = video.with_name(f"{video.stem}{FRAMES_TABLE_SUFFIX}")
     try:
@@ -63,9 +60,7 @@ def recorded_frames(video: Path) -> int | None:
 def repair_frames_table(path: Path, frames_in_video: int) -> int:
     """Cut a frames table to the frames its video holds; returns the rows it kept.
 
-    After a recorder was killed (or its disk filled), the table may end in a cut row, or name
-    frames whose video data never reached the file: a table must never claim a frame the video
-    does not hold. Rows beyond ``frames_in_video`` and any unfinished last row are removed.
+    Rows beyond ``frames_in_video`` and an unfinished last row are removed.
     """
     with open_regular(path, "rb") as file:
         text = file.read().decode("ascii", errors="replace")

@@ -1,9 +1,6 @@
 """The output plugin interface: where a session's poses go, live and after the stop.
 
-An :class:`Output` (registered in :data:`OUTPUTS`) has two optional halves: live
-(:meth:`Output.open_live`, a :class:`PoseSink` per camera in the inference worker) and export
-(:meth:`Output.export`, on the finished folder). What crosses to the worker is a picklable
-:class:`ChosenOutput`. docs/outputs.md, "Outputs are plugins: choosing one, adding one".
+Design: docs/outputs.md, "Outputs are plugins: choosing one, adding one".
 """
 
 from __future__ import annotations
@@ -34,18 +31,8 @@ NO_FRAME = FrameRecord(camera_id=-1, slot=-1, seq=-1, frame_index=-1, camera_tim
 class EnsembleValues:
     """One frame of a camera that runs an ensemble of models (docs/ensembles.md).
 
-    Attributes
-    ----------
-    members
-        (M, K, 3): each model's x, y and likelihood.
-    variance
-        (K, 2): the models' variance of x and of y (px²).
-    std
-        (K,): the mean of the x and y standard deviations (px; NaN with fewer than two models),
-        what ``MAX_ENSEMBLE_STD`` compares.
-    smoothed, smoothed_variance, observation_variance
-        (K, 2) each with ``ENSEMBLE_SMOOTHING = causal``: the filter's x, y, posterior and
-        observation variance; None otherwise.
+    ``members`` (M, K, 3); ``variance`` (K, 2) px²; ``std`` (K,) px, what ``MAX_ENSEMBLE_STD``
+    compares; ``smoothed*`` (K, 2) with ``ENSEMBLE_SMOOTHING = causal``, else None.
     """
 
     members: np.ndarray
@@ -58,38 +45,11 @@ class EnsembleValues:
 
 @dataclass(slots=True)
 class AnalysedFrame:
-    """One analysed frame of one camera, as its sinks see it (docs/plugins.md).
+    """One analysed frame of one camera, as its sinks see it (fields: docs/plugins.md).
 
-    Refilled in place for every frame: a sink reads it in :meth:`PoseSink.write` and copies what
-    it keeps (``frame.animals.copy()``).
-
-    Attributes
-    ----------
-    record
-        The frame as its camera published it (frame index, camera clock, host arrival time).
-    animals
-        (A, K, 3) float32: x, y in frame pixels and likelihood of the model's keypoints
-        (:attr:`OutputCamera.keypoints`) per animal in identity order; NaN where not seen.
-    seq, batch
-        The worker's count of poses sent, and of batches (the order the experiment got them).
-    late, late_part
-        The stage that missed the deadline (0: none), and the model's part blamed ("": none).
-    box
-        The analysed region (x, y, width, height) with dynamic cropping; None: the whole frame.
-    picked_ns, ready_ns, decided_ns, written_ns, worker_free_ns
-        Host times (:func:`core.clock.host_now_ns`): frame taken, keypoints ready, decided (0:
-        nothing decided), outputs written, previous turn finished.
-    timings
-        Milliseconds of each step of the model.
-    experiment_ms, after_pose_us
-        The decision's time (None: no experiment); keypoints ready -> decision written (µs).
-    time_s
-        The frame's time as the experiment reads it (the camera's clock with one camera, the
-        host's with several).
-    lead_s
-        The experiment's forward-prediction lead (None: none).
-    ensemble
-        Every member's values and their spread with an ensemble; None for one model.
+    Refilled in place for every frame: a sink copies what it keeps (``frame.animals.copy()``).
+    ``animals`` is (A, K, 3) float32 in frame pixels, NaN where not seen; the ``*_ns`` fields
+    are host times (:func:`core.clock.host_now_ns`, 0: none).
     """
 
     record: FrameRecord = NO_FRAME
@@ -116,11 +76,8 @@ class AnalysedFrame:
 class PoseSink(Protocol):
     """One output of a camera's poses, in the inference worker.
 
-    A lab's sink may subclass it (``class MySink(PoseSink)``) and write :meth:`write` only:
-    :meth:`write_not_analysed` then ignores the frames passed over and :meth:`close` adds no
-    figures. Every method runs in the inference worker's loop, between one frame's keypoints and
-    the next frame: it must be quick (append a row to a file; no waiting on a network or a
-    person), and it must not keep ``frame`` or its arrays (they are refilled in place).
+    A subclass may define :meth:`write` only. Every method runs in the worker's loop between
+    frames: it must be quick and must not keep ``frame`` or its arrays (refilled in place).
     """
 
     def write(self, frame: AnalysedFrame) -> None:
@@ -132,10 +89,8 @@ class PoseSink(Protocol):
     def close(self, last_index: int | None) -> dict[str, Any]:
         """Finish; return the figures it adds to its camera's in ``session.json`` ({}: none).
 
-        ``last_index``: the stream's last frame index when frames were published after the
-        last one read (their announcements were refused), so that files can end there; None
-        otherwise. The sinks of a camera close in the order of the chosen outputs, ``pose``
-        first: a later one may read the finished pose files.
+        ``last_index``: the stream's last frame index when later frames were refused, else None.
+        Sinks close in the chosen outputs' order, ``pose`` first.
         """
         return {}
 
@@ -226,11 +181,8 @@ class NoOutputSettings:
 class Output:
     """One output kind: its settings, its live half (in the worker), its export (after the stop).
 
-    A subclass overrides :meth:`camera_sink` (a sink per camera: the short way),
-    :meth:`open_live` (the whole live half), :meth:`export` (files written from the finished
-    session folder, in the main process), or several of them. It is made with its settings
-    (an instance of :attr:`settings_class`, the keys of its ``[Output NAME]`` section) in the
-    worker and in the main process. docs/plugins.md, "Outputs", has a whole one.
+    A subclass overrides :meth:`camera_sink`, :meth:`open_live` or :meth:`export`; it is made
+    with its settings in the worker and in the main process (docs/plugins.md, "Outputs").
     """
 
     #: Its settings: a frozen dataclass of ``core.schema.setting`` fields, the keys of its
@@ -243,21 +195,13 @@ class Output:
         self.settings = settings if settings is not None else self.settings_class()
 
     def open_live(self, session: OutputSession) -> LiveOutput | None:
-        """Open its live half for one analysis (None: it has none).
-
-        By default, an output that defines :meth:`camera_sink` gets a live half that asks it
-        for each camera's sink; one that needs more (the experiment's events, something
-        opened once for every camera) overrides this.
-        """
+        """Open its live half for one analysis (None: none); by default from :meth:`camera_sink`."""
         if type(self).camera_sink is Output.camera_sink:
             return None
         return _SinksOf(self)
 
     def camera_sink(self, camera: OutputCamera) -> PoseSink | None:
-        """Return the sink of ``camera``'s poses for one analysis (None: none for this camera).
-
-        The short way to an output that writes per camera: define this, not :meth:`open_live`.
-        """
+        """Return the sink of ``camera``'s poses for one analysis (None: none for this camera)."""
         return None
 
     @property
@@ -268,9 +212,7 @@ class Output:
     def export(self, context: ExportContext) -> list[Path]:
         """Write its files from the finished session folder; return them ([]: nothing to do).
 
-        Runs after ``session.json`` is final. An exception is reported in ``session.json`` as
-        ``output 'NAME': <export_files> could not be written: <error>``; the session's own
-        files stand.
+        Runs after ``session.json`` is final; an exception is reported there, never fatal.
         """
         return []
 
@@ -290,9 +232,7 @@ class _SinksOf(LiveOutput):
 class ChosenOutput:
     """An output a session uses: its name and its settings (None: the defaults).
 
-    ``settings_folder`` is the settings file's folder, where a lab's ``outputs/NAME.py`` is
-    (None: the process's). A lab output's settings cross to the worker as their values and are
-    rebuilt there by its own settings class (:func:`core.plugins.values_if_from_file`).
+    ``settings_folder``: where a lab's ``outputs/NAME.py`` is (None: the process's folder).
     """
 
     name: str

@@ -1,8 +1,7 @@
 """Lab Streaming Layer outlets: poses and experiment events for LabRecorder and other consumers.
 
-:class:`PoseOutlet` and :class:`EventOutlet` never block the loop (liblsl queues per consumer, at
-most ``MAX_BUFFERED_SAMPLES``); creating one raises :class:`LslError`, a push never raises.
-Samples are stamped via :class:`ClockMapping`. docs/outputs.md, "Lab Streaming Layer (LSL)".
+Creating an outlet raises :class:`LslError`; a push never blocks or raises.
+Design: docs/outputs.md, "Lab Streaming Layer (LSL)".
 """
 
 from __future__ import annotations
@@ -51,11 +50,7 @@ def rig_name() -> str:
 
 
 def pose_source_id(camera: str, host: str | None = None) -> str:
-    """Return the stable source id of ``camera``'s pose stream on this rig.
-
-    LabRecorder and inlets find a restarted stream again by its source id, so it depends only
-    on the machine and the camera's name.
-    """
+    """Return the stable source id of ``camera``'s pose stream on this rig (machine and camera)."""
     return f"deeplabstream-{host or rig_name()}-{camera}"
 
 
@@ -76,14 +71,8 @@ EVENT_STREAM_NAME = "DeepLabStream events"
 class ClockMapping:
     """Host clock (``core.clock.host_now_ns``) -> LSL clock (``pylsl.local_clock``), seconds.
 
-    Parameters
-    ----------
-    offset_s
-        LSL time minus host time; 0 when both are one clock.
-    measured_s
-        The median of the readings, before deciding they are one clock.
-    spread_s
-        The largest distance of a reading from that median: the mapping's error bound.
+    ``offset_s``: LSL minus host time (0: one clock); ``measured_s``: the readings' median;
+    ``spread_s``: the largest reading's distance from it, the mapping's error bound.
     """
 
     offset_s: float
@@ -98,8 +87,7 @@ class ClockMapping:
     def measure(cls, readings: int = CLOCK_READINGS) -> ClockMapping:
         """Measure the offset: the median of ``readings`` paired readings of both clocks.
 
-        Each pairing reads the host clock before and after LSL's and takes their middle, so a
-        reading's own cost shows as its spread, not as an offset.
+        Each pairing reads the host clock before and after LSL's and takes their middle.
         """
         import pylsl
 
@@ -128,13 +116,7 @@ def marker_text(
     camera: str = "",
     frame_index: int | None = None,
 ) -> str:
-    """Return one event as a marker: ``kind name [detail] [trial=N] [camera=C frame=I]``.
-
-    For example ``trial_start left_entry trial=3 camera=arena frame=120`` or ``action
-    stimulus_box pulse channel=0 duration_s=0.5 reason=stimulate trial=3 camera=arena frame=121``:
-    the ``kind``, ``name`` and ``detail`` columns of ``events.csv``, then the trial and the
-    analysed frame that caused it, where there are.
-    """
+    """Return one event as a marker: ``kind name [detail] [trial=N] [camera=C frame=I]``."""
     parts = [kind, name]
     if detail:
         parts.append(detail)
@@ -213,9 +195,8 @@ class _Outlet:
 class PoseOutlet(_Outlet):
     """One camera's poses as an LSL stream of type ``MoCap`` (docs/outputs.md, LSL).
 
-    ``nominal_srate`` 0 (irregular) is the default: the worker skips frames, so samples come at
-    uneven intervals, each with its frame's time. ``source_id`` None: :func:`pose_source_id`;
-    ``clock`` None: the host -> LSL mapping is measured.
+    ``nominal_srate`` 0 (irregular, the default): frames are skipped, each sample has its
+    frame's time. ``source_id``/``clock`` None: :func:`pose_source_id`, a measured mapping.
     """
 
     def __init__(
@@ -242,11 +223,7 @@ class PoseOutlet(_Outlet):
         self._push = self._outlet.do_push_sample  # liblsl's float32 push, called with a pointer
 
     def push(self, pose: np.ndarray, host_time_s: float) -> None:
-        """Send one pose ((keypoints, 3): x, y, likelihood) stamped with its frame's host time.
-
-        Never blocks and never raises. The pose's float32 buffer goes straight to liblsl (no
-        Python list per sample): a few microseconds.
-        """
+        """Send one pose ((keypoints, 3): x, y, likelihood) at its frame's time; never raises."""
         if self._outlet is None:
             return
         self._look_for_consumer()
@@ -268,12 +245,7 @@ class PoseOutlet(_Outlet):
 class EventOutlet(_Outlet):
     """The experiment's events as an LSL ``Markers`` stream: one string sample per event.
 
-    Parameters
-    ----------
-    source_id
-        Stable per rig (:func:`event_source_id` when None).
-    clock
-        The host -> LSL mapping (measured when None).
+    ``source_id`` None: :func:`event_source_id`; ``clock`` None: a measured mapping.
     """
 
     def __init__(self, source_id: str | None = None, clock: ClockMapping | None = None) -> None:
@@ -334,8 +306,7 @@ def _describe_events(info: Any) -> None:
 class LslOutlets:
     """The outlets of one analysis: a pose stream per camera and the event markers.
 
-    Open them with :meth:`open`; a stream that cannot be opened is left out and its message
-    kept in :attr:`errors`, so the session goes on with the others (or without LSL).
+    A stream that cannot be opened by :meth:`open` is left out, its message in :attr:`errors`.
     """
 
     poses: dict[str, PoseOutlet]
@@ -386,8 +357,7 @@ class LslOutlets:
     def wait_for_consumers(self, timeout_s: float) -> list[str]:
         """Wait up to ``timeout_s`` for an inlet on every outlet; return the streams without one.
 
-        LSL keeps no history, so a consumer that connects after the first samples misses them;
-        waiting here, before the first frame is analysed, lets LabRecorder get every one.
+        LSL keeps no history: a consumer connecting after the first samples misses them.
         """
         deadline = time.monotonic() + timeout_s
         outlets: list[_Outlet] = [*self.poses.values()]
@@ -403,11 +373,7 @@ class LslOutlets:
 
     @property
     def warning(self) -> str | None:
-        """Say which streams sent samples while no consumer was seen connected; else None.
-
-        LSL keeps no history: their samples reached nobody, and a recording of the streams
-        (LabRecorder) lacks them. Worth knowing, never a failure.
-        """
+        """Say which streams sent samples while no consumer was connected (they reached nobody)."""
         outlets: list[_Outlet] = [*self.poses.values()]
         if self.events is not None:
             outlets.append(self.events)

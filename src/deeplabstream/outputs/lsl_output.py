@@ -1,8 +1,6 @@
 """The built-in ``lsl`` output: poses and the experiment's events on Lab Streaming Layer outlets.
 
-Chosen by ``[Output] LSL = on`` (its wait: ``LSL_WAIT``) or an ``[Output lsl]`` section (its
-wait: ``WAIT``). The outlets themselves are outputs/lsl.py; a stream that cannot open, or a push
-that fails, is reported in ``session.json`` and never stops the session.
+Its failures are reported in ``session.json``, never stopping the session (docs/outputs.md).
 """
 
 from __future__ import annotations
@@ -43,11 +41,7 @@ class LslOutputSettings:
 
 
 class LslPoseSink:
-    """The camera's LSL pose stream, each pose stamped with its frame's arrival time.
-
-    A single-animal camera sends its (K, 3) keypoints; a multi-animal one every identity's, in
-    identity order (A * K, 3). Its failures are kept by the outlets (reported, never fatal).
-    """
+    """The camera's LSL pose stream: (K, 3), or every identity's (A * K, 3), per frame."""
 
     def __init__(self, outlet: PoseOutlet) -> None:
         self._outlet = outlet

@@ -1,9 +1,6 @@
 """One session folder as one NWB file, ``session.nwb`` (pynwb with the ndx-pose extension).
 
-Built from the folder's files only, at the stop (``[Output] NWB = on``) or later::
-
-    deeplabstream-nwb SESSION_FOLDER [--output PATH]
-
+Built from the folder's files, at the stop or with ``deeplabstream-nwb SESSION_FOLDER``.
 What goes where: docs/outputs.md, "NWB (session.nwb)".
 """
 
@@ -73,8 +70,7 @@ class NwbError(OutputError):
 class NwbIncompleteError(NwbError):
     """The NWB file was written, but some of the folder's data could not be put in it.
 
-    ``path`` is the file written, ``left_out`` names each part not in it: never left out
-    silently (the command exits 1, a session's export reports it as an error).
+    ``path``: the file written; ``left_out``: each part not in it.
     """
 
     def __init__(self, path: Path, left_out: list[str]) -> None:
@@ -85,12 +81,8 @@ class NwbIncompleteError(NwbError):
 def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
     """Write the session folder as an NWB file (default ``session_dir/session.nwb``, replaced).
 
-    Raises
-    ------
-    NwbError
-        When a file the NWB file needs is missing or unreadable (the message names it).
-    NwbIncompleteError
-        When the file was written without some of the folder's data (the message names it).
+    Raises NwbError when a file it needs is missing or unreadable, NwbIncompleteError when
+    written without some of the folder's data.
     """
     from pynwb import NWBHDF5IO
 
@@ -115,9 +107,7 @@ def build_nwbfile(
 ) -> Any:
     """Return the ``pynwb.NWBFile`` of ``session_dir``, not yet written.
 
-    Videos inside the session folder are named relative to ``nwb_dir`` (default
-    ``session_dir``), others by absolute path. ``left_out`` gets a line for each part of the
-    folder's data the file cannot hold (None: not told).
+    ``left_out`` gets a line for each part of the folder's data the file cannot hold.
     """
     from pynwb import NWBFile
 
@@ -409,9 +399,7 @@ def _video_series(
 def external_path(video: Path, session_dir: Path, nwb_dir: Path) -> tuple[str, bool]:
     """Return how the NWB file names ``video``, and whether that path is relative.
 
-    Relative to the NWB file's folder (``nwb_dir``) when the video is inside the session folder,
-    so that both move together; otherwise the video's absolute path, which survives moving the
-    session folder (a replay's video, say). POSIX style either way.
+    Relative to ``nwb_dir`` when the video is inside the session folder, else absolute; POSIX.
     """
     import os
 
@@ -905,11 +893,7 @@ def _text(value: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``deeplabstream-nwb SESSION_FOLDER [--output PATH]``; return the exit status.
-
-    Returns 0 when written, 1 when the folder cannot be written as NWB (the message names the
-    folder and the file), 2 for bad arguments (argparse's own exit status).
-    """
+    """Run ``deeplabstream-nwb``; return 0 written, 1 not writable as NWB, 2 bad arguments."""
     parser = argparse.ArgumentParser(
         prog="deeplabstream-nwb",
         description="Write a DeepLabStream session folder as an NWB file (pynwb, ndx-pose).",

@@ -1,8 +1,4 @@
-"""NWB's forms for the subject and the experimenters, to check ``[Session]`` keys against.
-
-A value in another form (species, ISO 8601 age, "Last, First") is refused when the settings are
-read, naming the key and the form.
-"""
+"""NWB's forms for the subject and the experimenters, to check ``[Session]`` keys against."""
 
 from __future__ import annotations
 
@@ -53,13 +49,7 @@ def check_date_of_birth(value: str) -> None:
 
 
 def parse_date_of_birth(value: str) -> datetime:
-    """Return an ISO 8601 date or date-time as a time-zone-aware date-time (local zone if none).
-
-    Raises
-    ------
-    ValueError
-        When ``value`` is not an ISO 8601 date.
-    """
+    """Return an ISO 8601 date or date-time as an aware date-time (local zone if none)."""
     try:
         born = datetime.fromisoformat(value)
     except ValueError:

@@ -1,7 +1,6 @@
 """The clock of ``session.nwb``: the host clock of a live session, a replayed video's own times.
 
-A replay's moments without a frame (an action written, a switch-off) go on the video's timeline
-by the prompting frame's time. docs/outputs.md, "NWB (session.nwb)".
+docs/outputs.md, "NWB (session.nwb)".
 """
 
 from __future__ import annotations
@@ -16,15 +15,8 @@ import numpy as np
 class TimeBase:
     """Turns the session's times into the NWB file's seconds.
 
-    Attributes
-    ----------
-    host_time_at_start
-        ``session.json`` -> ``clock.host_time_at_start``: host seconds at the session's start.
-    video
-        True for a replay: times are the video's own (its frames' presentation times).
-    host_to_video
-        For a replay, (host arrival, video time) of the frames of its first camera, sorted by
-        host time, to place moments that no frame times; None otherwise.
+    ``host_time_at_start``: host seconds at the session's start; ``video``: a replay (the
+    video's own times); ``host_to_video``: a replay's (host arrival, video time) pairs.
     """
 
     host_time_at_start: float
@@ -49,11 +41,7 @@ class TimeBase:
         return values.copy() if self.video else values - self.host_time_at_start
 
     def moments(self, host: Any) -> np.ndarray:
-        """Return host-clock moments (array-like, s) in the file's seconds.
-
-        Live: seconds from the session's start. Replay: on the video's timeline, interpolated
-        between the frames around each moment (offset from the first or last frame outside).
-        """
+        """Return host-clock moments (s) in the file's seconds (replay: interpolated)."""
         values = np.asarray(host, dtype=float)
         if not self.video:
             return values - self.host_time_at_start
@@ -68,11 +56,7 @@ class TimeBase:
 
 
 def video_frame_times(table: Any, fps: float | None) -> np.ndarray:
-    """Return each row's video time: ``camera_timestamp``, else ``frame_index`` / ``fps``.
-
-    ``table`` has ``frame_index`` and (usually) ``camera_timestamp``; a row without a
-    presentation time gets its index over the video's rate (NaN when the rate is unknown too).
-    """
+    """Return each row's video time: ``camera_timestamp``, else ``frame_index`` / ``fps``."""
     index = np.asarray(table["frame_index"], dtype=float)
     times = (  # a copy: pandas' arrays may be read-only
         np.array(table["camera_timestamp"], dtype=float)

@@ -1,7 +1,5 @@
 """The built-in outputs of the pose files: ``pose`` (always chosen) and ``ibl``.
 
-``pose`` writes the pose files live (every other output, the figures and recovery read them);
-``ibl`` (``[Output] NAMING = ibl``) copies the finished table under the IBL's names.
 docs/outputs.md.
 """
 
@@ -45,11 +43,7 @@ log = logging.getLogger(__name__)
 
 
 class PoseFileSink:
-    """The camera's pose files: one pose and times row per captured frame, timing per analysed.
-
-    One row per captured frame keeps row i of the pose table frame first + i, the layout
-    DeepLabCut, Lightning Pose and movement expect; a row is a string, no array per frame.
-    """
+    """The camera's pose files: one pose and times row per captured frame, timing per analysed."""
 
     def __init__(self, camera: OutputCamera) -> None:
         self.camera = camera
@@ -232,10 +226,7 @@ class IblSink:
         """Nothing, as above."""
 
     def close(self, last_index: int | None) -> dict[str, Any]:
-        """Write ``_ibl_<camera>Camera.dlc.pqt`` and ``.times.npy`` (no table: nothing).
-
-        ``ibl_files`` is None (the error logged) when they could not be written.
-        """
+        """Write the IBL files (no table: nothing); ``ibl_files`` None when they could not be."""
         camera = self.camera
         parquet = camera.session_dir / f"{camera.stem}{POSE_PARQUET_SUFFIX}"
         if not parquet.is_file():  # the pose table failed: its error is reported already

@@ -1,9 +1,7 @@
 """A JSON value held to a JSON Schema, problem by problem, each named by its key.
 
-The strict check behind ``python -m deeplabstream.outputs.session_record --check``: the reader
-of the record is lenient (defaults for missing keys, a later version's keys kept), this is not.
-It knows the parts of JSON Schema that :func:`outputs.session_record.json_schema` writes: types,
-enums, minimum, maximum, required and nested keys, lists, ``anyOf``, ``$ref``.
+The strict check behind ``session_record --check``; it knows only the parts of JSON Schema
+that :func:`outputs.session_record.json_schema` writes.
 """
 
 from __future__ import annotations

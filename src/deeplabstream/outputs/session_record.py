@@ -1,10 +1,7 @@
 """``session.json``: the one typed, versioned record a session writes about itself.
 
-Every writer and reader goes through :class:`SessionRecord` (frozen parts with ``from_json`` and
-``to_json``): versioned (:data:`SCHEMA_VERSION`; none is version 1), damage raises
-:class:`DamagedRecordError` naming the key, unknown keys are kept in ``extra``.
-:func:`json_schema` is ``docs/session.schema.json`` (``--schema`` writes it); docs/outputs.md,
-"session.json", explains every field.
+Damage raises :class:`DamagedRecordError` naming the key; unknown keys are kept in ``extra``.
+:func:`json_schema` is ``docs/session.schema.json``; every field: docs/outputs.md, "session.json".
 """
 
 # ruff: noqa: RUF009 (the keys are declared by key(), which returns a dataclass field)
@@ -70,9 +67,8 @@ def key(
 ) -> Any:
     """Declare one key of a part: its documentation, default and checks.
 
-    ``optional``: the key is written only when it has a value (or was in the file read);
-    ``name``: the key in the file when it differs from the attribute's name; ``maximum``: in
-    the published schema only (a reader keeps a later version's record; ``--check`` refuses it).
+    ``optional``: written only when it has a value; ``name``: the key in the file when it
+    differs from the attribute; ``maximum``: in the published schema only.
     """
     metadata = {
         "doc": doc, "optional": optional, "minimum": minimum, "maximum": maximum, "enum": enum,
@@ -134,11 +130,7 @@ P = TypeVar("P", bound=Part)
 
 
 def parse_or_keep(cls: type[P], data: Any, where: str) -> P:
-    """Read ``data`` as ``cls``; when it is not of that shape, keep it whole in ``extra``.
-
-    For what a child process reports (the worker's figures): a figure of an unexpected type is
-    logged and kept as it came, never a reason to lose ``session.json``.
-    """
+    """Read ``data`` as ``cls``; when not of that shape, log it and keep it whole in ``extra``."""
     try:
         return cls.from_json(_plain_json(data), where)
     except (DamagedRecordError, TypeError, ValueError) as error:
@@ -591,11 +583,7 @@ class ExperimentLatency(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class PluginFile(Part):
-    """A lab's file a session used: where it was, and the SHA-256 of what ran.
-
-    ``deeplabstream-verify`` imports such a file again only while its digest matches
-    (``core.plugins.import_recorded_file``).
-    """
+    """A lab's file a session used: where it was, and the SHA-256 of what ran."""
 
     required_keys = False
     kind: str | None = key(
@@ -935,13 +923,8 @@ def parse_record(text: str, where: str = SESSION_JSON) -> SessionRecord:
 def load_record(path: Path) -> SessionRecord:
     """Read ``path`` (a ``session.json``; see :func:`read_record_data`).
 
-    Raises
-    ------
-    DamagedRecordError
-        When it is not a session's record (not a regular file, too large, not UTF-8, not JSON,
-        nested too deep, a key of the wrong type).
-    OSError
-        When it cannot be read (FileNotFoundError when it is missing).
+    Raises DamagedRecordError when it is not a session's record (also a key of the wrong
+    type), OSError when it cannot be read.
     """
     return SessionRecord.from_json(read_record_data(path), SESSION_JSON)
 
@@ -949,16 +932,9 @@ def load_record(path: Path) -> SessionRecord:
 def read_record_data(path: Path) -> Any:
     """Return the JSON data of a ``session.json``, read so that no file can stop the reader.
 
-    Every reader reads it this way: only a regular file, at most :data:`MAX_RECORD_BYTES`, no
-    nesting deeper than :data:`MAX_RECORD_NESTING`.
-
-    Raises
-    ------
-    DamagedRecordError
-        When it is not a session's record: not a regular file, larger than the limit, not
-        UTF-8, not JSON, nested too deep.
-    OSError
-        When it cannot be read (FileNotFoundError when it is missing).
+    Only a regular file of at most :data:`MAX_RECORD_BYTES`, nested at most
+    :data:`MAX_RECORD_NESTING`; else DamagedRecordError (also for not UTF-8, not JSON). OSError
+    when it cannot be read.
     """
     return _parsed_json(_record_text(path))
 
@@ -1026,11 +1002,7 @@ def read_session_record(session_dir: Path) -> SessionRecord:
 
 
 def read_session_folder(session_dir: Path, error: type[Exception]) -> SessionRecord:
-    """Read a session folder's ``session.json``, or raise ``error`` saying what is wrong.
-
-    A missing folder, a folder without ``session.json`` (not a session folder) and a record
-    that cannot be read (damaged, a disk error) each have their message, naming the path.
-    """
+    """Read a session folder's ``session.json``, or raise ``error`` saying what is wrong."""
     session_dir = Path(session_dir)
     if not session_dir.is_dir():
         raise error(f"{session_dir}: no such session folder")
@@ -1091,9 +1063,7 @@ def _check(path: Path) -> bool:
 def schema_problems(data: Any, where: str = SESSION_JSON) -> list[str]:
     """Return every way ``data`` breaks the published schema (:func:`json_schema`), by key.
 
-    The reader is lenient (defaults for missing keys, a later version's record kept); this is
-    the strict check of ``--check`` (outputs/schema_check.py). The data is nested no deeper
-    than :data:`MAX_RECORD_NESTING` (the reader refuses deeper).
+    The strict check of ``--check``; ``data`` must be nested at most :data:`MAX_RECORD_NESTING`.
     """
     return check_against_schema(data, json_schema(), where)
 

@@ -1,7 +1,6 @@
 """Killed sessions: their ``session.json`` marked ``interrupted`` and counted from their files.
 
-:func:`recover_interrupted_sessions` cuts frames tables to their videos and judges the session
-from its files (:func:`counted_from_files`); a damaged record is moved aside, never deleted.
+A damaged record is moved aside, never deleted (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -59,10 +58,7 @@ class Recovery:
 def recover_interrupted_sessions(output_dir: Path) -> Recovery:
     """Mark the sessions in ``output_dir`` whose processes were killed; free their reserve.
 
-    A ``running`` session whose main process (pid and start time) no longer runs becomes
-    ``interrupted`` and loses its space reserve; a damaged ``session.json`` is moved aside to
-    ``session.json.damaged`` and named in the returned warnings, never stopping the start
-    (docs/reliability.md).
+    A damaged ``session.json`` is moved aside and named in the returned warnings.
     """
     recovery = Recovery()
     if not output_dir.is_dir():
@@ -205,11 +201,9 @@ def _rows_after(path: Path, last_index: int, index_column: str, time_column: str
 def repair_interrupted_session(folder: Path) -> bool:
     """Make a killed session's record say what its files hold; True when it was rewritten.
 
-    For a reader of one folder (the NWB export): a ``running`` record whose process is gone
-    is marked interrupted as the next start would (:func:`recover_interrupted_sessions`); an
-    ``interrupted`` one marked by an older version (its analysis and experiment uncounted) is
-    counted from its files (:func:`counted_from_files`). Any other record is left as it is.
-    Raises DamagedRecordError or OSError as :func:`recover_interrupted_sessions` reports them.
+    A ``running`` record whose process is gone is marked interrupted; an older version's
+    uncounted ``interrupted`` one is counted from its files. Raises DamagedRecordError or
+    OSError.
     """
     path = folder / SESSION_JSON
     if _recover_one(folder, path):
@@ -236,15 +230,10 @@ _INTERRUPTED = "the session was interrupted"
 
 
 def counted_from_files(folder: Path, record: SessionRecord) -> SessionRecord:
-    """Return an interrupted session's record with what its files hold, judged again.
+    """Return an interrupted session's record counted and judged from its files, as a finished one.
 
-    Its last update was written while it ran: the analysis's figures come from the worker at
-    its end, an experiment's summary at the experiment's end, and the verdict was judged
-    before the interruption (an error). So it is judged and counted as a finished session's:
-    each analysis's figures from its pose files, each experiment's events from its events
-    file (finished with a ``finish`` row naming the interruption), the verdict and ``counted``
-    from its errors and warnings. What the record already counts is kept: counting again
-    changes nothing.
+    Its figures come from the pose files, its experiments' events from their events files
+    (ended with a ``finish`` row); what the record already counts is kept.
     """
     pose_runs = _repaired_pose_runs(folder, record)
     why = next((e for e in record.errors if e.startswith(_INTERRUPTED)), _INTERRUPTED)

@@ -1,8 +1,6 @@
 """Every session signed at its close: who vouches for ``session.json``, and what that proves.
 
-Ed25519 over the whole record (its files' digests included) and each value's digest
-(:func:`field_digests`, so a failure names what changed); the installation's key lives in the
-user's config folder; :func:`trusted_signers` reads the ``allowed_signers`` files. What it
+Ed25519 over the whole record and each value's digest, with the installation's key; what it
 proves and does not: docs/verify.md.
 """
 
@@ -85,9 +83,7 @@ def installation_key(create: bool = True) -> Ed25519PrivateKey | None:
     """Return this installation's signing key; made (once) when ``create`` and missing.
 
     None when there is none and ``create`` is False. Raises :class:`SigningError` when the file
-    cannot be read or made, or is not a key. The read never blocks: a FIFO, a folder or a
-    device is refused without being read, and a file that does not answer within
-    :data:`KEY_READ_TIMEOUT_S` (a network share) is given up (:func:`_read_key_file`).
+    cannot be read or made, is not a key, or does not answer within :data:`KEY_READ_TIMEOUT_S`.
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -120,12 +116,7 @@ def installation_key(create: bool = True) -> Ed25519PrivateKey | None:
 
 
 def key_problem() -> str | None:
-    """Say why the installation's key could not sign a session; None when it can.
-
-    Checked before a session starts, so that a key that is a folder, a FIFO, unreadable or
-    not a key is refused then, not found at the close (every session unsigned). A missing key
-    is no problem: it is made at the first close.
-    """
+    """Say why the installation's key could not sign a session; None when it can (or is missing)."""
     try:
         installation_key(create=False)
     except SigningError as error:
@@ -240,8 +231,7 @@ def rig_name() -> str:
 def trusted_fingerprint(given: str) -> str:
     """Return the fingerprint of a key a reviewer gives (``--trust``).
 
-    A PEM public key file, a file holding a fingerprint, or the fingerprint itself
-    (``SHA256:...``). Raises ValueError saying what was expected.
+    A PEM public key file, a file holding a fingerprint, or ``SHA256:...``; else ValueError.
     """
     text = given.strip()
     path = Path(text).expanduser()
@@ -291,9 +281,8 @@ def lab_signers_file(settings_file: Path) -> Path:
 def read_signers(path: Path, source: str) -> list[TrustedSigner]:
     """Read a file of trusted signers; none when there is no such file.
 
-    Each line: a name (no spaces), then a key: its fingerprint (``SHA256:...``) or its raw
-    public key in base64 (``session.json`` -> ``signature.public_key``). ``#`` starts a
-    comment. Raises :class:`SigningError` naming the file and line of a key that is not one.
+    Each line: a name, then a fingerprint (``SHA256:...``) or base64 raw public key; ``#``
+    comments. Raises :class:`SigningError` naming the file and line of a bad key.
     """
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -336,11 +325,8 @@ def trusted_signers(
 ) -> dict[str, TrustedSigner]:
     """Return every key trusted here, by fingerprint.
 
-    ``given`` (``--trust``), the lab's list beside ``settings_file``, the user's list, and
-    (``own``) this installation's own key: a reviewer who names the keys they trust
-    (``--trust``) does not trust their own installation's key besides.
-
-    Raises :class:`SigningError` naming a list that cannot be read.
+    ``given`` (``--trust``), the lab's list beside ``settings_file``, the user's list and, with
+    ``own``, this installation's key. Raises :class:`SigningError` naming an unreadable list.
     """
     trusted: dict[str, TrustedSigner] = {}
     own_print = own_fingerprint() if own else None
@@ -428,11 +414,7 @@ def sign_record(record: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any
 
 
 def seal_session_json(folder: Path, key: Ed25519PrivateKey) -> dict[str, Any]:
-    """Sign the folder's ``session.json`` as it is on disk; return the signature written.
-
-    What is signed is the file's content read back (the bytes a reader gets), so that JSON's
-    own forms (a NaN written as null, a path as text) are what the signature holds.
-    """
+    """Sign the folder's ``session.json`` as it is on disk; return the signature written."""
     path = folder / SESSION_JSON
     data = json.loads(path.read_text(encoding="utf-8"))
     signed = sign_record(data, key)
@@ -467,8 +449,7 @@ def seal(folder: Path, key: Ed25519PrivateKey) -> bool:
 class SignatureCheck:
     """What a record's signature says.
 
-    ``status``: ``unsigned`` (no signature), ``valid``, ``invalid`` (the record is not what
-    was signed), ``damaged`` (a signature that cannot be read).
+    ``status``: ``unsigned``, ``valid``, ``invalid`` (not what was signed) or ``damaged``.
     """
 
     status: str

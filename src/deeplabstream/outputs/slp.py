@@ -1,8 +1,6 @@
-"""SLEAP's own files (``.slp``) of a session's poses, with ``sleap-io``: for SLEAP users.
+"""SLEAP's own files (``.slp``) of a session's poses, with ``sleap-io``.
 
-``[Output] SLP = on`` or ``python -m deeplabstream.outputs.slp SESSION_FOLDER``; a model's
-identities are SLEAP tracks; without a video a named placeholder is used. docs/outputs.md,
-"SLEAP files (<camera>.slp)".
+docs/outputs.md, "SLEAP files (<camera>.slp)".
 """
 
 from __future__ import annotations
@@ -33,10 +31,7 @@ class SlpError(OutputError, RuntimeError):
 def write_session_slp(session_dir: Path) -> list[Path]:
     """Write ``<pose stem>.slp`` beside every pose file of ``session_dir``; return their paths.
 
-    Raises
-    ------
-    SlpError
-        When ``session.json`` or a pose file it names is missing or unreadable.
+    Raises SlpError when ``session.json`` or a pose file it names is missing or unreadable.
     """
     session_dir = Path(session_dir)
     session = read_session_folder(session_dir, SlpError)

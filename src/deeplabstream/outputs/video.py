@@ -1,7 +1,6 @@
 """Raw video files with PyAV: H.264 in fragmented MP4 or lossless FFV1 in Matroska.
 
-16-bit mono (depth) goes to FFV1 ``gray16le``; both containers stay playable after a kill (a
-fragment or cluster every ``flush_interval``); presentation times are the frames' own stamps.
+Both stay playable after a kill; presentation times are the frames' own stamps.
 """
 
 from __future__ import annotations
@@ -41,12 +40,7 @@ def video_file_name(stem: str, codec: str) -> str:
 
 
 def recording_stem(camera: str, part: int) -> str:
-    """Return the stem of a camera's recording ``part`` (1, 2, ...) in one stream.
-
-    The first is the camera's name (``arena.mp4``, ``arena.frames.csv``), a later one has its
-    number (``arena.part2.mp4``, ``arena.part2.frames.csv``): a recording stopped and started
-    again never writes over the files of the one before.
-    """
+    """Return the stem of a camera's recording ``part`` (1: ``arena``, 2: ``arena.part2``, ...)."""
     return camera if part <= 1 else f"{camera}.part{part}"
 
 
@@ -172,10 +166,7 @@ def codec_setup(
 
 
 def count_decodable_frames(path: Path) -> int:
-    """How many frames of ``path`` decode, up to the first damage; 0 if it cannot be opened.
-
-    Used after a recording failed (a killed recorder, a full disk): the file's end may be cut.
-    """
+    """How many frames of ``path`` decode, up to the first damage; 0 if it cannot be opened."""
     frames = 0
     try:
         with av.open(str(regular_file(path))) as container:

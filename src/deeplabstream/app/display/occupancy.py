@@ -1,9 +1,6 @@
 """Where the animal has been: a fading trail of one keypoint and a coarse occupancy heatmap.
 
-Both are fed one position per pose (a keypoint above the likelihood threshold; a missing one
-breaks the trail) and drawn on a display copy of a frame, like everything in :mod:`display`, so the
-recorded and analysed frames are never touched. Numpy and OpenCV only: the window, the CLI and
-tests can draw them alike.
+Drawn on a display copy of a frame, with numpy and OpenCV only.
 """
 
 from __future__ import annotations
@@ -27,8 +24,7 @@ TRAIL_KEYPOINTS = ("body_center", "center", "body")  # preferred, in order: the 
 def trail_keypoint(keypoints: Sequence[str], chosen: str | None = None) -> str | None:
     """Return the keypoint a trail follows: ``chosen`` if the model has it, else a default.
 
-    The default is the first of :data:`TRAIL_KEYPOINTS` the model has, else its first keypoint
-    (None for a model without keypoints).
+    The first of :data:`TRAIL_KEYPOINTS` the model has, else its first (None: no keypoints).
     """
     if chosen is not None and chosen in keypoints:
         return chosen
@@ -39,13 +35,7 @@ def trail_keypoint(keypoints: Sequence[str], chosen: str | None = None) -> str |
 
 
 class Trail:
-    """The positions of one keypoint over the last ``seconds`` of frame time (newest last).
-
-    Parameters
-    ----------
-    seconds
-        How much of the past the trail keeps, counted back from the newest position.
-    """
+    """The positions of one keypoint over the last ``seconds`` of frame time (newest last)."""
 
     def __init__(self, seconds: float = DEFAULT_TRAIL_S) -> None:
         if not seconds > 0:
@@ -79,14 +69,9 @@ class Trail:
 
 
 class OccupancyMap:
-    """How many poses fell in each ``bin_px`` square of the frame (a coarse 2D histogram).
+    """How many poses fell in each ``bin_px`` square (frame pixels): a coarse 2D histogram.
 
-    The grid grows with the positions it is given, so it needs no frame size up front.
-
-    Parameters
-    ----------
-    bin_px
-        The side of one bin, frame pixels.
+    The grid grows with the positions it is given: no frame size up front.
     """
 
     def __init__(self, bin_px: int = DEFAULT_BIN_PX) -> None:
@@ -165,8 +150,7 @@ def heatmap_image(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the occupancy as a BGR image of ``height`` x ``width`` and the mask of visited bins.
 
-    Colours follow the square root of the counts (JET colour map, the busiest bin red), so
-    places visited a few times still show beside the one the animal sat in.
+    Colours follow the square root of the counts, so rarely visited places still show.
     """
     size = occupancy.bin_px
     rows, columns = -(-height // size), -(-width // size)

@@ -1,8 +1,4 @@
-"""Drawing on a display copy of a frame (never on the frame that is recorded or analysed).
-
-Trigger shapes coloured by state, a flash when an action fires, and a caption line; the poses
-under them are drawn by :mod:`outputs.pose.drawing` (shared with the annotated video).
-"""
+"""Drawing on a display copy of a frame (never on the frame that is recorded or analysed)."""
 
 from __future__ import annotations
 
@@ -65,11 +61,7 @@ def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -
 
 
 def name_anchor(shape: Shape) -> tuple[float, float] | None:
-    """Return where a shape's name goes (frame pixels): the middle of its top edge.
-
-    On the edge, not the centre: a name at a region's centre hid the keypoint inside it, the
-    very thing the region watches. None for a line, marker or label.
-    """
+    """Return where a shape's name goes (frame pixels): the middle of its top edge (None: none)."""
     if isinstance(shape, Circle):
         return float(shape.cx), float(shape.cy - shape.r)
     if isinstance(shape, Ellipse):
@@ -83,11 +75,7 @@ def name_anchor(shape: Shape) -> tuple[float, float] | None:
 
 
 def trigger_label(trigger: TriggerView) -> str:
-    """Return what is written on a trigger's shape: its name, and each animal's own state.
-
-    Only a trigger with a state per animal (``ANIMAL = any | each``) has them: ``zone: 1 on,
-    2 off``. "on" is the trigger's true (orange) state: inside a region of ``MODE = inside``.
-    """
+    """Return what is written on a trigger's shape: its name, and each animal's own state."""
     if not trigger.animal_states:
         return trigger.name
     states = ", ".join(f"{animal} {'on' if on else 'off'}" for animal, on in trigger.animal_states)

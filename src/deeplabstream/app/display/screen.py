@@ -48,9 +48,8 @@ def uses_xcb() -> bool:
 
 
 def missing_xcb_libraries() -> list[str]:
-    """Return the shared libraries Qt's ``xcb`` plugin needs that this system lacks.
+    """Return the shared libraries Qt's ``xcb`` plugin needs that this system lacks (by ``ldd``).
 
-    Qt itself only says it "could not load the Qt platform plugin"; ``ldd`` names the files.
     Empty when nothing is missing, or when the plugin or ``ldd`` cannot be found.
     """
     plugin = _xcb_plugin()

@@ -1,9 +1,4 @@
-"""Pressing the window's buttons from the command line (``app.py --start ... --duration S``).
-
-It presses each Start button once the previous part runs, closes the window after the duration,
-and with ``print_status`` writes the status figures once a second to stdout (a window without a
-screen still tells its user what it does).
-"""
+"""Pressing the window's buttons from the command line (``app.py --start ... --duration S``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """A coloured bar across the window with a message and its buttons: errors, losses, news.
 
-A bar shows only whole lines of its text (:meth:`BannerText.limit_to`) and **Show all** for the
-rest; its text never widens the window. Design: docs/gui.md, "Messages and errors".
+Design: docs/gui.md, "Messages and errors".
 """
 
 from __future__ import annotations
@@ -42,14 +41,7 @@ class BarColours:
 class Banner(QWidget):
     """A bar with selectable text and one button; hidden until it has something to say.
 
-    Parameters
-    ----------
-    name
-        The bar's object name (tests find it by that).
-    colours
-        Its colours.
-    button_text, button_name, on_button
-        The button's label, object name and what it does.
+    ``name`` is its object name (tests find it by that); ``button_*``, ``on_button``: its button.
     """
 
     def __init__(
@@ -130,19 +122,16 @@ class BannerText(QLabel):
         return self.heightForWidth(max(1, self.width() if width is None else width))
 
     def lines_height(self, lines: int) -> int:
-        """Return the height of ``lines`` lines of text in this label (the tallest kind).
-
-        Measured on lines that each begin a paragraph: where a font has a negative leading, a
-        wrapped line is shorter, so ``lines`` lines of any text fit in it.
-        """
+        """Return the height of ``lines`` lines of text in this label (the tallest kind)."""
         probe = self._probe()
+        # Lines that each begin a paragraph: with a negative leading a wrapped line is shorter.
         probe.setText("\n".join(["Xg"] * max(1, lines)))
         return probe.heightForWidth(1000)
 
     def limit_to_lines(self, lines: int, width: int | None = None) -> int:
-        """Show the whole text if it fits ``lines`` lines, else the whole lines that fit.
+        """Show the whole text if it fits ``lines`` lines, else the whole lines that fit (1+).
 
-        At least one line shows. Returns the height the label then takes.
+        Returns the height the label then takes.
         """
         height_px = self.lines_height(lines)
         needed = self.needed_height(width)
@@ -157,14 +146,9 @@ class BannerText(QLabel):
         return height >= self.needed_height() or self.whole_lines_height(height) == height
 
     def whole_lines_height(self, height_px: int, width: int | None = None) -> int:
-        """Return the height of the most whole lines of the text within ``height_px``.
-
-        At least the first line's height. Measured on the text itself: the height of the
-        longest start of the text (to a word's end) that fits is where a line ends. Lines are
-        not all alike (a paragraph's first line is taller than a wrapped one where the font
-        has a negative leading), so a line's height times a count cut the last line shown in
-        half.
-        """
+        """Return the height of the most whole lines of the text in ``height_px`` (at least 1)."""
+        # Measured on the text itself: a paragraph's first line is taller than a wrapped one
+        # where the font has a negative leading, so a line's height times a count cuts lines.
         text = self.text()
         width = max(1, self.width() if width is None else width)
         probe = self._probe()

@@ -1,8 +1,6 @@
 """The row of Start/Stop buttons, which answers a click on a greyed button with the reason.
 
-Qt gives a disabled button no click, so the row's event filter watches presses and emits
-:attr:`ButtonRow.refused`. A button keeps the width of its longest label; :func:`named_button`
-makes the window's named push buttons. Design: docs/gui.md, "The buttons".
+Design: docs/gui.md, "The buttons".
 """
 
 from __future__ import annotations
@@ -44,10 +42,7 @@ class ButtonRow(QWidget):
         self.row.setContentsMargins(0, 0, 0, 0)
 
     def add_button(self, button: QAbstractButton, labels: tuple[str, ...] = ()) -> None:
-        """Put ``button`` in the row and watch its presses while it is greyed.
-
-        ``labels``: every text the button may show; it is as wide as the widest, always.
-        """
+        """Put ``button`` in the row, as wide as its widest ``labels``; watch it while greyed."""
         self.row.addWidget(button)
         button.installEventFilter(self)
         if labels:

@@ -1,8 +1,6 @@
 """Live camera controls: exposure, gain, frame rate... of each streaming camera, within its limits.
 
-A live control is applied when its box is left or Enter pressed, then shows the value the camera
-took; :meth:`CameraControlsPanel.values_to_save` gives every control as settings keys. Design:
-docs/gui.md, "The Camera tab: exposure, gain, frame rate".
+Design: docs/gui.md, "The Camera tab: exposure, gain, frame rate".
 """
 
 from __future__ import annotations
@@ -76,11 +74,7 @@ class CameraControlsPanel(QWidget):
             self._layout.insertWidget(1 + position, group)
 
     def values_to_save(self, camera: str) -> dict[str, str]:
-        """Return the ``[Camera NAME]`` keys and values of ``camera``'s controls, to save.
-
-        Only keys the camera's source really has (``WIDTH``, ``EXPOSURE``...) are given; a
-        control without one (a RealSense's gain) is live only.
-        """
+        """Return the ``[Camera NAME]`` keys and values of ``camera``'s controls that have a key."""
         if self._session is None:
             return {}
         camera_settings = self._session.settings.camera(camera)

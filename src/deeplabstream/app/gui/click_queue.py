@@ -1,7 +1,6 @@
 """Clicks made while a part starts or stops: they wait for it, then run, or say why they cannot.
 
-A second click on a queued button takes it back; Stop Stream takes back the starts queued
-before it. Design: docs/gui.md, "The buttons".
+Design: docs/gui.md, "The buttons".
 """
 
 from __future__ import annotations
@@ -40,11 +39,7 @@ class ClickQueue:
         return frozenset(click.part for click in self.clicks if click.start)
 
     def can_queue(self, part: Part) -> bool:
-        """Whether a click on ``part``'s button now waits, and could be honoured after.
-
-        Not the button of the part that starts or stops now (no second press of it), except
-        the stream's: Stop Stream while it opens, Start Stream while it stops.
-        """
+        """Whether a click on ``part``'s button now waits, and could be honoured after."""
         controller = self.controller
         waited = controller.waits_for(part)
         if waited is None or (part is not Part.STREAM and waited.endswith(f" {part.value}")):
@@ -72,8 +67,7 @@ class ClickQueue:
     def next(self) -> tuple[QueuedClick, str | None] | None:
         """Take the first click whose wait is over; return it and why it cannot run (None: it can).
 
-        None when no click is ready. A click whose part is already as it asked (started by
-        another way meanwhile) is dropped without a word.
+        None when no click is ready; a click whose part is already as asked is dropped.
         """
         controller = self.controller
         while self.clicks:

@@ -1,7 +1,5 @@
 """The experiment's events as they happen, the trials so far, and time and entries per region.
 
-:meth:`EventLogPanel.show_status` appends each status's events; the table keeps the newest
-:data:`MAX_ROWS` and counts what it removed or never got (``events.csv`` has them all).
 Design: docs/gui.md, "Watching the experiment: the Log, Plots and Keypoints tabs".
 """
 
@@ -77,10 +75,7 @@ class EventLogPanel(QWidget):
         layout.setStretch(1, 1)
 
     def show_status(self, status: ExperimentStatus | None) -> None:
-        """Show ``status``: append its new events, rewrite the trial line and the regions.
-
-        None (no experiment now) leaves what is shown; the same status twice adds nothing.
-        """
+        """Show ``status``'s new events, trial line and regions (None: leave what is shown)."""
         if status is None or status is self._status:
             return
         if status.events_total < self._seen_total:

@@ -1,8 +1,6 @@
 """Text that fits the window instead of widening it: elided lines and wrapped labels that shrink.
 
-A QLabel asks for its longest line or word, and a window gives it: :class:`ElidedLabel`,
-:func:`shrinkable`, :func:`narrow_choice` and :func:`compact_rows` keep text from widening the
-window past the screen.
+A QLabel asks for its longest line or word, and a window gives it.
 """
 
 from __future__ import annotations
@@ -26,10 +24,7 @@ POPUP_PADDING_PX = 40  # an opened drop-down's list: its longest item, a scroll 
 
 
 class ElidedLabel(QLabel):
-    """One line of text, cut with "..." to the width it is given; hover it for all of it.
-
-    :meth:`text` is the whole text; only the painting is cut.
-    """
+    """One line of text, cut with "..." to its width (:meth:`text` is whole; hover shows it)."""
 
     def __init__(
         self,
@@ -55,11 +50,7 @@ class ElidedLabel(QLabel):
         return QSize(min(hint.width(), MIN_TEXT_WIDTH_PX), self._one_line_height())
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        """Return one line's height whatever the text (it is painted as one line).
-
-        A message of seven lines in the status bar made the window 100 px taller than a
-        1366x768 screen.
-        """
+        """Return one line's height whatever the text (it is painted as one line)."""
         return QSize(super().sizeHint().width(), self._one_line_height())
 
     def _one_line_height(self) -> int:
@@ -85,21 +76,14 @@ class ElidedLabel(QLabel):
 
 
 def shrinkable(label: QLabel) -> QLabel:
-    """Let a wrapped ``label`` be narrower than its longest word; its tooltip has the text.
-
-    Returns the label, for chaining.
-    """
+    """Let a wrapped ``label`` be narrower than its longest word (tooltip: the text); return it."""
     label.setWordWrap(True)
     label.setMinimumWidth(1)
     return label
 
 
 def narrow_choice(choice: QComboBox) -> QComboBox:
-    """Let ``choice`` be narrower than its longest item; opened, its list shows them whole.
-
-    Qt's list is as wide as the drop-down: the Rules drop-down's rules were cut at its edge.
-    Returns the drop-down, for chaining.
-    """
+    """Let ``choice`` be narrower than its longest item, its opened list still whole; return it."""
     choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     choice.setMinimumContentsLength(CHOICE_CHARACTERS)
     view = choice.view()

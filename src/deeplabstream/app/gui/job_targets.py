@@ -1,9 +1,6 @@
 """The window's slow work, run in a helper process: cameras, models, calibration.
 
-No Qt here: :class:`app.gui.jobs.ProcessJob` runs :func:`child_main` in a ``spawn`` process, so
-a conversion or a driver import cannot hold the window's GIL. A job is ``job(say, *args)``; its
-return value and log records go back to the window. Design: docs/architecture.md, "The desktop
-app".
+No Qt here; a job is ``job(say, *args)``. Design: docs/architecture.md, "The desktop app".
 """
 
 from __future__ import annotations
@@ -59,12 +56,7 @@ def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
 
 
 def inspect_lines(rows: list[tuple[str, str]]) -> list[str]:
-    """Return Inspect's lines: the model's facts, the file named left to the box's heading.
-
-    The path was printed two or three times: the heading, the ``model`` row and,
-    for a graph run as it is, the ``graph`` row. The graph is said when it is another file
-    (a converted model's cached graph).
-    """
+    """Return Inspect's lines: the model's facts, the file named left to the box's heading."""
     named = dict(rows).get("model")
     return [
         f"{label + ':':<11}{value}"

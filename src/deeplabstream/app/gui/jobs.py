@@ -1,10 +1,4 @@
-"""Slow work off the window: a job in a helper process, its stage and time shown as it goes.
-
-:class:`ProcessJob` runs one function of :mod:`app.gui.job_targets` in a ``spawn`` process. The
-window's event loop only looks at a pipe now and then (:data:`POLL_MS`), so it keeps answering
-whatever the job does; :meth:`ProcessJob.progress_text` says what the job is doing and for how
-long (``converting the model to ONNX... (12 s)``), and :meth:`ProcessJob.cancel` ends it at once.
-"""
+"""Slow work off the window: a job in a helper process, its stage and time shown as it goes."""
 
 from __future__ import annotations
 
@@ -27,8 +21,7 @@ END_GRACE_S = 5.0  # after its outcome, how long the process may take to exit be
 class ProcessJob(QObject):
     """Run ``job(say, *args)`` in a helper process; ``finished`` carries its :class:`Outcome`.
 
-    ``job`` is a function of :mod:`app.gui.job_targets` and ``args`` are picklable;
-    ``timeout_s`` None: never time out.
+    ``job``: a function of :mod:`app.gui.job_targets`; ``args`` picklable; ``timeout_s`` None.
     """
 
     progress = pyqtSignal(str)  # the progress line changed (stage or whole seconds)

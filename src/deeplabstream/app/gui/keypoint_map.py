@@ -1,9 +1,6 @@
 """Map an experiment's keypoints onto the model's, from the Rig tab.
 
-:class:`KeypointMapBox` lists the keypoints a model lacks with :func:`suggest_mapping`'s guess;
-**Save mapping** writes the config (a shipped config is copied first); :func:`connect_keypoints`
-wires it to the window. Design: docs/gui.md, "Mapping the experiment's keypoints onto the
-model's".
+Design: docs/gui.md, "Mapping the experiment's keypoints onto the model's".
 """
 
 from __future__ import annotations
@@ -84,10 +81,7 @@ def _words(name: str) -> list[str]:
 
 
 def normalised(name: str) -> tuple[str, str]:
-    """Return (side, body part) of a keypoint name as spelt, case and separators set aside.
-
-    ``left_ear``, ``ear_left``, ``LeftEar``, ``l_ear`` and ``leftear`` all give ("left", "ear").
-    """
+    """Return (side, body part) of a keypoint name: ``l_ear``, ``LeftEar`` give ("left", "ear")."""
     side = ""
     rest = []
     for word in _words(name):
@@ -103,10 +97,7 @@ def normalised(name: str) -> tuple[str, str]:
 
 
 def canonical(name: str) -> tuple[str, str]:
-    """Return (side, body part) of a keypoint name, spelling and synonyms set aside.
-
-    ``left_ear`` and ``EarLeft`` give ("left", "ear"); ``snout`` and ``nose`` ("", "nose").
-    """
+    """Return (side, body part) of a keypoint name, synonyms too: ``snout`` gives ("", "nose")."""
     side, part = normalised(name)
     return side, _CANONICAL.get(part, part)
 
@@ -130,10 +121,7 @@ def likeness(wanted: str, candidate: str) -> float:
 def suggest_mapping(wanted: Sequence[str], available: Sequence[str]) -> dict[str, str | None]:
     """Return, for each name in ``wanted``, the likeliest of ``available`` (None: no good one).
 
-    A name the model has maps onto itself. Otherwise the best :func:`likeness` wins: the same
-    name spelt otherwise, then a synonym (nose / snout, tail base / tail1, centre / thorax), then
-    a part that stands in for it (nose / head), else a spelling at least :data:`SIMILARITY`
-    alike; each of the model's keypoints is taken at most once, best pairs first.
+    The same name, then the best :func:`likeness`; each of ``available`` is taken at most once.
     """
     found: dict[str, str | None] = {name: None for name in wanted}
     taken: set[str] = set()
@@ -178,11 +166,7 @@ class RigKeypoints:
 
 
 def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigKeypoints:
-    """Return the keypoints of each camera's model and the experiment's mismatches.
-
-    Cheap after the first call per model (:func:`pose.loading.model_keypoints` caches); an
-    experiment or model that cannot be read gives no mismatch (the rig's problems name it).
-    """
+    """Return the keypoints of each camera's model and the experiment's mismatches (cached)."""
     plan = resolve_cameras(settings)  # each camera's model (settings/effective.py)
     by_camera: dict[str | None, tuple[str, ...]] = {}
     animals: dict[str | None, int] = {}
@@ -244,8 +228,7 @@ class _Report(QThread):
 class KeypointMapBox(QGroupBox):
     """Offers the mapping of the experiment's keypoints onto the model's; saves it.
 
-    ``rig`` is the Rig tab (:class:`app.gui.rig_panel.RigPanel`): its ``checked`` signal starts a
-    look at the keypoints, its ``settings`` are what is looked at.
+    ``rig``: the Rig tab, whose ``checked`` signal starts a look at its ``settings``.
     """
 
     report_ready = pyqtSignal(object)
@@ -391,12 +374,7 @@ class KeypointMapBox(QGroupBox):
 
 
 def connect_keypoints(window: Any) -> None:
-    """Connect the Rig tab's keypoint box to the Regions tab and the error banner of ``window``.
-
-    The region editor gets each camera's model keypoints and animals and the rig's devices after
-    every look, and copies a shipped config before its first save (as the mapping does); an error
-    banner about a keypoint the model lacks clears once a look finds none missing.
-    """
+    """Connect the Rig tab's keypoint box to the Regions tab and the error banner of ``window``."""
     rig, editor = window.rig_panel, window.region_editor
     box: KeypointMapBox = rig.keypoint_map
 

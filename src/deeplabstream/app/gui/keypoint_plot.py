@@ -1,8 +1,6 @@
 """Keypoints over time: x, y and likelihood of each keypoint of one camera and animal.
 
-:meth:`KeypointPlot.add_pose` is cheap (one row); the curves are redrawn a few times a second,
-only while the tab shows. Times are ``events.csv``'s ``time_s``. Design: docs/gui.md, "Watching
-the experiment: the Log, Plots and Keypoints tabs".
+Design: docs/gui.md, "Watching the experiment: the Log, Plots and Keypoints tabs".
 """
 
 from __future__ import annotations

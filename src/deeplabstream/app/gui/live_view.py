@@ -1,8 +1,7 @@
 """The live view: one tile per camera with poses, trigger shapes, action flashes and the trial.
 
-Each tile reads its camera's DISPLAY channel (newest frame only) when the window's display timer
-fires (at most ``[Streaming] DISPLAY_RATE`` times a second) and draws on a copy of the frame, so
-recorded and analysed frames are never touched and a slow window only skips display frames.
+Each tile draws on a copy of its camera's newest DISPLAY frame at most ``[Streaming]
+DISPLAY_RATE`` times a second, so a slow window only skips display frames (docs/gui.md).
 """
 
 from __future__ import annotations
@@ -62,10 +61,7 @@ TILE_LEAST_SIZE = (160, 120)  # px: a camera tile never asks for more (the frame
 
 
 def paint_label(painter: QPainter, at: QPointF, text: str) -> None:
-    """Write ``text`` in white on a dark box centred on ``at``.
-
-    Coloured text straight on the frame (cyan on a grey arena) could hardly be read.
-    """
+    """Write ``text`` in white on a dark box centred on ``at`` (readable on any arena)."""
     width, height = _label_size(painter.fontMetrics(), text)
     _paint_box(painter, QRectF(at.x() - width / 2, at.y() - height / 2, width, height), text)
 
@@ -77,12 +73,7 @@ def paint_names(painter: QPainter, names: list[tuple[QPointF, str]]) -> None:
 
 
 def name_boxes(metrics: QFontMetrics, names: list[tuple[QPointF, str]]) -> list[QRectF]:
-    """Return where each name goes: under its top edge's middle, below the names before it.
-
-    Under the edge, not on it: a name on the edge covered a circle's top handle; each name goes
-    below any placed before it that it would cover, so the names of nested regions (a zone and
-    its centre, one circle in another) never hide each other.
-    """
+    """Return where each name goes: under its top edge's middle, below the names before it."""
     boxes: list[QRectF] = []
     for at, text in names:
         width, height = _label_size(metrics, text)
@@ -113,10 +104,7 @@ def _paint_box(painter: QPainter, box: QRectF, text: str) -> None:
 
 
 class ViewOverlay(Protocol):
-    """Something drawn on top of a :class:`CameraView`'s frame that also gets its mouse and keys.
-
-    The region editor is one. Both methods get the view, so one overlay can serve every tile.
-    """
+    """Something drawn on top of a :class:`CameraView`'s frame that also gets its mouse and keys."""
 
     def paint_overlay(self, view: CameraView, painter: QPainter) -> None:
         """Paint on ``view`` (widget coordinates) after its frame."""
@@ -128,8 +116,7 @@ class ViewOverlay(Protocol):
 class CameraView(QWidget):
     """Paints one camera's newest annotated frame, scaled to fit and centred.
 
-    An optional :class:`ViewOverlay` (:meth:`set_overlay`) paints after the frame and receives
-    the view's mouse presses, moves, releases, double-clicks and key presses.
+    An optional :class:`ViewOverlay` (:meth:`set_overlay`) paints after it and gets its input.
     """
 
     def __init__(self, name: str) -> None:
@@ -185,10 +172,7 @@ class CameraView(QWidget):
         return QPointF(rect.x() + (x + 0.5) * scale, rect.y() + (y + 0.5) * scale)
 
     def to_frame(self, point: QPointF | QPoint) -> tuple[float, float] | None:
-        """Widget coordinates -> frame pixel (x, y), the inverse of :meth:`to_widget`.
-
-        None before the first frame. Points outside the frame map outside its pixel range.
-        """
+        """Widget coordinates -> frame pixel (x, y) (None before the first frame)."""
         scale = self.scale()
         if scale <= 0:
             return None
@@ -311,11 +295,8 @@ class LiveView(QWidget):
     def refresh(self) -> None:
         """Show each camera's newest frame (if a new one arrived) with its annotations.
 
-        While poses arrive, the frame shown is the one the newest pose was computed from (the
-        ring still holds it: the pose lags the camera by one inference), so the skeleton sits on
-        the animal it was computed from. When that frame is gone, the newest frame is shown
-        with the pose and a line saying how many frames the pose is behind: the lag is shown,
-        never hidden.
+        While poses arrive, the frame shown is the one the newest pose was computed from; once the
+        ring has dropped it, the newest frame with a line saying how far the pose lags.
         """
         status = self._experiment_status()
         flashing = self._flashing(status)
@@ -356,12 +337,7 @@ class LiveView(QWidget):
         self._clock_offsets[name] = offset if known is None else min(known, offset)
 
     def frame_time_of(self, camera: str, host_timestamp_ns: int) -> float:
-        """Return a frame's time as ``events.csv``'s ``time_s`` gives it.
-
-        With one camera its own clock (from the frame's arrival time less the camera's offset);
-        with several, the host arrival time, the clock they share (as the pose worker gives
-        the experiment: live/processes/analysis/pipeline.py, ``frame_time_s``).
-        """
+        """Return a frame's time as ``events.csv``'s ``time_s`` gives it."""
         if len(self._readers) > 1:
             return host_timestamp_ns / 1e9
         return host_timestamp_ns / 1e9 - self._clock_offsets.get(camera, 0.0)

@@ -1,9 +1,6 @@
 """Loud losses: decide when a camera loses too many frames, and keep saying so until seen.
 
-:class:`LossAlarm` (pure Python) judges each camera's figures over the last ``window_s``
-seconds: recorder holes, camera drops, a stalled or late loop, skipping; an alert latches until
-:meth:`LossAlarm.acknowledge`. :class:`LossBanner` shows it. Design: docs/gui.md, "Messages and
-errors".
+Design: docs/gui.md, "Messages and errors".
 """
 
 from __future__ import annotations
@@ -44,12 +41,7 @@ RECORDER_LOST_TOO = (
 
 
 def skipping_advice(recording: bool, recorder_lost: bool) -> str:
-    """Return the advice for skipped frames, with what it means for the recording now.
-
-    "Recording keeps every frame" is said only while it holds: it stood under "the recorder
-    lost 155 frames", and "Analysis skipping costs the recording nothing" beside the
-    recorder's losses read as if they did not matter.
-    """
+    """Return the advice for skipped frames, with what it means for the recording now."""
     if recorder_lost:
         return f"{SKIPPING_ADVICE} {RECORDER_LOST_TOO}"
     return f"{SKIPPING_ADVICE} {RECORDING_KEEPS_ALL}" if recording else SKIPPING_ADVICE
@@ -104,11 +96,7 @@ class LossAlert:
     past: str = ""  # once it no longer holds: until when it held, and "not since"
 
     def text(self, holds: bool, ended: bool = False) -> str:
-        """Return the line to show: live while the condition ``holds``, past tense after.
-
-        Once the stream has ``ended``, a loss that held to its end is said in the past tense
-        without "not since" (there was no since).
-        """
+        """Return the line to show: live while the condition ``holds``, past tense after."""
         if ended and self.past:
             return self.past
         return self.message if holds or not self.past else f"{self.past}; not since"
@@ -129,10 +117,7 @@ class _Sample:
 class LossAlarm:
     """Watch each camera's loss counters over a sliding window; latch alerts until acknowledged.
 
-    Parameters
-    ----------
-    thresholds
-        When a loss is loud; :class:`LossThresholds` defaults otherwise.
+    ``thresholds`` None: :class:`LossThresholds` defaults.
     """
 
     def __init__(self, thresholds: LossThresholds | None = None) -> None:
@@ -157,12 +142,7 @@ class LossAlarm:
         return bool(self._alerts)
 
     def message(self) -> str:
-        """Return one line per latched alert (empty when all is well), for a banner.
-
-        Most serious first, under a headline when several kinds or cameras lost frames. An alert
-        whose condition still holds says so in the present; one that no longer holds says until
-        when it held.
-        """
+        """Return one line per latched alert (empty when all is well), most serious first."""
         alerts = self.alerts
         lines = [
             alert.text((alert.camera, alert.figure) in self._holding, self._ended)
@@ -363,14 +343,8 @@ def _went_back(before: _Sample, now: _Sample) -> bool:
 class LossBanner(Banner):
     """A loud bar (``loss_banner``) with the latched loss alerts; stays until acknowledged.
 
-    Parameters
-    ----------
-    alarm
-        The alarm it shows; a :class:`LossAlarm` with default thresholds otherwise.
-
-    While heavy skipping is latched, its last line says what to do about it and what that means
-    for the recording (:attr:`recording`: whether a recording runs), in the same words as the
-    losses above it.
+    ``alarm`` None: a :class:`LossAlarm` with default thresholds. While heavy skipping is
+    latched, its last line says what to do and what it means for the recording.
     """
 
     acknowledged = pyqtSignal()  # the user pressed Acknowledge: the alerts are cleared

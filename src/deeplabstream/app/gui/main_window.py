@@ -1,7 +1,6 @@
 """The main window of ``app.py``: the rig, the four Start/Stop buttons, the live view, watching.
 
-Timers drive everything on the GUI thread; anything slow runs on background threads or helper
-processes. Design: docs/gui.md (its tabs) and docs/architecture.md, "The desktop app".
+Design: docs/gui.md (its tabs) and docs/architecture.md, "The desktop app".
 """
 
 from __future__ import annotations
@@ -71,10 +70,7 @@ TABS_LEAST_WIDTH_PX = 520  # the tabs never ask for more width than this (their 
 
 
 def initial_size(screen: QScreen | None) -> tuple[int, int]:
-    """Return the window's first size: most of the screen, never more than the screen has.
-
-    It takes :data:`SCREEN_SHARE` of the screen, at least :data:`DEFAULT_SIZE` where that fits.
-    """
+    """Return the window's first size: :data:`SCREEN_SHARE` of the screen, never more than it."""
     width, height = DEFAULT_SIZE
     if screen is None:
         return width, height
@@ -150,11 +146,7 @@ class ViewSide(QWidget):
         self.placeholder.show()
 
     def follow_experiment(self, experimenting: bool) -> None:
-        """Let a running experiment draw its regions (with their state); the editor otherwise.
-
-        The editor's regions are the config file's; a running experiment shows its own (lit
-        while true). Edits saved meanwhile apply at the next Start Experiment.
-        """
+        """Let a running experiment draw its regions (with their state); the editor otherwise."""
         if self.live_view is None:
             return
         if experimenting and self._regions_attached:
@@ -167,9 +159,7 @@ class ViewSide(QWidget):
     def on_camera_clock(self, figures: list[CameraFigures]) -> list[CameraFigures]:
         """Return ``figures`` with their rates measured on each camera's own clock.
 
-        The runner's rates count frames between two host-timed refreshes: under load they read
-        above the camera's own rate (46 and 73 fps of a 30 fps camera). The newest frame's
-        stamps give the rate the camera delivered (:mod:`live.session.report.rates`).
+        Host-timed refreshes overstate the rate under load (:mod:`live.session.report.rates`).
         """
         if self.live_view is None:
             return figures
@@ -404,10 +394,7 @@ class MainWindow(QMainWindow):
     # -- reactions -----------------------------------------------------------------------------
 
     def toggle(self, part: Part) -> None:
-        """Start or stop ``part`` (its button); the rig and regions are saved before a start.
-
-        A click made while another part starts or stops waits for it (:mod:`app.gui.click_queue`).
-        """
+        """Start or stop ``part`` (its button); the rig and regions are saved before a start."""
         controller = self.controller
         if not self.closing and (self.queue.holds(part) or self.queue.can_queue(part)):
             self.say.notice(self.queue.click(part))
@@ -427,11 +414,7 @@ class MainWindow(QMainWindow):
         controller.toggle(part)
 
     def forget_last_session(self) -> None:
-        """Clear the last session's messages and camera rows: a new Start Stream (docs/gui.md).
-
-        Its summary, warnings, losses and advice were about that session; what the new start
-        finds wrong is shown afresh.
-        """
+        """Clear the last session's messages and camera rows: a new Start Stream (docs/gui.md)."""
         for banner in (self.banner, self.loss_banner, self.info):
             banner.clear()
         self.say.error_cause = ""
@@ -659,11 +642,7 @@ class MainWindow(QMainWindow):
         self.latency_button.follow()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
-        """Stop every part in order, off the GUI thread, then let the window go.
-
-        Finalising files can take seconds; the window stays, paints and says so meanwhile,
-        and closes itself when the controller says everything stopped.
-        """
+        """Stop every part in order, off the GUI thread, then let the window go."""
         controller = self.controller
         self.session_row.verify_button.stop()  # never left running behind the window
         if self.closed_down or (not controller.streaming and not controller.working):

@@ -1,7 +1,6 @@
 """The window's message area: errors, losses and news in one place that never moves the controls.
 
-:class:`MessageArea` is always two lines of a message tall; information goes by itself after
-:data:`INFO_SHOWN_S` unless it must stay. Design: docs/gui.md, "Messages and errors".
+Design: docs/gui.md, "Messages and errors".
 """
 
 from __future__ import annotations
@@ -31,10 +30,7 @@ PART_CAUSES = frozenset(part.value for part in Part)
 class InfoBanner(Banner):
     """A neutral bar for information and success; it goes after a while unless told to stay.
 
-    Messages that stay are kept one under the other (the stream ended, then its summary, then
-    the session's warnings). News that comes meanwhile is shown *above* them until its time is
-    up: the bar shows its first lines, and news added at the bottom of a summary was seen only
-    under Show all.
+    Messages that stay are kept one under the other; news meanwhile shows above them.
     """
 
     def __init__(self, name: str = "info_banner", colours: BarColours = INFO_COLOURS) -> None:
@@ -57,10 +53,7 @@ class InfoBanner(Banner):
     ) -> None:
         """Show ``text``; it goes after :data:`INFO_SHOWN_S` unless ``stay``.
 
-        In the warning colour when ``warning`` (until cleared). A text that stays replaces the
-        texts that stay, or with ``add`` is added under them (a session's warnings, one after
-        the other; said once), or with ``first`` above them (verify's verdict above the
-        session's summary).
+        A text that stays replaces those that stay, or goes under (``add``) or above (``first``).
         """
         if warning:
             self.use_colours(WARNING_COLOURS)
@@ -116,8 +109,7 @@ class InfoBanner(Banner):
 class MessageArea(QScrollArea):
     """The area holding the window's banners, one under the other; always :data:`ROWS` rows tall.
 
-    ``banners`` are given most important first; each shows and hides itself. Its height is fixed
-    when made, so a message never moves the rest of the window (docs/gui.md).
+    ``banners`` most important first; each shows and hides itself.
     """
 
     def __init__(self, banners: Iterable[Banner]) -> None:
@@ -248,28 +240,18 @@ class WindowMessages:
             self.banner.clear()
 
     def notice(self, text: str, stay: bool = False) -> None:
-        """Show information (neutral colours) in the message area.
-
-        What stays is added under what stays already: the stream that stopped by itself never
-        takes the place of the session's warnings.
-        """
+        """Show information (neutral colours); what stays goes under what stays already."""
         self.info.show_text(text, stay, add=stay)
 
     def summary(self, summary: str, warning: bool = False) -> None:
         """Show a session's summary above what stays, until dismissed or the next start.
 
-        A user's stop of a session with losses (``warning``): the losses in their own words in
-        the warning colour, never the error red (the stop was asked for). Above why the stream
-        stopped by itself, its first line, what was lost, is the one in sight.
+        ``warning``: a user's stop with losses, in the warning colour (never the error red).
         """
         self.info.show_text(summary, stay=True, warning=warning, first=True)
 
     def warning(self, text: str) -> None:
-        """Show a warning of the session in the warning colour, until dismissed.
-
-        Never the error red: the session goes on (a disk filling, a camera below its rate).
-        Each warning is added under the earlier ones.
-        """
+        """Show a session's warning (warning colour, under the earlier ones) until dismissed."""
         self.info.show_text(text, stay=True, warning=True, add=True)
 
     def stream_ended(self, reason: str) -> None:
@@ -283,11 +265,7 @@ class WindowMessages:
         self.notice(f"The stream stopped by itself: {reason}.{hint}", stay=True)
 
     def explain_refusal(self, button: QPushButton) -> None:
-        """Say why the greyed ``button`` that was clicked cannot be pressed now.
-
-        Said until it no longer holds (:meth:`withdraw_stale_refusal`): "Start Experiment:
-        wait: starting recording" stayed for a whole run.
-        """
+        """Say why the greyed ``button`` clicked cannot be pressed now, until it no longer holds."""
         reason = button.toolTip() or "it cannot be pressed now"
         text = f"{button.text()}: {reason}"
         self._refusal = (button, button.toolTip(), text)

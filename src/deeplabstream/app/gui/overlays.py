@@ -1,8 +1,4 @@
-"""What the live view draws besides poses and triggers: the trail and the occupancy heatmap.
-
-:class:`OverlayOptions` is read by :class:`app.gui.live_view.LiveView` at every display frame;
-:class:`OverlayToggles` is the row of check boxes that sets it.
-"""
+"""What the live view draws besides poses and triggers: the trail and the occupancy heatmap."""
 
 from __future__ import annotations
 
@@ -17,11 +13,7 @@ from deeplabstream.app.gui.button_row import named_button
 
 @dataclass
 class OverlayOptions:
-    """Which extra overlays the live view draws, and how.
-
-    The trail and the occupancy map are kept whether shown or not, so turning one on shows
-    the history at once.
-    """
+    """Which extra overlays the live view draws; both are kept whether shown or not."""
 
     show_trail: bool = False
     show_heatmap: bool = False
@@ -32,13 +24,7 @@ class OverlayOptions:
 
 
 class OverlayToggles(QWidget):
-    """Check boxes for the trail (``show_trail``) and the heatmap (``show_heatmap``), and a reset.
-
-    Parameters
-    ----------
-    options
-        The options the boxes set (shared with the live view; changed in place).
-    """
+    """Check boxes for the trail and the heatmap, and a reset; ``options`` is changed in place."""
 
     changed = pyqtSignal()  # a box was ticked or cleared
     reset_requested = pyqtSignal()  # the user wants the trail and the heatmap to start again

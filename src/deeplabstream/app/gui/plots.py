@@ -1,8 +1,4 @@
-"""Plots over time of each camera's figures: rates, latency, skipped and dropped frames.
-
-:class:`SessionPlots` shows the last :data:`HISTORY_S` seconds; skipped and dropped frames per
-second (the counters' increase), so a burst shows as a spike.
-"""
+"""Plots over time of each camera's figures: rates, latency, skipped and dropped frames."""
 
 from __future__ import annotations
 
@@ -64,13 +60,7 @@ class _Series:
 
 
 class SessionPlots(QWidget):
-    """Four small plots of every camera's figures over the last minutes.
-
-    Parameters
-    ----------
-    history_s
-        How far back the plots reach, seconds.
-    """
+    """Four small plots of every camera's figures over the last ``history_s`` seconds."""
 
     def __init__(self, history_s: float = HISTORY_S) -> None:
         super().__init__()
@@ -134,10 +124,7 @@ class SessionPlots(QWidget):
         return list(self._series)
 
     def show_alerts(self, figures: Iterable[str]) -> None:
-        """Tint the plots of the figures with a latched loss alert (``dropped``, ``skipped``...).
-
-        The tint stays while the figure is given; an empty iterable turns every plot back.
-        """
+        """Tint the plots of the figures with a latched loss alert (empty: none tinted)."""
         loud = {_ALERT_PLOTS[figure] for figure in figures if figure in _ALERT_PLOTS}
         for name, plot in self.plots.items():
             if (name in loud) != (name in self.loud_plots):

@@ -1,7 +1,6 @@
 r"""What the window remembers between launches: view choices that are not part of a rig.
 
-Kept in ``$DEEPLABSTREAM_WINDOW_STATE`` or ``window.ini`` in the user's preferences folder, never
-in the settings file (docs/gui.md).
+Kept in ``$DEEPLABSTREAM_WINDOW_STATE`` or the preferences folder's ``window.ini``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """A plain live view of every camera for ``DeepLabStream.py`` (the full GUI is ``app.py``).
 
-The window reads each camera's DISPLAY channel (newest frame only) at most at
-``[Streaming] DISPLAY_RATE``; it draws on its own copy, so it can never touch recorded frames or
-slow capture. ``q`` or closing the window stops the run.
+It draws on its own copy of the newest DISPLAY frame; ``q`` or closing the window stops the run.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """What the window says at its start about the previous session: how it ended, its verdict.
 
-A session verified by ``[Session] VERIFY = after`` in the console (the window closed before
-verify ended, or ``DeepLabStream.py``) printed its verdict only in the terminal. The next start
-reads the newest session folder of the sessions folder: its ``session.json`` (how it ended) and
-``verify/summary.json`` (the verdict line), and the message area says them.
+Read from the newest session folder's ``session.json`` and ``verify/summary.json``.
 """
 
 from __future__ import annotations

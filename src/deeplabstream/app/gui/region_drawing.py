@@ -1,9 +1,6 @@
 """Regions drawn and edited with the mouse on the live view's camera tiles.
 
-The region editor (:class:`app.gui.region_editor.RegionEditor`) is each tile's overlay; it hands
-the tiles' paint calls and their mouse and key events to :class:`RegionDrawing`, which keeps the
-drag or the shape being drawn and tells the editor what changed. The shape edits themselves
-(handles, moves, resizes, whole pixels) are plain functions in frame pixels, without Qt.
+The shape edits themselves are plain functions in frame pixels, without Qt.
 """
 
 from __future__ import annotations
@@ -84,9 +81,8 @@ def moved(shape: RegionShape, dx: float, dy: float) -> RegionShape:
 def resized(shape: RegionShape, handle: int, x: float, y: float) -> RegionShape:
     """Return ``shape`` with handle number ``handle`` (of :func:`handles`) dragged to (x, y).
 
-    The result is never degenerate: a radius, semi-axis or side is at least one pixel; a
-    polygon whose vertex would put every point on one line (no area) is returned as it was,
-    the same object.
+    Never degenerate: sizes stay at least one pixel; a polygon that would lose its area is
+    returned as it was, the same object.
     """
     if isinstance(shape, Circle):
         return Circle(shape.cx, shape.cy, max(1.0, math.hypot(x - shape.cx, y - shape.cy)))

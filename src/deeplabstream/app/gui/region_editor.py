@@ -1,8 +1,6 @@
 """The region editor: draw, move, resize and delete an experiment's regions on the live view.
 
-Regions are in the frame pixels of their camera, rounded; Save writes them through
-:mod:`experiments.config.edit`. Design: docs/gui.md, "The Regions tab: drawing regions on the
-live view".
+Design: docs/gui.md, "The Regions tab: drawing regions on the live view".
 """
 
 from __future__ import annotations
@@ -70,10 +68,7 @@ def unique_name(taken: Sequence[str], stem: str = "region") -> str:
 
 
 def regions_of_status(status: ExperimentStatus | None) -> list[RegionSpec]:
-    """Return the regions a running experiment reports, to show a Python experiment's (read-only).
-
-    A trigger with several region shapes gives one entry each (``name``, ``name_2``, ...).
-    """
+    """Return the regions a running experiment reports (``name``, ``name_2``, ... per shape)."""
     found: list[RegionSpec] = []
     for trigger in status.triggers if status is not None else ():
         shapes = [s for s in trigger.shapes if isinstance(s, _REGION_TYPES)]
@@ -142,10 +137,7 @@ class RegionFile:
         return text
 
     def write(self, regions: list[Region], before_save: Callable[[Path], Path] | None) -> Path:
-        """Write into the file ``before_save`` gives (a shipped config's copy); may raise OSError.
-
-        Raises ConfigEditError as :func:`save_regions`; new actions then get their sections' names.
-        """
+        """Write into the file ``before_save`` gives; may raise OSError, or ConfigEditError."""
         assert self.path is not None, "the editor writes only a file it read"
         if before_save is not None:
             self.path = before_save(self.path)
@@ -165,10 +157,7 @@ class RegionFile:
         return tuple((rule, text.describe_rule(rule)) for rule in text.rules_of(name))
 
     def users_of(self, name: str) -> list[str]:
-        """Return the rules and combinators of the file that name ``name``, but its own action.
-
-        A rule that is nothing but the region's action goes with the region when it is deleted.
-        """
+        """Return the rules and combinators of the file that name ``name``, but its own action."""
         text = self.text()
         if text is None:
             return []
@@ -188,8 +177,7 @@ class RegionEditor(QWidget):
     """Tools, camera chooser, region list and status; draws and edits on attached tiles.
 
     Use :meth:`attach` with the live view's tiles and :meth:`load` with the experiment's config
-    file (None: a Python experiment, read-only). The editor reads the file, never the running
-    experiment, so it works on the stream alone.
+    file (None: a Python experiment, read-only); it reads the file, never the running experiment.
     """
 
     saved = pyqtSignal(Path)
@@ -315,8 +303,7 @@ class RegionEditor(QWidget):
     ) -> None:
         """Read the regions of ``config_path``; None: a Python experiment, shown read-only.
 
-        ``cameras`` are the stream's analysed cameras; a new region watches the first of
-        ``keypoints`` (or the regions' own); ``running`` holds a Python experiment's regions.
+        ``cameras``: the stream's analysed cameras; ``running``: a Python experiment's regions.
         """
         self.file = RegionFile(Path(config_path) if config_path is not None else None)
         self.cameras = list(cameras)
@@ -347,10 +334,7 @@ class RegionEditor(QWidget):
     ) -> None:
         """Offer each camera's model's keypoints (None: a model for any camera) and the devices.
 
-        ``animals``: how many animals each camera's model reports; with several, a region's
-        animal is a choice (a number, any or each). Called whenever the Rig tab's check finds
-        them, before any stream: a region's keypoint, animal and action can then be chosen from
-        the model's and the rig's lists.
+        ``animals``: how many animals each camera's model reports (several: a choice per region).
         """
         self._rig_keypoints = {camera: list(names) for camera, names in keypoints.items()}
         self._rig_animals = dict(animals or {})
@@ -441,11 +425,7 @@ class RegionEditor(QWidget):
         return True
 
     def delete_rule(self, rule: str) -> bool:
-        """Delete ``[Rule rule]`` (with the stimulations only it does) at the next Save.
-
-        A region's own action that is this rule shows "No action" from now on; once no rule
-        names a region, the region can be deleted.
-        """
+        """Delete ``[Rule rule]`` (with the stimulations only it does) at the next Save."""
         text = self.file.text()
         if self.read_only or text is None or rule in self.file.deleted_rules:
             return False

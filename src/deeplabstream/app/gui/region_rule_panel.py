@@ -1,8 +1,6 @@
 """The selected region's rule in the Regions tab: its camera, keypoint, animal, action and rules.
 
-The region editor writes it as :class:`experiments.config.edit.RegionAction`; a region a rule
-names cannot be deleted until the rule is. Design: docs/gui.md, "The Regions tab: drawing
-regions on the live view".
+Design: docs/gui.md, "The Regions tab: drawing regions on the live view".
 """
 
 from __future__ import annotations
@@ -54,7 +52,7 @@ class EditedRegion(Protocol):
 class RigChoices:
     """What a region may choose from: the rig's cameras, devices, the model's keypoints, animals.
 
-    ``rules``: the config's rules that name the region (name, in words), to delete one.
+    ``rules``: the config's rules that name the region (name, in words).
     """
 
     cameras: tuple[str, ...] = ()
@@ -67,8 +65,7 @@ class RigChoices:
 def animal_options(animals: int, current: str | None) -> list[tuple[str, str]]:
     """Return the animal choices (words, ``ANIMAL`` value) for a model of ``animals`` animals.
 
-    Each animal by number, then any and each; a value the region has that the model does not
-    report stays listed, so it is seen (and the rig check names it).
+    A value the region has that the model does not report stays listed.
     """
     options = [(f"animal {number}", str(number)) for number in range(1, animals + 1)]
     options += [("any animal", "any"), ("each animal (a rule per animal)", "each")]
@@ -79,10 +76,7 @@ def animal_options(animals: int, current: str | None) -> list[tuple[str, str]]:
 
 
 class RegionRulePanel(QWidget):
-    """Camera, keypoint, animal and action of one region, and the rules that name it.
-
-    Edits go straight into the region; a rule to delete is signalled to the editor.
-    """
+    """Camera, keypoint, animal and action of one region, and the rules that name it."""
 
     changed = pyqtSignal(str)
     """The region's keypoint, animal or action changed: what, in words."""

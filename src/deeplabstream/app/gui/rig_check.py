@@ -1,7 +1,6 @@
 """What the Rig tab says of a settings text: its problems, and what Start would run.
 
-The check is the one a start runs (:func:`live.session.preflight.check_before_start` after parsing),
-so the panel and the Start buttons never disagree.
+The check is the one a start runs, so the panel and the Start buttons never disagree.
 """
 
 from __future__ import annotations
@@ -33,13 +32,7 @@ def relative_to_settings(path: Path, settings_file: Path) -> str:
 
 
 def experiment_name_for(path: Path, settings_file: Path | None = None) -> str:
-    """Return what ``[Experiment] NAME`` says for ``path``: its name where it has one, else it.
-
-    A shipped config and a config or module of the lab's ``experiments/`` folder beside
-    ``settings_file`` are named by their stem. ``NAME`` is not a settings path (it may be a
-    config name or a class), so another config is written in full; another ``.py`` file too,
-    which the check then refuses, saying to put it in the lab's folder (settings are data).
-    """
+    """Return what ``[Experiment] NAME`` says for ``path``: its stem where that finds it."""
     resolved = path.resolve()
     if resolved.suffix == ".ini" and resolved.parent == CONFIG_FOLDER.resolve():
         return resolved.stem
@@ -52,13 +45,9 @@ def experiment_name_for(path: Path, settings_file: Path | None = None) -> str:
 def editable_config(config: Path, settings_file: Path) -> Path:
     """Return the config file the window may edit for ``config``.
 
-    A config shipped with the program (``experiments/configs``) is not changed by the window:
-    it is copied into the lab's ``experiments/`` folder beside the settings file first (files
-    it names made absolute, so they are still found), once. There a config of the same name is
-    read before the shipped one, so ``[Experiment] NAME`` keeps what the user wrote (it was
-    rewritten as the copy's absolute path). A copy that is there already and still
-    equal to it is reused, and a different file of that name is never overwritten
-    (``NAME_2.ini``...: NAME then names that one). Any other config is edited where it is.
+    A shipped config is first copied (once) into the lab's ``experiments/`` folder beside the
+    settings file, its files made absolute; a different file of that name is never overwritten
+    (``NAME_2.ini``...). Any other config is edited where it is.
     """
     config = config.resolve()
     if config.parent != CONFIG_FOLDER.resolve():
@@ -80,9 +69,7 @@ def editable_config(config: Path, settings_file: Path) -> Path:
 def lab_code_of(name: str, settings_folder: Path | None) -> str | None:
     """Return the lab's code that loading experiment ``name`` imports (and so runs), or None.
 
-    None for a config and for a class shipped in the package: loading them runs nothing of the
-    lab's. Otherwise the ``.py`` file, the module of the lab's ``experiments/`` folder, or the
-    installed package's module. Decided from names and files alone, without importing.
+    Decided from names and files alone, without importing.
     """
     text = name.strip()
     if not text or config_file_of(text, settings_folder) is not None:
@@ -104,9 +91,7 @@ def check_text(
 ) -> tuple[Settings | None, list[str]]:
     """Check a settings text as a start would; return the settings (None if unreadable).
 
-    An experiment that is the lab's code (:func:`lab_code_of`) is checked, so imported, only
-    when its name is in ``allowed`` (the user started, checked or chose it): opening a settings
-    file must not run a module it names.
+    The lab's experiment code is checked (imported) only when its name is in ``allowed``.
     """
     try:
         settings = parse_settings_text(text, settings_file)
@@ -158,11 +143,7 @@ def summary_lines(settings: Settings) -> list[str]:
 
 
 def trigger_line(name: str, trigger: Any, cameras: list[str]) -> str:
-    """Say what a trigger is and which camera it reads: ``nose_in_left (region, arena)``.
-
-    With one camera every trigger reads it, so no camera is named; with several, a trigger that
-    still needs one says ``camera?``.
-    """
+    """Say what a trigger is and which camera it reads: ``nose_in_left (region, arena)``."""
     read = trigger.cameras_read()
     if read is None:
         where = "camera?" if len(cameras) > 1 else ""

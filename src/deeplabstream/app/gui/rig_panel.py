@@ -1,8 +1,6 @@
 """The rig panel: cameras, model, experiment, devices and the session, set up from the window.
 
-Edits the settings file's text (comments kept) and checks all of it at every change as a start
-would; saving is refused while problems remain. Design: docs/gui.md, "The Rig tab: cameras,
-model, experiment, devices, session".
+Design: docs/gui.md, "The Rig tab: cameras, model, experiment, devices, session".
 """
 
 from __future__ import annotations
@@ -206,10 +204,7 @@ class RigPanel(QWidget):
         self.experiment_box.allow_experiment()
 
     def set_output_override(self, folder: Path | None) -> None:
-        """Say that sessions go to ``folder`` (``app.py --output-dir``), not the settings' folder.
-
-        The Output folder field is then read-only: the command line wins over it.
-        """
+        """Say that sessions go to ``folder`` (``--output-dir``); Output folder turns read-only."""
         self.output_override = folder
         self.session_box.show_output_override(folder)
         if self.settings is not None:

@@ -1,7 +1,6 @@
 """The keys of one settings section as an editable table (the Rig tab's cameras and devices).
 
-Every key the section's settings class declares is listed with its default and its
-documentation (as a tooltip, the text of docs/settings.md); an empty value means the default.
+An empty value means the default.
 """
 
 from __future__ import annotations
@@ -44,19 +43,13 @@ def keys_of(section_class: type, skip: tuple[str, ...] = ()) -> list[KeyRow]:
 
 
 def camera_keys(source: str, settings_folder: Path | None = None) -> list[KeyRow]:
-    """Return every key a ``[Camera NAME]`` section of ``source`` takes (its own, then common).
-
-    ``settings_folder``: where the lab's ``cameras/`` is (None: the process's).
-    """
+    """Return every key a ``[Camera NAME]`` section of ``source`` takes (its own, then common)."""
     own = keys_of(camera_class(source, settings_folder).settings_class)
     return own + keys_of(CameraCommonSettings)
 
 
 def device_keys(kind: str, settings_folder: Path | None = None) -> list[KeyRow]:
-    """Return every key a ``[Device NAME]`` section of TYPE ``kind`` takes.
-
-    ``settings_folder``: where the lab's ``devices/`` is (None: the process's).
-    """
+    """Return every key a ``[Device NAME]`` section of TYPE ``kind`` takes."""
     return keys_of(device_class(kind, settings_folder).settings_class)
 
 

@@ -1,7 +1,5 @@
 """What the GUI's buttons do: one stream session, its parts started and stopped in a safe order.
 
-:class:`SessionController` runs each start and stop on a background thread and enforces the
-order (:meth:`SessionController.allowed`); :class:`AnalysisLoad` starts analysis beside the rest.
 Design: docs/gui.md, "The buttons".
 """
 
@@ -92,9 +90,8 @@ def converted_models(plan: CameraPlan) -> list[str]:
 class LatencyRun:
     """The latency test in progress, as an experiment of the controller's stream.
 
-    Its experiment starts on a background thread; :meth:`service` stops it after
-    ``[LatencyTest] DURATION`` and analyses it on a background thread too, then the controller's
-    ``latency_finished`` says what came out (``latency_test*.json`` and ``.png``).
+    :meth:`service` stops it after ``[LatencyTest] DURATION`` and analyses it in the background;
+    the controller's ``latency_finished`` says what came out.
     """
 
     controller: SessionController
@@ -161,10 +158,8 @@ class LatencyRun:
 class AnalysisLoad:
     """Start Analysis in progress: the settings checked, the model converted, then the worker.
 
-    The check and the worker's start run on background threads, the conversion in a helper
-    process (:mod:`app.gui.jobs`): the window answers throughout. The load is its controller's
-    :attr:`SessionController.loading` until it ends; once it is not (cancelled while converting,
-    the stream stopped), what its steps report is dropped.
+    Every step runs off the GUI thread; once it is no longer its controller's
+    :attr:`SessionController.loading`, what its steps report is dropped.
     """
 
     controller: SessionController
@@ -423,9 +418,8 @@ class SessionController(QObject):
     ) -> str | None:
         """Say why ``part``'s button cannot be pressed now; None when it can.
 
-        With ``waiting``: why it could not be pressed once the start or stop in progress is
-        done, ``will_run`` having started meanwhile (the clicks queued before it): a click
-        made while a part starts or stops waits for it (:meth:`waits_for`) unless this says no.
+        With ``waiting``: why not once the start or stop in progress is done, ``will_run`` having
+        started meanwhile.
         """
         if self.busy is not None and not waiting:
             return f"wait: {self.busy}"
@@ -447,11 +441,7 @@ class SessionController(QObject):
         return None
 
     def waits_for(self, part: Part) -> str | None:
-        """Say what a click on ``part``'s button must wait for now; None when it need not.
-
-        A part starting or stopping (Start Recording takes seconds while its recorders start);
-        for Start Experiment also the pose model loading.
-        """
+        """Say what a click on ``part``'s button must wait for now; None when it need not."""
         if self.busy is not None:
             return self.busy
         if part is Part.EXPERIMENT and self.loading is not None and not self.running(part):
@@ -483,10 +473,7 @@ class SessionController(QObject):
     # -- buttons -------------------------------------------------------------------------------
 
     def toggle(self, part: Part) -> None:
-        """Start ``part`` if it is stopped, stop it if it runs (the button's click).
-
-        A click that cannot be honoured now is answered with a notice saying why.
-        """
+        """Start ``part`` if stopped, stop it if it runs; a refused click gets a notice why."""
         reason = self.why_not(part)
         if reason is not None:
             self.notice.emit(f"{BUTTON_LABELS[part]}: {reason}")
@@ -563,9 +550,7 @@ class SessionController(QObject):
     def request_shutdown(self, reason: str | None = None) -> None:
         """Stop everything on a background thread; ``shut_down`` is emitted when all is final.
 
-        Closing the window calls this: stopping finalises files for seconds, and the window
-        keeps painting (and saying so) meanwhile instead of freezing. ``reason`` is the
-        session's stop reason ("window closed" unless said: "Ctrl-C received").
+        ``reason``: the session's stop reason ("window closed" unless said).
         """
         self._closing = True
         if reason is not None:

@@ -1,7 +1,4 @@
-"""The window's bottom row: the settings file it runs, and the last session's folder.
-
-One row, so that a laptop screen's height goes to the live view and the tabs.
-"""
+"""The window's bottom row: the settings file it runs, and the last session's folder."""
 
 from __future__ import annotations
 
@@ -66,11 +63,7 @@ class SessionRow(QWidget):
         return load_settings(self.settings_path())
 
     def follow(self, idle: bool, busy: bool, folder: Path | None, sessions: Path | None) -> None:
-        """Follow the window's state: the settings file is fixed unless ``idle``.
-
-        ``busy``: a stream runs, a part starts or stops, or the window closes (verify stops);
-        ``folder``: the last session's; ``sessions``: where sessions go, said before one.
-        """
+        """Follow the window's state: the settings file is fixed unless ``idle``."""
         self.settings_edit.setEnabled(idle)
         self.browse_button.setEnabled(idle)
         self.show_session(folder, sessions)

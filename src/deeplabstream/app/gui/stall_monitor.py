@@ -1,7 +1,6 @@
 """How long the window goes without answering: a timer that measures the event loop's stalls.
 
-The figures (gap, busy, queued, blocked, window) and what each includes: docs/architecture.md,
-"The desktop app".
+The figures and what each includes: docs/architecture.md, "The desktop app".
 """
 
 from __future__ import annotations
@@ -36,11 +35,8 @@ def queued_ns() -> int | None:
 class Stall:
     """One gap between ticks longer than :data:`REPORT_MS` (times in ms; docs/architecture.md).
 
-    ``at_s`` is when it ended (``time.monotonic()``); ``gap_ms`` the time the event loop did not
-    answer beyond the tick; ``busy_ms`` and ``other_threads_ms`` the processor time of the GUI
-    thread and of the others meanwhile; ``queued_ms`` the GUI thread's wait for a processor
-    (None where the system does not say); ``explained_ms`` the time the parties it may have
-    waited for spent computing or queued.
+    ``at_s``: when it ended (``time.monotonic()``); ``queued_ms`` None where the system does
+    not say.
     """
 
     at_s: float
@@ -57,11 +53,7 @@ class Stall:
 
     @property
     def blocked_ms(self) -> float | None:
-        """Return the time the GUI thread slept on its own account; None when unknown.
-
-        The gap less the thread's work, its wait for a processor and what ``explained_ms``
-        accounts for: a blocking call of the window's own.
-        """
+        """Return the time the GUI thread slept on its own account; None when unknown."""
         if self.queued_ms is None:
             return None
         rest = self.gap_ms - self.busy_ms - self.queued_ms - self.explained_ms
@@ -88,11 +80,10 @@ class Stall:
 
 
 class StallMonitor(QObject):
-    """Measure the event loop's stalls on the GUI thread (see the module's description).
+    """Measure the event loop's stalls on the GUI thread; those over ``report_ms`` are kept.
 
-    Gaps over ``report_ms`` are kept in :attr:`stalls` and logged. ``explain`` returns the ms the
-    parties the GUI thread may wait for spent since its previous call (None: the process's other
-    threads' processor time).
+    ``explain`` returns the ms the parties the GUI thread may wait for spent since its last call
+    (None: the process's other threads' processor time).
     """
 
     def __init__(

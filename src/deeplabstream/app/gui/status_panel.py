@@ -176,11 +176,7 @@ class StatusPanel(QWidget):
                 self.table.setItem(row, column, item)
 
     def show_final_recorded(self, counts: dict[str, tuple[int, int]]) -> None:
-        """Put the session's final frames recorded (+ lost) in each camera's "recorded" cell.
-
-        At the stop the recorders write their last frames after the table's last refresh: the
-        cell then says what session.json says (it froze at the refresh before).
-        """
+        """Put the session's final frames recorded (+ lost) in each camera's "recorded" cell."""
         column = CAMERA_COLUMNS.index("recorded")
         for row in range(self.table.rowCount()):
             name_item = self.table.item(row, 0)

@@ -1,8 +1,4 @@
-"""The subject and the lab, for session.nwb: the ``[Session]`` keys NWB and DANDI ask for.
-
-Folded under a button in the Rig tab's Session box; each field is a settings key, checked by the
-rig check.
-"""
+"""The subject and the lab, for session.nwb: the ``[Session]`` keys NWB and DANDI ask for."""
 
 from __future__ import annotations
 
@@ -42,13 +38,7 @@ _PLACEHOLDERS = {
 
 
 class SubjectFields(QWidget):
-    """A fold-out form of the subject and lab keys; ``write(key, value)`` stores an edit.
-
-    Parameters
-    ----------
-    write
-        Called with the key and the new text when a field is edited (the rig panel's setter).
-    """
+    """A fold-out form of the subject and lab keys; ``write(key, value)`` stores an edit."""
 
     def __init__(self, write: Callable[[str, str], None]) -> None:
         super().__init__()

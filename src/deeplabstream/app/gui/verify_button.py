@@ -1,7 +1,6 @@
 """The Verify button beside Open folder: the session just ended, checked against its recording.
 
-Enabled once the last session is finished and holds a recording; runs :class:`VerifyProcess`,
-stoppable. Design: docs/gui.md and docs/verify.md.
+Design: docs/gui.md and docs/verify.md.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ MOST_REASONS_SHOWN = 20  # more are in the report and summary.json
 class VerifyButton(QPushButton):
     """The button, its run and its result window.
 
-    ``progress`` carries a line for beside the buttons, ``reported`` the verdict for the message
-    area, ``failed`` why it could not verify (the window's error banner), ``started`` a new run.
+    Signals: ``progress`` (a line), ``reported`` (the verdict), ``failed`` (why it could not
+    verify), ``started`` (a new run).
     """
 
     progress = pyqtSignal(str)
@@ -67,11 +66,7 @@ class VerifyButton(QPushButton):
         self.follow(None, busy=False)
 
     def follow(self, session_dir: Path | None, busy: bool) -> None:
-        """Follow the window's state: the last session's folder, and whether a stream is busy.
-
-        ``busy``: a stream runs, a part starts or stops, or the window closes. A verify that
-        runs then is stopped: it must never compete with a live session for the machine.
-        """
+        """Follow the window's state; a verify running while ``busy`` is stopped."""
         if busy and self.run.running:
             self.stop()
             self.reported.emit("Verify stopped: a stream started. Verify again after it.")
@@ -93,11 +88,7 @@ class VerifyButton(QPushButton):
         self.run.stop()
 
     def due_after_close(self, session_dir: Path | None) -> Path | None:
-        """Return the session ``[Session] VERIFY = after`` asks to verify and nothing finished.
-
-        For the window's close: the session it ended was not verified here (the window closed
-        at its end, or while verify ran), so the console verifies it (app/verify_after.py).
-        """
+        """Return the session ``[Session] VERIFY = after`` asks to verify and nothing finished."""
         if session_dir is None or why_not_verifiable(session_dir) is not None:
             return None
         outcome = self.run.outcome

@@ -1,9 +1,4 @@
-"""One run of ``deeplabstream-verify`` on a finished session, in a process of its own.
-
-:class:`VerifyProcess` runs :func:`app.verify_after.verify_command` in a ``QProcess`` (a module
-path, never an import: the offline layer stands above the app) and reads the verdict into a
-:class:`VerifyOutcome`.
-"""
+"""One run of ``deeplabstream-verify`` on a finished session, in a process of its own."""
 
 from __future__ import annotations
 
@@ -42,11 +37,7 @@ KEPT_ERROR_CHARS = 4000  # the end of stderr kept for the message
 
 
 def recorded_videos(session_dir: Path) -> list[Path]:
-    """Return the recordings ``session.json`` names that exist in ``session_dir``.
-
-    Each camera's ``recordings[*].video`` is a file name in the session folder. An unreadable
-    or damaged ``session.json`` names none: :func:`why_not_verifiable` says so.
-    """
+    """Return the recordings ``session.json`` names that exist in ``session_dir``."""
     try:
         data = read_record_data(session_dir / SESSION_JSON)
     except (OSError, DamagedRecordError):
@@ -127,9 +118,7 @@ def read_outcome(
 ) -> VerifyOutcome:
     """Turn a finished command's exit code and output into its :class:`VerifyOutcome`.
 
-    Exit 0 agrees, 1 differs (``summary.json``'s reasons, else the last lines of stdout), 3
-    agrees in part (what was not checked), 2 could not verify (stderr says why); anything else
-    is a failure of the command itself.
+    Exit 0 agrees, 1 differs, 3 agrees in part, 2 could not verify; else the command failed.
     """
     error = stderr.strip()[-KEPT_ERROR_CHARS:]
     if exit_code not in VERDICT_OF_EXIT:
@@ -177,8 +166,8 @@ def _reasons(summary: dict[str, Any], verdict: str = DIFFERS) -> tuple[str, ...]
 class VerifyProcess(QObject):
     """Run the verify command on one session folder; never blocks the event loop.
 
-    ``progress`` carries each ``verify: ...`` line as it comes, ``finished`` the
-    :class:`VerifyOutcome` (also after :meth:`stop`, with ``stopped`` set).
+    ``progress`` carries each ``verify: ...`` line, ``finished`` the :class:`VerifyOutcome`
+    (also after :meth:`stop`, with ``stopped`` set).
     """
 
     progress = pyqtSignal(str)
@@ -227,11 +216,7 @@ class VerifyProcess(QObject):
         process.start(program, arguments)
 
     def stop(self) -> None:
-        """Stop the command: SIGTERM, then a kill if it has not exited within the grace.
-
-        Waits at most :data:`STOP_GRACE_MS` (twice, when the kill is needed): called when the
-        window closes or a stream starts, where a verify must not go on.
-        """
+        """Stop the command: SIGTERM, then a kill; waits at most twice :data:`STOP_GRACE_MS`."""
         process = self._process
         if process is None:
             return

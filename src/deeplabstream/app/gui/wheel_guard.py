@@ -1,8 +1,4 @@
-"""The mouse wheel scrolls the page, never the drop-down or number field it passes over.
-
-:class:`WheelGuard`, installed once on the application, gives such widgets inside a scroll area
-the focus only from a click or Tab; without focus the wheel goes to the scroll area.
-"""
+"""The mouse wheel scrolls the page, never the drop-down or number field it passes over."""
 
 from __future__ import annotations
 
@@ -39,9 +35,8 @@ class WheelGuard(QObject):
 def install_wheel_guard(window: QWidget) -> WheelGuard | None:
     """Guard every value widget while ``window`` lives; :func:`remove_wheel_guard` when it goes.
 
-    The guard filters the application's events (widgets are added later: camera controls,
-    table cells); it must be removed before the window is destroyed, as a Python filter
-    called while Qt tears objects down crashed the process.
+    Remove it before the window is destroyed: a Python event filter called while Qt tears
+    objects down crashed the process.
     """
     app = QCoreApplication.instance()
     if app is None:

@@ -1,8 +1,6 @@
 """Every message that crosses a process boundary, in one place.
 
-Control messages are frozen dataclasses, pickled; poses are fixed-size records on the POSE pipe
-(:class:`PoseRecord`, :func:`encode_pose`, :class:`PoseReader`). Design: docs/architecture.md,
-"Processes and what crosses between them".
+Design: docs/architecture.md, "Processes and what crosses between them".
 """
 
 from __future__ import annotations
@@ -77,8 +75,7 @@ class Finished:
 class RecorderReady:
     """The recorder is subscribed: every frame published from now on will be recorded.
 
-    ``first_seq`` is the first frame (ring sequence number) it records; the file names let the
-    main process find the files even if the recorder dies without saying more.
+    ``first_seq``: the first ring sequence number it records.
     """
 
     first_seq: int = 0
@@ -137,10 +134,8 @@ class CameraModel:
 class PoseReady:
     """The models are loaded and warmed up; frames from now on are analysed.
 
-    ``model``, ``keypoints`` and ``skeleton`` describe the shared model (the first camera's);
-    ``cameras`` says which model each camera uses. Pose records carry ``record_keypoints`` rows,
-    the most of any model: a camera's record holds its model's keypoints, then NaN rows; and
-    ``record_animals`` animals, the most of any model (1 when every model is single-animal).
+    ``model``, ``keypoints``, ``skeleton``: the first camera's model. Pose records carry
+    ``record_keypoints`` rows and ``record_animals`` animals, the most of any model (NaN rows).
     """
 
     model: dict[str, Any]
@@ -173,9 +168,7 @@ class PoseFailed:
 class PoseStuck:
     """A lab's call on the loop cannot be interrupted: the worker flushed its rows and ends.
 
-    ``message`` names the call (core/call_watchdog.py's CallStuck); ``experiment`` and
-    ``experiment_time_s``: the running experiment's name and latest frame time (its events'
-    clock), None without one.
+    ``experiment``, ``experiment_time_s``: the running experiment and its latest frame time.
     """
 
     message: str
@@ -307,11 +300,7 @@ class SetCameraControl:
 
 @dataclass(frozen=True)
 class CameraControlSet:
-    """The answer to :class:`SetCameraControl`: the value the camera took, or why not.
-
-    ``controls`` are the camera's controls afterwards (a limit may depend on another control:
-    a Basler camera's highest frame rate on its exposure).
-    """
+    """The answer to :class:`SetCameraControl`: the value taken, or why not; ``controls`` after."""
 
     name: str
     value: float
@@ -341,8 +330,7 @@ _MAX_RECORD = 4096  # POSIX PIPE_BUF: larger writes could interleave
 class PoseRecord:
     """One analysed frame's keypoints in frame pixels, with its timestamps (host clock).
 
-    ``pose`` (K, 3) is the first animal's; ``animals`` (A, K, 3) holds every animal's for a
-    multi-animal model (None for a single-animal one).
+    ``pose`` (K, 3) is the first animal's; ``animals`` (A, K, 3) every animal's (None: one).
     """
 
     camera_id: int

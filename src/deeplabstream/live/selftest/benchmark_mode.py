@@ -60,12 +60,8 @@ def percentiles_ms(values: Iterable[float]) -> dict[str, float] | None:
 def frame_stages_ms(timing: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each analysed frame's time in each stage, from the pose timing tables of all cameras.
 
-    The worker was busy until the end of its previous estimate (the latest ``pose_ready``
-    before this frame's ``picked_up``). ``queue_wait`` is the part of arrival -> pick-up that
-    fell before that moment; ``transport`` is the rest (the record through the pipe, the worker
-    waking up, and its bookkeeping of the previous frame: experiment, file writes).
-    ``handover`` is pick-up -> keypoints less the three model stages (copying the frame out of
-    the ring, batching). The stages add up to ``end_to_end`` = ``pose_ready - host_timestamp``.
+    The stages add up to ``end_to_end`` = ``pose_ready - host_timestamp``; every stage:
+    docs/outputs.md, "benchmark.json".
     """
     arrived = timing["host_timestamp"].to_numpy(np.float64)
     picked = timing["picked_up"].to_numpy(np.float64)
@@ -87,13 +83,10 @@ def frame_stages_ms(timing: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def loop_stages_ms(timing: pd.DataFrame) -> pd.DataFrame:
-    """Each analysed frame's time in each stage of the loop, as the deadline blames them.
+    """Each analysed frame's time (ms) in each stage of the loop, as the deadline blames them.
 
-    From a ``pose_timing.csv`` table: the stages of :mod:`core.deadline` (``wait``,
-    ``transport``, ``inference``, ``experiment``, ``output``, in ms, columns ``<stage>_ms``),
-    ``end_ms`` (frame arrival -> its command, else its decision, else its pose: the sum of the
-    stages), the ``stage`` that took the longest, and the ``deadline_stage`` the worker
-    recorded (empty when the frame kept its deadline, or with none).
+    From a ``pose_timing.csv`` table: the stages of :mod:`core.deadline`, ``end_ms`` (their
+    sum), the longest ``stage`` and the recorded ``deadline_stage``.
     """
     arrived = timing["host_timestamp"].to_numpy(np.float64)
     picked = timing["picked_up"].to_numpy(np.float64)
@@ -125,11 +118,7 @@ def loop_stages_ms(timing: pd.DataFrame) -> pd.DataFrame:
 
 
 def tail_frames(timing: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
-    """Return the frames whose loop took more than ``factor`` x its p99, with their stages.
-
-    The loop is :func:`loop_stages_ms`'s ``end_ms`` (frame -> command where there was one);
-    each tail frame has its time in every stage and the stage that took the longest.
-    """
+    """Return the frames whose loop took more than ``factor`` x its p99, with their stages."""
     stages = loop_stages_ms(timing)
     if stages.empty:
         return stages
@@ -175,9 +164,7 @@ def action_stages_ms(events: pd.DataFrame) -> dict[str, np.ndarray]:
 def tracking_lost(pose_csv: Path, threshold: float) -> tuple[int, int]:
     """(frames with any keypoint's likelihood below ``threshold``, frames analysed).
 
-    Rows of frames not analysed (all NaN: passed over, or never delivered) count in neither.
-    With several animals, a frame counts as lost when an animal that is in it (any keypoint
-    found) has a keypoint below ``threshold``; an animal absent from the frame does not count.
+    Only analysed rows count; with several animals, only animals present in the frame.
     """
     table = read_pose_table(pose_csv, analysed_only=True)
     likelihood = table.points[..., 2]  # (N, A, K)
@@ -208,10 +195,7 @@ def gpu_names() -> list[str]:
 
 
 def session_figures(session_dir: Path, plan: CameraPlan) -> dict[str, Any]:
-    """Everything ``benchmark.json`` holds about the app's own run (not the baseline).
-
-    ``plan`` is the session's (settings/effective.py): each camera's likelihood threshold.
-    """
+    """Everything ``benchmark.json`` holds about the app's own run (not the baseline)."""
     session = read_session_record(session_dir)
     pose = session.pose.cameras if session.pose is not None else {}
     threshold = plan.likelihood_threshold  # [Pose]'s
@@ -320,11 +304,7 @@ def build_benchmark(
     threads: int,
     naive_no_recording: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the content of ``benchmark.json`` (``naive`` None: the baseline did not run).
-
-    ``naive`` is the naive loop doing the session's work (recording when the session recorded);
-    ``naive_no_recording`` the same loop without recording, when the session recorded.
-    """
+    """Return the content of ``benchmark.json`` (``naive`` None: the baseline did not run)."""
     app = session_figures(session_dir, plan)
     session: SessionRecord = app.pop("session")
     machine = machine_description()

@@ -1,6 +1,5 @@
 """The latency self-test's figures: the board's measurement beside the app's own account.
 
-The app's account (sampling wait + frame -> command + transfer) and its split into stages:
 docs/latency-test.md.
 """
 
@@ -37,10 +36,8 @@ BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 class LineTiming:
     """How an answer's bytes reach the board, for the transfer stage.
 
-    ``bits_per_byte``: start, data and stop bits (10 on a plain 8N1 line); ``link_delay_ms``:
-    the mean time before the first bit (a USB bridge's, or a simulator's polling), known from
-    the board's design. A real board's link delay is not known to the app: 0, and the
-    agreement's bias shows it.
+    ``bits_per_byte``: 10 on a plain 8N1 line; ``link_delay_ms``: the mean time before the first
+    bit, from the board's design (0 for a real board: the agreement's bias shows it).
     """
 
     bits_per_byte: int = BITS_PER_BYTE
@@ -120,11 +117,7 @@ def analyse_session(
     events_file: str = "events.csv",
     line: LineTiming = LineTiming(),
 ) -> dict[str, Any]:
-    """Return the figures of a latency-test run (``latency_test.json``'s content).
-
-    ``events_file`` names the run: ``events.csv`` (with ``latency_board.csv``), or
-    ``events.run2.csv`` (with ``latency_board.run2.csv``) for a second test in one session.
-    """
+    """Return ``latency_test.json``'s content for the run ``events_file`` names."""
     board_path = session_dir / run_file(events_file, "latency_board")
     if not board_path.exists():
         raise LatencyAnalysisError(

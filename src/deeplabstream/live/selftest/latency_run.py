@@ -1,7 +1,6 @@
 """The latency self-test as the app runs it: plan, stream with the board's test, then the figures.
 
-:func:`plan_latency_test`, :func:`experiment_config` and :func:`finish_latency_test`, used by
-``DeepLabStream.py --latency-test`` and the window. Design: docs/latency-test.md.
+Design: docs/latency-test.md.
 """
 
 from __future__ import annotations
@@ -123,11 +122,7 @@ def write_experiment(session_dir: Path, plan: LatencyTestPlan) -> Path:
 def finish_latency_test(
     session_dir: Path, plan: LatencyTestPlan, events_file: str = "events.csv"
 ) -> dict[str, Any]:
-    """Analyse the run; write ``latency_test.json``, the histogram and the events rows.
-
-    A second test in one session (``events.run2.csv``) writes ``latency_test.run2.json`` and
-    ``latency_test.run2.png``.
-    """
+    """Analyse the run; write ``latency_test[.run2].json``, its histogram and events rows."""
     figures = analyse_session(session_dir, plan.baudrate, events_file, plan.line)
     figures["test"] = dataclasses.asdict(plan.spec)
     json_file = run_file(events_file, "latency_test")
@@ -147,9 +142,7 @@ def finish_latency_test(
 def simulated_board_lag(pin_log: Path, spec: LatencyTestSpec) -> dict[str, Any] | None:
     """How far the simulated board fell behind the host clock at each LED switch-on (ms).
 
-    The simulator keeps board time locked to the host's; when the host does not run it in time
-    (a loaded machine), its events happen late in host time, and the board's figures are off by
-    as much. Zero is the least lag seen. None without a simulated board.
+    Zero is the least lag seen; None without a simulated board.
     """
     if not pin_log.exists():
         return None

@@ -98,10 +98,7 @@ def worker_threads(settings: Settings) -> int:
 
 
 def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], float]:
-    """Return the first ``count`` frames of ``camera`` and its nominal rate.
-
-    The camera is opened in this process and read as fast as it gives frames.
-    """
+    """Return the first ``count`` frames of ``camera`` (opened here) and its nominal rate."""
     options = camera.options
     if camera.source in ("synthetic", "video"):  # files and simulations need no waiting here
         options = dataclasses.replace(options, pacing="free")
@@ -154,13 +151,10 @@ def run_naive_loop(
     *,
     record: bool = False,
 ) -> dict[str, Any]:
-    """Run the naive loop for as many due frames per camera as the app captured.
+    """Run the naive loop for as many due frames per camera as the app captured; its figures.
 
-    ``plan`` is the session's (settings/effective.py): each camera runs its model and flip, as
-    the app runs them. Returns its figures: ``analysed_fps`` (all cameras), ``latency_ms`` per
-    stage, per camera counts, and with ``experiment`` the latency of its actions (frame due ->
-    command written). With ``record``, a writer thread per camera encodes every due frame
-    (``recorded`` per camera).
+    Each camera runs its model and flip from ``plan``; ``experiment`` adds the actions' latency,
+    ``record`` a writer thread per camera (docs/outputs.md, "benchmark.json").
     """
     settings = plan.settings
     descriptions = {path: load_model(path) for path in plan.models}

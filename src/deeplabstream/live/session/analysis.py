@@ -1,8 +1,4 @@
-"""The main process's handle on the inference worker: start it, read its poses, stop it.
-
-Used by :class:`live.session.analysis_plan.PoseEstimation`; the worker itself is
-``live/processes/analysis/inference.py``.
-"""
+"""The main process's handle on the inference worker: start it, read its poses, stop it."""
 
 from __future__ import annotations
 
@@ -133,12 +129,8 @@ def _end_loading_worker(process: Any, control: Connection) -> None:
 def held_reason(heartbeat: Heartbeat, now_ns: int, stop_sent_ns: int | None) -> str | None:
     """Say what holds the inference worker when it must be ended by the app; None while not.
 
-    ``heartbeat`` is the worker's (core/heartbeat.py), read at ``now_ns``; ``stop_sent_ns``:
-    when StopAnalysis was sent (None: it runs). While it runs, only a guarded call that outlived
-    its limit and its interruption, in a worker giving no sign of life, is cause to end it (a
-    worker stopped by SIGSTOP alone is a stall, said by the stall watch, and may go on). After
-    the stop was sent: a worker giving no sign of life for :data:`HELD_AFTER_S`, or whose loop
-    has not taken the stop in :data:`TAKE_STOP_S`.
+    Running: a guarded call past its limit in a worker giving no sign of life. Stopping: no sign
+    of life for :data:`HELD_AFTER_S`, or the stop not taken in :data:`TAKE_STOP_S`.
     """
     silent_s = heartbeat.silent_s(now_ns)
     call = heartbeat.call()
@@ -254,15 +246,9 @@ class Analysis:
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
-        ``file_label`` goes between the camera name and the pose files' suffixes, so a second
-        analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
-        ``outputs``: the outputs chosen (settings/outputs.py), each by name with its settings;
-        the worker opens their live halves (outputs/interface.py; the pose files always). The
-        wait for the worker includes what each may wait at its start (LSL: for consumers).
-        ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
-        after the worker has ended. ``settings_folder``: the settings file's folder, where the
-        worker finds the lab's plugins (core/plugins/; None: this process's). ``doorbell``:
-        the session's, for the worker's channels (None: this process's default).
+        ``file_label`` goes between the camera name and the pose files' suffixes
+        (``cam.run2.pose.csv``). ``stop_requested`` ends the wait with StopRequested, after the
+        worker has ended. ``settings_folder`` None: plugins from this process's folder.
         """
         start_up_s = _start_up_s(outputs)  # each output found by name: before any process
         control, child_control = context.Pipe(duplex=True)
@@ -387,11 +373,9 @@ class Analysis:
     def recent_latency_ms(
         self, camera: str, end_to_end: bool = False
     ) -> tuple[float, float] | None:
-        """p50 and p99 of the latency of the poses of the last :data:`RECENT_S` seconds.
+        """p50 and p99 latency (ms) of the poses of the last :data:`RECENT_S` s (None: none came).
 
-        Frame -> pose ready; with ``end_to_end``, frame -> the frame's decision or command
-        (what the deadline judges). None when no pose came in that time: a stalled loop shows
-        no figure rather than an old one.
+        With ``end_to_end``, frame -> decision or command, else frame -> pose ready.
         """
         recent = self._recent.get(camera)
         if not recent:
@@ -406,8 +390,7 @@ class Analysis:
     def check_finished(self) -> str | None:
         """Handle the worker's messages; return an error message if it ended with one.
 
-        A worker held whole by a guarded call past its limit (core/heartbeat.py) is ended here,
-        the call named: its own watchdog cannot run to do it.
+        A worker held whole by a guarded call past its limit is ended here, the call named.
         """
         if self._untold_error is not None:
             untold, self._untold_error = self._untold_error, None
@@ -494,10 +477,8 @@ class Analysis:
     def stop(self, hurry: Callable[[], bool] | None = None) -> str | None:
         """Ask the worker to stop, collect its figures, join it; return an error message if any.
 
-        The wait is bounded whatever the worker does: one held whole or whose loop does not take
-        the stop is ended within seconds, named (:meth:`_held`); one that finishes its files
-        is waited for while it beats, up to :data:`STOP_TIMEOUT_S`, or :data:`HURRY_GRACE_S`
-        once ``hurry`` says the stop was asked for again (Ctrl-C again).
+        Bounded: a held worker is ended within seconds; one finishing its files is waited for
+        while it beats, up to :data:`STOP_TIMEOUT_S` (:data:`HURRY_GRACE_S` once ``hurry``).
         """
         if self._stopped:
             return None

@@ -1,8 +1,4 @@
-"""A session's pose estimation and experiments: Start/Stop Analysis, Start/Stop Experiment.
-
-:class:`PoseEstimation` (``LiveSession.pose``) starts and stops the inference worker and the
-experiment, and keeps every analysis of the session.
-"""
+"""A session's pose estimation and experiments: Start/Stop Analysis, Start/Stop Experiment."""
 
 from __future__ import annotations
 
@@ -73,15 +69,9 @@ class PoseEstimation:
     ) -> None:
         """Start the inference worker for every streaming camera; returns once it is warmed up.
 
-        ``experiment_plan``: the experiment as the checks before the start resolved it (else it
-        is read now).
-
-        With ``experiment``, the worker also runs ``[Experiment] NAME`` (or ``experiment_name``)
-        on the poses, with the devices of the settings' ``[Device NAME]`` sections opened first;
-        with ``latency_test`` too, its board runs the latency self-test meanwhile. Raises
-        PoseError (model missing, provider not installed, experiment or device not available),
-        and StopRequested when ``stop_requested`` gives a reason to stop while the model loads
-        (the worker is ended; nothing of it is kept).
+        With ``experiment``, it also runs the experiment with its devices opened first (and
+        ``latency_test``). Raises PoseError (model, provider, experiment or device missing), and
+        StopRequested when ``stop_requested`` gives a reason while the model loads.
         """
         session, branches = self._session, self._session.branches
         if session.session_dir is None or session.stopped:
@@ -146,11 +136,7 @@ class PoseEstimation:
     def start_experiment(
         self, experiment_name: str | None = None, latency_test: LatencyTestSpec | None = None
     ) -> None:
-        """Start ``[Experiment] NAME`` (or ``experiment_name``) on the running analysis.
-
-        With ``latency_test``, its board runs the latency self-test meanwhile. PoseError says
-        why it cannot start.
-        """
+        """Start ``[Experiment] NAME`` (or ``experiment_name``) on the running analysis."""
         if not self.analysing or self.analysis is None:
             raise PoseError("pose estimation is not running: start analysis first")
         if self.experimenting:
@@ -189,11 +175,7 @@ class PoseEstimation:
 def worker_cameras(
     branches: list[CameraBranch], plan: CameraPlan, health: SessionHealth
 ) -> list[WorkerCamera]:
-    """Return the cameras still streaming, as the inference worker analyses them.
-
-    Each carries its effective settings from ``plan`` (settings/effective.py): its model, FLIP,
-    dynamic crop and PIXELS_PER_MM, resolved once for the session.
-    """
+    """Return the cameras still streaming, each with its effective settings from ``plan``."""
     cameras = []
     for branch in branches:
         if branch.ended or branch.ring is None:
@@ -224,8 +206,7 @@ def experiment_spec(
 ) -> ExperimentSpec:
     """Return experiment ``name`` (None: ``[Experiment] NAME``) with the settings' devices.
 
-    The experiment is read now (its plan: the config's text, the module's hash), unless the
-    caller resolved it already (``plan``: the checks before a headless start did).
+    Read now unless ``plan`` has it resolved already.
     """
     if plan is None:
         chosen = name or settings.experiment.name

@@ -1,8 +1,4 @@
-"""A streaming session's cameras as the window reaches them: controls, display readers, names.
-
-``LiveSession``'s camera methods (``camera_controls``, ``set_camera_control``,
-``display_reader``) read the session's camera branches through these.
-"""
+"""A streaming session's cameras as the window reaches them: controls, display readers, names."""
 
 from __future__ import annotations
 
@@ -14,10 +10,7 @@ from deeplabstream.transport.ring import Channel
 
 
 def camera_controls(branches: list[CameraBranch], name: str) -> tuple[CameraControl, ...]:
-    """Return a camera's controls with its limits, as it last reported them (after open).
-
-    Raises KeyError for a camera the session does not have.
-    """
+    """Return a camera's controls and limits as last reported (KeyError: no such camera)."""
     for branch in branches:
         if branch.name == name:
             return branch.controls
@@ -34,11 +27,8 @@ def set_camera_control(
 ) -> float:
     """Set a live control of a streaming camera; return the value the camera really took.
 
-    Raises
-    ------
-    CameraError
-        No such camera, the stream is not running (``streaming``), the camera refused the value
-        (the message gives its limits), or it did not answer within ``timeout_s``.
+    Raises CameraError: no such camera, not ``streaming``, the value refused (its limits
+    given), or no answer within ``timeout_s``.
     """
     branch = next((b for b in branches if b.name == camera), None)
     if branch is None:

@@ -92,11 +92,8 @@ class CameraBranch:
     def set_control(self, name: str, value: float, timeout_s: float) -> float:
         """Ask a streaming camera's capture process to set a live control; return what it took.
 
-        Raises
-        ------
-        CameraError
-            The camera refused (its message gives the allowed range), has ended, or did not answer
-            within ``timeout_s`` (it answers between frames: a camera waiting for a trigger cannot).
+        Raises CameraError when refused (with the allowed range), ended, or silent for
+        ``timeout_s`` (it answers between frames: not while waiting for a trigger).
         """
         pipe = self.controls_pipe
         if pipe is None or self.ended:
@@ -169,11 +166,8 @@ def await_opened(
 ) -> list[str]:
     """Wait until every camera opened or failed; return the problems (empty: all opened).
 
-    Raises
-    ------
-    StopRequested
-        When ``stop_requested`` gives a reason to stop meanwhile (looked at every 0.1 s): the
-        caller ends the capture processes.
+    Raises StopRequested when ``stop_requested`` gives a reason meanwhile (the caller ends the
+    capture processes).
     """
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     pending = {branch.control: branch for branch in branches}
@@ -235,11 +229,7 @@ def ring_spec(branch: CameraBranch, settings: Settings) -> RingSpec:
 
 
 def recorded_and_lost(branch: CameraBranch, stats: dict[str, Any]) -> tuple[int, int]:
-    """Return the frames the whole session recorded of the camera, and those its recorders lost.
-
-    Every recording part that ended, and the one in progress (the ring's counts are that
-    part's own): what session.json says as ``frames_recorded``/``frames_lost_in_recording``.
-    """
+    """Return the frames the whole session recorded of the camera, and those its recorders lost."""
     recorded = sum(r.frames_recorded for r in branch.recordings)
     lost = sum(r.frames_lost for r in branch.recordings)
     if branch.recorder is not None and branch.recorder.finished is None:  # recording now
@@ -376,10 +366,9 @@ def collect_finished_captures(
     report_error: Callable[[str], None],
     hurry: Callable[[], bool] | None = None,
 ) -> None:
-    """Take each streaming camera's end (its Finished message); report a failed or stuck one.
+    """Take each streaming camera's Finished message; report a failed or stuck one.
 
-    Waited for up to :data:`CAPTURE_STOP_TIMEOUT_S` (a camera blocked in its driver), or
-    :data:`HURRY_GRACE_S` once ``hurry`` says the stop was asked for again (Ctrl-C again).
+    Waits up to :data:`CAPTURE_STOP_TIMEOUT_S` (:data:`HURRY_GRACE_S` once ``hurry``).
     """
     deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
     for branch in branches:
@@ -403,12 +392,7 @@ def collect_finished_captures(
 
 
 def join_captures(branches: list[CameraBranch], started: bool) -> None:
-    """Join every capture process (one that does not stop in time is ended).
-
-    Before the start, an opened camera waits for Start or Abort: it is told to abort first. One
-    that did not report its end (:func:`collect_finished_captures` waited for it already) is
-    given :data:`HURRY_GRACE_S` more.
-    """
+    """Join every capture process; one that does not stop in time is ended."""
     if not started:
         for branch in branches:
             if branch.process.is_alive() and branch.opened is not None:

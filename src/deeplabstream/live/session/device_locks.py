@@ -1,9 +1,4 @@
-"""The devices a session will open, locked before anything starts (see :mod:`core.device_lock`).
-
-Every entry point (the window, ``DeepLabStream.py``, the latency self-test, a replay that drives
-real devices, the benchmarks) takes its locks here, from its settings: each camera's and each
-stimulation device's plugin says what identifies it (``lock_keys``).
-"""
+"""The devices a session will open, locked before anything starts (see :mod:`core.device_lock`)."""
 
 from __future__ import annotations
 
@@ -13,16 +8,7 @@ from deeplabstream.settings.sections import Settings
 
 
 def session_claims(settings: Settings, *, devices: bool) -> list[DeviceClaim]:
-    """Return the claims of the settings' cameras and, when ``devices``, of their devices.
-
-    Parameters
-    ----------
-    settings
-        The session's settings.
-    devices
-        Whether the session may open the ``[Device NAME]`` sections' devices (an experiment or
-        the latency test); a session that only streams leaves them to other rigs.
-    """
+    """Return the claims of the settings' cameras and, when ``devices``, of their devices."""
     claims = [
         DeviceClaim(key, f"camera '{camera.name}'")
         for camera in settings.cameras

@@ -1,9 +1,6 @@
 """The outputs written after a session's stop: each chosen output's export, in order.
 
-They are built from the finished session folder (``session.json`` and the pose files), so they
-come last (``session.nwb``, the ``.slp`` files, a lab's own: outputs/interface.py). A failure is
-handed to ``on_failure`` (the session reports it and rewrites ``session.json``), never raised:
-the session's own files stand.
+A failure goes to ``on_failure``, never raised: the session's own files stand.
 """
 
 from __future__ import annotations

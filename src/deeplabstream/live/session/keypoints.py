@@ -1,9 +1,4 @@
-"""Which keypoints an experiment reads, and which of them the pose models of the rig lack.
-
-:func:`keypoint_mismatches` gives the findings as data; :func:`mismatch_problem` words one for a
-refusal before a start. Model keypoints are read without running the model and cached while its
-files do not change.
-"""
+"""Which keypoints an experiment reads, and which of them the pose models of the rig lack."""
 
 from __future__ import annotations
 
@@ -21,8 +16,7 @@ from deeplabstream.settings.effective import CameraPlan
 class KeypointMismatch:
     """A keypoint the experiment reads that a model of the rig does not have.
 
-    ``readers`` are trigger names or ``[Experiment] EVENT_KEYPOINT``; ``model`` is the model's
-    path (None: the bundled model); ``model_keypoints`` all of its keypoints, in order.
+    ``model`` None: the bundled model; ``model_keypoints``: all of its keypoints, in order.
     """
 
     keypoint: str
@@ -50,9 +44,7 @@ def keypoint_uses(experiment: Any) -> list[tuple[str, tuple[str, ...] | None, st
 def keypoint_mismatches(plan: CameraPlan, experiment: Any) -> list[KeypointMismatch]:
     """Return the keypoints ``experiment`` reads that a model it reads from lacks.
 
-    ``plan``: the rig's cameras with their models (:func:`settings.effective.resolve_cameras`).
-    A model that cannot be read is left out: the model check names it. A trigger naming a
-    camera the settings do not declare is left out too: the camera check names it.
+    Unreadable models and undeclared cameras are left out (their own checks name them).
     """
     models = plan.models_by_camera()
     known: dict[Path | None, tuple[str, ...] | None] = {}

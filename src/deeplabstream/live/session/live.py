@@ -1,7 +1,6 @@
 """The main process's side of a stream: start the camera and recorder processes, watch, stop.
 
-``stop`` is safe at any point and more than once: it leaves closed files, joined processes and
-no shared memory. Order of a run: docs/architecture.md, "Start and stop sequence".
+Order of a run: docs/architecture.md, "Start and stop sequence".
 """
 
 from __future__ import annotations
@@ -136,9 +135,8 @@ class LiveSession:
     def open(self, stop_requested: StopCheck | None = None) -> Path:
         """Open every camera in its own process; make the session folder and the rings.
 
-        Raises CameraError (with every camera's problem) when any camera cannot be opened, and
-        StopRequested when ``stop_requested`` gives a reason to stop while they open (Ctrl-C);
-        then nothing is left running and no session folder is made.
+        Raises CameraError (every camera's problem) when one cannot be opened, StopRequested when
+        ``stop_requested`` gives a reason while they open; then nothing runs and no folder is made.
         """
         check_stop(stop_requested)  # asked before anything starts: nothing is started
         hold_log_lines()  # the cameras open before session.log exists: its first lines
@@ -186,22 +184,14 @@ class LiveSession:
         return self.session_dir
 
     def start_warnings(self) -> list[str]:
-        """Return the warnings found before the start (preflight.start_warnings), found once.
-
-        A command says them before anything starts; the same texts go to ``session.json``.
-        """
+        """Return the warnings found before the start (preflight.start_warnings), found once."""
         if self._start_warnings is None:
             # and what the plugins imported so far gave the lab to read (core/plugins/)
             self._start_warnings = start_warnings(self.settings) + plugin_notices()
         return list(self._start_warnings)
 
     def start(self) -> None:
-        """Let every camera begin publishing frames.
-
-        A capture process that ended since its camera opened (killed while the model loaded) is
-        named and its camera marked failed, as one that dies while streaming
-        (``[Streaming] ON_CAMERA_LOST`` applies); the others start.
-        """
+        """Let every camera publish frames; one whose process has ended is marked failed."""
         assert self.session_dir is not None, "open() first"
         gone = []
         for branch in self.branches:
@@ -293,12 +283,7 @@ class LiveSession:
 
     @property
     def camera_plan(self) -> CameraPlan:
-        """Each camera's effective settings (settings/effective.py), resolved once per settings.
-
-        The plan the session was given, while its settings are the session's; a settings file
-        re-read while streaming (:meth:`reload_settings`) gives a new plan: its ``[Pose]`` keys
-        apply to the cameras without their own from the next use.
-        """
+        """Each camera's effective settings (settings/effective.py), resolved once per settings."""
         if self._plan is None or self._plan.settings is not self.settings:
             self._plan = resolve_cameras(self.settings)
         return self._plan
@@ -317,10 +302,7 @@ class LiveSession:
         return [b.name for b in self.branches]
 
     def camera_controls(self, name: str) -> tuple[CameraControl, ...]:
-        """Return a camera's controls with its limits, as it last reported them (after open).
-
-        Raises KeyError for a camera this session does not have.
-        """
+        """Return a camera's controls and limits as last reported (KeyError: no such camera)."""
         return camera_controls(self.branches, name)
 
     def set_camera_control(
@@ -328,11 +310,8 @@ class LiveSession:
     ) -> float:
         """Set a live control of a streaming camera; return the value the camera really took.
 
-        Raises
-        ------
-        CameraError
-            No such camera, the stream is not running, the camera refused the value (the message
-            gives its limits), or it did not answer within ``timeout_s``.
+        Raises CameraError: no such camera, not streaming, the value refused (its limits given), or
+        no answer within ``timeout_s``.
         """
         streaming = self._started and not self._stopped
         return set_camera_control(self.branches, streaming, camera, control, value, timeout_s)
@@ -399,8 +378,7 @@ class LiveSession:
     def hurry_stop(self) -> None:
         """Stop waiting for processes that still finish (the stop was asked for again).
 
-        Callable from a signal handler: the stop's waits look at it, and end what still runs
-        within a second or two (what it had not written is counted lost).
+        Callable from a signal handler; what still runs is ended within a second or two.
         """
         self._hurry = True
 
@@ -425,8 +403,7 @@ class LiveSession:
     def discard_preview(self) -> bool:
         """Remove the folder of a stopped preview (:attr:`was_preview`); True when removed.
 
-        Only the session's own files are removed (its bookkeeping and the cameras' side files);
-        a folder holding anything else (a file the user put there) is kept whole.
+        A folder holding anything but the session's own files is kept whole.
         """
         folder = self.session_dir
         if folder is None or not self._stopped or not self.was_preview:
@@ -442,10 +419,8 @@ class LiveSession:
     def reload_settings(self, settings: Settings) -> list[str]:
         """Take the parts of ``settings`` that may change while streaming; say what was not taken.
 
-        The model, the experiment, the devices, the latency test and the recording settings
-        apply from the next Start Analysis, Start Experiment or Start Recording. Cameras,
-        streaming, output and session keys were fixed when the stream started: they are listed
-        in the returned notes and apply at the next Start Stream.
+        Model, experiment, devices, latency test and recording apply from the next start of each;
+        cameras, streaming, output and session keys wait for the next Start Stream (the notes).
         """
         if settings == self.settings:
             return []

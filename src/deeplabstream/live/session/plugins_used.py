@@ -1,7 +1,4 @@
-"""Which plugins a session's settings name, and where each comes from, for ``session.json``.
-
-Design: docs/outputs.md, "session.json".
-"""
+"""Which plugins a session's settings name, and where each comes from, for ``session.json``."""
 
 from __future__ import annotations
 
@@ -28,9 +25,7 @@ def plugins_named(
 ) -> dict[str, dict[str, str]]:
     """Return ``{kind: {name: origin}}`` of the plugins the settings choose.
 
-    The cameras, devices and outputs; with ``pose``, the backend too, and ``model_formats``
-    (``{registered name: origin}``), which the inference worker says of the models it loaded
-    (``PoseReady.model_formats``): probing the formats here would import them all.
+    With ``pose``, the backend and ``model_formats`` (as the worker reported them).
     """
     chosen: dict[str, list[str]] = {
         "camera": [camera.source for camera in settings.cameras],

@@ -1,7 +1,6 @@
 """Checks before a run starts: every model it would load and the experiment it would run.
 
-Cheap (a model's description file, the experiment loaded as at the start); each problem names
-the file, section and key and says what to do.
+Each problem names the file, section and key and says what to do.
 """
 
 from __future__ import annotations
@@ -74,9 +73,8 @@ def check_before_start(
 ) -> list[str]:
     """Return the problems that would stop a run of ``settings``; empty when none is found.
 
-    For a caller that holds the settings alone (the window's checks): they are resolved here
-    into the run's plan (settings/effective.py) and checked as :func:`check_plan` does.
-    ``model_option`` is ``--model`` when given; the other parameters are :func:`check_plan`'s.
+    The settings are resolved into the run's plan and checked as :func:`check_plan` does;
+    ``model_option`` is ``--model`` when given.
     """
     plan = resolve_cameras(settings, model=model_option)
     return check_plan(plan, pose, experiment, experiment_option=experiment_option)
@@ -87,15 +85,8 @@ def check_plan(
 ) -> list[str]:
     """Return the problems that would stop the run ``plan`` resolves; empty when none is found.
 
-    Parameters
-    ----------
-    plan
-        The run's plan (settings/effective.py): its settings, with the command line's overrides
-        applied, and each camera's model, crop... as the session will run them.
-    pose, experiment
-        Which parts the command line runs (an experiment needs the models too).
-    experiment_option
-        ``--experiment`` when given, so the messages name it; ``--model`` is named by the plan.
+    ``pose``, ``experiment``: which parts the command line runs; ``experiment_option``:
+    ``--experiment`` when given, so the messages name it.
     """
     settings = plan.settings
     problems: list[str] = _shared_memory_problems(settings)
@@ -149,25 +140,14 @@ def _serial_port_problems(settings: Settings) -> list[str]:
 
 
 def recording_space_problems(settings: Settings, output_dir: Path | None) -> list[str]:
-    """Return why a recording could not start on the output folder's disk, found before the start.
-
-    Less free than ``[Recording] MIN_FREE_SPACE`` is refused here, before a camera opens, the
-    model loads or a session folder is made (the recorders check again when they start, and
-    the disk is watched while they run). ``output_dir``: ``--output-dir``, else ``[Output]
-    DIRECTORY``.
-    """
+    """Return why a recording could not start: less free than ``[Recording] MIN_FREE_SPACE``."""
     folder = output_dir if output_dir is not None else settings.output.directory
     problem = too_little_space(Path(folder), settings.recording.min_free_space)
     return [problem] if problem is not None else []
 
 
 def output_folder_problems(settings: Settings, output_dir: Path | None) -> list[str]:
-    """Return why the session folders cannot be made where they would go, before the start.
-
-    A folder whose name is not valid UTF-8 would take the session's text files and lose its
-    pose table (pyarrow takes text paths only) after the start. ``output_dir``:
-    ``--output-dir``, else ``[Output] DIRECTORY``.
-    """
+    """Return why the session folders cannot be made where they would go, before the start."""
     where = (
         "--output-dir"
         if output_dir is not None
@@ -191,13 +171,8 @@ def serial_port_exists(port: str) -> bool:
 def absent_device_problems(plan: CameraPlan) -> list[str]:
     """Return the devices the experiment would open that are absent, or lack its channels.
 
-    Each device checks itself (the board is asked for its HELLO, NI's driver and DAQ and the
-    Pi's pins are looked for), so that a start is refused before anything starts (exit 2)
-    instead of failing once the session runs; then every channel the experiment drives must be
-    one the device has (a board says its count in its HELLO). Call it once the session's
-    devices are locked: a board is opened to be heard, never while another session holds it.
-    An experiment that cannot be loaded is :func:`check_before_start`'s to report: nothing is
-    found here then.
+    Call it once the session's devices are locked: a board is opened to be heard. An
+    experiment that cannot be loaded gives nothing here (:func:`check_before_start` says why).
     """
     try:
         planned = plan.experiment_plan()
@@ -238,8 +213,7 @@ def channel_problems(
 ) -> list[str]:
     """Return the problem of an experiment driving channels a device does not have (or none).
 
-    ``heading`` names the device's section; ``count`` its channels (None: unknown, not judged);
-    ``used`` the channels the experiment drives; ``where`` its config file, if it has one.
+    ``count`` None: unknown, not judged; ``where``: the experiment's config file, if any.
     """
     if count is None:
         return []
@@ -313,9 +287,7 @@ def available_shared_memory() -> int | None:
 def start_warnings(settings: Settings) -> list[str]:
     """Return what is worth a warning before the start (``session.json`` and the summary).
 
-    A camera whose EXPOSURE (µs) is longer than its frame interval cannot deliver FRAMERATE:
-    it runs at the slower rate the exposure allows (a hardware trigger sets the rate itself).
-    Frame rings that take much of the shared memory free (:func:`_ring_warnings`).
+    An EXPOSURE longer than the frame interval, and frame rings taking much shared memory.
     """
     return _exposure_warnings(settings) + _ring_warnings(settings)
 
@@ -548,11 +520,7 @@ def _smooth_param_problems(plan: CameraPlan, camera: str, keypoints: tuple[str, 
 
 
 def model_problems(model: Path | None, where: str) -> list[str]:
-    """Return why ``model`` (None: the bundled one) cannot be loaded; ``where`` names the key.
-
-    A folder no format knows that holds PyTorch files (a DeepLabCut 3.0 project's model or
-    training folder) gets the files named and what to choose instead.
-    """
+    """Return why ``model`` (None: the bundled one) cannot be loaded; ``where`` names the key."""
     unusable_name = utf8_name_problem(model) if model is not None else None
     if unusable_name is not None:
         return [f"{where}: {unusable_name}"]

@@ -1,10 +1,4 @@
-"""The settings file re-read while a session streams: what is taken now, what waits.
-
-The model, the experiment, the devices, the latency test and the recording settings are taken
-(they apply from the next Start Analysis, Start Experiment or Start Recording); cameras,
-streaming, output and session keys were fixed when the stream started and apply at the next
-Start Stream.
-"""
+"""The settings file re-read while a session streams: what is taken now, what waits."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Run a stream until something says stop: Ctrl-C, a frame or time limit, the sources ending.
-
-Shared by the headless loop and the preview window so both stop for the same reasons and report
-the same figures.
-"""
+"""Run a stream until something says stop: Ctrl-C, a frame or time limit, the sources ending."""
 
 from __future__ import annotations
 
@@ -84,11 +80,7 @@ class SessionRunner:
             self.stop_reason = reason
 
     def signal_stop(self, reason: str) -> None:
-        """Take a stop signal (Ctrl-C, SIGTERM): the first ends the run, as :meth:`request_stop`.
-
-        One more while the run ends (Ctrl-C again) tells the stream's stop to wait no more for
-        processes still finishing (:meth:`LiveSession.hurry_stop`).
-        """
+        """Take a stop signal: the first ends the run, another hurries the stop."""
         if self.stop_reason is None:
             self.request_stop(reason)
         else:

@@ -1,8 +1,6 @@
 """A session's video recordings: one recorder process per camera, started, stopped, accounted.
 
-Every frame captured while recording is in the files or counted lost: recorded + lost =
-captured while the recording was on, even when a recorder dies or its disk fills. The recorder
-process itself is live/processes/recording/recorder.py.
+Every frame captured while recording is in the files or counted lost.
 """
 
 from __future__ import annotations
@@ -55,8 +53,7 @@ def start_recordings(
 ) -> None:
     """Start a recorder per streaming camera to record; return once all of them are subscribed.
 
-    Raises RecordingError when the disk is too full, no camera is to be recorded, or a recorder
-    did not start.
+    Raises RecordingError: disk too full, no camera to record, or a recorder did not start.
     """
     check_free_space(session_dir, settings)
     starting = [
@@ -92,11 +89,7 @@ def collect_recorders(
     report_error: Callable[[str], None],
     hurry: Callable[[], bool] | None = None,
 ) -> None:
-    """Wait for every recorder asked to stop; account what each wrote (recorded + lost).
-
-    Bounded whatever a recorder does (RecorderProcess.collect): one silent for seconds, or
-    still writing once ``hurry`` says the stop was asked for again, is ended by the app.
-    """
+    """Wait for every recorder asked to stop (bounded); account what each wrote."""
     deadline = time.monotonic() + RECORDER_STOP_TIMEOUT_S
     for branch in branches:
         recorder = branch.recorder
@@ -146,13 +139,7 @@ def spawn_recorder(
 def account_recording(
     branch: CameraBranch, recorder: RecorderProcess, session_dir: Path | None
 ) -> None:
-    """Make the recording's figures hold: recorded + lost = captured while it was on.
-
-    A recording that failed (its recorder died, its disk filled) stops recording but the
-    camera goes on: every frame captured after the failure, until recording was stopped,
-    is lost and counted so. Its files are checked: the frames that decode are the frames
-    recorded, and the frames table is cut to them.
-    """
+    """Make the recording's figures hold: recorded + lost = captured while it was on."""
     message = recorder.finished
     entry = branch.recorder_entry
     if message is None or entry is None or message.first_seq < 0:

@@ -1,10 +1,7 @@
-"""Smooth a session's (or replay's) ensemble predictions with the Ensemble Kalman Smoother.
+"""``deeplabstream-eks SESSION_FOLDER``: smooth a session's ensemble predictions with EKS.
 
-    deeplabstream-eks SESSION_FOLDER [--smooth-param S[,S...]] [--var-mode MODE]
-
-Exit codes: 0 done, 1 a camera could not be smoothed (its whole rows are), 2 a bad command line
-or folder, no ensemble, or the package missing; 130 Ctrl-C. docs/ensembles.md, "EKS offline:
-the package itself".
+Exit codes: 0 done, 1 a camera could not be smoothed, 2 a bad command line or folder, no
+ensemble or no package; 130 Ctrl-C. docs/ensembles.md, "EKS offline: the package itself".
 """
 
 from __future__ import annotations

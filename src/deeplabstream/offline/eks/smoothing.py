@@ -1,8 +1,6 @@
 """A session's ensemble predictions smoothed by the ``ensemble-kalman-smoother`` package itself.
 
-Each ensemble camera's ``pose_exact.csv`` goes to the package's single-camera smoother, its
-output written as it is (``<camera>.eks.csv``, ``<camera>.eks.json``); frames where no keypoint
-was placed are left out and counted. docs/ensembles.md, "EKS offline: the package itself".
+docs/ensembles.md, "EKS offline: the package itself".
 """
 
 from __future__ import annotations
@@ -60,9 +58,7 @@ def eks_smooth(
 ) -> tuple[Any, np.ndarray]:
     """Return the package's smoother output (its DataFrame) and smoothing parameters.
 
-    ``members``: (T, M, K, 3), each model's x, y, likelihood of each frame. The package's own
-    call, ``ensemble_kalman_smoother_singlecam``, on its ``MarkerArray`` of shape (models,
-    cameras = 1, frames, keypoints, fields).
+    ``members``: (T, M, K, 3), each model's x, y, likelihood of each frame.
     """
     from eks.marker_array import MarkerArray
     from eks.singlecam_smoother import ensemble_kalman_smoother_singlecam
@@ -87,13 +83,7 @@ def smooth_camera(
     smooth_param: float | Sequence[float] | None = None,
     var_mode: VarMode = "confidence_weighted_var",
 ) -> SmoothedCamera | None:
-    """Smooth one camera's ensemble (its ``pose_exact.csv``); None for a camera of one model.
-
-    Raises
-    ------
-    ValueError
-        A damaged file, or fewer than two frames to smooth.
-    """
+    """Smooth one camera's ensemble (None: one model); ValueError: damaged file, < 2 frames."""
     exact = read_ensemble_exact(exact_path)
     if exact is None:
         return None
@@ -171,11 +161,7 @@ def ensemble_files(folder: Path) -> list[Path]:
 
 
 def missing_ensemble_files(folder: Path, found: Sequence[Path]) -> list[Path]:
-    """Return the ensembles' ``pose_exact.csv`` files the session wrote that are gone.
-
-    A camera ran an ensemble when its ``<camera>.ensemble.csv`` is there, or when
-    ``session.json`` lists its files with an ensemble model (``pose.model.ensemble``).
-    """
+    """Return the ensembles' ``pose_exact.csv`` files the session wrote that are gone."""
     stems = {path.name.removesuffix(ENSEMBLE_SUFFIX) for path in folder.glob(f"*{ENSEMBLE_SUFFIX}")}
     try:
         record = read_session_record(folder)

@@ -1,8 +1,6 @@
 """Keep the generated parts of docs/experiments.md in step with the code.
 
-Blocks between ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->`` are rendered
-from the code; ``python -m deeplabstream.offline.reference.experiments`` rewrites them,
-``--check`` exits 1 when they are out of date.
+Rewrites the ``<!-- generated: NAME -->`` blocks; ``--check`` exits 1 when out of date.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Write docs/settings.md from the settings classes, so the reference cannot drift from code.
 
-python -m deeplabstream.offline.reference.settings            rewrite docs/settings.md
-python -m deeplabstream.offline.reference.settings --check    exit 1 if docs/settings.md is out of
-date
+``python -m deeplabstream.offline.reference.settings [--check]``: ``--check`` exits 1 when
+docs/settings.md is out of date.
 """
 
 from __future__ import annotations

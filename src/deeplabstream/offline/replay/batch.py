@@ -1,8 +1,7 @@
 """Replay many videos: each in its own process on this machine (default), or as Ray tasks.
 
-A failure stays alone; Ctrl-C stops the running replays cleanly. On Ray every node must see the
-project, videos and output folder at the same paths. A full progress queue drops a message,
-never a result. docs/architecture.md, "Offline replay".
+On Ray every node must see the project, videos and output folder at the same paths.
+docs/architecture.md, "Offline replay".
 """
 
 from __future__ import annotations
@@ -60,10 +59,7 @@ class QueueSink:
 
 
 def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) -> ReplayResult:
-    """Configure logging, replay, return the result: what one local process or one Ray task runs.
-
-    Never raises: a failure becomes a result that says what went wrong.
-    """
+    """Configure logging, replay, return the result; never raises (a failure becomes a result)."""
     # Imported here: the batch's main process never replays (its children and Ray tasks do),
     # and would load the live session's stack (2 s, measured) for nothing.
     from deeplabstream.offline.replay.session import replay_video
@@ -105,9 +101,7 @@ class _Running:
 class BatchStop:
     """Turns Ctrl-C / SIGTERM into a request to stop the batch: no new replay starts.
 
-    :func:`run_local` passes the stop on to the running replay processes (by message: each stops its
-    stream cleanly and keeps its files); a terminal's Ctrl-C reaches them directly as well.
-    ``signum`` is the signal that stopped the batch (None: not stopped).
+    ``signum``: the signal that stopped the batch (None: not stopped).
     """
 
     def __init__(self) -> None:
@@ -153,8 +147,8 @@ def run_local(
 ) -> list[ReplayResult]:
     """Replay every video, each in a fresh local process, ``jobs`` at a time; results in order.
 
-    A stop (``stop``, else one made here: Ctrl-C or SIGTERM) starts no new replay and passes
-    the stop on to the running ones at once; one still running ``STOP_GRACE_S`` later is killed.
+    A stop starts no new replay and stops the running ones; one still running after
+    ``STOP_GRACE_S`` is killed.
     """
     context = multiprocessing.get_context("spawn")
     channel = context.Queue(QUEUE_SIZE)
@@ -256,9 +250,7 @@ def run_ray(
 ) -> list[ReplayResult]:
     """Replay every video as one Ray task each; results in order.
 
-    ``address`` None starts a local Ray cluster with this machine's cores (shut down at the end);
-    otherwise it is the address of a running cluster (``ray start --head`` prints it; ``auto``
-    finds the one on this machine).
+    ``address`` None starts a local Ray cluster (shut down at the end); ``auto`` finds one here.
     """
     ray = _import_ray()
     runtime_env = {"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}}

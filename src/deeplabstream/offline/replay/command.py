@@ -1,9 +1,5 @@
 """Offline replay: run recorded videos through the live pipeline, as if each were the camera.
 
-    python utils/VideoAnalyzer.py VIDEO_OR_FOLDER... [--settings PATH] [--model PATH]
-        [--experiment NAME | --no-experiment] [--fast | --realtime] [--annotated-video]
-        [--output-dir DIR] [--show] [--camera NAME] [--jobs N | --ray [ADDRESS]]
-
 Exit codes: 0 every video done, 1 some video failed, 2 bad command line or settings, 130 / 143
 Ctrl-C / SIGTERM. docs/outputs.md, "Replay sessions".
 """
@@ -165,13 +161,9 @@ def camera_problems(settings: Settings, videos: list[Path], options: ReplayOptio
 
 
 def check_inputs(options: ReplayOptions, videos: list[Path]) -> list[str]:
-    """Problems that would fail every video: found before anything starts, as a live start does.
+    """Problems that would fail every video, found before anything starts, as a live start does.
 
-    The settings, the cameras the experiment's regions read (:func:`camera_problems`), then the
-    live command's checks (live/session/preflight.py) on the plan of the first video (each
-    video runs the same models and experiment as its own camera): every model, each member of
-    an ensemble (its keypoints, the smoother's keys), the backend and precision, the experiment
-    (a config that fails to load, its keypoints, its devices and boards).
+    The settings, the cameras the regions read, then the live preflight on the first video's plan.
     """
     try:
         settings = load_settings(options.settings_file, cameras_required=False)

@@ -1,11 +1,7 @@
 """Predict labelled images with a model's own image pre-processing, and score them.
 
-    python utils/ImageAnalyzer.py IMAGES_OR_LABELS --model PATH [--model PATH ...]
-        [--keypoint-map MAP] [--output-dir DIR] [--backend onnxruntime|pytorch|openvino]
-        [--device cpu|cuda|tensorrt] [--threads N] [--pcutoff P]
-
 Exit codes: 0 done, 1 an image or output could not be read or written, 2 bad command line,
-model or labels (nothing written). docs/outputs.md, "Labelled images (utils/ImageAnalyzer.py)".
+model or labels. docs/outputs.md, "Labelled images (utils/ImageAnalyzer.py)".
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Labelled images scored the way the framework scores them (``utils/ImageAnalyzer.py``).
 
-Each image goes through the model's own image pre-processing (Lightning Pose: bicubic uint8;
-DeepLabCut, sleap-nn: own size), not its video one. docs/outputs.md, "Labelled images
-(utils/ImageAnalyzer.py)".
+docs/outputs.md, "Labelled images (utils/ImageAnalyzer.py)".
 """
 
 from __future__ import annotations
@@ -56,9 +54,7 @@ class ImagesError(DeepLabStreamError, ValueError):
 class ImageSet:
     """The images to predict, the names they go by in the output, and their labels if any.
 
-    ``names`` are the labels' image paths, or ``<folder name>/<file name>`` for a folder (as
-    ``analyze_images`` writes); ``labels`` (N, K, 2) in image pixels, NaN where unlabelled,
-    None for a folder.
+    ``labels`` (N, K, 2) in image pixels, NaN where unlabelled, None for a folder.
     """
 
     source: Path
@@ -76,11 +72,8 @@ class ImageSet:
 def find_images(source: Path) -> ImageSet:
     """Return the images of a folder (sorted, not recursive) or of a labels file.
 
-    Raises
-    ------
-    ImagesError
-        When the folder holds no image, the labels file is not DeepLabCut's layout, or an
-        image it names is missing (every missing one is named).
+    Raises ImagesError for a folder without images, a labels file not in DeepLabCut's layout,
+    or missing images (every one named).
     """
     source = Path(source).expanduser().resolve()
     if source.is_dir():
@@ -135,13 +128,7 @@ def image_description(description: ModelDescription) -> ModelDescription:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Return an image as BGR uint8 (grey replicated to 3 channels, alpha dropped).
-
-    Raises
-    ------
-    ImagesError
-        When the file cannot be decoded as an image.
-    """
+    """Return an image as BGR uint8 (grey to 3 channels); ImagesError when it cannot be decoded."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ImagesError(f"{path}: cannot be read as an image (damaged, or not an image)")
@@ -156,10 +143,8 @@ def predict(
 ) -> np.ndarray:
     """Return every image's keypoints: (N, A, K, 3) x, y in image pixels and the likelihood.
 
-    Images are run one by one at their own size: a model that takes any size is fed the image
-    as it is (DeepLabCut, sleap-nn), the others resize it with their image pre-processing.
-    ``open_backend`` opens the network of a description (one per input size met). A context
-    model sees each image with its neighbouring files, as Lightning Pose does.
+    Each image runs at its own size through the model's image pre-processing; ``open_backend``
+    opens the network of a description (one per input size met).
     """
 
     def window(index: int, image: np.ndarray) -> list[np.ndarray]:
@@ -187,10 +172,9 @@ def predict_frames(
     report: Callable[[int], None] | None = None,
     window: Callable[[int, np.ndarray], list[np.ndarray]] | None = None,
 ) -> np.ndarray:
-    """Return the keypoints of ``count`` frames (``frame(i)``), each analysed on its own.
+    """Return the keypoints of ``count`` frames (``frame(i)``) as :func:`predict` does.
 
-    As :func:`predict`; a context model sees ``window(i, frame)`` (default: the frame alone,
-    repeated as its own context).
+    A context model sees ``window(i, frame)`` (default: the frame as its own context).
     """
     estimators: dict[tuple[int, ...], PoseEstimator] = {}
     backends: dict[tuple[int, int], Any] = {}
@@ -247,9 +231,8 @@ def _at_size(description: ModelDescription, size: tuple[int, int]) -> ModelDescr
 class EnsemblePredictions:
     """An ensemble's predictions of the images (docs/ensembles.md).
 
-    ``members`` is (M, N, K, 3); ``points`` (N, 1, K, 3) the median x, y and mean likelihood;
-    ``variance`` (N, K, 2) in px²; ``std`` (N, K) the mean of the x and y standard deviations
-    (px).
+    ``members`` (M, N, K, 3); ``points`` (N, 1, K, 3); ``variance`` (N, K, 2) px²; ``std``
+    (N, K) px.
     """
 
     members: np.ndarray
@@ -267,13 +250,8 @@ def predict_ensemble(
 ) -> EnsemblePredictions:
     """Return an ensemble's predictions: each model predicts every image as :func:`predict` does.
 
-    Each model with its own framework's image pre-processing; the first model's keypoints are
-    the ensemble's, the others' read through ``keypoint_map`` (pose.ensemble.members).
-
-    Raises
-    ------
-    ModelError
-        A model that finds several animals, or lacks one of the first's keypoints.
+    Raises ModelError for a model that finds several animals or lacks one of the first model's
+    keypoints.
     """
     ensemble = descriptions[0].keypoints
     rows = []
@@ -299,11 +277,7 @@ def predict_ensemble(
 def ensemble_table(
     images: ImageSet, ensemble: EnsemblePredictions, keypoints: Iterable[str], scorer: str
 ) -> pd.DataFrame:
-    """Return the ensemble's predictions, by image name, in ``<camera>.ensemble.csv``'s columns.
-
-    Per keypoint: ``x``, ``y``, ``likelihood`` (the ensemble's: the median and the mean
-    likelihood), ``x_var``, ``y_var`` (the models' variance).
-    """
+    """Return the ensemble's predictions, by image name, in ``<camera>.ensemble.csv``'s columns."""
     names = list(keypoints)
     points = ensemble.points[:, 0]
     values = np.concatenate([points, ensemble.variance], axis=-1)
@@ -320,11 +294,7 @@ def ensemble_table(
 def predictions_table(
     images: ImageSet, points: np.ndarray, keypoints: Iterable[str], scorer: str
 ) -> pd.DataFrame:
-    """Return the predictions in DeepLabCut's layout, indexed by the images' names.
-
-    One animal: header rows scorer / bodyparts / coords (x, y, likelihood), as Lightning Pose
-    and DeepLabCut write them; several: with an ``individuals`` row (``animal1``, ...).
-    """
+    """Return the predictions in DeepLabCut's layout (``individuals`` row for several animals)."""
     names = list(keypoints)
     animals = points.shape[1]
     coords = ("x", "y", "likelihood")
@@ -352,9 +322,8 @@ def predictions_table(
 class Scores:
     """Pixel errors of the predictions against the labels.
 
-    ``errors`` is (N, K) in pixels, NaN where unlabelled; ``per_keypoint`` gives ``median``,
-    ``p95``, ``mean`` and ``count``; ``deeplabcut_rmse`` is DeepLabCut's "RMSE" (the mean
-    error), ``deeplabcut_rmse_pcutoff`` the same over likelihoods >= ``pcutoff`` (NaN: none).
+    ``errors`` (N, K) px, NaN where unlabelled; ``deeplabcut_rmse`` is DeepLabCut's "RMSE" (the
+    mean error), ``deeplabcut_rmse_pcutoff`` over likelihoods >= ``pcutoff`` (NaN: none).
     """
 
     errors: np.ndarray
@@ -369,10 +338,7 @@ def score(
 ) -> Scores:
     """Return the pixel errors of a single animal's predictions against ``images``' labels.
 
-    Raises
-    ------
-    ImagesError
-        Without labels, with several animals, or when no keypoint name is shared.
+    Raises ImagesError without labels, with several animals, or with no keypoint name shared.
     """
     if images.labels is None:
         raise ImagesError(f"{images.source}: no labels to score against (a folder of images)")

@@ -1,7 +1,4 @@
-"""What a replay is asked to do and what it reports: small, picklable, cheap to import.
-
-These objects travel between the command line, local replay processes and Ray tasks.
-"""
+"""What a replay is asked to do and what it reports: small, picklable, cheap to import."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """Progress of a batch of replays: a bar per running video and one for the whole batch.
 
-On a terminal, tqdm draws the bars in place (a few times a second) and each finished video
-leaves one line above them. Anywhere else (a log file, CI) it prints plain lines: when a video
-starts, at every quarter, and when it ends.
+Bars on a terminal (tqdm); plain lines elsewhere (start, every quarter, end).
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""The experiment's regions in a replay: bound to its camera (checked), drawn on its video.
-
-:func:`region_camera_problems` refuses regions bound to a camera the replay does not have (it
-would end with nothing evaluated); the annotated video draws the regions still, in a false
-trigger's colour, with the live view's code.
-"""
+"""The experiment's regions in a replay: bound to its camera (checked), drawn on its video."""
 
 from __future__ import annotations
 
@@ -27,9 +22,7 @@ log = logging.getLogger(__name__)
 def region_camera_problems(plan: CameraPlan, camera: str, video: Path) -> list[str]:
     """Return why the plan's experiment's triggers would see no pose of the replay's ``camera``.
 
-    ``camera`` is the camera ``video`` plays as. A trigger that names another camera is a
-    problem (a trigger that names none reads the one camera a replay has). An experiment that
-    cannot be loaded gives none here (the replay's other checks say why).
+    A trigger naming another camera is a problem; an experiment that cannot be loaded gives none.
     """
     try:
         experiment = plan.experiment_plan().experiment()
@@ -67,8 +60,7 @@ REGION_SHAPES = (Circle, Rectangle, Ellipse, Polygon)
 def region_overlay(run: ExperimentRun | None, camera: str) -> FrameOverlay | None:
     """Draw the regions of the experiment the replay ran on ``camera``'s frames; None: none.
 
-    The experiment is built from the plan ``session.json`` recorded for ``run``, never from
-    its name again. One that cannot be built here gives none (the replay itself said why).
+    Built from the plan ``session.json`` recorded for ``run``; one that cannot be built: None.
     """
     if run is None or not run.plan:
         return None

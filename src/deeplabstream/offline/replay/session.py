@@ -1,8 +1,6 @@
 """Replay one video through the live pipeline: the video is the camera, the rest is unchanged.
 
-:func:`replay_video` runs :class:`live.session.live.LiveSession` on one ``video`` camera:
-``fast`` (``PACING = lockstep``, every frame) or ``realtime`` (``PACING = native``, the newest
-frame, as live).
+docs/architecture.md, "Offline replay".
 """
 
 from __future__ import annotations
@@ -58,11 +56,7 @@ END_OF_VIDEO = "end of source"  # the capture process's word for it (session.jso
 
 
 def replay_plan(base: Settings, video: Path, options: ReplayOptions) -> CameraPlan:
-    """Return the replay's plan: ``base`` with one camera playing ``video``, the options applied.
-
-    The video's camera replaces the file's cameras (their own models too); ``--model`` is
-    applied where the plan resolves (settings/effective.py).
-    """
+    """Return the replay's plan: ``base`` with one camera playing ``video``, the options applied."""
     camera = CameraSettings(
         name=options.camera or camera_name_for(video),
         source="video",
@@ -118,11 +112,7 @@ def replay_with_plan(
     progress: ProgressSink | None = None,
     folder_name: str | None = None,
 ) -> ReplayResult:
-    """Replay a plan made by the caller (its cameras play videos, ``video`` the first one).
-
-    ``deeplabstream-verify`` replays a session's recordings under the session's own camera
-    names; the folder is named ``folder_name`` (default: the video's name).
-    """
+    """Replay a plan made by the caller (its cameras play videos, ``video`` the first one)."""
     began = time.monotonic()
     report = progress or (lambda _update: None)
     report(Progress(video, "starting", 0, None))
@@ -297,12 +287,7 @@ def _files_now(
 
 
 def lag_warning(video: Path, delivery: dict[str, Any] | None) -> str:
-    """Say that a ``--realtime`` replay fell behind its video, or "" when it kept up.
-
-    ``delivery`` is the video camera's ``describe()`` -> ``delivery``: frames more than one
-    frame interval late were seen by the analysis later than a live camera would have
-    delivered them, so its skips, latencies and experiment timing are not those of live.
-    """
+    """Say that a ``--realtime`` replay fell behind its video, or "" when it kept up."""
     if not delivery or not delivery.get("frames_late"):
         return ""
     late = delivery.get("late_ms") or {}
@@ -317,10 +302,7 @@ def lag_warning(video: Path, delivery: dict[str, Any] | None) -> str:
 
 
 def truncation(info: VideoInfo, frames_decoded: int) -> str:
-    """Why the video counts as truncated (it ended before its container says), or "".
-
-    The rules are a live video camera's too (hardware.cameras.video_length).
-    """
+    """Why the video counts as truncated (it ended before its container says), or ""."""
     return truncation_text(
         info.path, AnnouncedLength(info.frames, info.frames_exact), frames_decoded
     )
@@ -353,11 +335,7 @@ def _annotate(
 
 
 class _ReplayRunner(SessionRunner):
-    """A session runner that reports progress and ends with pose estimation.
-
-    A replay without poses is no replay, and in lockstep the camera would wait for a worker that
-    is gone: so the run ends when pose estimation ends early (the worker failed).
-    """
+    """A session runner that reports progress and ends when pose estimation ends."""
 
     def __init__(
         self, stream: LiveSession, video: Path, total: int | None, report: ProgressSink

@@ -1,9 +1,4 @@
-"""The videos of a replay: expand the command line's files and folders, check each one early.
-
-A missing file or a folder without videos is reported by name before anything starts; a file that
-is not a video is reported when its replay starts (``probe_video``), so one broken file never
-stops a batch.
-"""
+"""The videos of a replay: expand the command line's files and folders, check each one early."""
 
 from __future__ import annotations
 
@@ -39,15 +34,7 @@ class VideoInfo:
 
 
 def find_videos(inputs: list[Path]) -> tuple[list[Path], list[str]]:
-    """Expand files and folders (their video files, sorted, not recursive) into videos.
-
-    Returns
-    -------
-    videos
-        Absolute paths in the order given, each once.
-    problems
-        One message per input that is missing or a folder without videos.
-    """
+    """Expand files and folders (not recursive) into videos: (absolute paths, problems)."""
     videos: list[Path] = []
     problems: list[str] = []
     for given in inputs:
@@ -68,13 +55,7 @@ def find_videos(inputs: list[Path]) -> tuple[list[Path], list[str]]:
 
 
 def probe_video(path: Path) -> VideoInfo:
-    """Open ``path`` with PyAV and read its frame count, rate and size (no decoding).
-
-    Raises
-    ------
-    ReplayError
-        The file is missing, is not a video, or has no video stream.
-    """
+    """Read ``path``'s frame count, rate and size with PyAV; ReplayError when it is no video."""
     try:
         regular_file(path)  # a FIFO in a video's place would block the open
     except FileNotFoundError:
@@ -105,10 +86,6 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 def camera_name_for(video: Path) -> str:
-    """Return the camera name a video gets in its replay session (it names the pose files).
-
-    The file name without its suffix, reduced to the letters, digits, ``_`` and ``-`` that
-    settings allow in a camera name.
-    """
+    """Return the camera name a video gets in its replay (its stem, in allowed characters)."""
     name = _NOT_IN_A_NAME.sub("_", video.stem).strip("_-")[:64]
     return name or "video"

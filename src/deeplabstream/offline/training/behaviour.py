@@ -1,7 +1,7 @@
 """Train behaviour classifiers from pose tables and labels; score them; export them to ONNX.
 
-``deeplabstream-train-behaviour train`` and ``convert-simba`` (``--trust-pickle`` only:
-unpickling runs code). docs/behaviour-classifiers.md.
+``convert-simba`` unpickles (runs code) only with ``--trust-pickle``.
+docs/behaviour-classifiers.md.
 """
 
 from __future__ import annotations

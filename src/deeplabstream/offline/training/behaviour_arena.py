@@ -1,7 +1,6 @@
 """Labelled behaviour sessions of the simulated arena, analysed by a pose model.
 
-Writes ``seed<N>.pose.csv`` (the model's keypoints) and ``seed<N>.behaviour.csv`` per seed,
-every frame analysed. docs/behaviour-classifiers.md.
+docs/behaviour-classifiers.md.
 """
 
 from __future__ import annotations

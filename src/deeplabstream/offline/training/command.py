@@ -1,8 +1,6 @@
 """``deeplabstream-train``: the training command, started so that a missing torch is explained.
 
-:mod:`.train` imports torch, so it is imported inside :func:`~deeplabstream.core.optional.exit_with`
-(one sentence, exit 2); ``--help`` works without torch, from :mod:`.train`'s docstring read as
-text.
+``--help`` works without torch, from :mod:`.train`'s docstring read as text.
 """
 
 from __future__ import annotations

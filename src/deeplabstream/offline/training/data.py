@@ -1,8 +1,7 @@
 """Training data for the project's own pose models: frames, augmentation and targets.
 
-Geometry as at inference (``INTER_AREA`` or letterbox), :func:`network_input`, :class:`Sample`
-(:func:`load_label_samples`, :class:`ArenaPool`), :func:`augment` and :func:`make_targets` in
-:mod:`pose.decoding.peaks`'s convention. docs/bundled-model.md.
+Geometry as at inference, targets in :mod:`pose.decoding.peaks`'s convention.
+docs/bundled-model.md, "Reproduce it".
 """
 
 from __future__ import annotations
@@ -35,10 +34,7 @@ Size = tuple[int, int]
 
 
 def frame_to_input(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
-    """Frame pixels to input pixels for a whole-frame ``cv2.resize``: ``(x + 0.5) * in / fr - 0.5``.
-
-    Sizes are (width, height).
-    """
+    """Frame pixels to input pixels for a whole-frame resize; sizes are (width, height)."""
     scale = np.array(input_size, dtype=np.float64) / np.array(frame_size, dtype=np.float64)
     return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
 
@@ -50,11 +46,7 @@ def input_to_frame(points: np.ndarray, frame_size: Size, input_size: Size) -> np
 
 
 def default_input_size(frame_size: Size, letterbox: bool = False) -> Size:
-    """Half the frame, each side rounded to a multiple of 32 (640x480 -> 320x256).
-
-    Rounded to the nearest multiple, or up for a letterboxed input (so that the half-size frame
-    fits whole: 1280x720 -> 640x384 holding 640x360).
-    """
+    """Half the frame, each side rounded to a multiple of 32 (up with ``letterbox``)."""
     rounding = math.ceil if letterbox else round
     return tuple(  # type: ignore[return-value]
         max(SIZE_MULTIPLE, SIZE_MULTIPLE * int(rounding(side / 2 / SIZE_MULTIPLE)))
@@ -71,11 +63,7 @@ def content_size(frame_size: Size, input_size: Size, letterbox: bool) -> Size:
 
 
 def resize_to_input(frame: np.ndarray, input_size: Size, letterbox: bool = False) -> np.ndarray:
-    """Resize a BGR (or grey) uint8 frame to the input size as at inference (area), as BGR.
-
-    With ``letterbox`` the frame is resized by one factor into the top-left corner and the rest
-    is black, as :class:`pose.runtime.preprocess.Preprocessor` does it.
-    """
+    """Resize a BGR (or grey) uint8 frame to the input size as at inference (area), as BGR."""
     if frame.ndim == 2:
         frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     frame_size = (frame.shape[1], frame.shape[0])
@@ -100,12 +88,7 @@ def normalise(images_bgr: np.ndarray) -> np.ndarray:
 
 
 def network_input(images_bgr: np.ndarray, input_format: InputFormat) -> np.ndarray:
-    """BGR images (N, H, W, 3), uint8 or float in 0..255, in a graph's input format.
-
-    Normalised float32 NCHW RGB (:func:`normalise`) for ``normalization="outside"``; else RGB
-    pixels 0..255 in the format's layout, as float32 or, for a uint8 graph, rounded to uint8
-    (what a camera gives; the training loop feeds the same values, the network casts them).
-    """
+    """BGR images (N, H, W, 3), uint8 or float in 0..255, in a graph's input format."""
     if not input_format.raw_pixels:
         if input_format.layout == "nhwc":
             return np.ascontiguousarray(normalise(images_bgr).transpose(0, 2, 3, 1))
@@ -129,9 +112,8 @@ def network_input(images_bgr: np.ndarray, input_format: InputFormat) -> np.ndarr
 class Sample:
     """One frame at input size with its keypoints.
 
-    ``keypoints`` are in input pixels (NaN: not labelled), ``truth`` in original-frame pixels
-    (errors are reported in these); sizes are (width, height); ``scaled_size`` is less than the
-    image's for a letterboxed image (None: the image's).
+    ``keypoints`` in input pixels (NaN: not labelled), ``truth`` in original-frame pixels; sizes
+    (width, height); ``scaled_size`` None: the image's.
     """
 
     image: np.ndarray
@@ -164,13 +146,7 @@ def make_sample(
 def load_label_samples(
     labels: LabeledData, input_size: Size, letterbox: bool = False
 ) -> list[Sample]:
-    """Every labeled image, read and resized to the input size.
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the first image that cannot be read.
-    """
+    """Every labeled image, resized to the input size; FileNotFoundError names one not readable."""
     samples = []
     for path, truth in zip(labels.image_paths, labels.coordinates, strict=True):
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -184,14 +160,8 @@ def load_label_samples(
 class ArenaVariation:
     """How much the simulated arenas of the training set differ from the default camera.
 
-    Attributes
-    ----------
-    noise
-        Range of the pixel-noise standard deviation (grey levels).
-    lighting_drift
-        Range of the relative lighting drift.
-    body_scale
-        Range of the body length relative to the default (0.2 x the smaller frame side).
+    Ranges of ``noise`` (grey levels), ``lighting_drift`` (relative) and ``body_scale``
+    (relative to the default body length).
     """
 
     noise: tuple[float, float] = (0.0, 10.0)
@@ -219,8 +189,7 @@ def arena_params(seed: int, arena_size: Size, variation: ArenaVariation | None) 
 class ArenaPool:
     """Seeded arenas that render frames of a random walk on demand, with exact keypoints.
 
-    Sizes are (width, height); ``variation`` None keeps the camera's defaults; frames are picked
-    from a walk of ``walk_frames``.
+    Sizes are (width, height); ``variation`` None keeps the camera's defaults.
     """
 
     def __init__(
@@ -263,10 +232,7 @@ class ArenaPool:
 
 
 def synthetic_seeds(seed: int, role: str, count: int) -> list[int]:
-    """Arena seeds for training, validation or testing; never overlapping, never 0..999.
-
-    Seeds below 1000 are left for evaluation on fresh arenas (the camera's default seed is 0).
-    """
+    """Arena seeds for training, validation or testing; never overlapping, never 0..999."""
     base = 1000 * (seed + 1) + {"train": 0, "validation": 500, "test": 800}[role]
     return list(range(base, base + count))
 
@@ -280,24 +246,10 @@ def synthetic_seeds(seed: int, role: str, count: int) -> list[int]:
 class Augmentation:
     """Random changes applied to every training sample.
 
-    Attributes
-    ----------
-    crop
-        Side of the square training crop in input pixels (a multiple of 32); 0: whole frames.
-    on_animal
-        Probability that a crop shows the animal (else anywhere).
-    scale, contrast
-        Ranges of the zoom (drawn log-uniformly) and contrast factors.
-    rotation
-        Largest rotation in degrees (180: any direction).
-    flip
-        Mirror half of the time, swapping left/right keypoints.
-    brightness, noise
-        Largest brightness shift and noise standard deviation, in grey levels.
-    color
-        Largest relative change of each channel's gain.
-    gray, blur
-        Probabilities of turning the crop grey and of a light motion blur.
+    ``crop``: side of the square crop in input pixels (a multiple of 32; 0: whole frames);
+    ``scale`` (zoom, drawn log-uniformly) and ``contrast`` are ranges; ``rotation`` in degrees;
+    ``brightness`` and ``noise`` in grey levels; ``color``: each channel's relative gain change;
+    ``on_animal``, ``gray`` and ``blur`` are probabilities; ``flip`` swaps left/right keypoints.
     """
 
     crop: int = 160
@@ -314,12 +266,7 @@ class Augmentation:
 
 
 def flip_permutation(names: Sequence[str]) -> np.ndarray:
-    """Keypoint order after a left-right mirror: each left/right pair swapped.
-
-    Names pair up when they differ only by ``left``/``right`` (any case: ``left_ear`` and
-    ``right_ear``, ``leftear`` and ``rightear``, ``LeftPaw`` and ``RightPaw``) or by an ``l``/``r``
-    word (``paw_l`` and ``paw_r``).
-    """
+    """Keypoint order after a left-right mirror (``left``/``right``, ``l``/``r`` names swapped)."""
     index = {name: i for i, name in enumerate(names)}
     permutation = np.arange(len(names))
     for i, name in enumerate(names):
@@ -352,11 +299,7 @@ def random_affine(
     image_size: Size,
     out_size: Size,
 ) -> tuple[np.ndarray, bool]:
-    """Draw a random 2x3 affine from the input image to the training crop, and whether it mirrors.
-
-    The transform scales, rotates and mirrors about a centre point, which lands on the crop's
-    centre; the centre is near the animal with probability ``augmentation.on_animal``.
-    """
+    """Draw a random 2x3 affine from the input image to the crop, and whether it mirrors."""
     scale = float(np.exp(rng.uniform(*np.log(augmentation.scale))))
     angle = math.radians(rng.uniform(-augmentation.rotation, augmentation.rotation))
     mirror = augmentation.flip and rng.random() < 0.5
@@ -456,17 +399,10 @@ def make_targets(
     locref_std: float = LOCREF_STD,
     stride: int = STRIDE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heatmap, location-refinement and mask targets for keypoints in input pixels.
+    """Heatmap, location-refinement and mask targets for keypoints (K, 2) in input pixels.
 
-    ``keypoints`` (K, 2) NaN or outside the image gives an empty map; ``image_size`` is (width,
-    height); ``sigma`` and ``locref_radius`` are in heatmap pixels, offsets in units of
-    ``locref_std`` input pixels.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Heatmaps (K, h, w) in 0..1, offsets (2K, h, w) ordered x0, y0, x1, ..., and the offset
-        mask (K, h, w).
+    ``sigma`` and ``locref_radius`` in heatmap pixels, offsets in ``locref_std`` input pixels.
+    Returns heatmaps (K, h, w), offsets (2K, h, w) ordered x0, y0, ..., and the mask (K, h, w).
     """
     width, height = image_size
     w, h = width // stride, height // stride

@@ -163,8 +163,7 @@ def arena_data_set(
     """Training arenas (varied), validation arenas (varied) and test arenas (camera defaults).
 
     ``make_pool(seeds, variation=, walk_frames=, arena_size=, input_size=, letterbox=)`` makes
-    the arenas (:class:`ArenaPool`, or arenas of several animals); the description starts with
-    ``described`` and ends with ``notes``.
+    the arenas; the description starts with ``described`` and ends with ``notes``.
     """
     arena_size, letterbox = args.arena_size, args.letterbox
     variation = ArenaVariation()

@@ -36,16 +36,8 @@ def export_model(
 ) -> dict[str, Any]:
     """Write ``model.onnx`` (and ``model.pt``) into ``folder`` and check them against PyTorch.
 
-    Returns
-    -------
-    dict
-        The largest absolute differences found, per file.
-
-    Raises
-    ------
-    RuntimeError
-        If ONNX Runtime's (or TorchScript's) outputs differ from PyTorch's by more than
-        ``tolerance`` (absolute, plus the same relative to the value).
+    Returns the largest absolute differences per file. Raises RuntimeError when they exceed
+    ``tolerance`` (absolute, plus the same relative).
     """
     width, height = input_size
     folder.mkdir(parents=True, exist_ok=True)

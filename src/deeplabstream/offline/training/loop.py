@@ -68,9 +68,7 @@ class TrainResult:
 class TrainingTask(Protocol):
     """What a training run other than the single-animal one changes in :func:`train`.
 
-    The loop itself (schedule, optimiser, prefetching, checkpoints) stays the same; a task
-    brings its own network, batches, loss and validation (e.g.
-    :mod:`offline.training.multi_animal`).
+    Its own network, batches, loss and validation; the loop stays the same.
     """
 
     def build(self, network: NetworkConfig) -> PoseNet:
@@ -98,11 +96,7 @@ class TrainingTask(Protocol):
 
 
 def set_determinism(seed: int, threads: int) -> None:
-    """Seed torch and make its CPU kernels deterministic where it can.
-
-    OpenCV (the data pipeline: rendering, resizing, warping) gets the same thread count as
-    PyTorch: the run then uses ``threads`` cores, and its results do not depend on OpenCV's.
-    """
+    """Seed torch, make its CPU kernels deterministic, and give OpenCV the same thread count."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -126,11 +120,7 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
 
 
 def scheduled_step(step: int, elapsed: float, config: TrainConfig) -> int:
-    """Return the step the learning-rate schedule is at (with a time budget, time counts too).
-
-    With ``config.time_budget`` the schedule runs at the pace of whichever of steps and seconds
-    is further along, so that its decay ends when the budget does, whatever the machine's speed.
-    """
+    """Return the step the learning-rate schedule is at (with a time budget, time counts too)."""
     if not config.time_budget:
         return step
     return max(step, min(config.steps - 1, int(config.steps * elapsed / config.time_budget)))
@@ -174,12 +164,9 @@ class _Failure:
 
 
 def prefetched(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
-    """Yield the items of ``items``, produced ahead in a background thread.
+    """Yield the items of ``items``, produced ahead in one background thread, in order.
 
-    One thread consumes ``items`` in order, so the items (and the random numbers behind them)
-    are exactly those of ``items`` itself; the data pipeline (rendering, OpenCV and numpy, which
-    release the GIL) then overlaps with PyTorch's work on the previous batch. An exception in
-    the thread is raised in the consumer; closing the generator stops the thread.
+    An exception in the thread is raised in the consumer; closing the generator stops it.
     """
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -243,17 +230,10 @@ def train(
     log: Callable[[str], None] = print,
     task: TrainingTask | None = None,
 ) -> TrainResult:
-    """Train a PoseNet; keep the weights with the lowest mean validation error.
+    """Train a PoseNet; return the weights with the lowest mean validation error (eval mode).
 
-    ``draw`` returns a random training sample (input size) for a generator; ``validation`` holds
-    the whole frames checkpoints are chosen on; ``input_size`` is (width, height). ``task``
-    trains another kind (network, batches, loss, validation); None: the single-animal heatmaps
-    and offsets.
-
-    Returns
-    -------
-    TrainResult
-        The best network (in eval mode) and the history of validations.
+    ``draw`` returns a random training sample; ``input_size`` is (width, height); ``task``
+    None: the single-animal heatmaps and offsets.
     """
     set_determinism(config.seed, config.threads)
     network = config.network or NetworkConfig(num_keypoints=len(keypoints))

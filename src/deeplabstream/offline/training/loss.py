@@ -13,8 +13,8 @@ from torch.nn import functional
 class LossSettings:
     """Target shapes and weights of the loss.
 
-    ``sigma`` and ``locref_radius`` are in heatmap pixels. ``locref_beta`` (in ``locref_std``
-    units) is where the offsets' Huber loss turns linear: small, so sub-pixel errors still pull.
+    ``sigma`` and ``locref_radius`` in heatmap pixels; ``locref_beta`` (``locref_std`` units) is
+    where the offsets' Huber loss turns linear.
     """
 
     sigma: float = 1.25
@@ -30,11 +30,7 @@ def pose_loss(
     mask: torch.Tensor,
     settings: LossSettings,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sigmoid cross-entropy on the heatmaps plus a masked Huber loss on the offsets.
-
-    Each term is summed over a map and averaged over images and keypoints, so the loss does not
-    depend on the crop size.
-    """
+    """Sigmoid cross-entropy on the heatmaps plus a masked Huber loss on the offsets."""
     n, k = heatmaps.shape[:2]
     heat = functional.binary_cross_entropy_with_logits(outputs[0], heatmaps, reduction="sum")
     heat = heat / (n * k)

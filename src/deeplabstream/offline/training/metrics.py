@@ -53,10 +53,7 @@ def torch_outputs(model: PoseNet, images: np.ndarray, batch: int = 8) -> list[np
 
 
 def pixel_errors(predicted_input: np.ndarray, samples: Sequence[Sample]) -> np.ndarray:
-    """Distances (N, K) in original-frame pixels between predictions and truth (NaN: unlabeled).
-
-    Each sample maps its own predictions back to its frame (it knows how it was resized).
-    """
+    """Distances (N, K) in original-frame pixels between predictions and truth (NaN: unlabeled)."""
     errors = np.empty((len(samples), predicted_input.shape[1]))
     for i, sample in enumerate(samples):
         predicted = sample.to_frame(predicted_input[i, :, :2])
@@ -96,10 +93,8 @@ def format_errors(summary: dict[str, Any]) -> str:
 
 
 class OnnxPredictor:
-    """Keypoints of whole frames from an exported model with ONNX Runtime (for scoring).
+    """Keypoints of whole frames from an exported model with ONNX Runtime (for scoring only).
 
-    The live path (resize or letterbox, RGB, the graph's input format, argmax decoding) in a few
-    lines, for frames of any size; the application uses :mod:`pose.runtime.estimator`.
     ``input_size`` is (width, height); without ``use_locref`` peaks are refined by a parabola.
     """
 

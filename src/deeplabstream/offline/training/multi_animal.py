@@ -1,9 +1,7 @@
 """Multi-animal (bottom-up) training on the simulated arena: ``offline.training.train --animals 2``.
 
-Heatmaps with a peak per animal and part-affinity fields, on the single-animal trainer's
-network, loop and export: :class:`HerdPool`, :func:`augment_pair`, :func:`pair_targets`,
-:func:`paf_loss`, :func:`score_animals`, :func:`export_pair_model`. docs/bundled-model.md, "The
-two-mouse model (pose/bundled/arena-pair)".
+Heatmaps with a peak per animal and part-affinity fields on the single-animal trainer's
+network, loop and export. docs/bundled-model.md, "The two-mouse model (pose/bundled/arena-pair)".
 """
 
 from __future__ import annotations
@@ -103,8 +101,7 @@ def skeleton_edges(
 def skeleton_centre(edges: Sequence[tuple[int, int]]) -> int:
     """Return the keypoint fewest edges away from the farthest one (the lowest index on a tie).
 
-    The grouping starts there (:attr:`pose.decoding.bottomup.PafDecoding.root`): the neck of the
-    arena's mouse, two edges from both the nose and the tail base.
+    The grouping starts there (:attr:`pose.decoding.bottomup.PafDecoding.root`).
     """
     nodes = sorted({node for edge in edges for node in edge})
     neighbours: dict[int, set[int]] = {node: set() for node in nodes}
@@ -133,15 +130,8 @@ def skeleton_centre(edges: Sequence[tuple[int, int]]) -> int:
 class PafSettings:
     """Targets and loss of a bottom-up model.
 
-    Attributes
-    ----------
-    sigma
-        Gaussian standard deviation of the heatmaps, heatmap pixels.
-    paf_width
-        Half-width of a limb's band in the fields, heatmap pixels; the band also runs this far
-        past both ends.
-    paf_weight
-        Weight of the fields' loss against the heatmaps'.
+    ``sigma`` and ``paf_width`` (a limb band's half-width, also past both ends) are in heatmap
+    pixels; ``paf_weight`` weighs the fields' loss against the heatmaps'.
     """
 
     sigma: float = 1.25
@@ -159,15 +149,9 @@ def pair_targets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps and part-affinity fields of several animals (``pose.decoding.peaks``' convention).
 
-    ``keypoints`` is (A, K, 2) in input pixels, NaN where unlabelled; ``image_size`` (width,
-    height); ``sigma`` and ``paf_width`` (a limb band's half-width) in heatmap pixels.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Heatmaps (K, h, w) in 0..1, the maximum over animals; fields (2E, h, w), channels ``x0,
-        y0, x1, ...``: the unit vector source -> destination near the limb, averaged over the
-        animals covering a pixel, zero elsewhere.
+    ``keypoints`` (A, K, 2) in input pixels, NaN where unlabelled; ``sigma`` and ``paf_width``
+    in heatmap pixels. Returns heatmaps (K, h, w), the maximum over animals, and fields
+    (2E, h, w), channels ``x0, y0, x1, ...``: the unit vector along each limb, zero elsewhere.
     """
     width, height = image_size
     w, h = width // stride, height // stride
@@ -209,11 +193,7 @@ def paf_loss(
     fields: torch.Tensor,
     settings: PafSettings,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sigmoid cross-entropy on the heatmaps plus a squared error on the fields.
-
-    Each term is summed over a map and averaged over images and maps, as
-    :func:`offline.training.loss.pose_loss` does, so the loss does not depend on the crop size.
-    """
+    """Sigmoid cross-entropy on the heatmaps plus a squared error on the fields."""
     n, k = heatmaps.shape[:2]
     heat = functional.binary_cross_entropy_with_logits(outputs[0], heatmaps, reduction="sum")
     heat = heat / (n * k)
@@ -230,8 +210,7 @@ def paf_loss(
 class PafNet(PoseNet):
     """A :class:`PoseNet` whose second output is the fields of E edges (2E channels).
 
-    The offsets' head is replaced by one of 2E channels, so ``forward`` returns ``(heatmaps,
-    pafs)`` and every shape option applies; ``config.locref`` is ignored.
+    ``forward`` returns ``(heatmaps, pafs)``; ``config.locref`` is ignored.
     """
 
     def __init__(self, config: NetworkConfig, edges: int) -> None:
@@ -257,8 +236,7 @@ class PafNet(PoseNet):
 class HerdPool:
     """Seeded arenas of several mice that render frames on demand, with exact keypoints.
 
-    Scenarios are cycled over the seeds; sizes are (width, height); ``variation`` None keeps the
-    camera's defaults; free walks are simulated ``walk_frames`` ahead.
+    Sizes are (width, height); ``variation`` None keeps the camera's defaults.
     """
 
     def __init__(
@@ -334,12 +312,7 @@ class HerdPool:
 
 
 def training_marks(seed: int, animals: int) -> tuple[Marks, ...]:
-    """Return marks drawn at random for the mice of one training arena (from ``seed``).
-
-    Each mouse gets a size (1 or 0.9), no, one or two tail bands and a bleached patch on its
-    rump, its head, or nowhere: the kinds of :data:`hardware.simulator.marks.MARKED`, mixed
-    otherwise.
-    """
+    """Return marks drawn at random (from ``seed``) for the mice of one training arena."""
     rng = np.random.default_rng([seed, 0x3A4C5])
     bands: tuple[tuple[float, ...], ...] = ((), (0.33,), (0.25, 0.55))
     patches: tuple[PatchPlace, ...] = ("", "rump", "head")
@@ -354,11 +327,7 @@ def training_marks(seed: int, animals: int) -> tuple[Marks, ...]:
 
 
 def herd_params(arena: ArenaParams, animals: int, social: SocialKind) -> HerdParams:
-    """Params of one herd; a scripted scenario that needs more room gets the default body size.
-
-    (The scripts need the mice to walk 1.3 body lengths from the centre; the largest bodies of
-    :class:`offline.training.data.ArenaVariation` leave less in a 640 x 480 arena.)
-    """
+    """Params of one herd; a scripted scenario that needs more room gets the default body size."""
     try:
         return HerdParams(arena, animals=animals, social=social)
     except ValueError:
@@ -376,15 +345,7 @@ def augment_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop a sample of several animals with a random transform around one of them.
 
-    As :func:`offline.training.data.augment`, but the crop is placed near one animal chosen at
-    random (when it shows): near the middle of all keypoints it would often show neither of two mice
-    far apart.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        The float32 BGR crop and the keypoints (A, K, 2) in crop pixels (left/right swapped
-        for a mirrored crop).
+    Returns the float32 BGR crop and the keypoints (A, K, 2) in crop pixels.
     """
     per_animal = sample.keypoints.reshape(animals, -1, 2)
     focus = per_animal[int(rng.integers(animals))]
@@ -402,8 +363,7 @@ def augment_pair(
 def match_animals(predicted: np.ndarray, truth: np.ndarray) -> list[tuple[int, int, float]]:
     """Match predicted (P, K, 2+) to true (T, K, 2) animals by median keypoint distance (Hungarian).
 
-    Returns (predicted index, true index, median distance) per pair; animals with no keypoint
-    present in both are never matched.
+    Returns (predicted index, true index, median distance) per pair.
     """
     distance = np.linalg.norm(predicted[:, None, :, :2] - truth[None, :, :, :2], axis=-1)
     cost = np.full(distance.shape[:2], np.inf)
@@ -423,14 +383,8 @@ def score_animals(
 ) -> dict[str, Any]:
     """Errors of predicted animals (N, P, K, 3) against the true ones (N, T, K, 2), in frame pixels.
 
-    A true animal is found when its match's median keypoint error is at most ``found_within``.
-
-    Returns
-    -------
-    dict
-        ``errors`` (N * T, K): each found true animal's keypoint errors (NaN where hidden, not
-        predicted or not found); ``found`` (N * T,) bool; ``capped_mean``: the mean error over
-        visible true keypoints capped at :data:`MISS_COST`, a missing one costing that much.
+    Returns ``errors`` (N * T, K), NaN where not found; ``found`` (N * T,); ``capped_mean``, a
+    missing keypoint costing :data:`MISS_COST`. Found: median error at most ``found_within``.
     """
     n, t, k = truth.shape[:3]
     errors = np.full((n, t, k), np.nan)
@@ -458,10 +412,7 @@ def score_animals(
 
 @dataclass
 class PafTask:
-    """Bottom-up training for ``offline.training.loop.train``: network, batches, loss, validation.
-
-    ``decoding`` is how validation decodes (as the exported model will).
-    """
+    """Bottom-up training for ``offline.training.loop.train`` (``decoding``: validation's)."""
 
     keypoints: tuple[str, ...]
     edges: tuple[tuple[int, int], ...]
@@ -570,11 +521,7 @@ def pair_task(
 def export_pair_model(
     model: PafNet, folder: Path, input_size: Size, check_images: np.ndarray
 ) -> dict[str, Any]:
-    """Write ``model.onnx`` with outputs ``heatmaps`` and ``pafs``, checked against PyTorch.
-
-    :func:`offline.training.export.export_model` names the second output ``locref`` (the head it
-    replaces); it is renamed in the written graph, which is then checked again.
-    """
+    """Write ``model.onnx`` with outputs ``heatmaps`` and ``pafs``, checked against PyTorch."""
     differences = export_model(model, folder, input_size, check_images, torchscript=False)
     rename_outputs(folder / "model.onnx", {"locref": OUTPUT_NAMES[1]})
     return differences
@@ -766,15 +713,8 @@ def evaluate_pair(
 ) -> dict[str, Any]:
     """Errors of a multi-animal model folder on fresh frames of the simulated herd.
 
-    ``model`` is a folder of this project's format with ``decoder = "paf-bottomup"``, run on the
-    application's own path (``NetworkEstimator.estimate_animals``). Use seeds below 1000
-    (training never uses them); arena ``i`` plays ``scenarios[i % len(scenarios)]``.
-
-    Returns
-    -------
-    dict
-        :func:`pair_summary` plus the seeds, per-scenario found fractions and the median
-        milliseconds per frame of each stage and of the decoder alone at batch 1.
+    Runs on the application's own path; use seeds below 1000 (training never uses them).
+    Returns :func:`pair_summary` plus seeds, per-scenario found fractions and stage times (ms).
     """
     description = load_model(Path(model))
     backend = open_backend(description, "onnxruntime", "cpu", threads)

@@ -1,63 +1,12 @@
 """Training the project's own pose models: ``python -m deeplabstream.offline.training.train``.
 
-Two sources of training data:
-
-* ``--labels CollectedData_x.csv`` (or ``.h5``): DeepLabCut labels and their images;
-* ``--synthetic``: frames rendered by the simulated arena (:mod:`hardware.simulator.arena`) with
-their exact
-  keypoints, from many seeded arenas whose noise, lighting drift and body size vary.
-
-Frames are resized to the network's input size with ``cv2.INTER_AREA`` exactly as at inference
-(see :mod:`pose.formats.own_model`), then augmented: a random affine crop (scale, rotation,
-translation, horizontal flip with left/right keypoints swapped) and photometric changes (brightness,
-contrast, colour balance, grey, noise, motion blur). Targets follow :mod:`pose.decoding.peaks`'s
-convention: heatmap pixel ``j`` is centred on input pixel ``j * stride + (stride - 1) / 2``; a
-Gaussian of ``--sigma`` heatmap pixels is drawn at each keypoint and location-refinement offsets (in
-units of ``locref_std`` input pixels) are learned around it. Data, augmentation and targets live in
-:mod:`offline.training.data`; the loss in :mod:`offline.training.loss`, scoring in
-:mod:`offline.training.metrics`, the loop in :mod:`offline.training.loop`, the export in
-:mod:`offline.training.export`, the data sets of the command in :mod:`offline.training.datasets`;
-this module is the command.
-
-The run keeps the checkpoint with the lowest validation error, exports it to ONNX (dynamic batch,
-checked against PyTorch with ONNX Runtime) and TorchScript, scores the held-out frames in
-original-frame pixels and writes a model folder (:mod:`pose.formats.own_model`) and
-``training_report.json``. Runs are reproducible from ``--seed`` on the same machine, thread count
-and library versions.
-
-The network (:mod:`pose.networks.own`) is chosen with ``--architecture`` (``resnet-fpn``, the first
-design and the default, or ``separable-fpn``, the bundled model's), ``--widths``,
-``--decoder-width`` and ``--blocks``; how its graph takes its input with ``--input-format``
-(normalised float, or pixels 0..255 normalised inside the graph as float or uint8, NCHW or NHWC)
-and ``--letterbox`` (frames resized by one factor into the input's top-left corner). Training
-feeds the network exactly what :class:`pose.runtime.preprocess.Preprocessor` feeds it live.
-
-``--evaluate`` scores a model folder through the application's own path
-(:class:`pose.runtime.estimator.NetworkEstimator`) and times its stages.
-
-Examples
---------
-::
-
-    python -m deeplabstream.offline.training.train --out models/me \
-        --labels project/labeled-data/video/CollectedData_me.csv
-    python -m deeplabstream.offline.training.train --synthetic --out models/arena --steps 2500
-    --seed 0 python -m deeplabstream.offline.training.train --synthetic --out models/fast
-    --architecture separable-fpn \
-        --input-format float-raw --letterbox
-    python -m deeplabstream.offline.training.train --evaluate models/arena --eval-seeds 0-9
-    python -m deeplabstream.offline.training.train --synthetic --animals 2 --out models/pair
-    --time-budget 20 \
-        --architecture separable-fpn --input-format float-raw --letterbox
-    python -m deeplabstream.offline.training.train --evaluate models/pair --animals 2 --eval-seeds
-    0-7
-
-``--animals 2`` (or more) trains a bottom-up multi-animal model on the simulated herd
-(:mod:`hardware.simulator.herd`): heatmaps with a peak per animal and part-affinity fields, exported
-with ``decoder = "paf-bottomup"`` (see :mod:`offline.training.multi_animal`).
-
-The bundled model's exact command is in its ``model.json`` and in ``docs/bundled-model.md``.
+Trains on DeepLabCut labels (``--labels CollectedData_x.csv`` or ``.h5``) or on frames of the
+simulated arena (``--synthetic``; ``--animals 2``: a bottom-up multi-animal model) and writes a
+model folder (``model.onnx``, ``model.json``, ``training_report.json``); ``--evaluate MODEL``
+scores a model folder. docs/bundled-model.md, "Reproduce it" and "Your own model".
 """
+
+# This docstring is also ``deeplabstream-train --help`` where torch is missing (command.py).
 
 from __future__ import annotations
 
@@ -302,13 +251,7 @@ def steps_for(args: argparse.Namespace, train_frames: int) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the command; return the training report.
-
-    Parameters
-    ----------
-    argv
-        Command-line arguments (default: ``sys.argv[1:]``).
-    """
+    """Run the command (``argv`` default: ``sys.argv[1:]``); return the training report."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -485,15 +428,8 @@ def evaluate_synthetic(
 ) -> dict[str, Any]:
     """Pixel errors of a model folder on fresh frames of the simulated camera.
 
-    The frames go through the application's own path (``NetworkEstimator``, ONNX Runtime): what
-    is scored is what runs live. Use seeds below 1000 (training never uses them); ``every``
-    skips neighbouring frames, which are near-duplicates.
-
-    Returns
-    -------
-    dict
-        :func:`error_summary` plus the frames, seeds, size, the median milliseconds per frame
-        of each stage at batch 1 (``timing_ms``) and the machine's load average then.
+    Runs on the application's own path; use seeds below 1000. Returns :func:`error_summary`
+    plus frames, seeds, size, stage times (``timing_ms``) and the load average.
     """
     description = load_own_model(model)
     backend = open_backend(description, "onnxruntime", "cpu", threads)

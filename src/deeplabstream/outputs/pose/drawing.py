@@ -1,9 +1,7 @@
 """Drawing poses on a copy of a frame: keypoints by likelihood, the skeleton, animals by identity.
 
-The live view (``app/display/overlay.py`` draws the triggers over these) and the annotated video
-(``outputs/annotated_video.py``) draw with the same functions, so a video written after the run
-shows what the window showed. A frame that is recorded or analysed is never drawn on: drawing
-goes to :func:`display_copy`.
+The live view and the annotated video draw with these functions, so both show the same; a
+recorded or analysed frame is never drawn on (:func:`display_copy`).
 """
 
 from __future__ import annotations
@@ -80,11 +78,8 @@ def draw_animals_on(
 ) -> None:
     """Draw every animal (A, K, 3) in its identity's colour, numbered from 1, on ``canvas``.
 
-    Keypoints below ``threshold`` are hidden, as for one animal; the number is written beside
-    the animal's first visible keypoint, so a swap of identities shows as swapped numbers.
-    With ``confidence`` (A,), each identity's (:mod:`pose.tracking.identities`), the number is
-    followed by it in percent while it is below :data:`SURE_IDENTITY` (``2 ?62%``): after two
-    animals lay on each other, which is which is shown as uncertain until their looks tell.
+    With ``confidence`` (A,), the number is followed by it in percent while below
+    :data:`SURE_IDENTITY` (``2 ?62%``).
     """
     radius = max(2, round(min(canvas.shape[:2]) / 120))
     for identity, pose in enumerate(animals):

@@ -1,8 +1,6 @@
 """Pose files in the session folder, written as the stream runs.
 
-``<camera>.pose.csv`` is DeepLabCut's layout, one row per frame index (not analysed or dropped:
-NaN), written in whole rows at the end of each turn; the other files keep it so. Every file and
-column: docs/outputs.md, "<camera>.pose.csv, ...".
+Every file and column: docs/outputs.md, "<camera>.pose.csv, ...".
 """
 
 from __future__ import annotations
@@ -86,12 +84,7 @@ def dlc_header(
     individuals: tuple[str, ...] | None = None,
     coords: tuple[str, ...] = ("x", "y", "likelihood"),
 ) -> str:
-    """Return the header rows of a DeepLabCut pose CSV.
-
-    Three rows (scorer, bodyparts, coords) for one animal; with ``individuals``, DeepLabCut's
-    multi-animal layout: four rows (scorer, individuals, bodyparts, coords), each individual's
-    keypoints in turn. ``coords``: each keypoint's values (EKS's files have more).
-    """
+    """Return the header rows of a DeepLabCut pose CSV (four with ``individuals``: multi-animal)."""
     animals = individuals or ("",)
     width = len(coords)
     columns = [name for _ in animals for name in keypoints for _ in range(width)]
@@ -111,12 +104,7 @@ def individual_names(animals: int) -> tuple[str, ...]:
 
 
 class _FrameRows(WholeRowsFile):
-    """Keep a table's rows one per frame index: the gap before a frame is filled with empty rows.
-
-    Row i of the table is frame ``first + i`` as long as the camera's indices go up; an index
-    that goes back (a camera that restarted its counter) is written where it comes, with a
-    warning, since dropping a pose would be worse than a table that is off from there on.
-    """
+    """Keep a table's rows one per frame index, filling gaps with empty rows."""
 
     def __init__(self, path: Path, header: str, empty: str) -> None:
         super().__init__(path, header)
@@ -154,8 +142,7 @@ class _FrameRows(WholeRowsFile):
 class PoseCsvWriter(_FrameRows):
     """``<camera>.pose.csv``, one row per frame index; frames not analysed are empty rows.
 
-    With ``individuals`` (a multi-animal model) the file has DeepLabCut's multi-animal header
-    and each row holds every identity's keypoints; an identity not seen in a frame is empty.
+    With ``individuals``, DeepLabCut's multi-animal header; an identity not seen is empty.
     """
 
     def __init__(
@@ -189,11 +176,8 @@ class PoseCsvWriter(_FrameRows):
 class ExactPoseWriter(WholeRowsFile):
     """``<camera>.pose_exact.csv``: each analysed frame's values in full, one row per frame.
 
-    Written with as many significant digits as the values' type holds (9 for float32, 17 for
-    float64), so the file reads back to the very bits the experiment saw (the pose CSV keeps
-    0.001 px). Frames not analysed have no row. One ``%`` format per row: about the pose CSV
-    row's cost (8-9 us for 18 values on the project's machine). ``members``: an ensemble's
-    number of models, whose values follow the ensemble's (``model1_<keypoint>_x``, ...).
+    Written with all the significant digits of the values' type, so it reads back to the bits
+    the experiment saw. ``members``: an ensemble's number of models (``model1_<keypoint>_x``, ...).
     """
 
     def __init__(
@@ -230,10 +214,7 @@ class ExactPoseWriter(WholeRowsFile):
         confidence: np.ndarray | None = None,
         members: np.ndarray | None = None,
     ) -> None:
-        """Append one analysed frame: its values (K, 3) or (A, K, 3), update and confidences.
-
-        ``members``: an ensemble's models' values (M, K, 3), written after the ensemble's.
-        """
+        """Append one analysed frame: its values (K, 3) or (A, K, 3), then ``members`` (M, K, 3)."""
         if members is not None:
             pose = np.concatenate([pose.reshape(-1, 3), members.reshape(-1, 3)]).astype(
                 np.result_type(pose, members)
@@ -254,9 +235,7 @@ class ExactPoseWriter(WholeRowsFile):
 class EnsembleCsvWriter(_FrameRows):
     """``<camera>.ensemble.csv``: an ensemble's keypoints and spread, one row per frame index.
 
-    ``smoothed``: the causal Ensemble Kalman filter's file (``.eks_causal.csv``, EKS's columns)
-    instead: the filter's x, y, the likelihood, the median, the observation variance and the
-    posterior variance.
+    ``smoothed``: write the causal Ensemble Kalman filter's ``.eks_causal.csv`` (EKS's columns).
     """
 
     def __init__(
@@ -285,8 +264,7 @@ class EnsembleCsvWriter(_FrameRows):
     ) -> None:
         """Append one analysed frame: x, y, likelihood (K, 3), the median and variance (K, 2).
 
-        ``median`` goes to the smoothed file only (the ensemble's file: its x, y are the
-        median); ``posterior`` (K, 2): the smoothed file's posterior variance.
+        ``median`` goes to the smoothed file only; ``posterior`` (K, 2): its posterior variance.
         """
         parts = (
             [keypoints[:, :3], median, variance] if self._smoothed else [keypoints[:, :3], variance]
@@ -303,16 +281,10 @@ class EnsembleCsvWriter(_FrameRows):
 
 @dataclass(frozen=True)
 class EnsembleExact:
-    """An ensemble camera's ``pose_exact.csv`` read back: every analysed frame's models' values.
+    """An ensemble camera's ``pose_exact.csv`` read back.
 
-    Attributes
-    ----------
-    frames
-        (T,) the analysed frames' indices, in order.
-    members
-        (T, M, K, 3): each model's x, y, likelihood of the ensemble's keypoints, in full.
-    keypoints
-        The ensemble's K keypoint names.
+    ``frames`` (T,) analysed frame indices; ``members`` (T, M, K, 3) each model's x, y,
+    likelihood; ``keypoints`` the K names.
     """
 
     frames: np.ndarray
@@ -325,16 +297,9 @@ class EnsembleExact:
 def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     """Read the models' values of an ensemble's ``<camera>.pose_exact.csv`` (None: one model).
 
-    Only a regular file is opened. A last row cut short is left out, its line kept in
-    ``cut_line``.
-
-    Raises
-    ------
-    ValueError
-        Naming the file (and line): not text, not the ensemble's pose_exact layout, a row of
-        another length or a cell that is not a number.
-    OSError
-        The file cannot be read (``SpecialFileError``: not a regular file).
+    A last row cut short is left out, its line kept in ``cut_line``. Raises ValueError naming
+    the file and line for a bad layout or cell; OSError when it cannot be read or is not a
+    regular file (``SpecialFileError``).
     """
     with open_regular(path, "rb") as file:
         raw = file.read()
@@ -412,12 +377,8 @@ class PoseTimesWriter(_FrameRows):
 class IdentityConfidenceWriter(_FrameRows):
     """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row.
 
-    The last column, ``unnamed``, lists (space-separated) the identities whose animal the
-    experiments did not see in that frame although the pose CSV has it: an animal whose
-    identity a merge left unsure (:attr:`pose.tracking.identities.IdentityKeeper.unnamed`);
-    then, as ``individual:keypoint``, the single keypoints of the other animals withheld from
-    the experiments (:attr:`~pose.tracking.identities.IdentityKeeper.withheld`: maybe another
-    animal's). A reader that knows only individuals skips those.
+    The last column, ``unnamed``, lists the identities the experiments did not see in that frame
+    and, as ``individual:keypoint``, the keypoints withheld from them (docs/outputs.md).
     """
 
     def __init__(
@@ -435,11 +396,7 @@ class IdentityConfidenceWriter(_FrameRows):
         unnamed: np.ndarray | None = None,
         withheld: np.ndarray | None = None,
     ) -> None:
-        """Append one analysed frame's confidences, unnamed identities and withheld keypoints.
-
-        ``confidence`` (A,), ``unnamed`` (A,) bool, ``withheld`` (A, K) bool (written with the
-        keypoint names given, for the identities not unnamed). NaN (an animal not seen) stays empty.
-        """
+        """Append one analysed frame's confidences (A,), unnamed (A,), withheld keypoints (A, K)."""
         cells = [f"{value:.4f}" if math.isfinite(value) else "" for value in confidence.tolist()]
         hidden = unnamed.tolist() if unnamed is not None else [False] * len(self._individuals)
         names = [n for n, out in zip(self._individuals, hidden, strict=True) if out]
@@ -453,11 +410,8 @@ class IdentityConfidenceWriter(_FrameRows):
 class PoseTimingWriter(WholeRowsFile):
     """``<camera>.pose_timing.csv``: the stages of every analysed frame.
 
-    ``model_stages``: the stages of a model that runs in several (a sleap-nn top-down model:
-    ``centroid``, ``crop``, ``instance``, ``peaks``), each a ``<stage>_ms`` column after
-    :data:`TIMING_COLUMNS`, taken from the frame's timings (they are parts of ``inference_ms``
-    + ``decode_ms``, not added to them; ``refresh_ms`` is not: core.deadline), then
-    ``deadline_part``: the part of the model blamed for a miss in ``inference`` (core.deadline).
+    ``model_stages``: the stages of a model that runs in several, each a ``<stage>_ms`` column
+    after :data:`TIMING_COLUMNS`, then ``deadline_part``.
     """
 
     def __init__(self, path: Path, model_stages: tuple[str, ...] = ()) -> None:
@@ -484,10 +438,8 @@ class PoseTimingWriter(WholeRowsFile):
     ) -> None:
         """Append one analysed frame's timings (host clock, nanoseconds in; seconds out).
 
-        ``crop`` is the analysed region (x, y, width, height) in frame pixels; None leaves the
-        crop columns empty. ``decided_ns`` and ``written_ns`` are 0 (empty) where there was no
-        decision or command; ``deadline_stage`` names the stage blamed for a missed deadline,
-        ``deadline_part`` the part of a model in stages blamed for a miss in ``inference``.
+        ``crop`` (x, y, width, height) or None; ``decided_ns``/``written_ns`` 0 leave their cells
+        empty.
         """
         stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
         experiment = "" if experiment_ms is None else f"{experiment_ms:.3f}"
@@ -519,15 +471,10 @@ def write_pose_parquet(
 ) -> int:
     """Convert a finished pose CSV to the IBL layout; return the number of rows.
 
-    Every row of the CSV is kept (frames not analysed are NaN). ``times_path``, the camera's
-    ``.pose_times.csv``, gives each row its ``host_timestamp`` and ``camera_timestamp``
-    (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
-    multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
-    ``identity_confidence`` (NaN where it has none). ``ensemble_path``, an ensemble's
-    ``.ensemble.csv``, gives each row its ``{bodypart}_x_var`` and ``_y_var`` (the models'
-    variance). ``identities``, how a multi-animal camera's rows were
-    assigned (``identities``, ``merged_instance_repair``), goes in the
-    table's metadata under :data:`IDENTITIES_METADATA_KEY` (JSON).
+    Every row is kept (not analysed: NaN). The optional ``times_path`` (``.pose_times.csv``),
+    ``identity_path`` (``.identity.csv``) and ``ensemble_path`` (``.ensemble.csv``) add their
+    columns (NaN where they have none); ``identities`` goes in the table's metadata under
+    :data:`IDENTITIES_METADATA_KEY` (JSON).
     """
     import pandas as pd
 
@@ -639,11 +586,8 @@ def ibl_stem(camera: str) -> str:
 def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> tuple[str, str]:
     """IBL-named copies: ``<stem>.dlc.pqt`` (the pose table) and ``<stem>.times.npy``.
 
-    The table has a row per frame, as IBL's own (NaN for frames not analysed); the times are the
-    frames' host arrival times in seconds (host clock, as in ``session.json``), one per row of the
-    table, in the same order, NaN for frame indices the camera never delivered. They come from
-    the table's ``host_timestamp`` column; a table without it (written before that column was
-    added) takes them from ``timing_path`` (the ``.pose_timing.csv``, analysed frames only).
+    The times are the frames' host arrival times (s), one per table row, NaN where never
+    delivered; a table without ``host_timestamp`` takes them from ``timing_path``.
     """
     import shutil
 

@@ -1,8 +1,6 @@
 """What a dead inference worker leaves: its figures rebuilt from the files it had written.
 
-Finishes its files as the worker would have (whole rows, unwritten events from
-core/unwritten_rows.py, the pose table, a ``finish`` row) and rebuilds the summary, marked
-``rebuilt_from_files``.
+Its files are finished as the worker would have, its summary marked ``rebuilt_from_files``.
 """
 
 from __future__ import annotations
@@ -56,10 +54,7 @@ def rebuild_camera_figures(
 ) -> dict[str, Any]:
     """One camera's analysis figures from its pose and timing files (whole rows kept).
 
-    With ``last_index`` (the camera's last frame while the analysis ran), the pose files get
-    the empty rows of the frames after their last row, up to it: one row per frame index, as
-    the worker would have written them. ``deadline_ns`` is the camera's deadline (None: off);
-    the misses are those the timing file records.
+    With ``last_index``, the pose files get the empty rows up to it. ``deadline_ns`` None: off.
     """
     stem = f"{camera}{file_label}"
     pose_csv = session_dir / f"{stem}{POSE_CSV_SUFFIX}"
@@ -118,11 +113,8 @@ def finish_events(
 ) -> dict[str, Any] | None:
     """End an experiment's events file the worker could not end; its summary, or None.
 
-    ``unwritten``: the rows the worker had made but not written (core/unwritten_rows.py),
-    appended first. ``time_s``: the finish row's time (the experiment's latest frame time,
-    where the worker could say it); None: the last row's. A file that ends in a ``finish`` row
-    already (its worker's last act ended it) gets no other. The summary names the experiment
-    from the file's ``start`` row.
+    ``unwritten`` rows are appended first; ``time_s`` None: the finish row takes the last
+    row's time. A file already ending in ``finish`` gets no other.
     """
     if not events_path.exists():
         return None
@@ -160,11 +152,7 @@ def finish_events(
 
 
 def end_rows_at(path: Path, last_index: int, empty: str) -> int:
-    """Append the rows ``empty`` (text after the index) of the frames after the last row.
-
-    Up to ``last_index``; returns how many were added (none to a table without a data row:
-    where its frames start is unknown).
-    """
+    """Append rows ``empty`` for the frames after the last row up to ``last_index``; count them."""
     last_row = _last_row_index(path)
     if last_row is None or last_index <= last_row:
         return 0

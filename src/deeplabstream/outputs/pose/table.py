@@ -1,8 +1,6 @@
 """Pose tables as arrays: DeepLabCut-layout CSVs of one animal or several, whoever wrote them.
 
-The readers of ``<camera>.pose.csv`` (ours, DeepLabCut's, Lightning Pose's) share this one: the
-replay's annotated video, the NWB and SLEAP files. A multi-animal file has DeepLabCut's
-``individuals`` header row (four header rows instead of three).
+The one reader of ``<camera>.pose.csv`` for the annotated video, NWB and SLEAP files.
 """
 
 from __future__ import annotations
@@ -33,8 +31,8 @@ def is_multi_animal_csv(csv_path: Path) -> bool:
 class PoseTable:
     """A DeepLabCut-layout pose CSV as arrays, one animal or several.
 
-    ``points`` is (N, A, K, 3): x, y, likelihood of each identity's keypoints per row (A = 1
-    for a single-animal file); ``individuals`` names the identities (None for one animal).
+    ``points`` is (N, A, K, 3): x, y, likelihood (A = 1 for one animal); ``individuals`` None
+    for one animal.
     """
 
     frames: np.ndarray
@@ -47,9 +45,8 @@ class PoseTable:
 def read_pose_table(path: Path, analysed_only: bool = False) -> PoseTable:
     """Read ``<camera>.pose.csv`` (ours, DeepLabCut's or Lightning Pose's, one or more animals).
 
-    ``analysed_only`` leaves out the rows of frames not analysed (all empty). A table of x, y
-    without likelihood indexed by frame reads with likelihood NaN; a DeepLabCut labels file
-    (rows named by image) raises PoseTableError saying so.
+    ``analysed_only`` leaves out the empty rows. A table without likelihood reads it as NaN;
+    a DeepLabCut labels file raises PoseTableError.
     """
     import pandas as pd  # here: a process that only writes pose rows never loads pandas
 

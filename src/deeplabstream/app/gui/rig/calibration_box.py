@@ -1,7 +1,4 @@
-"""The Rig tab's 3D calibration box: ``[Triangulation] CALIBRATION`` and its solving.
-
-A calibration is solved from a recorded board session in a helper process.
-"""
+"""The Rig tab's 3D calibration box: ``[Triangulation] CALIBRATION`` and its solving."""
 
 from __future__ import annotations
 
@@ -64,9 +61,7 @@ class CalibrationBox(QGroupBox):
     def calibrate_session(self, folder: Path) -> None:
         """Calibrate the cameras from a recorded board session, in a helper process.
 
-        On success ``[Triangulation] CALIBRATION`` names the ``calibration.toml`` written in
-        ``folder``; either way the box shows what the calibration said. A line above says the
-        stage and the time so far meanwhile.
+        On success ``[Triangulation] CALIBRATION`` names the ``calibration.toml`` in ``folder``.
         """
         if self._calibration is not None and self._calibration.running:
             return

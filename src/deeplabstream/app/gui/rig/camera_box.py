@@ -1,8 +1,4 @@
-"""The Rig tab's Cameras box: the rig's cameras and each one's keys, in a table.
-
-A camera is added from a list, by hand or as a video file; Detect finds the cameras on this
-computer and offers them in the list.
-"""
+"""The Rig tab's Cameras box: the rig's cameras and each one's keys, in a table."""
 
 from __future__ import annotations
 
@@ -217,10 +213,7 @@ class CameraBox(QGroupBox):
                 self.refused.emit(str(error))
 
     def add_camera_by_hand(self, source: str, what: str) -> str:
-        """Add a camera of ``source`` opened by ``what`` (an index or URL, or a serial).
-
-        Returns the camera's name. The rig check then says whether it can be opened.
-        """
+        """Add a camera of ``source`` opened by ``what`` (index, URL or serial); its name."""
         if source not in HAND_QUESTIONS:
             raise ValueError(f"no camera kind {source!r}; choose from {', '.join(HAND_QUESTIONS)}")
         key, _ = HAND_QUESTIONS[source]
@@ -263,12 +256,7 @@ class CameraBox(QGroupBox):
     # -- cameras found on this computer --------------------------------------------------------
 
     def detect_cameras(self) -> None:
-        """Look for cameras in a helper process and offer them in the Add list.
-
-        Probing drivers takes seconds (and a driver may hang): the window goes on meanwhile,
-        the line under the buttons says what is being looked for, then what was found, or
-        where the search looked when it found nothing.
-        """
+        """Look for cameras in a helper process and offer them in the Add list."""
         if self._detection is not None and self._detection.running:
             return
         job = ProcessJob("Detect", detect_cameras_job, timeout_s=DETECT_TIMEOUT_S, parent=self)

@@ -1,8 +1,4 @@
-"""The Rig tab's check: the whole edited text, checked off the GUI thread, the newest one shown.
-
-A start checks the same way (:func:`app.gui.rig_check.check_text`); loading an experiment imports
-Python, so each check runs on its own thread and only the newest text's result is delivered.
-"""
+"""The Rig tab's check: the whole edited text, checked off the GUI thread, the newest one shown."""
 
 from __future__ import annotations
 

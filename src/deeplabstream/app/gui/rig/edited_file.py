@@ -1,8 +1,7 @@
 """The settings file the Rig tab edits: its path, its text (comments kept) and whether it changed.
 
-Every box writes through :meth:`EditedFile.set`, so an edit always marks the file changed and asks
-for a check; :attr:`EditedFile.rewritten` tells every box to show the file again when more than
-one field's worth changed (a camera added or removed, the file read anew).
+Every box writes through :meth:`EditedFile.set`; :attr:`EditedFile.rewritten` tells every box
+to show the file again.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ class EditedFile(QObject):
         """Read ``path``; it is shown empty when it cannot be read or is no ini file.
 
         Raises what reading raised (``OSError``, ``UnicodeDecodeError``, ``configparser.Error``)
-        after the text is set, so the caller names the problem.
+        after the text is set.
         """
         self.path = path
         self.dirty = False

@@ -1,7 +1,6 @@
 """The Rig tab's Experiment box: the experiment a start runs and what its triggers read.
 
-It also keeps which of the lab's experiments the checks may import (opening a settings file must
-not run the lab's code it names).
+It keeps which of the lab's experiments the checks may import.
 """
 
 from __future__ import annotations

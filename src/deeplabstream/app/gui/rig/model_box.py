@@ -70,11 +70,7 @@ class ModelBox(QGroupBox):
             self.set_model(relative_to_settings(Path(path), self._file.path))
 
     def model_path_now(self) -> Path | None:
-        """Return the model the field names, as a start would read it (None: the bundled one).
-
-        An ensemble's (several paths separated by ``;``, docs/ensembles.md): its first model,
-        whose keypoints are the ensemble's.
-        """
+        """Return the model the field names (an ensemble's first; None: the bundled one)."""
         paths = split_path_list(self.model_edit.text())
         if not paths:
             return None
@@ -88,11 +84,7 @@ class ModelBox(QGroupBox):
         return f"model: {_model_name(self.model_path_now())}{ensemble}"
 
     def inspect_model(self) -> None:
-        """Describe the model the field names, in a helper process (a conversion takes long).
-
-        The line above the description says the stage and the time so far; a model chosen
-        meanwhile stops the inspection, so the box always describes the model named.
-        """
+        """Describe the model the field names, in a helper process (a new choice stops it)."""
         path = self.model_path_now()
         previous, self._inspection = self._inspection, None
         if previous is not None:

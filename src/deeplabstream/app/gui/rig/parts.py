@@ -1,7 +1,4 @@
-"""Small pieces the Rig tab's boxes share.
-
-The colours, a job's status line and a yes/no question.
-"""
+"""Small pieces the Rig tab's boxes share: colours, a job's status line, a yes/no question."""
 
 from __future__ import annotations
 
@@ -31,10 +28,7 @@ def status_line(name: str) -> QLabel:
 
 
 def job_box(box: QWidget, row: QHBoxLayout, status: QLabel, info_name: str) -> QPlainTextEdit:
-    """Lay out a job's box: its row, the job's status line, what the job found (returned).
-
-    What it found is a short read-only text named ``info_name``.
-    """
+    """Lay out a job's box: its row, the job's status line, what the job found (returned)."""
     info = QPlainTextEdit()
     info.setObjectName(info_name)
     info.setReadOnly(True)

@@ -1,8 +1,4 @@
-"""The Rig tab's Session box: the ``[Session]`` keys, the output folder, what is recorded.
-
-Animal, experimenter and notes, the subject and lab keys (folded), the output folder, the planned
-duration and which cameras are recorded.
-"""
+"""The Rig tab's Session box: the ``[Session]`` keys, the output folder, what is recorded."""
 
 from __future__ import annotations
 
@@ -131,10 +127,7 @@ class SessionBox(QGroupBox):
             self.record_boxes[name] = box
 
     def mark_problems(self, problems: list[str]) -> None:
-        """Mark each session field a problem names: red border, the reason under it and as tip.
-
-        An experimenter not in NWB's form, without an NWB output, gets a hint only.
-        """
+        """Mark each session field a problem names: red border, the reason under it and as tip."""
         for key, field in self.session_fields.items():
             named = f"[{SESSION_SECTION}] {key} ="
             problem = next((p for p in problems if named in p), None)

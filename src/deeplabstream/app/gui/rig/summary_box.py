@@ -1,8 +1,4 @@
-"""The Rig tab's "What Start will run" box: the problems, then the plan of a start.
-
-The problems that stop a start come first, then what a start would run with the settings as
-edited.
-"""
+"""The Rig tab's "What Start will run" box: the problems, then the plan of a start."""
 
 from __future__ import annotations
 
@@ -50,10 +46,7 @@ class SummaryBox(QGroupBox):
         layout.addWidget(scroll)
 
     def needed_height(self) -> int:
-        """Return the box's height that shows the problems and the plan whole at its width.
-
-        At the width its text has now (less a scroll bar's, when one shows), so never short.
-        """
+        """Return the box's height that shows the problems and the plan whole at its width."""
         text, viewport = self._scroll.widget(), self._scroll.viewport()
         if text is None or viewport is None:
             return self.height()

@@ -1,9 +1,6 @@
 """The inference worker's end: close every camera's sinks, write its tables, count its figures.
 
-After the loop stops, each camera's sinks close in their order: the pose files first (the files
-complete, the identity learner stops, ``<camera>.pose.pqt`` is written from the finished CSVs:
-outputs/pose_output.py), then the other outputs' (the IBL-named files read that table), and the
-camera's figures for ``session.json`` are gathered, with what each sink adds.
+Sinks close in order, the pose files first: later outputs read their finished tables.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Depth for experiments: a RealSense's aligned depth image, read beside each colour frame.
 
-The capture process publishes the depth image in a companion ring
-(:mod:`live.processes.capture.companion`); the inference worker reads the depth of a frame from it
-when an experiment asks (``Observation.depth_m``).
+Read from the camera's companion ring when an experiment asks (``Observation.depth_m``).
 """
 
 from __future__ import annotations
@@ -32,11 +30,8 @@ def depth_source(
 ) -> DepthSource | None:
     """Return the depth experiments may read for a camera, from its ``Opened.description``.
 
-    None for a camera without a ``depth`` companion, and (with a warning) for one whose depth is
-    not pixel-aligned to the analysed image: depth at a keypoint would be the depth somewhere
-    else. Aligned means the camera aligned it (``aligned_to`` set: RealSense ``ALIGN_DEPTH =
-    true``) or the main image is the infrared imager that depth is measured from; and the depth
-    image must have the analysed image's size (``frame_size``: height, width).
+    None without a ``depth`` companion, and (warned) when the depth is not pixel-aligned to the
+    analysed image (aligned by the camera or its infrared image, of ``frame_size``).
     """
     entry = (description.get("companions") or {}).get("depth")
     if not entry:
@@ -68,11 +63,7 @@ def depth_reader(source: DepthSource | None) -> CompanionReader | None:
 
 
 class FrameDepth:
-    """:data:`experiments.observation.DepthLookup` of one frame: its depth ring, by its ``seq``.
-
-    The depth of main frame ``seq`` is published before the frame is announced, so it is there
-    when the frame's pose is; it stays readable until the ring moves past it (about 2 s).
-    """
+    """:data:`experiments.observation.DepthLookup` of one frame, readable for about 2 s."""
 
     __slots__ = ("reader", "seq", "units_m")
 

@@ -1,8 +1,6 @@
 """Decide and send: an experiment's update on each batch of poses, its commands to its devices.
 
-:meth:`ExperimentRun.on_poses` runs in the inference worker right after each batch; each command
-goes to its device's ``send`` at once (a device never sleeps here), and every action's times go
-to ``events.csv``. Design: docs/architecture.md, "Experiments and stimulation".
+Design: docs/architecture.md, "Experiments and stimulation".
 """
 
 from __future__ import annotations
@@ -56,11 +54,8 @@ class DeviceHungError(DeviceError):
 class ExperimentRun:
     """One experiment's runtime with its open devices, driven by pose updates.
 
-    ``events_file``: its ``events.csv``; with ``unwritten`` (the main process's block of shared
-    memory, core/unwritten_rows.py), the rows the file lacks after each update (those waiting
-    for their times, those handed over until the turn's end writes them) and the experiment's
-    latest frame time are published there, after the update's commands: a worker that dies
-    loses none of them, the main process writes them.
+    With ``unwritten`` (core/unwritten_rows.py), the rows ``events_file`` lacks and the latest
+    frame time are published after each update's commands, so a dying worker loses none.
     """
 
     def __init__(
@@ -110,12 +105,8 @@ class ExperimentRun:
     ) -> None:
         """Feed the poses of one batch to the experiment and perform its actions at once.
 
-        ``points3d``: the calibrated cameras' set triangulated after this batch (live 3D), which
-        the experiment reads as :attr:`Observations.points3d`; None when there is none.
-        ``batch``: the worker's batch count (the run keeps its first and last: which updates
-        were its own, for ``deeplabstream-verify``). Afterwards :attr:`last_decided_ns` and
-        :attr:`last_written_ns` say when it decided and wrote its last command (0: no
-        decision, or no action).
+        ``points3d``: this batch's live 3D set (None: none); ``batch``: the worker's batch count.
+        Then :attr:`last_decided_ns`, :attr:`last_written_ns`: when it decided, wrote (0: not).
         """
         self.last_decided_ns = self.last_written_ns = 0
         if self.error is not None or not observations:
@@ -315,10 +306,7 @@ class ExperimentRun:
         self.runtime.events.mark_not_sent(action, why)
 
     def keep_unwritten(self) -> None:
-        """Publish the rows ``events.csv`` lacks and the latest frame time (see the class).
-
-        The rows only when they changed: an update without events costs one store.
-        """
+        """Publish the rows ``events.csv`` lacks (when changed) and the latest frame time."""
         unwritten, file = self.unwritten, self.events_file
         if unwritten is None or file is None:
             return

@@ -1,7 +1,4 @@
-"""What a running experiment tells the window (its status) and ``session.json`` (its summary).
-
-Both read an :class:`~.dispatch.ExperimentRun` and its runtime; neither changes them.
-"""
+"""What a running experiment tells the window (its status) and ``session.json`` (its summary)."""
 
 from __future__ import annotations
 
@@ -29,11 +26,9 @@ class StatusReporter:
         self._events_sent = 0  # events of the log already sent with a status
 
     def status(self) -> ExperimentStatus:
-        """Return what the live view shows of the experiment now, with the events since the last.
+        """Return what the live view shows of the experiment now, with the events since last call.
 
-        Each call takes the events recorded since the previous call (at most the newest
-        :data:`STATUS_EVENTS`; ``events_total`` lets the GUI count those it did not get), so call
-        it only to send the status. Cheap: no copy of the whole event log.
+        Takes those events (at most :data:`STATUS_EVENTS`): call it only to send the status.
         """
         runtime = self.run.runtime
         events = runtime.events.events

@@ -1,8 +1,6 @@
 """The experiment the inference worker runs now: opened with its devices, stopped, reported.
 
-:class:`ExperimentSlot` opens it on a thread of its own (a board restarts when its port opens)
-and sends its status on the main process's credit. Design: docs/architecture.md, "Processes and
-what crosses between them".
+Design: docs/architecture.md, "Processes and what crosses between them".
 """
 
 from __future__ import annotations
@@ -85,10 +83,8 @@ def open_run(
 ) -> OpenRun:
     """Load the experiment, open every device it uses, and start its event file.
 
-    With ``spec.latency_test``, its board runs the latency self-test from now until the stop,
-    which writes the board's reports. With ``markers`` (``[Output] LSL = on``), every event
-    written to the file is also sent as an LSL marker. ``unwritten``: where the rows the file
-    lacks are published (dispatch.ExperimentRun). ExperimentStartError says what failed.
+    ``spec.latency_test``: its board runs the latency self-test until the stop; ``markers``:
+    every event also goes there. Raises ExperimentStartError saying what failed.
     """
     try:
         runtime = ExperimentRuntime(spec.plan.build())
@@ -156,12 +152,7 @@ def _device_problem(name: str, settings: DeviceSettings, error: Exception) -> st
 
 
 def device_raised(name: str, settings: DeviceSettings, call: str, error: BaseException) -> str:
-    """Say that a device's ``call`` raised an exception no device is meant to raise.
-
-    A lab's device (or an installed one) raising anything (a RuntimeError of its driver) is
-    named with its section, its TYPE, its file when it is the lab's, and the exception: the
-    worker reports it instead of ending with a traceback.
-    """
+    """Say that a device's ``call`` raised an exception no device is meant to raise."""
     return (
         f"[Device {name}] (TYPE = {settings.type}{_plugin_file(settings)}): its {call}() "
         f"raised {type(error).__name__}: {error}"

@@ -1,8 +1,6 @@
 """How the inference worker waits for its next frame: asleep, or awake when the frame is due.
 
-``[Pose] WAIT``: ``block`` sleeps, ``spin`` wakes before each camera's next frame is due,
-``auto`` spins for cameras at :data:`AUTO_SPIN_FPS` or more. Design and cost:
-docs/performance.md, "Waking the worker".
+``[Pose] WAIT``; design and cost: docs/performance.md, "Waking the worker".
 """
 
 from __future__ import annotations
@@ -56,10 +54,7 @@ class ArrivalClock:
         return self._interval_ns
 
     def next_due_ns(self, now_ns: int) -> int | None:
-        """Return when its next frame is due (None until its interval is known).
-
-        That is the first time on its grid after the last arrival that is not long past.
-        """
+        """Return when its next frame is due on its grid (None until its interval is known)."""
         if not self._interval_ns:
             return None
         due = self.last_arrival_ns + self._interval_ns
@@ -82,10 +77,7 @@ def spins(mode: WaitMode, clocks: Sequence[ArrivalClock]) -> bool:
 class FrameWaiter:
     """Wait until one of ``waitables`` is readable, awake around the frames' due times.
 
-    Parameters
-    ----------
-    mode
-        ``[Pose] WAIT``: ``auto``, ``block`` or ``spin`` (see the module's text).
+    ``mode``: ``[Pose] WAIT`` (``auto``, ``block`` or ``spin``).
     """
 
     def __init__(self, mode: WaitMode = "auto") -> None:

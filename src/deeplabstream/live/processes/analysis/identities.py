@@ -1,7 +1,5 @@
 """Identities in the inference worker: which animal is which, per multi-animal camera.
 
-:class:`CameraIdentities` (motion and looks: the identity keeper on the loop, its learner in a
-process beside it, sharing memory) or :class:`ClassIdentities` (an identity model's own classes).
 Design: docs/architecture.md, "Pose estimation".
 """
 
@@ -292,9 +290,7 @@ def _publish(block: _Block, model: AppearanceModel, version: int) -> None:
 class CameraIdentities:
     """One multi-animal camera's identities: keeper, background learner and confidence file.
 
-    ``min_likelihood``: keypoints below it are not used for patches; ``learn`` False keeps motion
-    only (no learner process; ``[Pose] APPEARANCE_IDENTITY``); ``keypoints``: the model's names,
-    for the single keypoints withheld from the rules (``individual:keypoint`` in ``unnamed``).
+    ``min_likelihood``: keypoints below it make no patches; ``learn`` False: motion only.
     """
 
     def __init__(
@@ -370,14 +366,7 @@ class CameraIdentities:
 class ClassIdentities:
     """One camera's identities from its model's classes, and their confidence file.
 
-    Parameters
-    ----------
-    path
-        Its ``<camera>.identity.csv``.
-    individuals
-        The identities' names in the pose files (``animal1``, ...), one per class.
-    classes
-        The model's class names, in order: ``individuals[i]`` is ``classes[i]``.
+    ``individuals[i]`` (the pose files' name) is ``classes[i]``; ``path``: its identity.csv.
     """
 
     def __init__(self, path: Path, individuals: tuple[str, ...], classes: tuple[str, ...]) -> None:
@@ -391,11 +380,7 @@ class ClassIdentities:
         self.frames_seen = np.zeros(len(classes), np.int64)  # frames each class was found in
 
     def update(self, animals: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
-        """Return the frame's animals (A, K, 3), already in class order; keep their confidence.
-
-        ``confidence`` is the model's (A,) identity confidence (NaN: the class was not found);
-        None (no figures from the model) leaves every confidence NaN.
-        """
+        """Return the frame's animals (A, K, 3), in class order; keep their confidence (A,)."""
         self.frames += 1
         if confidence is None:
             self.confidence = np.full(len(self.classes), np.nan)

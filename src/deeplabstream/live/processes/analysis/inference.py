@@ -1,8 +1,6 @@
 """The inference worker: one process that estimates poses for every camera.
 
-Its entry, its control messages and its loop (wait, read, group into batches); frames passed
-over are counted per camera. Its messages and its other modules: docs/architecture.md,
-"Processes and what crosses between them" and "Pose estimation".
+docs/architecture.md, "Processes and what crosses between them" and "Pose estimation".
 """
 
 from __future__ import annotations

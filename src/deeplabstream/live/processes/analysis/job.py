@@ -1,8 +1,4 @@
-"""What the inference worker is given: its cameras and its job (both picklable).
-
-The session (``live/session/analysis.py``) builds a :class:`PoseJob` and starts
-``live.processes.analysis.inference.pose_main`` with it; every module of the worker reads it.
-"""
+"""What the inference worker is given: its cameras and its job (both picklable)."""
 
 from __future__ import annotations
 

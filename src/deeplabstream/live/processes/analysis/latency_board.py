@@ -1,8 +1,6 @@
 """The stimulus board's latency self-test, run beside an experiment (``--latency-test``).
 
-The board flashes an LED in a camera's view and measures, on its own clock, how long the app
-takes to answer what it sees; the experiment answers on a device of its own. This module starts
-the test on the board when the experiment opens and writes the board's reports when it stops
+Started on the board when the experiment opens; its reports written when it stops
 (``latency_board.csv``, docs/latency-test.md).
 """
 
@@ -32,10 +30,7 @@ FLASH_REPORT_WAIT_S = 1.2
 def start_latency_test(
     devices: dict[str, StimulationDevice], spec: LatencyTestSpec
 ) -> SerialStimulator:
-    """Start the board's latency test on ``spec.device``, which must be the stimulus board.
-
-    Raises ExperimentError (saying what to do) when it is not the board or does not start.
-    """
+    """Start the board's latency test on ``spec.device`` (the stimulus board; ExperimentError)."""
     board = devices[spec.device]
     if not isinstance(board, SerialStimulator):
         raise ExperimentError(

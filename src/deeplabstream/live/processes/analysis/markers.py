@@ -12,9 +12,7 @@ from deeplabstream.outputs.lsl import marker_text
 class MarkedWriter:
     """``events.csv`` that also sends each event it writes as an LSL marker.
 
-    Events reach the file when they are committed (at the start of the next update, once the
-    dispatcher has filled in their times), so a marker leaves one frame after its event, with
-    the event's own time: LSL keeps a sample's time stamp, not its arrival.
+    A marker leaves when its event is committed (the next update), stamped with the event's time.
     """
 
     def __init__(self, file: EventCsvWriter, markers: EventMarkers) -> None:
@@ -45,11 +43,7 @@ class MarkedWriter:
 
 
 def marker_time_s(event: ExperimentEvent) -> float | None:
-    """Return the host time an event's marker carries; None: the moment it is sent.
-
-    An action's is when its command was written to the device (nearest to the stimulus);
-    others', the arrival of the frame that caused them.
-    """
+    """Return the host time of an event's marker (an action: its command written; None: now)."""
     if event.kind == "action" and event.written is not None:
         return event.written
     return event.host_timestamp

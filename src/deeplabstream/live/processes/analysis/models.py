@@ -1,8 +1,6 @@
 """The inference worker's models: each loaded once, warmed up, and its estimators cached.
 
-One :class:`LoadedModel` per model (shared by its cameras, one estimator per input shape);
-:class:`LoadedEnsemble` for a camera that names several. Design: docs/architecture.md, "Pose
-estimation".
+Design: docs/architecture.md, "Pose estimation".
 """
 
 from __future__ import annotations
@@ -102,12 +100,7 @@ class LoadedModel:
         return summary
 
     def estimator(self, shape: tuple[int, ...]) -> PoseEstimator:
-        """Return the estimator of frames (or crops) of ``shape``, built on first use.
-
-        A crop's shape is met at run time: its estimator is built then (buffers of that size;
-        the backend plans its memory for the new input shape on that first run, and keeps the
-        plan). Crop sizes are rounded (pose.runtime.cropping) so that only a few are ever built.
-        """
+        """Return the estimator of frames (or crops) of ``shape``, built on first use."""
         estimator = self.estimators.get(shape)
         if estimator is None:
             description = self.description
@@ -124,8 +117,7 @@ class LoadedModel:
 class LoadedEnsemble:
     """Several models of the same keypoints, run on each frame as one (docs/ensembles.md).
 
-    Its :attr:`description` is its first model's (whose keypoints are the ensemble's); each
-    member's keypoints are read in that order (``rows``, pose.ensemble.members).
+    Its :attr:`description` is its first model's, whose keypoints are the ensemble's.
     """
 
     key: str
@@ -167,9 +159,8 @@ AnyModel = LoadedModel | LoadedEnsemble
 class CropGraphs:
     """A network with channel gates (CSPNeXt), split for cameras that crop (pose.runtime.cropping).
 
-    ``full`` runs the graph that also outputs the gates (``recorder``), for the cropping
-    cameras' whole frames; ``crop`` the graph fed the gates of the camera's last whole frame
-    (``feeder``). A cropping camera is analysed alone (its own gates).
+    ``full`` also outputs the gates for whole frames; ``crop`` is fed the gates of the camera's
+    last whole frame. A cropping camera is analysed alone.
     """
 
     full: LoadedModel
@@ -246,11 +237,7 @@ def model_key(camera: WorkerCamera) -> str:
 def load_models(job: PoseJob) -> dict[str, AnyModel]:
     """Every model the cameras use, each loaded once and warmed up on each frame shape.
 
-    Raises
-    ------
-    ModelError
-        For every refusal of the model's files, the backend or the warm-up: the disk's OSError,
-        a library's RuntimeError or ValueError are raised as one, with their own message.
+    Raises ModelError for any refusal of the files, the backend or the warm-up (their message).
     """
     # The worker tells the user why the model cannot run, whoever refused it (pose_main).
     with raised_as(ModelError, OSError, RuntimeError, ValueError):

@@ -1,7 +1,5 @@
 """One camera's pipeline in the inference worker: a frame's journey, in the order it goes.
 
-:func:`analyse_batch` takes a batch through estimate, identify, observe, decide and command, and
-the sinks; :class:`CameraPipeline` holds what the worker keeps per camera between frames.
 Design: docs/architecture.md, "Pose estimation".
 """
 
@@ -173,10 +171,7 @@ class CameraPipeline:
     def identify(
         self, animals: np.ndarray, common_clock: bool, confidence: np.ndarray | None = None
     ) -> np.ndarray:
-        """Return a frame's animals (A, K, 3) in identity order, or as found.
-
-        Identity order is the tracker's, or an identity model's classes (with its ``confidence``).
-        """
+        """Return a frame's animals (A, K, 3) in identity order (tracker's or identity model's)."""
         if isinstance(self.identities, ClassIdentities):  # the model named them itself
             return self.identities.update(animals, confidence)
         if self.tracker is None:
@@ -240,11 +235,7 @@ class CameraPipeline:
     # --- after the last frame -----------------------------------------------------------------
 
     def last_index(self) -> int | None:
-        """Return the last frame index when frames were published after the last one read.
-
-        Their announcements were refused (a full pipe); the end of stream says how many frames
-        there were, and such frames go on one index each. None when there are none.
-        """
+        """Return the last frame index when frames came after the last one read, else None."""
         ended, last = self.reader.ended, self.reader.last_seen
         if ended is not None and last is not None and ended.frames > last.seq + 1:
             return int(last.frame_index + ended.frames - (last.seq + 1))
@@ -271,10 +262,7 @@ def analyse_batch(
 ) -> int:
     """Take one batch from its frames to its sinks; return the running count of poses sent.
 
-    ``group``: the cameras of one :data:`BatchKey`, ``shape`` its input shape; ``run``: the
-    experiment running, if any; ``batch``: the worker's count of batches (``pose_exact.csv``
-    keeps it: the order of the experiment's updates). The decision comes first: files and
-    pipes can wait a few microseconds.
+    ``group``: the cameras of one :data:`BatchKey`; ``batch``: the worker's batch count.
     """
     estimator = group[0].estimator(shape)
     found = estimate(estimator, group)
@@ -298,10 +286,7 @@ def analyse_batch(
 
 
 def estimate(estimator: PoseEstimator, group: list[CameraPipeline]) -> list[np.ndarray]:
-    """Estimate the group's frames in one batch; return each camera's animals (A, K, 3) as found.
-
-    The keypoints are in frame pixels (a crop's are moved in place).
-    """
+    """Estimate the group's frames in one batch; each camera's animals (A, K, 3) in frame pixels."""
     # Each frame's camera: an estimator that keeps per-camera state (a context model's past
     # frames, CROP_FROM = previous_frame's boxes) keys it by this; the others ignore it.
     found = estimator.estimate_animals(
@@ -326,10 +311,7 @@ def identify(
     found: list[np.ndarray],
     common_clock: bool,
 ) -> list[np.ndarray]:
-    """Return each camera's animals (A, K, 3) in identity order; set its next crop from them.
-
-    Identities first: every output (files, pipe, experiment) sees animal i as identity i.
-    """
+    """Return each camera's animals (A, K, 3) in identity order; set its next crop from them."""
     # An identity model's (N, A) identity confidences (None for other models).
     confidence = estimator.last_identity_confidence
     animals = [
@@ -342,22 +324,13 @@ def identify(
 
 
 def found_any_animal(animals: np.ndarray) -> bool:
-    """Return True when the model placed any keypoint of any animal (A, K, 3) in the frame.
-
-    A keypoint not found is NaN in x (a top-down model whose centroid stage found nothing gives
-    every animal so), or has no likelihood at all.
-    """
+    """Return True when the model placed any keypoint of any animal (A, K, 3) in the frame."""
     placed = np.isfinite(animals[..., 0]) & (np.nan_to_num(animals[..., 2]) > 0)
     return bool(placed.any())
 
 
 def frame_time_s(record: Any, common_clock: bool) -> float:
-    """Return a frame's time for experiments and the tracker.
-
-    With one camera, the camera's own clock where it has one (its hardware timestamps are the
-    most exact). With several, the host arrival time, the one clock they share, so pairing by
-    time and the pairing error mean something.
-    """
+    """Return a frame's time: one camera's own clock, or the host arrival time with several."""
     if common_clock or math.isnan(record.camera_timestamp):
         return float(record.host_timestamp_ns / 1e9)
     return float(record.camera_timestamp)
@@ -369,11 +342,7 @@ def triangulate(
     animals: list[np.ndarray],
     common_clock: bool,
 ) -> Points3D | None:
-    """Hand the group's poses (the first animal's) to the live triangulation; return its new set.
-
-    Before the decision: ``Observation.points3d`` and ``points3d.csv`` read its newest set
-    (opened and closed by live.processes.analysis.points3d).
-    """
+    """Hand the group's poses (the first animal's) to the live triangulation; return its new set."""
     if triangulator is None:
         return None
     for pipeline, found_animals in zip(group, animals, strict=True):
@@ -395,8 +364,7 @@ def hand_to_sinks(
 ) -> int:
     """Fill each camera's frame in place, hand it to its sinks; return the running pose count.
 
-    ``decided_ns`` and ``written_ns``: when the experiment decided and wrote its last command
-    (0: no decision, or no experiment).
+    ``decided_ns``, ``written_ns``: 0 with no decision or no experiment.
     """
     experiment_ms = (decided_ns - ready_ns) / 1e6 if decided_ns else None
     timings = dict(estimator.last_timings)

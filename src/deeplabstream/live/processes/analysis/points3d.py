@@ -1,10 +1,4 @@
-"""The inference worker's live 3D: its triangulation opened before the first frame, closed after.
-
-After each batch the calibrated cameras' poses (the first animal's) go to the
-:class:`~deeplabstream.spatial.triangulation.live.LiveTriangulator`, before the experiment
-decides (live.processes.analysis.pipeline, ``triangulate``): ``Observation.points3d`` and
-``points3d.csv`` read its newest set.
-"""
+"""The inference worker's live 3D: its triangulation opened before the first frame, closed after."""
 
 from __future__ import annotations
 
@@ -19,8 +13,7 @@ from deeplabstream.spatial.triangulation.live import LiveTriangulator
 def open_triangulator(job: PoseJob, models: dict[str, AnyModel]) -> LiveTriangulator | None:
     """Return the live triangulation of ``job`` (None without a calibration).
 
-    The calibrated cameras must share one model (the same keypoints): checked here, before the
-    first frame, as the calibration's cameras are.
+    The calibrated cameras must share one model: checked here, before the first frame.
     """
     spec = job.triangulation
     if spec is None:

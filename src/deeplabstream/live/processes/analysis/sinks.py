@@ -1,7 +1,5 @@
 """Where each analysed frame goes: the inference worker's outputs behind one small interface.
 
-Every camera's sinks (``outputs.interface.PoseSink``, opened by :func:`open_outputs`) get each
-analysed and each passed-over frame in order; :class:`PosePipeSink` is the POSE pipe. Design:
 docs/architecture.md, "Pose estimation"; docs/outputs.md for the outputs.
 """
 
@@ -143,11 +141,7 @@ class LiveOutputs:
 
     @property
     def markers(self) -> EventMarkers | None:
-        """Where the experiment's events also go: the first output that takes them (LSL).
-
-        Guarded (:class:`GuardedMarkers`): a failing or hung ``push`` ends that output's
-        markers, never the experiment.
-        """
+        """Where the experiment's events also go: the first output that takes them (guarded)."""
         for name, live in self._opened:
             if live.markers is not None:
                 return GuardedMarkers(live.markers, f"output {name!r}", self)
@@ -160,9 +154,7 @@ class LiveOutputs:
     def sinks(self, camera: OutputCamera) -> list[PoseSink]:
         """Return ``camera``'s sinks, one per output that takes its frames, in their order.
 
-        An output that cannot give one is reported (``error``) and left out; the others go on.
-        Every sink but the pose files' is guarded (:class:`GuardedSink`): one that raises is
-        reported and dropped, and the analysis goes on without it.
+        Every sink but the pose files' is guarded (:class:`GuardedSink`).
         """
         sinks: list[PoseSink] = []
         for name, live in self._opened:
@@ -231,11 +223,8 @@ class LiveOutputs:
 class GuardedSink:
     """An output's sink whose failure is reported and ends that sink only, never the analysis.
 
-    The first exception of ``write``, ``write_not_analysed`` or ``close`` is logged and kept
-    (``LiveOutputs.error``: in ``session.json`` -> ``errors``); the sink then gets no more frames.
-    Each call runs under the worker's watchdog (core/call_watchdog.py): one that has not
-    returned after :data:`WRITE_LIMIT_S` is interrupted and counts as the sink's failure, so a
-    hung output never holds the poses, the experiment or the stop.
+    Its first exception is kept (``LiveOutputs.error``) and it gets no more frames; a call not
+    returned after :data:`WRITE_LIMIT_S` is interrupted and counts as its failure.
     """
 
     def __init__(self, sink: PoseSink, name: str, outputs: LiveOutputs) -> None:
@@ -286,12 +275,7 @@ class GuardedSink:
 
 
 class GuardedMarkers:
-    """An output's event markers whose failure (an exception, a hung push) ends them only.
-
-    ``push`` runs while the experiment's events are written (inside its update): a marker that
-    fails is reported as the output's (``session.json`` -> ``errors``), and the experiment goes
-    on without its markers.
-    """
+    """An output's event markers whose failure (an exception, a hung push) ends them only."""
 
     def __init__(self, markers: EventMarkers, name: str, outputs: LiveOutputs) -> None:
         self.markers = markers
@@ -317,8 +301,7 @@ class GuardedMarkers:
 def open_outputs(job: PoseJob, descriptions: dict[str, ModelDescription]) -> LiveOutputs:
     """Open the live half of every output chosen (the pose files always, first).
 
-    ``descriptions``: each camera's model, by camera name. An output that cannot be loaded or
-    opened is reported (in ``LiveOutputs.error``) and left out; the others go on.
+    ``descriptions``: each camera's model. One that cannot be opened is reported and left out.
     """
     session = OutputSession(
         job.session_dir,

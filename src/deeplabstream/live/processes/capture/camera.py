@@ -1,8 +1,6 @@
 """The capture process: one per camera, it grabs frames into the camera's ring and announces them.
 
-Every path out of the loop sends the end-of-stream record, closes the camera and detaches from
-the ring. Its messages and lockstep pacing: docs/architecture.md, "Processes and what crosses
-between them".
+docs/architecture.md, "Processes and what crosses between them".
 """
 
 from __future__ import annotations
@@ -78,11 +76,7 @@ class CaptureJob:
 
 
 def capture_main(job: CaptureJob) -> None:
-    """Entry point of a capture process.
-
-    It ends with the main process (:func:`die_with_parent`): at once, since nobody is left to
-    finalise the session, so nothing waits.
-    """
+    """Entry point of a capture process; it ends at once with the main process."""
     leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")

@@ -1,8 +1,7 @@
 """Companion streams: a second image delivered with every frame of a camera (RealSense depth).
 
-Companion frame ``seq`` is published before the camera's frame ``seq`` is announced, so a reader
-told of a frame finds its companion there. Design: docs/cameras.md and docs/outputs.md,
-"Companion streams (depth)".
+Companion frame ``seq`` is published before frame ``seq`` is announced. docs/cameras.md and
+docs/outputs.md, "Companion streams (depth)".
 """
 
 from __future__ import annotations
@@ -55,11 +54,7 @@ COMPANION_RECORDING = RecordingSettings(codec="ffv1")
 
 
 def companion_recorder_main(job: RecorderJob) -> None:
-    """Entry point of a companion recorder: a recorder that ends with its capture process.
-
-    SIGTERM when the capture process ends (killed with its main process); the default action
-    ends the recorder at once: nobody is left to wait for its files.
-    """
+    """Entry point of a companion recorder: a recorder that ends with its capture process."""
     leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     recorder_main(job)
@@ -71,10 +66,9 @@ def companion_name(camera: str, suffix: str) -> str:
 
 
 def companion_rings(description: Mapping[str, Any]) -> dict[str, RingSpec]:
-    """Return the companion rings a camera announced, by suffix (empty for an ordinary camera).
+    """Return the companion rings a camera's ``Opened.description`` announced, by suffix.
 
-    ``description`` is the camera's ``Opened.description`` (``branch.opened.description`` in
-    the main process). The rings exist while the camera's capture process runs.
+    The rings exist while the camera's capture process runs.
     """
     rings = {}
     for suffix, entry in (description.get("companions") or {}).items():
@@ -88,11 +82,7 @@ def companion_rings(description: Mapping[str, Any]) -> dict[str, RingSpec]:
 class CompanionReader:
     """Reads one companion ring by the main frame's sequence number (any process).
 
-    Parameters
-    ----------
-    spec
-        From :func:`companion_rings`. The ring is mapped on first use and unmapped by
-        :meth:`close`.
+    ``spec`` from :func:`companion_rings`; mapped on first use, unmapped by :meth:`close`.
     """
 
     def __init__(self, spec: RingSpec) -> None:
@@ -119,10 +109,8 @@ class CompanionReader:
     def value_at(self, seq: int, x: float, y: float, radius: int = 2) -> float | None:
         """Return the median non-zero value around pixel (x, y) of the companion of frame ``seq``.
 
-        For depth: multiply by ``depth_units_m`` (in the camera's description) for metres.
-        Zero means "no measurement" in a RealSense depth image and is left out; None when the
-        window holds no measurement, lies outside the image, or the frame is no longer held
-        (the ring has moved on).
+        Depth in metres: times ``depth_units_m``. Zero (no measurement) is left out; None when the
+        window has none, is outside the image, or the frame is no longer held.
         """
         ring = self.ring
         slot = ring.slot_for(seq)
@@ -162,8 +150,7 @@ class _Output:
 class CompanionOutputs:
     """The capture-process side of a camera's companions: rings, announcements, recorders.
 
-    Companions are named ``<camera>_<suffix>``; ``nominal_fps`` sizes the rings
-    (:data:`COMPANION_BUFFER_S` seconds of frames); ``doorbell`` None: this process's default.
+    ``nominal_fps`` sizes the rings (:data:`COMPANION_BUFFER_S` s); ``doorbell`` None: default.
     """
 
     def __init__(
@@ -258,11 +245,7 @@ class CompanionOutputs:
     # -- recording ---------------------------------------------------------------------------
 
     def start(self, session_dir: Path, main_recording: bool) -> None:
-        """Before the first frame: the session folder, and recorders if the camera records.
-
-        Returns once every companion recorder is subscribed, so that it records from the first
-        frame, like the camera's own recorder.
-        """
+        """Before the first frame: the folder, and recorders (subscribed) if the camera records."""
         self._session_dir = session_dir
         self.follow_recording(main_recording)
         deadline = time.monotonic() + RECORDER_START_TIMEOUT_S
@@ -271,11 +254,7 @@ class CompanionOutputs:
                 self._await_ready(output, deadline)
 
     def follow_recording(self, main_recording: bool) -> None:
-        """Record the companions while the camera itself is recorded (cheap; call per frame).
-
-        A recording started mid-stream begins with the first frame after its recorder is
-        ready; its rows still pair with the camera's by host timestamp.
-        """
+        """Record the companions while the camera itself is recorded (cheap; call per frame)."""
         if main_recording and not self._recording and self._session_dir is not None:
             self._recording = True
             for output in self._outputs:

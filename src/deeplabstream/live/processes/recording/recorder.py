@@ -1,7 +1,7 @@
 """The recorder process: every frame of one camera, in order, into a video file and a frames table.
 
-A frame it could not get (the ring wrapped around it, or the pipe was full) is counted as lost,
-never replaced. Design: docs/architecture.md, "Processes and what crosses between them".
+A frame it could not get is counted lost, never replaced. docs/architecture.md, "Processes and
+what crosses between them".
 """
 
 from __future__ import annotations
@@ -223,11 +223,7 @@ def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -
 def cause_to_end(
     silent_s: float, now: float, deadline: float, hurried_at: float | None
 ) -> str | None:
-    """Say why the app must end a recorder it waits for now; None: wait on.
-
-    ``silent_s``: how long it has given no sign of life; ``now`` and ``deadline`` (the stop's
-    whole wait) on ``time.monotonic``; ``hurried_at``: when the stop was asked for again.
-    """
+    """Say why the app must end a recorder it waits for now; None: wait on (``monotonic`` s)."""
     if silent_s >= SILENT_LIMIT_S:
         return (
             f"the recorder did not answer for {silent_s:.1f} s (no frame written, no reply to "
@@ -247,9 +243,8 @@ def cause_to_end(
 class RecorderProcess:
     """A recorder process seen from the process that started it: the one recorder life cycle.
 
-    The session starts one per recorded camera, a capture process one per recorded companion
-    (depth) stream; both go through :meth:`start`, :meth:`await_ready`, :meth:`request_stop`
-    and :meth:`collect`, so a recorder that dies or never answers is handled the same way.
+    :meth:`start`, :meth:`await_ready`, :meth:`request_stop`, :meth:`collect`, for cameras and
+    companion streams alike.
     """
 
     process: BaseProcess
@@ -267,10 +262,7 @@ class RecorderProcess:
         name: str,
         target: Callable[[RecorderJob], None] = recorder_main,
     ) -> RecorderProcess:
-        """Start a recorder; ``job_for`` builds its job around the child's control connection.
-
-        The job carries the :class:`Heartbeat` it is given, so the recorder's silence is seen.
-        """
+        """Start a recorder; ``job_for`` builds its job around the child's control connection."""
         control, child_control = context.Pipe(duplex=True)
         heartbeat = Heartbeat(context)
         job = job_for(child_control, heartbeat)
@@ -327,11 +319,8 @@ class RecorderProcess:
     def collect(self, deadline: float, hurry: Callable[[], bool] | None = None) -> RecorderFinished:
         """Wait for the recorder's result, join it, close the connection; bounded.
 
-        It is waited for while it writes (it beats with each frame) until ``deadline``; one that
-        gave no sign of life for :data:`SILENT_LIMIT_S` (stopped, stuck), one still writing
-        :data:`HURRY_GRACE_S` after ``hurry`` says the stop was asked for again, or one past
-        ``deadline`` is ended by the app, and its result says so: its recording then holds what
-        its files hold, the rest counted lost (live.session.video_recordings).
+        One silent for :data:`SILENT_LIMIT_S`, still writing :data:`HURRY_GRACE_S` after ``hurry``,
+        or past ``deadline`` is ended, and its result says so.
         """
         hurried_at: float | None = None
         while self.finished is None:

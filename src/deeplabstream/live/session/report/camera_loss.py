@@ -1,9 +1,4 @@
-"""A lost camera: a device camera whose frames stopped coming, and ``[Streaming] ON_CAMERA_LOST``.
-
-:func:`find_stalls` only looks (the ring headers' host times); :func:`watch_stalls` and
-:func:`camera_lost` act on the session: report, and go on or stop as ``ON_CAMERA_LOST`` says.
-A file's or a simulation's silence is the delivery watch's (report/delivery.py).
-"""
+"""A lost camera: a device camera whose frames stopped, and ``[Streaming] ON_CAMERA_LOST``."""
 
 from __future__ import annotations
 
@@ -30,10 +25,7 @@ class StallNews:
 def find_stalls(branches: list[CameraBranch], streaming: StreamingSettings) -> list[StallNews]:
     """Return the device cameras whose frames stopped coming, and those whose frames came back.
 
-    Silence is measured from the host time of the camera's last frame (ring header), so a
-    camera blocked inside its driver is seen as well as one that reports nothing. A camera
-    that has not delivered its first frame yet (waiting for a trigger) is not watched. Each
-    branch remembers when it was reported lost (``lost_after_ns``), so each change is told once.
+    Measured from the ring header's host time; a camera before its first frame is not watched.
     """
     news: list[StallNews] = []
     now_ns = time.perf_counter_ns()

@@ -1,8 +1,6 @@
 """What each camera delivers, judged against its rate: too few frames, or none for a while.
 
-Judged on the host clock (a paced camera's stamps may follow its schedule); the watch only looks
-and words what it saw, the report tells it. The rules: docs/cameras.md, "Cameras slower than
-their FRAMERATE, and stalls".
+The rules: docs/cameras.md, "Cameras slower than their FRAMERATE, and stalls".
 """
 
 from __future__ import annotations
@@ -51,10 +49,7 @@ SIMULATION_ADVICE = (
 
 
 def advice_for(source: str | None, live: bool) -> str:
-    """Return what to do about a camera below its rate: a device's, a video's, a simulation's.
-
-    EXPOSURE and the frame size mean nothing to a video file (its warning said them).
-    """
+    """Return what to do about a camera below its rate: a device's, a video's, a simulation's."""
     if not live and source == "video":
         return VIDEO_ADVICE
     if not live and source == "synthetic":
@@ -66,8 +61,7 @@ def advice_for(source: str | None, live: bool) -> str:
 class DeliveryNews:
     """Something about a camera's delivery: said live (``live``) and kept in ``session.json``.
 
-    ``warning`` is the camera's ``session.json`` warning now (None: none changes), replacing
-    ``replaces`` when that one was kept before.
+    ``warning`` (None: unchanged) replaces ``replaces`` when that one was kept.
     """
 
     camera: str
@@ -129,13 +123,7 @@ class _Camera:
 
 
 class DeliveryWatch:
-    """Judge every paced camera's delivery (see the module's docstring).
-
-    Parameters
-    ----------
-    session_start_ns
-        The session's start on the host clock: the warnings say when, from it.
-    """
+    """Judge every paced camera's delivery (``session_start_ns``: host clock)."""
 
     def __init__(self, session_start_ns: int) -> None:
         self.session_start_ns = session_start_ns

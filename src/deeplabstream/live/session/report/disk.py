@@ -1,8 +1,4 @@
-"""The session's disk: a warning when space runs low, recording and analysis stopped when full.
-
-:class:`DiskWatch` only looks (every few seconds, while files are written); :func:`watch_disk`
-acts on the session, because every file of a session is at risk on a full disk, not only videos.
-"""
+"""The session's disk: a warning when space runs low, recording and analysis stopped when full."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""What the user hears while the stream runs (:class:`SessionEvent`), and what a watch may do.
-
-Every watch of the report returns :class:`SessionEvent` items for the CLI and the window;
-:class:`WatchedSession` is what a watch reads of the session and may do to it (stop recording
-on a full disk, stop the session on a lost camera).
-"""
+"""What the user hears while the stream runs (:class:`SessionEvent`), and what a watch may do."""
 
 from __future__ import annotations
 

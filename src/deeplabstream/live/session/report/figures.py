@@ -1,7 +1,4 @@
-"""The session's live figures: each camera's (cheap, read often), the process ids, the experiments.
-
-The window, the CLI's status line and ``session.json`` read them.
-"""
+"""The session's live figures: each camera's (cheap, read often), process ids, experiments."""
 
 from __future__ import annotations
 

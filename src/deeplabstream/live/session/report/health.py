@@ -1,8 +1,6 @@
 """The loop's health: the deadline of every camera, its misses, stalls, and the verdict at the end.
 
-:class:`SessionHealth` fills ``session.json``'s ``health`` and judges at the end; the verdict
-counts every error and warning of the session (:func:`verdict_of`). Live sessions only. The
-rules: docs/performance.md, "The loop's deadline".
+The rules: docs/performance.md, "The loop's deadline".
 """
 
 from __future__ import annotations
@@ -56,12 +54,7 @@ class HealthNews:
 class SessionHealth:
     """A session's deadline, stall watch and verdict.
 
-    Parameters
-    ----------
-    settings
-        ``[Experiment]``: ``DEADLINE_MS`` and ``DEADLINE_MISS_TOLERANCE``.
-    live
-        False for a replay (``PACING = free`` or ``lockstep``): no deadline, no stall watch.
+    ``settings``: ``[Experiment]``; ``live`` False (a replay): no deadline, no stall watch.
     """
 
     def __init__(self, settings: ExperimentSettings, live: bool) -> None:
@@ -123,11 +116,7 @@ class SessionHealth:
         errors: list[str] | None = None,
         warnings: list[str] | None = None,
     ) -> Health:
-        """Return ``session.json``'s ``health``: every analysis and experiment of the session.
-
-        ``errors`` and ``warnings`` are the session's own (``session.json``'s): the verdict
-        counts them with the loop's problems.
-        """
+        """Return ``session.json``'s ``health``; ``errors``, ``warnings``: the session's own."""
         errors, warnings = list(errors or []), list(warnings or [])
         return Health(
             deadline=DeadlineSetting(
@@ -157,11 +146,7 @@ class SessionHealth:
     def judge(
         self, analyses: list[Analysis], experiments: list[dict[str, Any]]
     ) -> list[HealthNews]:
-        """Decide, at the session's end, whether its loop kept its deadline; say what was not.
-
-        Returns one error per camera above the tolerance, whether an experiment ran or the
-        session estimated poses alone; stalls were said as they ended.
-        """
+        """Judge at the end whether the loop kept its deadline: an error per camera over it."""
         news = []
         # The auto deadline is the experiment's (a stimulus due within three frames): pose
         # estimation alone is only warned about it; a number the user set is judged always.
@@ -231,10 +216,7 @@ NO_ANIMAL_SHARE = 0.95
 
 
 def no_animal_warnings(cameras: dict[str, Any]) -> list[str]:
-    """Return a warning for each camera whose model found no animal in (nearly) every frame.
-
-    ``cameras`` is an analysis's figures by camera (``session.json``'s ``pose_runs``).
-    """
+    """Return a warning per camera whose model found no animal in (nearly) every frame."""
     warnings = []
     for name, figures in cameras.items():
         analysed = int(figures.get("frames_analysed") or 0)
@@ -249,11 +231,7 @@ def no_animal_warnings(cameras: dict[str, Any]) -> list[str]:
 
 
 def verdict_of(loop_verdict: str, errors: list[str], warnings: list[str]) -> str:
-    """Return the session's verdict: the worst of the loop's, its errors and its warnings.
-
-    ``ok`` only when nothing went wrong anywhere: a session that ended with errors (exit 1)
-    never reads ``ok``.
-    """
+    """Return the session's verdict: the worst of the loop's, its errors and its warnings."""
     worst = VERDICTS.index(loop_verdict) if loop_verdict in VERDICTS else 0
     if errors:
         worst = max(worst, VERDICTS.index("error"))
@@ -263,11 +241,7 @@ def verdict_of(loop_verdict: str, errors: list[str], warnings: list[str]) -> str
 
 
 def camera_health(analyses: list[Analysis]) -> dict[str, dict[str, Any]]:
-    """Return each camera's deadline figures, summed over the session's analyses.
-
-    A finished analysis gives its worker's figures; a running one what its poses said so far.
-    ``end_to_end_ms`` (frame -> the end the deadline judges) is the latest analysis's.
-    """
+    """Return each camera's deadline figures, summed over the session's analyses."""
     cameras: dict[str, dict[str, Any]] = {}
     for analysis in analyses:
         finished = analysis.finished.cameras if analysis.finished is not None else None

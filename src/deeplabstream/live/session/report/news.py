@@ -1,10 +1,4 @@
-"""What the session's processes tell it while it runs: which have news, and a camera's news.
-
-:func:`wait_for_news` waits on every capture process (its control pipe and its end), every
-running recorder and the inference worker at once, and names the branches with news;
-:func:`capture_news` handles a capture process's: a camera that ended, failed or whose process
-died (``[Streaming] ON_CAMERA_LOST`` then applies, report/camera_loss.py).
-"""
+"""What the session's processes tell it while it runs: which have news, and a camera's news."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """Frame rates on the camera's own clock: what the camera delivered, never a host artefact.
 
-A rate is ``(seq_last - seq_first) / (t_last - t_first)`` over a few seconds of the camera's own
-stamps, the lower of that and the same frames over their host arrival stamps; the analysed rate
-never above the capture rate. Design: docs/gui.md (the rates under the view).
+The lower of the camera clock's and the host arrivals' rate; docs/gui.md.
 """
 
 from __future__ import annotations
@@ -53,11 +51,7 @@ class CameraRates:
             samples.popleft()
 
     def capture_fps(self, camera: str) -> float | None:
-        """Return the frames per second delivered, None before two frames' stamps.
-
-        The camera clock's rate, or the host arrivals' where that is lower (the module's
-        docstring).
-        """
+        """Return the frames per second delivered, None before two frames' stamps."""
         span = self._span(camera)
         if span is None:
             return None

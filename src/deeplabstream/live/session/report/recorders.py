@@ -1,6 +1,5 @@
 """Recorders gone silent: a recorder process that gives no sign of life while the stream runs.
 
-Said live past :data:`SILENT_WARN_S`; an answer again is kept as a warning. Design:
 docs/reliability.md (a recorder that stops answering).
 """
 
@@ -38,13 +37,7 @@ def frames_waiting(branch: CameraBranch) -> int:
 
 
 class RecorderWatch:
-    """See when a camera's recorder gives no sign of life (see the module's docstring).
-
-    Parameters
-    ----------
-    session_start_ns
-        The session's start on the host clock: the warnings say when, from it.
-    """
+    """See when a camera's recorder gives no sign of life (``session_start_ns``: host clock)."""
 
     def __init__(self, session_start_ns: int) -> None:
         self.session_start_ns = session_start_ns

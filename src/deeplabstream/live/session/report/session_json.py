@@ -1,8 +1,6 @@
 """``session.json`` as the session fills it: when it is written, and what goes in.
 
-:class:`SessionJson` fills the typed record (:mod:`outputs.session_record`) and writes it at each
-change of state and every :data:`SESSION_JSON_PERIOD_S`, so a session killed hard still says how
-far it got.
+Written at each change of state and every :data:`SESSION_JSON_PERIOD_S`.
 """
 
 from __future__ import annotations
@@ -79,12 +77,7 @@ class ReportParts(Protocol):
 
 
 class SessionJson:
-    """``session.json`` of one session: what it holds, and when it is written.
-
-    The record's shape is :class:`outputs.session_record.SessionRecord`'s; this class fills it
-    from the session. What child processes reported (the worker's figures, the experiments'
-    summaries) is read into its typed parts (:func:`parse_or_keep`).
-    """
+    """``session.json`` of one session, filled from the session into its typed record."""
 
     def __init__(self) -> None:
         self.record: SessionRecord | None = None  # as last written: the summaries read it
@@ -113,11 +106,7 @@ class SessionJson:
         return self._plugins[0]
 
     def plugin_files_entry(self, session: ReportedSession) -> list[dict[str, str | None]]:
-        """Return the lab's files among the plugins, with the SHA-256 of what ran.
-
-        As the inference worker imported them (its ready message) where it did, else as this
-        process did (core/plugins/, ``plugin_files_entry``).
-        """
+        """Return the lab's files among the plugins, with the SHA-256 of what ran."""
         reported = {
             file: digest
             for analysis in session.pose.analyses
@@ -289,8 +278,7 @@ def session_metadata(settings: Settings) -> Metadata:
 def clean_up_after_killed_sessions(output_dir: Path) -> Cleanup:
     """Remove the shared memory of dead sessions; mark their session folders ``interrupted``.
 
-    Its ``warnings`` (damaged ``session.json`` files moved aside) are the new session's to
-    report (``session.json`` -> ``warnings``).
+    Its ``warnings`` are the new session's to report.
     """
     rings = remove_stale_rings()
     if rings:

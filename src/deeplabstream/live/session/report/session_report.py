@@ -1,8 +1,4 @@
-"""The session's report: the one owner of watching a running session and saying what it saw.
-
-``LiveSession`` talks to its :class:`SessionReport` at the start, every service turn, a settings
-re-read and the stop; the errors and warnings stay the session's own lists.
-"""
+"""The session's report: the one owner of watching a running session and saying what it saw."""
 
 from __future__ import annotations
 
@@ -45,14 +41,9 @@ class ReportingSession(ReportedSession, Protocol):
 
 
 class SessionReport:
-    """Everything that watches one session and says what it saw (see the module's docstring).
+    """Everything that watches one session and says what it saw.
 
-    Parameters
-    ----------
-    settings
-        The session's settings: ``[Experiment]`` deadlines, ``[Recording]`` disk limits.
-    started_host_s
-        The session's start on the host clock (``time.perf_counter``): warnings say when, from it.
+    ``started_host_s``: the start on ``time.perf_counter``, from which warnings say when.
     """
 
     def __init__(self, settings: Settings, started_host_s: float) -> None:

@@ -1,9 +1,4 @@
-"""Analysis stalls: a camera's frames arrive but its analysis (or the experiment) gives no pose.
-
-:class:`AnalysisStallWatch` follows the poses the main process drains and the ring headers
-between them; it only looks and counts. The health part (report/health.py) says what it saw and
-puts the figures in ``session.json``'s ``health`` -> ``stalls``.
-"""
+"""Analysis stalls: a camera's frames arrive but its analysis (or the experiment) gives no pose."""
 
 from __future__ import annotations
 
@@ -84,11 +79,8 @@ class _Pace:
 class AnalysisStallWatch:
     """See when a camera's analysis (or the experiment in its loop) stalls while frames arrive.
 
-    It follows the poses the main process drains (:meth:`on_pose`, a pose listener: exact
-    frame indices and pose times) and, between poses, the cameras' ring headers
-    (:meth:`check`): a silence longer than the limit (module constants) is said at once, and
-    when poses come back the stall is counted with its exact length and frames. The figures
-    cover every analysis of the session.
+    Follows the poses drained (:meth:`on_pose`) and the ring headers (:meth:`check`); a stall
+    is said at once and counted when poses come back.
     """
 
     def __init__(self) -> None:
@@ -182,11 +174,7 @@ class AnalysisStallWatch:
         return (time.perf_counter_ns() - pace.silent_since_ns) / 1e9
 
     def close(self, branches: list[CameraBranch]) -> list[AnalysisStall]:
-        """End the analysis's watch; return the stalls that ended since the last look.
-
-        A stall said live and still going on is counted up to now, its frames not analysed up
-        to the camera's newest frame.
-        """
+        """End the analysis's watch; return the stalls that ended since the last look (to now)."""
         ended, self._news = self._news, []  # those that ended with the last poses
         now_ns = time.perf_counter_ns()
         for branch in branches:

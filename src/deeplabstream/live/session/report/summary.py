@@ -1,9 +1,6 @@
 """The end-of-session summary, rendered from ``session.json``'s figures and nothing else.
 
-The CLI prints these lines and the window shows them, from the same record the session wrote
-to ``session.json`` (:class:`outputs.session_record.SessionRecord`): the three can never
-disagree (a recording cut by a full disk reads the same everywhere: recorded + lost =
-captured).
+So the CLI, the window and ``session.json`` can never disagree.
 """
 
 from __future__ import annotations
@@ -24,15 +21,9 @@ from deeplabstream.outputs.session_record import (
 def summary_lines(
     record: SessionRecord | Mapping[str, Any], folder: Path | None = None
 ) -> list[str]:
-    """Return the summary of a finished session from its ``session.json`` record.
+    """Return the summary of a finished session from its record (or its JSON data).
 
-    Parameters
-    ----------
-    record
-        The session's record (``LiveSession.record``, or the file read back; JSON data is read
-        as a :class:`SessionRecord`).
-    folder
-        The session folder, named on the second line (the record does not hold it).
+    ``folder`` is named on the second line (the record does not hold it).
     """
     if not isinstance(record, SessionRecord):
         record = SessionRecord.from_json(dict(record))
@@ -54,13 +45,7 @@ def summary_lines(
 
 
 def headline(record: SessionRecord | Mapping[str, Any]) -> str:
-    """Return one line: why the session stopped, and what it lost (or that it lost nothing).
-
-    The window shows a message's first lines only (the rest under Show all): the stop alone
-    ("Stopped by the user") hid the recorder's holes a line further down. Each lost
-    frame is counted once, as ``session.json`` counts it: dropped by the camera, or lost by the
-    recorder.
-    """
+    """Return one line: why the session stopped, and what it lost (or that it lost nothing)."""
     if not isinstance(record, SessionRecord):
         record = SessionRecord.from_json(dict(record))
     said = []

@@ -15,12 +15,7 @@ from deeplabstream.transport.channel import EndReason
 
 
 def truncated_videos(branches: list[CameraBranch]) -> list[str]:
-    """Return, for each video camera that ended before its file says it should, why.
-
-    A video played as a camera (``SOURCE = video``, not looping) that reached its end with fewer
-    frames than its container announces is a file cut short: said as the offline replay says
-    it ("truncated"), not as a plain end of source (hardware.cameras.video_length).
-    """
+    """Return, for each video camera that ended before its file says it should, why."""
     found = []
     for branch in branches:
         finished = branch.finished
