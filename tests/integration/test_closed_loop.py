@@ -234,7 +234,7 @@ def test_the_on_screen_stimulus_in_the_loop_offscreen(tmp_path: Path) -> None:
         "--headless",
         "--experiment-enabled",
         "--frames",
-        "120",
+        "210",  # the pulse at about frame 80: 4 s left to paint and acknowledge on a busy machine
         "--output-dir",
         str(tmp_path / "out"),
         env={"QT_QPA_PLATFORM": "offscreen"},
