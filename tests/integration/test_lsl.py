@@ -6,9 +6,11 @@ would on the rig; it sends what it received back through a queue.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,16 @@ RESOLVE_S = 30.0
 SETTLE_S = 1.5  # no more samples for this long after the source ended: everything arrived
 
 
-def _receive(names: list[str], ready: Any, results: Any, stop: Any) -> None:
-    """Inlet process: resolve ``names``, connect, say so, and pull until told to stop."""
+def _receive(streams: dict[str, str], ready: Any, results: Any, stop: Any) -> None:
+    """Inlet process: resolve ``streams`` (name: XPath query), connect, say so, pull until told."""
     inlets = {}
     deadline = time.monotonic() + RESOLVE_S
     # A continuous resolver keeps asking (as LabRecorder does): a stream is found within a few
     # milliseconds of appearing, however slowly the discovery answers come back.
-    resolver = pylsl.ContinuousResolver(pred=" or ".join(f"name='{name}'" for name in names))
-    while len(inlets) < len(names) and time.monotonic() < deadline:
+    resolver = pylsl.ContinuousResolver(
+        pred=" or ".join(f"({query})" for query in streams.values())
+    )
+    while len(inlets) < len(streams) and time.monotonic() < deadline:
         for found in resolver.results():
             if found.name() not in inlets:
                 inlet = pylsl.StreamInlet(found, max_buflen=360)
@@ -72,16 +76,22 @@ def _receive(names: list[str], ready: Any, results: Any, stop: Any) -> None:
 
 
 class _Inlet:
-    """An inlet process over the named streams."""
+    """An inlet process over ``streams`` (name: XPath query), in LSL session ``lsl_config``'s.
 
-    def __init__(self, names: list[str]) -> None:
+    Other tests' sessions may stream at the same time under the same names (the event stream's is
+    fixed): a query on the source id, or a session of its own (LSL's ``SessionID``, which a lab
+    sets to keep two rigs on one network apart), finds this test's streams only.
+    """
+
+    def __init__(self, streams: dict[str, str], lsl_config: Path | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self.ready, self.stop = context.Event(), context.Event()
         self.results = context.Queue()
         self.process = context.Process(
-            target=_receive, args=(names, self.ready, self.results, self.stop)
+            target=_receive, args=(streams, self.ready, self.results, self.stop)
         )
-        self.process.start()
+        with _lsl_session(lsl_config):  # the child takes its environment when it starts
+            self.process.start()
 
     def collect(self) -> tuple[dict[str, list[tuple[float, list[Any]]]], dict[str, str]]:
         self.stop.set()
@@ -90,12 +100,42 @@ class _Inlet:
         return received, info
 
 
+@contextlib.contextmanager
+def _lsl_session(lsl_config: Path | None) -> Iterator[None]:
+    """Set ``LSLAPICFG`` to ``lsl_config`` for the processes started inside (None: leave it)."""
+    if lsl_config is None:
+        yield
+        return
+    before = os.environ.get("LSLAPICFG")
+    os.environ["LSLAPICFG"] = str(lsl_config)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LSLAPICFG"]
+        else:
+            os.environ["LSLAPICFG"] = before
+
+
+def _own_lsl_session(tmp_path: Path) -> Path:
+    """Write an LSL configuration whose session only this test's processes share."""
+    path = tmp_path / "lsl_api.cfg"
+    path.write_text(f"[lab]\nSessionID = deeplabstream-test-{os.getpid()}-{time.monotonic_ns()}\n")
+    return path
+
+
 def test_every_pose_and_marker_reaches_an_inlet_in_another_process() -> None:
     camera = f"cam{os.getpid()}"  # unique on the machine: other runs may stream at once
     pose_name = pose_stream_name(camera)
     poses = PoseOutlet(camera, KEYPOINTS, source_id=pose_source_id(camera))
-    events = EventOutlet(source_id=f"test-events-{os.getpid()}")
-    inlet = _Inlet([pose_name, EVENT_STREAM_NAME])
+    events_id = f"test-events-{os.getpid()}"
+    events = EventOutlet(source_id=events_id)
+    inlet = _Inlet(
+        {
+            pose_name: f"name='{pose_name}'",
+            EVENT_STREAM_NAME: f"name='{EVENT_STREAM_NAME}' and source_id='{events_id}'",
+        }
+    )
     assert inlet.ready.wait(RESOLVE_S + 15)
     deadline = time.monotonic() + 10
     while not (poses.consumers and events.consumers) and time.monotonic() < deadline:
@@ -146,7 +186,9 @@ def test_a_session_with_lsl_on_streams_every_analysed_pose_and_every_event(
         "[Device stimulus_box]\nTYPE = log\n"
         "[Output]\nLSL = on\nLSL_WAIT = 60\n",  # as a lab does: LabRecorder gets every pose
     )
-    inlet = _Inlet([pose_stream_name(camera), EVENT_STREAM_NAME])
+    names = (pose_stream_name(camera), EVENT_STREAM_NAME)
+    lsl_config = _own_lsl_session(tmp_path)  # another test's session may stream its events too
+    inlet = _Inlet({name: f"name='{name}'" for name in names}, lsl_config)
     command = [
         sys.executable,
         str(PROJECT_ROOT / "DeepLabStream.py"),
@@ -160,7 +202,10 @@ def test_a_session_with_lsl_on_streams_every_analysed_pose_and_every_event(
         "--output-dir",
         str(tmp_path / "out"),
     ]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
+    with _lsl_session(lsl_config):
+        result = subprocess.run(
+            command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180
+        )
     received, _ = inlet.collect()
     assert result.returncode == 0, result.stderr[-3000:]
     session = only_session(tmp_path / "out")

@@ -292,6 +292,9 @@ class EventLog:
         self._committed = 0
         # Events whose content is made later (:meth:`defer`): their place and their maker.
         self._deferred: list[tuple[int, Callable[[], ExperimentEvent]]] = []
+        # Actions whose acknowledgement is still to come (:meth:`hold`): their rows, and every
+        # later row (the file keeps the order), stay pending until it is filled or released.
+        self._held: list[Action] = []
         #: Counts every change of what the file does not have yet (events added, their times
         #: filled, committed): the worker publishes those rows only when it moved.
         self.changes = 0
@@ -328,7 +331,7 @@ class EventLog:
 
     @property
     def pending(self) -> list[ExperimentEvent]:
-        """The events not yet committed (those of the latest update)."""
+        """The events not yet committed: the latest update's, and any held for an answer."""
         return self.events[self._committed :]
 
     def fill_times(
@@ -364,7 +367,23 @@ class EventLog:
             events[index] = dataclasses.replace(event, **times)
             changed += 1
         self.changes += changed
+        if action is not None and acknowledged is not None:
+            self.release(action)
         return changed
+
+    def hold(self, action: Action) -> None:
+        """Keep ``action``'s rows (and the rows after them) from :meth:`commit` until released.
+
+        A device acknowledges after the command's update, often after the next one (a screen
+        paints at its refresh): its time must reach the row before the row reaches the file.
+        Filling ``acknowledged`` releases the action; :meth:`release` does when none will come.
+        """
+        if not any(held is action for held in self._held):
+            self._held.append(action)
+
+    def release(self, action: Action) -> None:
+        """Let ``action``'s rows be committed (acknowledged, failed, or waited for long enough)."""
+        self._held = [held for held in self._held if held is not action]
 
     def mark_not_sent(self, action: Action, why: str) -> int:
         """Say in the pending ``action`` events of ``action`` that its command was never sent.
@@ -383,9 +402,13 @@ class EventLog:
         return changed
 
     def commit(self) -> int:
-        """Hand the pending events to the writer (it may flush); return how many."""
+        """Hand the pending events up to the first held one to the writer; return how many."""
         pending = self.pending
-        self._committed = len(self._events)
+        for index, event in enumerate(pending):
+            if event.action is not None and any(held is event.action for held in self._held):
+                pending = pending[:index]
+                break
+        self._committed += len(pending)
         self.changes += bool(pending)
         if self.writer is not None:
             self.writer.write(pending)
@@ -397,7 +420,8 @@ class EventLog:
         writer.write(self.events[: self._committed])
 
     def close(self) -> None:
-        """Commit what is pending and close the writer."""
+        """Commit everything pending (held rows too) and close the writer."""
+        self._held = []
         self.commit()
         if self.writer is not None:
             self.writer.close()

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.csv"
 ACK_WAIT_AT_STOP_S = 1.0
+#: An action's row waits this long at most for its device's acknowledgement before it (and the
+#: rows after it) go to the file without one: a screen acknowledges once it painted, often after
+#: the next frame's update; an answer seconds late is a device fault, and the row must not wait.
+ACK_HOLD_S = 2.0
 #: What a device's command or opening may raise: the device's own error (DeviceError, its message
 #: names the device), an OSError of a port or driver it did not wrap, a ValueError of a value the
 #: device refuses.
@@ -212,7 +216,7 @@ class ExperimentRun:
                 decided=decided_ns / 1e9,
                 written=record.written_ns / 1e9,
             )
-            self._unacknowledged.append((action, record, source.host_time_s))
+            self._awaiting_acknowledgement(action, record, source.host_time_s)
             self.last_written_ns = record.written_ns
             if source.host_time_s is not None:
                 latency_s = record.written_ns / 1e9 - source.host_time_s
@@ -222,18 +226,29 @@ class ExperimentRun:
         if failure_text is not None:
             self._fail(failure_text)
 
+    def _awaiting_acknowledgement(
+        self, action: Action, record: ActionRecord, frame_host_s: float | None
+    ) -> None:
+        """Wait for ``record``'s acknowledgement; its row stays out of the file until it comes."""
+        self._unacknowledged.append((action, record, frame_host_s))
+        self.runtime.events.hold(action)
+
     def _fill_acknowledgements(self) -> None:
         """Put the acknowledgements that arrived into the events not yet written to the file."""
         still_waiting = []
         events = self.runtime.events
+        hold_from_ns = host_now_ns() - round(ACK_HOLD_S * 1e9)
         for action, record, frame_host_s in self._unacknowledged:
             if record.acked_ns is not None:
                 events.fill_times(action, acknowledged=record.acked_ns / 1e9)
                 if frame_host_s is not None:
                     self.ack_ns.add(round(record.acked_ns - frame_host_s * 1e9))
             elif record.error is not None:
+                events.release(action)
                 self._fail(f"device {action.device!r} failed {record.command!r}: {record.error}")
             else:
+                if record.written_ns < hold_from_ns:  # still counted if it comes, not in the row
+                    events.release(action)
                 still_waiting.append((action, record, frame_host_s))
         self._unacknowledged = still_waiting
 
@@ -252,7 +267,7 @@ class ExperimentRun:
             self.actions += 1  # a command sent: counted as the update's are
             decided = None if decided_ns is None else decided_ns / 1e9
             self.runtime.events.fill_times(action, decided=decided, written=record.written_ns / 1e9)
-            self._unacknowledged.append((action, record, None))
+            self._awaiting_acknowledgement(action, record, None)
 
     def _stop_runtime(self, time_s: float | None, reason: str) -> list[Action]:
         """Stop the experiment under the watchdog; a hung stop gives no switch-off actions."""
