@@ -33,17 +33,6 @@ __all__ = [
 ]
 
 
-class TriggerAnswers(Protocol):
-    """The registered triggers' states in this update (the engine's ``TriggerStates``)."""
-
-    def is_true(self, name: str, animal: int | None) -> bool: ...
-    def rose(self, name: str, animal: int | None) -> bool: ...
-    def fell(self, name: str, animal: int | None) -> bool: ...
-    def animals_rose(self, name: str) -> tuple[int, ...]: ...
-    def animals_fell(self, name: str) -> tuple[int, ...]: ...
-    def changed_keypoint_trigger(self) -> str | None: ...
-
-
 class TrialAnswers(Protocol):
     """The trial state and its calls (the engine's ``TrialMachine``)."""
 
@@ -79,11 +68,6 @@ class ExperimentContext(Protocol):
         ...
 
     @property
-    def trigger_states(self) -> TriggerAnswers:
-        """The registered triggers' states in this update."""
-        ...
-
-    @property
     def keypoint_filter(self) -> KeypointFilter:
         """The experiment's likelihood policy, kept across updates."""
         ...
@@ -93,14 +77,19 @@ class ExperimentContext(Protocol):
         ...
 
 
+def _not_running(part: str) -> RuntimeError:
+    """Return the error of a call to an experiment no runtime holds: it says how to run it."""
+    return RuntimeError(
+        f"the experiment is not running (its runtime's {part} answers this call): "
+        "ExperimentRuntime(experiment).start(), then .update(obs) (docs/experiments.md)"
+    )
+
+
 class _NotRunning:
     """The context of an experiment no runtime holds: every question says how to run it."""
 
     def __getattr__(self, name: str) -> NoReturn:
-        raise RuntimeError(
-            f"the experiment is not running (its runtime's {name} answers this call): "
-            "ExperimentRuntime(experiment).start(), then .update(obs) (docs/experiments.md)"
-        )
+        raise _not_running(name)
 
 
 #: The runtime's own calls, which a lab's class once shared: what to use instead.
@@ -163,6 +152,16 @@ class ExperimentSetup:
         named = NamedTrigger(name, trigger, self.counter)
         self.triggers[name] = named
         return named
+
+    def asked(self, name: str) -> NamedTrigger:
+        """Return the registered trigger ``name``, asked about a running experiment's update."""
+        if not self.running:
+            raise _not_running("update of its triggers")
+        trigger = self.triggers.get(name)
+        if trigger is None:
+            known = ", ".join(self.triggers) or "none"
+            raise KeyError(f"no trigger named {name!r}; triggers: {known}")
+        return trigger
 
     def declare(self, output: Output) -> None:
         """Declare ``output``, to the runtime too when one runs the experiment."""
@@ -230,7 +229,10 @@ class Experiment(ABC):
         By default the first registered trigger that changed state in this update and reads a
         keypoint; None when there is none (the event then logs ``event_keypoint``).
         """
-        return self.__setup.context.trigger_states.changed_keypoint_trigger()
+        for name, trigger in self.__setup.triggers.items():
+            if trigger.state_changed() and trigger.logged_keypoint is not None:
+                return name
+        return None
 
     def shapes(self) -> list[Shape]:
         """Return what the live view draws: every trigger's shapes."""
@@ -259,23 +261,23 @@ class Experiment(ABC):
 
     def is_true(self, name: str, animal: int | None = None) -> bool:
         """Return the state of trigger ``name`` after this update (of ``animal``, if given)."""
-        return self.__setup.context.trigger_states.is_true(name, animal)
+        return self.__setup.asked(name).is_true(animal)
 
     def rose(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from False to True in this update (``animal``'s own)."""
-        return self.__setup.context.trigger_states.rose(name, animal)
+        return self.__setup.asked(name).rose(animal)
 
     def fell(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from True to False in this update (as :meth:`rose`)."""
-        return self.__setup.context.trigger_states.fell(name, animal)
+        return self.__setup.asked(name).fell(animal)
 
     def animals_rose(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` rose in this update, in order."""
-        return self.__setup.context.trigger_states.animals_rose(name)
+        return self.__setup.asked(name).animals_rose()
 
     def animals_fell(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` fell in this update, in order."""
-        return self.__setup.context.trigger_states.animals_fell(name)
+        return self.__setup.asked(name).animals_fell()
 
     def point(
         self,

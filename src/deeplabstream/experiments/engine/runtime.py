@@ -287,9 +287,13 @@ class ExperimentRuntime:
         name = self.experiment.deciding_trigger(action)
         if name is None:
             return ""
-        changed = self.trigger_states.changed_animals(name)
-        if not changed and self.triggers[name].animal_states() is None:
-            changed = self.trigger_states.animals_named(name)
+        trigger = self.triggers.get(name)
+        if trigger is None:
+            known = ", ".join(self.triggers) or "none"
+            raise KeyError(f"deciding_trigger named no trigger: {name!r}; triggers: {known}")
+        changed = trigger.changed_animals()
+        if not changed and trigger.animal_states() is None:
+            changed = trigger.animals_named
         return animal_label(changed, source)
 
     def _action_positions(self, action: Action) -> dict[str, Any]:
@@ -301,7 +305,7 @@ class ExperimentRuntime:
             return recording.positions(recording.source, None)
         animal = action.animal
         if animal is None and trigger.animal_states() is not None:
-            changed = self.trigger_states.changed_animals(trigger.name)
+            changed = trigger.changed_animals()
             animal = changed[0] if changed else None
         return recording.trigger_positions(trigger, animal)
 

@@ -67,7 +67,7 @@ def _trigger_views(runtime: ExperimentRuntime) -> tuple[TriggerView, ...]:
     return tuple(
         TriggerView(
             name,
-            bool(states.is_true(name)),
+            trigger.state_after,
             tuple(trigger.shapes()),
             getattr(trigger, "camera", None),
             states.counts.get(name, 0),
