@@ -68,6 +68,29 @@ def make_ffv1_video(
     return written
 
 
+def first_frames_clip(video: Path, path: Path, frames: int) -> Path:
+    """Write the first ``frames`` frames of ``video`` to ``path`` losslessly (FFV1); return it.
+
+    A replay of the clip sees exactly those frames, decoded once here: a shorter run of the same
+    pictures where a test needs the pictures, not their number.
+    """
+    with av.open(str(video)) as source, av.open(str(path), "w") as container:
+        decoded = source.streams.video[0]
+        stream = container.add_stream("ffv1", rate=decoded.average_rate or 30)
+        stream.width, stream.height, stream.pix_fmt = decoded.width, decoded.height, "bgr0"
+        for index, frame in enumerate(source.decode(decoded)):
+            if index == frames:
+                break
+            copied = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
+            copied = copied.reformat(format=stream.pix_fmt)
+            copied.pts = index
+            for packet in stream.encode(copied):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 def read_video(path: Path, gray: bool = False) -> list[np.ndarray]:
     """Every frame of a video file, decoded with PyAV."""
     with av.open(str(path)) as container:
