@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -46,26 +49,34 @@ def patterned_frame(index: int, height: int, width: int, channels: int) -> np.nd
     return frame
 
 
-def make_ffv1_video(
-    path: Path, frames: int, width: int = 160, height: int = 120, fps: int = 30, channels: int = 3
-) -> list[np.ndarray]:
-    """Write a lossless video of patterned frames; return the frames written."""
-    written = []
+def write_ffv1(path: Path, pictures: Iterable[np.ndarray], fps: Any = 30) -> list[np.ndarray]:
+    """Write ``pictures`` (BGR, or 2-D gray) to ``path`` losslessly (FFV1); return them."""
+    written: list[np.ndarray] = []
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "gray" if channels == 1 else "bgr0"
-        for index in range(frames):
-            pixels = patterned_frame(index, height, width, channels)
-            written.append(pixels)
-            frame = av.VideoFrame.from_ndarray(pixels, format="gray" if channels == 1 else "bgr24")
+        stream = None
+        for index, pixels in enumerate(pictures):
+            layout = "gray" if pixels.ndim == 2 else "bgr24"
+            if stream is None:  # its size and layout: the first picture's
+                stream = container.add_stream("ffv1", rate=fps)
+                stream.height, stream.width = pixels.shape[:2]
+                stream.pix_fmt = "gray" if layout == "gray" else "bgr0"
+            frame = av.VideoFrame.from_ndarray(pixels, format=layout)
             frame = frame.reformat(format=stream.pix_fmt)
             frame.pts = index
             for packet in stream.encode(frame):
                 container.mux(packet)
-        for packet in stream.encode(None):
+            written.append(pixels)
+        for packet in stream.encode(None) if stream is not None else ():
             container.mux(packet)
     return written
+
+
+def make_ffv1_video(
+    path: Path, frames: int, width: int = 160, height: int = 120, fps: int = 30, channels: int = 3
+) -> list[np.ndarray]:
+    """Write a lossless video of patterned frames; return the frames written."""
+    pictures = (patterned_frame(index, height, width, channels) for index in range(frames))
+    return write_ffv1(path, pictures, fps)
 
 
 def first_frames_clip(video: Path, path: Path, frames: int) -> Path:
@@ -74,20 +85,10 @@ def first_frames_clip(video: Path, path: Path, frames: int) -> Path:
     A replay of the clip sees exactly those frames, decoded once here: a shorter run of the same
     pictures where a test needs the pictures, not their number.
     """
-    with av.open(str(video)) as source, av.open(str(path), "w") as container:
+    with av.open(str(video)) as source:
         decoded = source.streams.video[0]
-        stream = container.add_stream("ffv1", rate=decoded.average_rate or 30)
-        stream.width, stream.height, stream.pix_fmt = decoded.width, decoded.height, "bgr0"
-        for index, frame in enumerate(source.decode(decoded)):
-            if index == frames:
-                break
-            copied = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
-            copied = copied.reformat(format=stream.pix_fmt)
-            copied.pts = index
-            for packet in stream.encode(copied):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        pictures = (frame.to_ndarray(format="bgr24") for frame in source.decode(decoded))
+        write_ffv1(path, itertools.islice(pictures, frames), decoded.average_rate or 30)
     return path
 
 
