@@ -287,10 +287,7 @@ class ExperimentRuntime:
         name = self.experiment.deciding_trigger(action)
         if name is None:
             return ""
-        trigger = self.triggers.get(name)
-        if trigger is None:
-            known = ", ".join(self.triggers) or "none"
-            raise KeyError(f"deciding_trigger named no trigger: {name!r}; triggers: {known}")
+        trigger = ExperimentSetup.of(self.experiment).asked(name)  # names the triggers if none
         changed = trigger.changed_animals()
         if not changed and trigger.animal_states() is None:
             changed = trigger.animals_named
