@@ -120,6 +120,19 @@ def test_a_key_read_that_never_answers_is_given_up_simulated(
     assert problem is not None and "did not answer within" in problem and str(key_path) in problem
 
 
+def test_a_missing_cryptography_package_is_named_simulated_by_a_blocked_import(
+    key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Simulated: the package is installed here. A GPU machine's image without it (2026-11-28)
+    # gave a traceback at the start; Python refuses an import whose sys.modules entry is None.
+    for name in [name for name in sys.modules if name.split(".")[0] == "cryptography"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    problem = key_problem()
+    assert problem is not None and "cryptography package" in problem, problem
+    assert "pip install -r requirements.txt" in problem
+
+
 @needs_fifo
 def test_the_start_checks_refuse_a_fifo_key_naming_it(tmp_path: Path, key_path: Path) -> None:
     os.mkfifo(key_path)

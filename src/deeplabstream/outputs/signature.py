@@ -121,6 +121,13 @@ def key_problem() -> str | None:
         installation_key(create=False)
     except SigningError as error:
         return f"session.json could not be signed: {error}"
+    except ImportError as error:  # a required package missing: an install that went wrong
+        missing = (error.name or "cryptography").split(".")[0]
+        return (
+            f"session.json could not be signed: the {missing} package "
+            "that signs it is not installed; install the requirements again (python "
+            "scripts/setup.py, or pip install -r requirements.txt)"
+        )
     return None
 
 
