@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -198,8 +199,7 @@ def _matched_deviation(gpu: np.ndarray, cpu: np.ndarray) -> tuple[np.ndarray, in
     distances, lost, found = [], 0, 0
     for ours, theirs in zip(gpu, cpu, strict=True):
         order = min(
-            itertools.permutations(range(len(ours))),
-            key=lambda o, ours=ours, theirs=theirs: _order_mismatch(ours, theirs, o),
+            itertools.permutations(range(len(ours))), key=partial(_order_mismatch, ours, theirs)
         )
         best = np.hypot(*(ours[list(order), :, :2] - theirs[:, :, :2]).transpose(2, 0, 1))
         cpu_present = np.isfinite(theirs[:, :, :2]).all(axis=-1)
