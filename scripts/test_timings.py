@@ -12,8 +12,11 @@ Then::
 
 Each test case's time is pytest's total of its set-up, call and tear-down (a module fixture's
 set-up counts to the first test that uses it). The seconds are the workers' summed seconds, not
-the wall-clock time of a run on several workers. The figures are for choosing what to make
-cheaper: a test never reads them.
+the wall-clock time of a run on several workers. Beside them, the test's CPU seconds (its
+process and the processes it started and waited for; the ``cpu_s`` property tests/conftest.py
+adds, absent on Windows): a test's wall-clock time grows with what else runs, its CPU time
+much less, so ``--by cpu`` compares runs made at different loads. The figures are for choosing
+what to make cheaper: a test never reads them.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Case:
     name: str
     seconds: float
     outcome: str
+    cpu_seconds: float | None = None
 
     @property
     def node_id(self) -> str:
@@ -79,6 +83,17 @@ def file_of(classname: str) -> str:
         return "/".join(parts) + ".py" if classname else "(unknown)"
     last = modules[-1]
     return "/".join(parts[: last + 1]) + ".py"
+
+
+#: The JUnit property that holds a test's CPU seconds (tests/conftest.py writes it).
+CPU_PROPERTY = "cpu_s"
+
+
+def _cpu_seconds(case: ET.Element) -> float | None:
+    for prop in case.iter("property"):
+        if prop.get("name") == CPU_PROPERTY:
+            return float(prop.get("value", "nan"))
+    return None
 
 
 def _outcome(case: ET.Element) -> str:
@@ -104,6 +119,7 @@ def read_cases(reports: Iterable[Path]) -> list[Case]:
                     name=f"{inner.replace('.', '::')}::{name}" if inner else name,
                     seconds=float(case.get("time", 0.0) or 0.0),
                     outcome=_outcome(case),
+                    cpu_seconds=_cpu_seconds(case),
                 )
             )
     return cases
@@ -117,32 +133,50 @@ def area_of(file: str) -> str:
     return str(Path(file).parent)
 
 
-def seconds_by(cases: Iterable[Case], key: str) -> list[tuple[str, float, int]]:
+def _measure(case: Case, by: str) -> float:
+    """Return the seconds ``by`` names: ``wall`` (pytest's) or ``cpu`` (0 where not counted)."""
+    return case.seconds if by == "wall" else case.cpu_seconds or 0.0
+
+
+def seconds_by(cases: Iterable[Case], key: str, by: str = "wall") -> list[tuple[str, float, int]]:
     """Sum the seconds by ``area`` or ``file``: (name, seconds, tests), most seconds first."""
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for case in cases:
         group = area_of(case.file) if key == "area" else case.file
-        seconds[group] += case.seconds
+        seconds[group] += _measure(case, by)
         counts[group] += 1
     return sorted(
         ((group, seconds[group], counts[group]) for group in seconds), key=lambda r: -r[1]
     )
 
 
-def report(cases: list[Case], top: int) -> str:
-    """Return the text printed: the slowest tests, the seconds per area, the slowest files."""
+def _cpu_column(seconds: float | None) -> str:
+    return f"{seconds:9.1f} cpu" if seconds is not None else f"{'-':>9} cpu"
+
+
+def report(cases: list[Case], top: int, by: str = "wall") -> str:
+    """Return the text printed: the slowest tests, the seconds per area, the slowest files.
+
+    ``by`` (``wall`` or ``cpu``) is what the lists are ordered and the areas and files summed by.
+    """
     total = sum(case.seconds for case in cases)
-    lines = [f"{len(cases)} tests, {total:.0f} s in all (the workers' seconds summed)", ""]
-    lines.append(f"The {top} slowest tests:")
-    for case in sorted(cases, key=lambda c: -c.seconds)[:top]:
-        lines.append(f"{case.seconds:9.1f} s  {case.outcome:<7}  {case.node_id}")
-    lines += ["", "Seconds per area:"]
-    for area, seconds, count in seconds_by(cases, "area"):
-        share = 100 * seconds / total if total else 0.0
+    counted = [case.cpu_seconds for case in cases if case.cpu_seconds is not None]
+    lines = [f"{len(cases)} tests, {total:.0f} s in all (the workers' seconds summed)"]
+    if counted:
+        lines.append(f"{sum(counted):.0f} CPU s ({len(counted)} of the tests counted)")
+    lines += ["", f"The {top} slowest tests{' in CPU seconds' if by == 'cpu' else ''}:"]
+    for case in sorted(cases, key=lambda c: -_measure(c, by))[:top]:
+        cpu = _cpu_column(case.cpu_seconds) if counted else ""
+        lines.append(f"{case.seconds:9.1f} s{cpu}  {case.outcome:<7}  {case.node_id}")
+    unit = "CPU seconds" if by == "cpu" else "Seconds"
+    whole = sum(_measure(case, by) for case in cases)
+    lines += ["", f"{unit} per area:"]
+    for area, seconds, count in seconds_by(cases, "area", by):
+        share = 100 * seconds / whole if whole else 0.0
         lines.append(f"{seconds:9.1f} s  {share:5.1f} %  {count:5d} tests  {area}")
-    lines += ["", f"The {top} slowest files:"]
-    for file, seconds, count in seconds_by(cases, "file")[:top]:
+    lines += ["", f"The {top} slowest files{' in CPU seconds' if by == 'cpu' else ''}:"]
+    for file, seconds, count in seconds_by(cases, "file", by)[:top]:
         lines.append(f"{seconds:9.1f} s  {count:5d} tests  {file}")
     return "\n".join(lines)
 
@@ -157,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"pytest --junitxml reports (default: {REPORTS.relative_to(ROOT)}/*.xml)",
     )
     parser.add_argument("--top", type=int, default=30, help="how many tests and files to list")
+    parser.add_argument(
+        "--by",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="order and sum by pytest's seconds (wall) or by the tests' CPU seconds (cpu)",
+    )
     args = parser.parse_args(argv)
     reports = args.reports or sorted(REPORTS.glob("*.xml"))
     if not reports:
@@ -170,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"no such report: {', '.join(missing)}", file=sys.stderr)
         return 2
-    print(report(read_cases(reports), args.top))
+    print(report(read_cases(reports), args.top, args.by))
     return 0
 
 

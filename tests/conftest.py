@@ -115,3 +115,47 @@ def _process_state_as_it_was(request: pytest.FixtureRequest) -> Iterator[None]:
             "(restored)",
             stacklevel=1,
         )
+
+
+#: Where a test's CPU seconds are kept in the JUnit report (scripts/test_timings.py reads it).
+CPU_PROPERTY = "cpu_s"
+_CPU_AT_START = pytest.StashKey[float]()
+
+
+def _cpu_seconds_so_far() -> float | None:
+    """CPU seconds of this process and of its ended, waited-for descendants (None: no count).
+
+    A test's CPU time, unlike its wall-clock time, barely moves with what else the machine
+    runs, so the timing script can compare runs made at different loads. Windows has no
+    ``resource`` module: no figure there.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note the CPU seconds so far as the test's set-up begins."""
+    start = _cpu_seconds_so_far()
+    if start is not None:
+        item.stash[_CPU_AT_START] = start
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Before the tear-down's report is made, add the test's CPU seconds to its properties.
+
+    Set-up, call and tear-down are counted (a module fixture's set-up in its first test, as the
+    JUnit time counts it); a process the test started and left running is not.
+    """
+    if call.when == "teardown" and _CPU_AT_START in item.stash:
+        now = _cpu_seconds_so_far()
+        if now is not None:
+            item.user_properties.append((CPU_PROPERTY, f"{now - item.stash[_CPU_AT_START]:.2f}"))
+    return (yield)

@@ -118,3 +118,62 @@ def test_the_class_name_gives_the_file(timings: ModuleType) -> None:
     assert timings.file_of("tests.unit.test_x") == "tests/unit/test_x.py"
     assert timings.file_of("tests.unit.test_x.TestY") == "tests/unit/test_x.py"
     assert timings.file_of("tests.unit.test_x.TestY.TestZ") == "tests/unit/test_x.py"
+
+
+WITH_CPU = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="3" time="90.0">
+<testcase classname="tests.integration.test_stream" name="test_waits" time="60.0">
+<properties><property name="cpu_s" value="2.50" /></properties></testcase>
+<testcase classname="tests.unit.pose.test_pose_dlc3" name="test_converts" time="20.0">
+<properties><property name="cpu_s" value="19.25" /></properties></testcase>
+<testcase classname="tests.unit.core.test_digest" name="test_sha" time="0.5"/>
+</testsuite></testsuites>
+"""
+
+
+def test_cpu_seconds_are_read_and_order_the_lists_when_asked(
+    timings: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "slow.xml"
+    report.write_text(WITH_CPU, encoding="utf-8")
+    cpu = {case.name: case.cpu_seconds for case in timings.read_cases([report])}
+    assert cpu == {"test_waits": 2.5, "test_converts": 19.25, "test_sha": None}
+    assert timings.main([str(report), "--top", "2", "--by", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1] == "22 CPU s (2 of the tests counted)"
+    slowest = out.split("The 2 slowest tests in CPU seconds:\n")[1].split("\n\n")[0].splitlines()
+    assert slowest == [
+        "     20.0 s     19.2 cpu  passed   tests/unit/pose/test_pose_dlc3.py::test_converts",
+        "     60.0 s      2.5 cpu  passed   tests/integration/test_stream.py::test_waits",
+    ]
+    areas = out.split("CPU seconds per area:\n")[1].split("\n\n")[0].splitlines()
+    assert areas[0] == "     19.2 s   88.5 %      1 tests  model formats"  # of 21.75 CPU s
+    assert timings.main([str(report), "--top", "1"]) == 0  # by pytest's seconds
+    assert "60.0 s      2.5 cpu" in capsys.readouterr().out.split("slowest tests:\n")[1]
+
+
+def test_the_conftest_writes_each_tests_cpu_seconds_into_the_report(
+    timings: ModuleType, tmp_path: Path
+) -> None:
+    """A real pytest run of a test that burns CPU in a child process: its report holds the time."""
+    import subprocess
+
+    test_file = tmp_path / "test_burn.py"
+    test_file.write_text(
+        "import subprocess, sys\n"
+        "def test_burn():\n"
+        "    subprocess.run([sys.executable, '-c', 'sum(i * i for i in range(3_000_000))'],"
+        " check=True)\n"
+    )
+    report = tmp_path / "r.xml"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
+         "-p", "tests.conftest", "--rootdir", str(tmp_path), f"--junitxml={report}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (case,) = timings.read_cases([report])
+    if sys.platform == "win32":
+        assert case.cpu_seconds is None  # no resource module: no figure
+    else:
+        assert case.cpu_seconds is not None and case.cpu_seconds > 0.05, case
