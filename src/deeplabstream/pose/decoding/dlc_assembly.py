@@ -98,9 +98,11 @@ def pair_affinities(
     h, w = pafs.shape[-2:]
     pair_src = np.repeat(sources, len(destinations))
     pair_dst = np.tile(destinations, len(sources))
-    rows, cols = np.clip(found.rows, 0, h - 1), np.clip(found.cols, 0, w - 1)
-    start = np.stack((rows[pair_src], cols[pair_src]), axis=1).astype(np.float32)
-    end = np.stack((rows[pair_dst], cols[pair_dst]), axis=1).astype(np.float32)
+    def cells(peaks: np.ndarray) -> np.ndarray:  # only the pairs' peaks: a frame may hold many
+        rows, cols = np.clip(found.rows[peaks], 0, h - 1), np.clip(found.cols[peaks], 0, w - 1)
+        return np.stack((rows, cols), axis=1).astype(np.float32)
+
+    start, end = cells(pair_src), cells(pair_dst)
     vector = end - start
     lengths = np.sqrt((vector * vector).sum(axis=1, dtype=np.float32)) + np.spacing(np.float32(1))
     t = _sample_fractions(settings.line_points)[None, :, None]
@@ -259,14 +261,19 @@ def _joints(found: FramePeaks, keypoints: int) -> list[Joint]:
     """Return the frame's joints, keypoint by keypoint, numbered in that order."""
     # DeepLabCut skips a keypoint whose peaks' coordinates are all exactly 0 (np.any).
     joints: list[Joint] = []
+    # Python floats of the float32 values, converted once: an untrained network's frame has
+    # thousands of peaks.
+    xs, ys, confidences = (
+        found.xy[:, 0].tolist(),
+        found.xy[:, 1].tolist(),
+        found.likelihood.tolist(),
+    )
     for label in range(keypoints):
         mine = np.flatnonzero(found.parts == label)
         if not np.any(found.xy[mine]):
             continue
-        for i in mine:
-            x, y = found.xy[i]
-            confidence = found.likelihood[i].item()
-            joints.append(Joint(x.item(), y.item(), confidence, label, len(joints), int(i)))
+        for i in mine.tolist():
+            joints.append(Joint(xs[i], ys[i], confidences[i], label, len(joints), i))
     return joints
 
 
@@ -279,13 +286,20 @@ def best_links(
     """Per kept edge, the optimal pairing of its ends' most confident joints."""
     links: list[Link] = []
     n = settings.individuals
+    kept: dict[int, list[int]] = {}  # per keypoint: edges share their ends
+
+    def most_confident(label: int, joints: list[Joint]) -> list[int]:
+        if label not in kept:
+            kept[label] = _most_confident(joints, n, settings.pcutoff)
+        return kept[label]
+
     for edge in settings.edges_to_keep:
         source, destination = settings.graph[edge]
         sources, destinations = by_label.get(source), by_label.get(destination)
         if not sources or not destinations:
             continue
-        keep_s = _most_confident(sources, n, settings.pcutoff)
-        keep_t = _most_confident(destinations, n, settings.pcutoff)
+        keep_s = most_confident(source, sources)
+        keep_t = most_confident(destination, destinations)
         chosen = pair_affinities(
             pafs,
             found,
@@ -304,7 +318,8 @@ def best_links(
 
 def _most_confident(joints: Sequence[Joint], n: int, cutoff: float) -> list[int]:
     """Return the ``n`` most confident joints (a stable sort) that reach ``cutoff``."""
-    ranked = sorted(range(len(joints)), key=lambda i: joints[i].confidence, reverse=True)[:n]
+    # heapq.nlargest is sorted(..., reverse=True)[:n], ties in order, without sorting them all
+    ranked = heapq.nlargest(n, range(len(joints)), key=lambda i: joints[i].confidence)
     return [i for i in ranked if joints[i].confidence >= cutoff]
 
 
