@@ -283,7 +283,7 @@ def _onnx_runner(graph: Path) -> dlc3_fasterrcnn.Runner:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
+    options.intra_op_num_threads = 1  # one thread per test worker (a second one spins idle)
     session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda batch: list(session.run(None, {name: np.ascontiguousarray(batch)}))
