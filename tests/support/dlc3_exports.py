@@ -71,7 +71,7 @@ def estimate_animals(
     description: ModelDescription, frames: list[np.ndarray], backend: str
 ) -> np.ndarray:
     """Every animal of each frame (BGR, as the cameras give them), one frame a batch."""
-    opened = open_backend(description, backend, "cpu", threads=2)
+    opened = open_backend(description, backend, "cpu", threads=1)
     try:
         return NetworkEstimator(description, opened, frames[0].shape, 1).estimate_animals(frames)
     finally:

@@ -97,7 +97,7 @@ def _images_reference(keypoints: tuple[str, ...]) -> np.ndarray:
 
 
 def _estimate(description: ModelDescription, frames: list[np.ndarray], backend: str) -> np.ndarray:
-    opened = open_backend(description, backend, "cpu", threads=2)
+    opened = open_backend(description, backend, "cpu", threads=1)
     try:
         return NetworkEstimator(description, opened, frames[0].shape, 4).estimate(frames)
     finally:
@@ -157,7 +157,7 @@ def test_raw_head_outputs_equal_deeplabcuts(
             batch = _dlc_input(frame)
             with torch.inference_mode():
                 keypoints, heatmaps, locref = module(torch.from_numpy(batch))
-            graph = run_graph(description.model_file, "images", batch, threads=2)
+            graph = run_graph(description.model_file, "images", batch, threads=1)
             for label, ours in (("pytorch", [keypoints, heatmaps, locref]), ("onnx", graph)):
                 ours = [np.asarray(o) for o in ours]
                 np.testing.assert_allclose(

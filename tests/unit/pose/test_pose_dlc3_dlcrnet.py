@@ -276,7 +276,7 @@ def _reference(name: str) -> tuple[np.ndarray, np.ndarray]:
 def _estimate(
     description: ModelDescription, frames: list[np.ndarray], backend: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    opened = open_backend(description, backend, "cpu", threads=2)
+    opened = open_backend(description, backend, "cpu", threads=1)
     try:  # BGR frames, as the cameras give them
         estimator = NetworkEstimator(description, opened, frames[0].shape, 1)
         animals = estimator.estimate_animals(frames)

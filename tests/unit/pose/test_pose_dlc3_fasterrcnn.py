@@ -266,7 +266,7 @@ def test_the_rebuilt_detector_equals_torchvisions_on_random_weights(
         lambda batch: run_module(proposals, batch),
         lambda batch: run_module(head, batch),
         settings,
-        threads=2,
+        threads=1,
     )
     for name, expected in reference.items():
         bgr = np.asarray(cv2.imread(str(shared_data(f"dlc3-openfield-cspnext_s/images/{name}"))))
@@ -307,7 +307,7 @@ def test_the_converted_resnet50_v2_graphs_equal_torchvisions_on_random_weights(
         _onnx_runner(proposal_graph),
         _onnx_runner(head_graph),
         dlc3_fasterrcnn.settings_of(config),
-        threads=2,
+        threads=1,
     )
     name, expected = next(iter(reference.items()))
     bgr = np.asarray(cv2.imread(str(shared_data(f"dlc3-openfield-cspnext_s/images/{name}"))))
@@ -390,9 +390,9 @@ def test_the_clip_matches_deeplabcuts_boxes_and_keypoints(
     columns = [(k, c) for k in KEYPOINTS for c in ("x", "y", "likelihood")]
     theirs = table[columns].to_numpy(np.float64).reshape(len(table), len(KEYPOINTS), 3)
     if backend == "onnxruntime":
-        estimator = open_dlc_topdown_estimator(description, open_backend, threads=2)
+        estimator = open_dlc_topdown_estimator(description, open_backend, threads=1)
     else:
-        estimator = open_dlc_topdown_estimator(description, threads=2)
+        estimator = open_dlc_topdown_estimator(description, threads=1)
     worst = _compare(estimator, frames, boxes, theirs)
     print(f"FasterRCNN top-down ({backend}) vs analyze_videos, {len(frames)} frames: {worst}")
     _assert_equal(worst)
@@ -416,7 +416,7 @@ def test_labelled_images_match_deeplabcuts_boxes_and_keypoints(
     table.index = [Path(str(i)).name for i in table.index]
     columns = [(k, c) for k in KEYPOINTS for c in ("x", "y", "likelihood")]
     theirs = table.loc[names, columns].to_numpy(np.float64).reshape(len(names), len(KEYPOINTS), 3)
-    estimator = open_dlc_topdown_estimator(description, open_backend, threads=2)
+    estimator = open_dlc_topdown_estimator(description, open_backend, threads=1)
     worst = _compare(estimator, images, boxes, theirs)
     print(f"FasterRCNN top-down vs analyze_images, {len(names)} images: {worst}")
     _assert_equal(worst)

@@ -101,7 +101,7 @@ def _images_reference() -> np.ndarray:
 
 
 def _estimate(description: ModelDescription, frames: list[np.ndarray], backend: str) -> np.ndarray:
-    opened = open_backend(description, backend, "cpu", threads=2)
+    opened = open_backend(description, backend, "cpu", threads=1)
     try:
         return NetworkEstimator(description, opened, frames[0].shape, 4).estimate(frames)
     finally:
@@ -242,7 +242,7 @@ def test_the_graph_pads_as_the_network_at_any_frame_size(
     for height, width in ((64, 96), (50, 70)):
         batch = np.random.default_rng(height).normal(size=(2, 3, height, width))
         batch = batch.astype(np.float32)
-        graph = run_graph(description.model_file, "images", batch, threads=2)
+        graph = run_graph(description.model_file, "images", batch, threads=1)
         with torch.inference_mode():
             eager = [o.numpy() for o in module(torch.from_numpy(batch))]
         assert graph[1].shape == eager[1].shape == (2, 4, 33, 49)  # (64 / 4) * 2 + 1, ...

@@ -148,7 +148,7 @@ def _differences(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
 def _estimator(description: ModelDescription, backend: str) -> DlcTopDownEstimator:
     if backend == "pytorch":  # the rebuilt modules
         return open_dlc_topdown_estimator(description)
-    return open_dlc_topdown_estimator(description, open_backend, threads=2)
+    return open_dlc_topdown_estimator(description, open_backend, threads=1)
 
 
 def test_export_is_described_as_two_stages(description: ModelDescription, kind: Kind) -> None:

@@ -354,7 +354,7 @@ def test_the_reference_has_frames_with_two_boxes() -> None:
 
 @pytest.mark.slow
 def test_clip_matches_deeplabcut_analyze_videos(description: ModelDescription) -> None:
-    estimator = open_dlc_topdown_estimator(description, open_backend, threads=2)
+    estimator = open_dlc_topdown_estimator(description, open_backend, threads=1)
     ours = _run(estimator, clip_frames())
     _assert_matches(ours, _reference("clip_animals.npz"), "clip, ONNX Runtime vs analyze_videos")
 
@@ -363,7 +363,7 @@ def test_clip_matches_deeplabcut_analyze_videos(description: ModelDescription) -
 def test_clip_matches_deeplabcut_with_the_rebuilt_pytorch_modules(
     description: ModelDescription,
 ) -> None:
-    estimator = open_dlc_topdown_estimator(description, threads=2)
+    estimator = open_dlc_topdown_estimator(description, threads=1)
     theirs = {k: v[::10] for k, v in _reference("clip_animals.npz").items() if k != "bodyparts"}
     ours = _run(estimator, clip_frames()[::10])
     _assert_matches(ours, theirs, "every 10th clip frame, PyTorch vs analyze_videos")
@@ -379,7 +379,7 @@ def _labelled_images() -> list[Path]:
 
 @pytest.mark.slow
 def test_labelled_images_match_deeplabcut_analyze_images(description: ModelDescription) -> None:
-    estimator = open_dlc_topdown_estimator(description, open_backend, threads=2)
+    estimator = open_dlc_topdown_estimator(description, open_backend, threads=1)
     frames = [np.asarray(cv2.imread(str(p))) for p in _labelled_images()]
     theirs = {k: v for k, v in _reference("images_animals.npz").items() if k != "names"}
     _assert_matches(_run(estimator, frames), theirs, "10 PNGs, ONNX Runtime vs analyze_images")

@@ -166,7 +166,7 @@ def test_the_whole_model_gives_deeplabcuts_boxes_and_keypoints(
     assert description.max_animals == 2
     every = 1 if backend == "onnxruntime" else 10
     opener = open_backend if backend == "onnxruntime" else None
-    estimator = open_dlc_topdown_estimator(description, opener, threads=2)
+    estimator = open_dlc_topdown_estimator(description, opener, threads=1)
     animals, boxes, scores = _run(estimator, clip_frames()[::every])
     with np.load(FIXTURE / "reference" / "clip_predictions.npz") as data:
         theirs = {name: data[name][::every] for name in ("animals", "bboxes", "bbox_scores")}

@@ -66,7 +66,7 @@ def intermediates() -> dict[str, np.ndarray]:
 
 def _estimate(path: Path, frames: list[np.ndarray], max_batch: int = 8) -> np.ndarray:
     description = load_lightning_pose(path)
-    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     try:
         return NetworkEstimator(description, backend, frames[0].shape, max_batch).estimate(frames)
     finally:
@@ -138,7 +138,7 @@ def test_fp32_export_matches_lightning_pose_on_labeled_images(
 ) -> None:
     """The labeled images are not in the shared folder: their network input is."""
     description = load_lightning_pose(shared_data(f"{LP}/model"))
-    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     (heatmaps,) = backend.run(intermediates["labeled_input"])
     backend.close()
     np.testing.assert_allclose(heatmaps, intermediates["labeled_heatmaps_eager"], atol=1e-5)
@@ -171,7 +171,7 @@ def test_fp16_export_runs(clip_frames: list[np.ndarray], record_property) -> Non
 def test_inference_time_per_frame(clip_frames: list[np.ndarray], record_property) -> None:
     """Median seconds per frame of each stage, one frame at a time, on this machine."""
     description = load_lightning_pose(shared_data(f"{LP}/model"))
-    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     backend.warm_up()
     estimator = NetworkEstimator(description, backend, clip_frames[0].shape, 1)
     timings, totals = [], []

@@ -155,7 +155,7 @@ def test_a_checkpoint_converts_and_runs_alike_on_both_backends(
     frames = [np.random.default_rng(i).integers(0, 255, (406, 396, 3), np.uint8) for i in range(3)]
     results = {}
     for backend in ("onnxruntime", "pytorch"):
-        opened = open_backend(description, backend, "cpu", threads=2)
+        opened = open_backend(description, backend, "cpu", threads=1)
         try:
             results[backend] = NetworkEstimator(description, opened, frames[0].shape, 4).estimate(
                 frames
@@ -274,7 +274,7 @@ def test_clip_equals_litpose_predict(
 ) -> None:
     name, description = lightning_model
     frames = read_video(shared_data(CLIP))[::step]
-    opened = open_backend(description, backend, "cpu", threads=2)
+    opened = open_backend(description, backend, "cpu", threads=1)
     try:
         ours = NetworkEstimator(description, opened, frames[0].shape, 8).estimate(frames)
     finally:
@@ -349,7 +349,7 @@ def test_lightning_poses_own_export_runs_with_its_numbers(name: str, record_prop
     description = load_model(folder)
     assert description.model_file.parent.name == "exports_onnx" and description.source_file is None
     frames = read_video(shared_data(CLIP))
-    opened = open_backend(description, "onnxruntime", "cpu", threads=2)
+    opened = open_backend(description, "onnxruntime", "cpu", threads=1)
     try:  # a ViT's export takes one image at a time (see pose.formats.lightning): batches of 1
         ours = NetworkEstimator(description, opened, frames[0].shape, 8).estimate(frames)
     finally:

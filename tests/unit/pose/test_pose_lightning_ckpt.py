@@ -86,7 +86,7 @@ def _max_differences(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
 
 def _heatmaps(description: ModelDescription, batch: np.ndarray, backend: str) -> np.ndarray:
     if backend == "onnxruntime":
-        return run_graph(description.model_file, "images", batch, threads=2)[0]
+        return run_graph(description.model_file, "images", batch, threads=1)[0]
     with torch.inference_mode():
         return build_module(read_checkpoint(description.source_file))(
             torch.from_numpy(batch)
@@ -134,7 +134,7 @@ def test_clip_matches_lightning_pose(
     record_property,
 ) -> None:
     frames = clip_frames[::step]
-    opened = open_backend(description, backend, "cpu", threads=2)
+    opened = open_backend(description, backend, "cpu", threads=1)
     try:
         ours = NetworkEstimator(description, opened, frames[0].shape, 8).estimate(frames)
     finally:
@@ -175,7 +175,7 @@ def test_fp16_conversion_is_measured(
 ) -> None:
     fp16 = load_model(shared_data(CKPT), precision="fp16")
     assert fp16.precision == "fp16" and ".fp16." in fp16.model_file.name
-    opened = open_backend(fp16, "onnxruntime", "cpu", threads=2)
+    opened = open_backend(fp16, "onnxruntime", "cpu", threads=1)
     ours = NetworkEstimator(fp16, opened, clip_frames[0].shape, 8).estimate(clip_frames)
     opened.close()
     theirs, _ = _predictions("video_preds/test_vid_first100.csv", fp16.keypoints)

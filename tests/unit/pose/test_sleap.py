@@ -87,7 +87,7 @@ def _group(outputs: Any, edges: Any, input_scale: float = 1.0) -> list[Any]:
 
 
 def _run_graph(description: ModelDescription, batch: np.ndarray) -> list[np.ndarray]:
-    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     try:
         return backend.run(batch)
     finally:
@@ -365,7 +365,7 @@ def test_clip_parity_through_the_estimator(
     """The 100-frame clip through the app's camera, estimator and decoder, vs sleap-nn's run."""
     frames = _clip_frames()
     assert len(frames) == 100
-    backend = _Recording(open_backend(model, "onnxruntime", "cpu", threads=2))
+    backend = _Recording(open_backend(model, "onnxruntime", "cpu", threads=1))
     try:
         estimator = NetworkEstimator(model, backend, frames[0].shape, max_batch=4)
         animals = estimator.estimate_animals(frames)

@@ -206,7 +206,7 @@ def test_stored_graph_outputs_group_exactly_as_sleap_nn_did(
 
 
 def _estimate(model: ModelDescription, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    backend = open_backend(model, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(model, "onnxruntime", "cpu", threads=1)
     try:
         estimator = NetworkEstimator(model, backend, frames[0].shape, max_batch=4)
         animals = estimator.estimate_animals(frames)
@@ -221,7 +221,7 @@ def test_the_graph_gives_sleap_nns_outputs_on_the_clip(
 ) -> None:
     frames = _clip_frames()[:4]
     batch = np.stack([f[:, :, 0] for f in frames])[:, None]  # gray: the channels are equal
-    backend = open_backend(model, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(model, "onnxruntime", "cpu", threads=1)
     try:
         outputs = dict(zip(model.output_names, backend.run(batch), strict=True))
     finally:

@@ -400,7 +400,7 @@ def test_bundled_model_on_fresh_arena() -> None:
         if index % 5 == 0:  # every 5th frame: more poses, fewer near-duplicates
             frames.append(frame.copy())
             truth.append(keypoints)
-    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     estimator = NetworkEstimator(description, backend, arena.frame_shape, max_batch=8)
     predicted = estimator.estimate(frames)
     backend.close()
