@@ -17,8 +17,10 @@ What it does, on every platform:
 4. With ``--ensembles`` (and ``--tests``, whose tests compare with it): the
    ``ensemble-kalman-smoother`` package, ``requirements-ensembles.txt`` with ``--no-deps`` (the
    file says why: a second OpenCV build would break the window).
-5. Installs the project itself editable (``src/deeplabstream``), then prints the commands to run
-   next with this platform's paths (``.venv\Scripts\python.exe`` on Windows).
+5. Compiles the installed packages' bytecode on every core (pip's installs skip their own
+   compile, which uses one core: 90 s of a clean two-core set-up's 220).
+6. Installs the project itself editable (``src/deeplabstream``) and compiles it, then prints the
+   commands to run next with this platform's paths (``.venv\Scripts\python.exe`` on Windows).
 
 Each step is announced as it begins (``setup: step 3 of 5: ...``) with the command it runs, and
 said done with its time; pip's and apt's own output follows as they go (downloads, builds): the
@@ -46,6 +48,15 @@ MINIMUM_PYTHON = (3, 11)
 ENSEMBLES = "requirements-ensembles.txt"
 # pip's own progress is shown (what it downloads and builds); only its version nag is not.
 PIP_OPTIONS = ["--disable-pip-version-check"]
+# pip byte-compiles what it installs on one core (about 90 s of the set-up's 220 on a clean
+# two-core machine); its installs skip that and one step compiles the environment on every core.
+INSTALL_OPTIONS = [*PIP_OPTIONS, "--no-compile"]
+# As pip's own compile: every installed module, errors ignored (torch ships files of newer
+# Pythons' syntax), on all cores.
+COMPILE_PACKAGES = (
+    "import compileall, sysconfig; p = sysconfig.get_paths(); "
+    "[compileall.compile_dir(d, quiet=2, workers=0) for d in sorted({p['purelib'], p['platlib']})]"
+)
 
 # Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks, the xcb family that
 # Qt's X11 platform plugin loads to open a window on a real display
@@ -335,17 +346,21 @@ def plan(system: str, gpu: bool, tests: bool, files: list[str], dry_run: bool) -
         remove: Command = [*pip, "uninstall", *PIP_OPTIONS, "-y", other]
         steps.append(Step(f"removing {other}: it would share the module with {build}", (remove,)))
     pinned = [name for name in files if name != ENSEMBLES]
-    install: Command = [*pip, "install", *PIP_OPTIONS, *(p for f in pinned for p in ("-r", f))]
+    install: Command = [*pip, "install", *INSTALL_OPTIONS, *(p for f in pinned for p in ("-r", f))]
     what = f"the pinned packages of {' + '.join(pinned)} ({build}; minutes of downloads)"
     steps.append(Step(what, (install,)))
     if replacing:
-        again: Command = [*pip, "install", *PIP_OPTIONS, "--force-reinstall", "--no-deps"]
+        again: Command = [*pip, "install", *INSTALL_OPTIONS, "--force-reinstall", "--no-deps"]
         again += own_requirements(ROOT / files[0])
         steps.append(Step(f"reinstalling {build} over the files the removal took", (again,)))
     if ENSEMBLES in files:
         # Every package it needs is listed there; --no-deps keeps aniposelib's second OpenCV out.
-        smoother: Command = [*pip, "install", *PIP_OPTIONS, "--no-deps", "-r", ENSEMBLES]
+        smoother: Command = [*pip, "install", *INSTALL_OPTIONS, "--no-deps", "-r", ENSEMBLES]
         steps.append(Step(f"the Ensemble Kalman Smoother ({ENSEMBLES}, --no-deps)", (smoother,)))
+    packages_compiled: Command = [python, "-c", COMPILE_PACKAGES]
+    steps.append(
+        Step("compiling the installed packages' bytecode (every core)", (packages_compiled,))
+    )
     # The project itself, editable: `import deeplabstream` works from any folder and the console
     # scripts are in the environment. Its pinned dependencies and build tools came from the
     # requirement files above (no download here).

@@ -55,7 +55,9 @@ def _settings(tmp_path: Path, seed: int) -> Path:
     path.write_text(
         f"[Camera arena]\nSOURCE = synthetic\nSEED = {seed}\nFRAMERATE = 30\n"
         "BEHAVIOURS = walking, freezing, grooming, rearing\nPIXELS_PER_MM = 1.0\n"
-        "[Experiment]\nNAME = freezing_classifier\n[Device laser]\nTYPE = log\n"
+        # No deadline: the laser's timing against the truth is checked here, not the machine's
+        # speed (a loaded 2-core machine missed the 100 ms deadline on 2 % of frames once).
+        "[Experiment]\nNAME = freezing_classifier\nDEADLINE_MS = off\n[Device laser]\nTYPE = log\n"
         # A ring that holds the whole session: the recorder may lag a busy 2-core machine by
         # seconds without losing a frame (a lost frame is counted and fails the session).
         f"[Streaming]\nBUFFER_SECONDS = {FRAMES / 30 + 1:.0f}\n"

@@ -607,6 +607,11 @@ def test_the_setup_says_each_step_and_shows_what_it_runs_as_it_goes(tmp_path: Pa
     announced = [line for line in dry.stdout.splitlines() if " step " in line]
     assert len(announced) >= 4 and announced[-2].endswith("editable (src/deeplabstream)")
     assert announced[-1].endswith("compiling the project's bytecode (src/deeplabstream)")
+    # pip compiles on one core: its installs skip it, and one step compiles them on every core.
+    installs = [line for line in dry.stdout.splitlines() if " -m pip install " in line]
+    assert all("--no-compile" in line for line in installs if " -e ." not in line), installs
+    assert announced[-3].endswith("compiling the installed packages' bytecode (every core)")
+    assert "workers=0" in dry.stdout
     assert "pip install" in dry.stdout and "--quiet" not in dry.stdout
     assert "-r requirements-dev.txt" in dry.stdout
     assert "dry run: nothing was run" in dry.stdout
