@@ -134,6 +134,7 @@ def run_pip_for_target() -> None:
     pip_markers.default_environment = lambda: {**running_here(), **markers}
     _check_wheel_tags_against_a_set()
     _drop_the_files_the_target_cannot_take()
+    _parse_each_text_once()
     _serve_wheel_metadata_from(cache)
     sys.exit(main(pip_arguments))
 
@@ -217,6 +218,74 @@ def _drop_the_files_the_target_cannot_take() -> None:
 
     finder_class.process_project_url = process_project_url  # type: ignore[method-assign]
     package_finder.parse_links = parse_links  # type: ignore[assignment]
+
+
+def _parse_each_text_once() -> None:
+    """Let pip parse each version, requirement and tag list once, not at every comparison.
+
+    pip 23's resolver builds a ``Version`` from the same strings hundreds of thousands of times
+    (each specifier's own version again at every comparison), parses each dependency's
+    requirement string with pyparsing each time it reads it, and asks for this machine's tags
+    (a failing import of ``_manylinux`` per manylinux tag) for every candidate: together about
+    half of a resolution's CPU time. The same text gives the same parse, so each is parsed
+    once; every object pip gets is its own (containers copied), so nothing pip changes is
+    shared. After the resolution, pip's warnings about legacy versions are not looked for (a
+    dry run prints nothing here). Another pip: left as it is.
+    """
+    try:
+        from pip._internal.req.req_set import RequirementSet
+        from pip._internal.resolution.resolvelib import factory
+        from pip._internal.utils import compatibility_tags
+        from pip._vendor.packaging import requirements, version
+    except ImportError:
+        return
+    needed = (
+        hasattr(compatibility_tags, "get_supported")
+        and hasattr(factory, "get_supported")
+        and hasattr(RequirementSet, "warn_legacy_versions_and_specifiers")
+    )
+    if not needed:
+        return
+    plain_version, versions = version.Version.__init__, {}
+
+    def parse_version(self: Any, text: str) -> None:
+        known = versions.get(text)
+        if known is None:
+            plain_version(self, text)
+            versions[text] = (self._version, self._key)  # tuples: nothing to share
+        else:
+            self._version, self._key = known
+
+    plain_requirement, parsed = requirements.Requirement.__init__, {}
+
+    def parse_requirement(self: Any, text: str) -> None:
+        known = parsed.get(text)
+        if known is None:
+            plain_requirement(self, text)
+            parsed[text] = (self.name, self.url, frozenset(self.extras), str(self.specifier),
+                            self.marker)  # fmt: skip
+            return
+        self.name, self.url, extras, specifier, self.marker = known
+        self.extras = set(extras)
+        self.specifier = requirements.SpecifierSet(specifier)
+
+    plain_supported, supported = compatibility_tags.get_supported, {}
+
+    def get_supported(
+        version: Any = None, platforms: Any = None, impl: Any = None, abis: Any = None
+    ) -> list[Any]:
+        key = (version, tuple(platforms or ()), impl, tuple(abis or ()))
+        if key not in supported:
+            supported[key] = plain_supported(version, platforms, impl, abis)
+        return list(supported[key])
+
+    version.Version.__init__ = parse_version  # type: ignore[method-assign]
+    requirements.Requirement.__init__ = parse_requirement  # type: ignore[method-assign]
+    compatibility_tags.get_supported = get_supported
+    factory.get_supported = get_supported  # type: ignore[attr-defined]
+    RequirementSet.warn_legacy_versions_and_specifiers = (  # type: ignore[method-assign]
+        lambda self: None
+    )
 
 
 def _serve_wheel_metadata_from(cache: Path) -> None:
