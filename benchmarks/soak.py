@@ -102,8 +102,14 @@ class SoakNotRunError(RuntimeError):
     """The soak's session could not start; the message (one line) says why."""
 
 
-def run_soak(folder: Path, minutes: float) -> tuple[dict[str, Any], dict[str, list]]:
+def run_soak(
+    folder: Path, minutes: float, camera_lost_after_s: float | None = None
+) -> tuple[dict[str, Any], dict[str, list]]:
     """Run the session; what it says of itself (:func:`soak_info`) and each process's RSS (MB).
+
+    ``camera_lost_after_s`` sets ``[Streaming] CAMERA_LOST_AFTER``; None keeps the default
+    (0.5 s), which the benchmark judges by. A loaded machine can pause a capture process for
+    longer than that, and the default ``ON_CAMERA_LOST = stop`` then ends the session early.
 
     Raises
     ------
@@ -114,7 +120,14 @@ def run_soak(folder: Path, minutes: float) -> tuple[dict[str, Any], dict[str, li
     experiment = folder / "soak_experiment.ini"
     experiment.write_text(EXPERIMENT, encoding="utf-8")
     settings = folder / "settings.ini"
-    settings.write_text(SETTINGS + f"[Experiment]\nNAME = {experiment}\n", encoding="utf-8")
+    streaming = (
+        f"[Streaming]\nCAMERA_LOST_AFTER = {camera_lost_after_s:g}\n"
+        if camera_lost_after_s is not None
+        else ""
+    )
+    settings.write_text(
+        SETTINGS + streaming + f"[Experiment]\nNAME = {experiment}\n", encoding="utf-8"
+    )
     check_devices_free(settings)
     environment = {**os.environ, "PYLON_CAMEMU": "2"}
     command = [
