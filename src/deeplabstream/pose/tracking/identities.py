@@ -78,6 +78,8 @@ class KeeperCounts:
     chimera_unidentified: int = 0
     chimera_keypoints_withheld: int = 0
     unsure_unidentified: int = 0
+    ambiguous_mixed: int = 0
+    mostly_withheld_unidentified: int = 0
     reassignments: int = 0
     keypoints_withheld: int = 0
     jumps_withheld: int = 0
@@ -187,6 +189,8 @@ class IdentityKeeper:
         present = proximity.presume_under(active)
         gaps = proximity.gaps(tracks, seen, present)
         self._mix(gaps, seen, present, dt)
+        if self.tracker.last_ambiguous:
+            self._doubt_ambiguous(gaps, present)
         # covering[t]: track t is seen next to an animal hidden under it (a merged detection).
         apart_px = proximity.apart_px()
         under = (gaps <= apart_px) & (present & ~seen)[None, :]  # [coverer, hidden]
@@ -257,7 +261,21 @@ class IdentityKeeper:
             if borrowed.any():
                 withheld |= borrowed
                 self.counts.keypoints_withheld += int(np.count_nonzero(borrowed))
+        self._unname_mostly_withheld(rows, withheld)
         self.withheld = withheld
+
+    def _unname_mostly_withheld(self, rows: np.ndarray, withheld: np.ndarray) -> None:
+        """Leave unnamed a row with as many of its seen keypoints withheld as left (in place)."""
+        # What is left of such a row sits among the other animal's parts: in 10-minute runs of
+        # free walking its last two keypoints were the other animal's for a frame (a switch).
+        seen = np.isfinite(rows[..., 0]) & (rows[..., 2] >= self.min_likelihood)
+        suspect = np.count_nonzero(withheld & seen, axis=1)
+        left = np.count_nonzero(seen & ~withheld, axis=1)
+        mostly = (suspect > 0) & (suspect >= left) & ~self.unnamed
+        if mostly.any():
+            self.unnamed |= mostly
+            withheld[mostly] = True
+            self.counts.mostly_withheld_unidentified += 1
 
     def _looks_can_tell(self) -> bool:
         """Whether the model in use tells the animals apart (passed its held-out check)."""
@@ -350,6 +368,22 @@ class IdentityKeeper:
             a, b = self._belief[first].copy(), self._belief[second].copy()
             self._belief[first] = (1.0 - share) * a + share * b
             self._belief[second] = (1.0 - share) * b + share * a
+
+    def _doubt_ambiguous(self, gaps: np.ndarray, active: np.ndarray) -> None:
+        """Make tracks near each other a coin flip: motion could not tell them apart."""
+        # The best assignment cost nearly what another did: a swap kept as sure would show one
+        # animal under the other's name until the looks turned the beliefs (4 to 30 frames).
+        apart_px = self.proximity.apart_px()
+        mixed = False
+        for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
+            if not (active[first] and active[second]):
+                continue
+            average = 0.5 * (self._belief[first] + self._belief[second])
+            self._belief[first] = self._belief[second] = average
+            self._shaken[[first, second]] = True
+            mixed = True
+        if mixed:
+            self.counts.ambiguous_mixed += 1
 
     def _look(
         self, instances: np.ndarray, frame: np.ndarray | None

@@ -251,3 +251,70 @@ def test_after_a_merge_the_tracker_weighs_looks_only_for_bodies_apart() -> None:
     far = _frame(_animal(120, 240, drop=1), _animal(550, 240, -1, SMALL, drop=1))
     far_detections, _ = far_keeper._look(far, FLOOR)
     assert far_keeper.proximity.all_apart(far, far_detections)
+
+
+def _row_at(rows: np.ndarray, y: float) -> int | None:
+    """The identity whose row the rules see lies at height ``y`` (within 3 px); None: none."""
+    for identity, row in enumerate(rows):
+        seen = np.isfinite(row[:, 1])
+        if seen.any() and abs(float(np.mean(row[seen, 1])) - y) <= 3.0:
+            return identity
+    return None
+
+
+def _side_by_side_run(ambiguous_frame: bool) -> tuple[IdentityKeeper, list[tuple[int, dict]]]:
+    """A and B apart, side by side (20 px apart, touching), one frame that motion cannot tell.
+
+    That frame's two detections are the same body (the two animals' average) 0.8 px apart,
+    midway between the animals: the best assignment and the swapped one cost nearly alike,
+    and the best one is the swap. Returns the keeper and, per frame, where the rules see A
+    and B (their identities) and how many identities are shown.
+    """
+    keeper, learner = _keeper()
+    learner.model = _model()  # A is identity 1 by its looks; motion says 0 (left first)
+
+    def heights(step: int) -> tuple[float, float]:
+        if step < 20 or step > 80:
+            return 100.0, 380.0
+        if step < 40:
+            return 100.0 + 6.5 * (step - 20), 380.0 - 6.5 * (step - 20)
+        if step <= 60:
+            return 230.0, 250.0
+        return 230.0 - 6.5 * (step - 60), 250.0 + 6.5 * (step - 60)
+
+    seen = []
+    for step in range(100):
+        ya, yb = heights(step)
+        a, b = _animal(200, ya), _animal(200, yb, scale=SMALL)
+        if step == 50 and ambiguous_frame:
+            middle = _animal(200, 240.4, scale=0.5 * (1 + SMALL))
+            a, b = middle, middle.copy()
+            b[:, 1] -= 0.8
+        out = keeper.named(keeper.update(step / FPS, _frame(a, b), FLOOR))
+        shown = int(np.isfinite(out[..., 0]).any(axis=1).sum())
+        seen.append((step, {"a": _row_at(out, ya), "b": _row_at(out, yb), "shown": shown}))
+    return keeper, seen
+
+
+def test_a_frame_motion_cannot_tell_leaves_the_animals_unnamed_until_their_looks_say() -> None:
+    # Touching side by side, the tracker's best assignment of one frame is a swap that costs
+    # nearly what keeping them does (an ambiguous frame): which is which is a guess. The
+    # rules must not see A under B's identity while the looks turn the beliefs round: the
+    # two are left unnamed until their looks (both patches seen) name them again.
+    keeper, seen = _side_by_side_run(ambiguous_frame=True)
+    assert keeper.tracker.counts.ambiguous_assignments >= 1
+    assert keeper.counts.ambiguous_mixed >= 1
+    after_looks = [where for step, where in seen if step >= 10]
+    assert all(where["a"] in (None, 1) and where["b"] in (None, 0) for where in after_looks)
+    unnamed = [step for step, where in seen if 50 <= step <= 60 and where["shown"] == 0]
+    assert unnamed and unnamed[0] in (50, 51)  # from the ambiguous frame on
+    last = seen[-1][1]
+    assert (last["a"], last["b"]) == (1, 0) and np.nanmin(keeper.confidence) > 0.99
+
+
+def test_touching_side_by_side_without_an_ambiguous_frame_stays_named() -> None:
+    # The control: the same run where motion can tell every frame: both named all along.
+    keeper, seen = _side_by_side_run(ambiguous_frame=False)
+    assert keeper.tracker.counts.ambiguous_assignments == 0
+    assert keeper.counts.ambiguous_mixed == 0
+    assert all((where["a"], where["b"]) == (1, 0) for step, where in seen if step >= 10)

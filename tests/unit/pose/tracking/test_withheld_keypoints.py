@@ -111,3 +111,36 @@ def test_an_animal_hidden_under_another_is_unknown_to_the_rules() -> None:
             assert keeper.withheld[missing[0]].all(), t
             hidden_frames += 1
     assert hidden_frames == 4
+
+
+def test_a_row_half_the_other_animals_is_unnamed_whole_in_the_rules_and_whole_in_the_files():
+    # Each instance is half one animal, half the other: each row keeps two keypoints of its
+    # own and two of the other's. The rules see neither animal; the files keep the instances.
+    animals = _side_by_side(20)
+    keeper = _keeper()
+    for t in range(10):
+        keeper.update(t / FPS, animals[t], None)
+    halves = animals[10].copy()
+    halves[0, 2:], halves[1, 2:] = animals[10, 1, 2:], animals[10, 0, 2:]
+    rows = keeper.update(10 / FPS, halves, None)
+    assert np.array_equal(rows, halves)
+    assert keeper.unnamed.all() and np.isnan(keeper.named(rows)).all()
+
+
+def test_a_row_with_as_many_keypoints_withheld_as_left_is_unnamed_whole() -> None:
+    # What is left of a row mostly withheld (borrowed keypoints, a jump, a chimera's part)
+    # sits among the other animal's parts and is as likely the other's: in free walking the
+    # last two keypoints of such a row were, for a frame, the other animal's. Fewer withheld
+    # than left: the row stays named, less the withheld ones.
+    animals = _side_by_side(12)
+    keeper = _keeper()
+    for t in range(12):
+        rows = keeper.update(t / FPS, animals[t], None)
+    assert not keeper.unnamed.any()
+    withheld = np.zeros((2, K), bool)
+    withheld[0, :2] = True  # two of animal 0's four: as many as left
+    withheld[1, 0] = True  # one of animal 1's four
+    keeper._unname_mostly_withheld(rows, withheld)  # the rule alone (a chimera check overlaps it)
+    assert keeper.unnamed.tolist() == [True, False]
+    assert withheld[0].all() and withheld[1].tolist() == [True, False, False, False]
+    assert keeper.counts.mostly_withheld_unidentified == 1
