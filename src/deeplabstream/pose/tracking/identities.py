@@ -189,7 +189,9 @@ class IdentityKeeper:
         present = proximity.presume_under(active)
         gaps = proximity.gaps(tracks, seen, present)
         self._mix(gaps, seen, present, dt)
-        if self.tracker.last_ambiguous:
+        # Only where the looks can tell: before the first model an even belief would start the
+        # learning over and leave every animal unnamed until a model judged the reference.
+        if self.tracker.last_ambiguous and self._looks_can_tell():
             self._doubt_ambiguous(gaps, present)
         # covering[t]: track t is seen next to an animal hidden under it (a merged detection).
         apart_px = proximity.apart_px()
