@@ -270,6 +270,8 @@ class IdentityKeeper:
         """Leave unnamed a row with as many of its seen keypoints withheld as left (in place)."""
         # What is left of such a row sits among the other animal's parts: in 10-minute runs of
         # free walking its last two keypoints were the other animal's for a frame (a switch).
+        if not withheld.any():  # the usual frame
+            return
         seen = np.isfinite(rows[..., 0]) & (rows[..., 2] >= self.min_likelihood)
         suspect = np.count_nonzero(withheld & seen, axis=1)
         left = np.count_nonzero(seen & ~withheld, axis=1)
@@ -366,10 +368,13 @@ class IdentityKeeper:
             constant = self.contact_mixing_s if both else self.merge_mixing_s
             if not both:  # one under the other: who comes out is a guess until the looks say
                 self._shaken[[first, second]] = True
-            share = 0.5 * -math.expm1(-dt / constant)  # -> 1/2: each the average of the two
-            a, b = self._belief[first].copy(), self._belief[second].copy()
-            self._belief[first] = (1.0 - share) * a + share * b
-            self._belief[second] = (1.0 - share) * b + share * a
+            self._blend(first, second, 0.5 * -math.expm1(-dt / constant))  # -> 1/2
+
+    def _blend(self, first: int, second: int, share: float) -> None:
+        """Move two tracks' beliefs ``share`` of the way to each other (1/2: their average)."""
+        a, b = self._belief[first].copy(), self._belief[second].copy()
+        self._belief[first] = (1.0 - share) * a + share * b
+        self._belief[second] = (1.0 - share) * b + share * a
 
     def _doubt_ambiguous(self, gaps: np.ndarray, active: np.ndarray) -> None:
         """Make tracks near each other a coin flip: motion could not tell them apart."""
@@ -380,8 +385,7 @@ class IdentityKeeper:
         for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
             if not (active[first] and active[second]):
                 continue
-            average = 0.5 * (self._belief[first] + self._belief[second])
-            self._belief[first] = self._belief[second] = average
+            self._blend(first, second, 0.5)
             self._shaken[[first, second]] = True
             mixed = True
         if mixed:

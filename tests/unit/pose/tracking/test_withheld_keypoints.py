@@ -113,20 +113,6 @@ def test_an_animal_hidden_under_another_is_unknown_to_the_rules() -> None:
     assert hidden_frames == 4
 
 
-def test_a_row_half_the_other_animals_is_unnamed_whole_in_the_rules_and_whole_in_the_files():
-    # Each instance is half one animal, half the other: each row keeps two keypoints of its
-    # own and two of the other's. The rules see neither animal; the files keep the instances.
-    animals = _side_by_side(20)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
-    halves = animals[10].copy()
-    halves[0, 2:], halves[1, 2:] = animals[10, 1, 2:], animals[10, 0, 2:]
-    rows = keeper.update(10 / FPS, halves, None)
-    assert np.array_equal(rows, halves)
-    assert keeper.unnamed.all() and np.isnan(keeper.named(rows)).all()
-
-
 def test_a_row_with_as_many_keypoints_withheld_as_left_is_unnamed_whole() -> None:
     # What is left of a row mostly withheld (borrowed keypoints, a jump, a chimera's part)
     # sits among the other animal's parts and is as likely the other's: in free walking the
