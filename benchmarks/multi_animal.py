@@ -49,7 +49,8 @@ over the seeds: no run is picked. The results go to ``<DIR>/multi_animal.json`` 
 
   **Entries** (the rules' rows through the project's own region trigger,
   ``Region(circle, mode="entered", keypoint="body_center")``, its defaults, the keeper's
-  :attr:`~pose.tracking.identities.IdentityKeeper.withheld` in the observation): for each
+  :attr:`~pose.tracking.identities.IdentityKeeper.withheld` and the unnamed rows in the
+  observation, as a live session gives them): for each
   identity, 20 px circles at the crossing point (``cross``: where the true body centres
   meet) and on a 3 x 3 grid over where the mice walk ("elsewhere"). A true entry (the true
   body centre crossing in) is found when the trigger fires from :data:`EARLY_FRAMES` before
@@ -89,14 +90,14 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from deeplabstream.core.figures import Figure, format_number
 from deeplabstream.core.machine import load_average_1m, machine_description
-from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.observation import Observation, unnamed_rows
 from deeplabstream.experiments.triggers.geometry import Circle
 from deeplabstream.experiments.triggers.regions import Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams
@@ -409,7 +410,7 @@ def _true_visits(inside: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _entries_of(
-    rules: np.ndarray, withheld: np.ndarray | None, identity: int, circle: Circle
+    rules: np.ndarray, withheld: Withheld | None, identity: int, circle: Circle
 ) -> tuple[list[int], list[int]]:
     """Feed a region trigger (``entered``, its defaults) each frame of one identity's rows.
 
@@ -424,7 +425,8 @@ def _entries_of(
             frame_index=frame,
             keypoints=rules[frame, identity],
             names=KEYPOINT_NAMES,
-            withheld=None if withheld is None else withheld[frame, identity],
+            withheld=None if withheld is None else withheld.masks[frame, identity],
+            unnamed_rows=None if withheld is None else withheld.unnamed[frame],
         )
         if trigger.update(observation):
             fired.append(frame)
@@ -432,8 +434,20 @@ def _entries_of(
     return fired, late
 
 
+class Withheld(NamedTuple):
+    """What the identity step withheld from the rules, per frame, and the unnamed rows."""
+
+    masks: np.ndarray  # (T, A, K)
+    unnamed: list[np.ndarray | None]  # the rows an unnamed animal may be (observation.py)
+
+    @classmethod
+    def of(cls, masks: np.ndarray, files: np.ndarray) -> Withheld:
+        """Return the masks with each frame's unnamed rows, as the live session makes them."""
+        return cls(masks, [unnamed_rows(*pair) for pair in zip(files, masks, strict=True)])
+
+
 def _entries(
-    rules: np.ndarray, withheld: np.ndarray | None, truth: np.ndarray, whole: np.ndarray,
+    rules: np.ndarray, withheld: Withheld | None, truth: np.ndarray, whole: np.ndarray,
     social: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Entries of each identity's body centre into 20 px circles: lost and late, vs the truth.
@@ -565,7 +579,9 @@ def _identity_case(
         "rules": {
             **_switches(rules, truth),
             "wrong_keypoints": _wrong_keypoints(rules, truth, true_whole),
-            "entries": _entries(rules, np.stack(keeper.withheld), truth, true_whole, social),
+            "entries": _entries(
+                rules, Withheld.of(np.stack(keeper.withheld), files), truth, true_whole, social
+            ),
             # The same rows to a trigger that takes unknown for lost (0.7.0's, hold_s 0.5 s).
             "entries_unknown_as_lost": _entries(rules, None, truth, true_whole, social),
         },

@@ -1,34 +1,7 @@
 """What a trigger sees at each pose update: one camera's keypoints for one analysed frame.
 
-Time always comes from the frames: :attr:`Observation.time_s` is the source frame's timestamp
-(the camera's clock when the camera has one, else the host clock at arrival), never the time at
-which the experiment happens to look. Replaying a recorded session therefore gives exactly the
-events it gave live, and every duration in a trigger (dwell, freezing, windows, debounce) is in
-seconds of frame time, independent of how many frames were analysed or skipped.
-
-Coordinates are the camera's own frame pixels: ``x`` to the right, ``y`` down.
-
-A camera with a depth image (a RealSense with ``DEPTH = true`` and ``ALIGN_DEPTH = true``) gives
-each observation the depth of *its own* frame: :meth:`Observation.depth_m` reads the distance
-from the camera under a pixel, in metres. Observations of other cameras have no depth
-(:attr:`Observation.depth` is None) and behave as before.
-
-With forward prediction on (:mod:`experiments.prediction`), the experiment gives every
-observation :attr:`Observation.predicted`, each keypoint where it is predicted to be when the
-command is written (:attr:`Observation.lead_s` after the frame); :meth:`Observation.
-predicted_point` reads it, and keypoint triggers built with ``predicted=True`` use it.
-
-A camera that runs an ensemble (several models in ``MODEL_PATH``, docs/ensembles.md) gives its
-observations the ensemble's median as :attr:`Observation.keypoints`, each keypoint's spread
-across the models (:meth:`Observation.spread`, pixels, beside :meth:`Observation.likelihood`),
-every model's own values (:attr:`Observation.members`) and, with ``[Pose] ENSEMBLE_SMOOTHING =
-causal``, the causal Ensemble Kalman filter's positions (:meth:`Observation.smoothed_point`;
-keypoint triggers built with ``smoothed=True`` read them). A :class:`KeypointFilter` with
-``max_ensemble_std`` sees a keypoint whose spread is larger as not seen.
-
-Several cameras run at their own, unequal rates. :func:`pair_nearest` picks from each camera's
-stream the observation nearest to a reference time and keeps the pairing error, giving an
-:class:`Observations` mapping that multi-camera triggers read.
+Time comes from the frames, coordinates are the camera's pixels; depth, prediction, ensembles
+and paired cameras: docs/experiments-internals.md (`experiments.observation`).
 """
 
 from __future__ import annotations
@@ -173,6 +146,10 @@ class Observation:
     animals_withheld
         Shape (A, K) bool with :attr:`animals`: the same for every animal (row ``i`` is
         animal ``i + 1``'s); :meth:`for_animal` gives each animal's as its :attr:`withheld`.
+    unnamed_rows
+        Shape (U, K, 3), U >= 2: the rows, as found, of the animals the identity step left
+        unnamed whole in this frame (:func:`unnamed_rows`); each unnamed animal is one of them
+        when every one was found. Kept by :meth:`for_animal`; read by :meth:`candidates`.
     """
 
     time_s: float
@@ -193,6 +170,7 @@ class Observation:
     smoothed: np.ndarray | None = field(default=None, compare=False, repr=False)
     withheld: np.ndarray | None = field(default=None, compare=False, repr=False)
     animals_withheld: np.ndarray | None = field(default=None, compare=False, repr=False)
+    unnamed_rows: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -307,7 +285,7 @@ class Observation:
             return dataclasses.replace(
                 self, keypoints=unseen, animals=None, predicted=None, lead_s=None,
                 identity_confidence=None, ensemble_std=None, members=None, smoothed=None,
-                withheld=None, animals_withheld=None,
+                withheld=None, animals_withheld=None, unnamed_rows=None,
             )  # fmt: skip
         withheld = None if self.animals_withheld is None else self.animals_withheld[number - 1]
         if self.animals is None or number == 1:
@@ -337,6 +315,21 @@ class Observation:
         if self.withheld is None:
             return False
         return bool(self.withheld[self.index(name)])
+
+    def candidates(self, name: str, min_likelihood: float = 0.0) -> np.ndarray | None:
+        """Return where keypoint ``name`` of this unnamed animal may be: (U, 2), one per row.
+
+        None unless this animal is unnamed whole and every unnamed row has ``name`` seen (an
+        unnamed animal not found could be anywhere). A decision that holds at every candidate
+        holds for this animal, whichever row it is (a region's side: docs/sleap-models.md).
+        """
+        rows = self.unnamed_rows
+        if rows is None or self.withheld is None or not self.withheld.all():
+            return None
+        points = rows[:, self.index(name)]
+        if not (np.isfinite(points).all() and (points[:, 2] >= min_likelihood).all()):
+            return None
+        return points[:, :2]
 
     @property
     def predicted_time_s(self) -> float | None:
@@ -459,6 +452,15 @@ class Observation:
                 "prediction= in Python), or read measured positions"
             )
         return self.predicted
+
+
+def unnamed_rows(animals: np.ndarray, withheld: np.ndarray) -> np.ndarray | None:
+    """Return the rows of ``animals`` (A, K, 3) withheld whole, as found; None below two.
+
+    One unnamed animal alone is not decided on: the identity step doubted that very row.
+    """
+    whole = withheld.all(axis=1)
+    return animals[whole].copy() if np.count_nonzero(whole) >= 2 else None
 
 
 class FilteredPoint(NamedTuple):

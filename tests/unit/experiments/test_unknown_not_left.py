@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.observation import Observation, unnamed_rows
 from deeplabstream.experiments.triggers.animals import EachAnimal, ForAnimal
 from deeplabstream.experiments.triggers.geometry import Circle
 from deeplabstream.experiments.triggers.regions import Region
@@ -130,3 +130,76 @@ def test_withheld_masks_of_the_wrong_shape_are_refused() -> None:
             0.0, "top", 0, np.zeros((2, 3)), NAMES, animals=np.zeros((2, 2, 3)),
             animals_withheld=np.zeros((3, 2), bool),
         )  # fmt: skip
+
+
+# -- decided while unnamed: where every row an unnamed animal may be agrees --------------------
+
+
+def _merged(
+    frame: int, rows: list[tuple[float, float] | None], unnamed: tuple[bool, ...] = (True, True)
+) -> Observation:
+    """Animals whose noses were found at ``rows`` (None: not found), ``unnamed`` ones withheld
+    whole, as the live pipeline builds it: the rules' rows blank, the rows as found kept."""
+    found = np.full((len(rows), 2, 3), np.nan)
+    for row, where in enumerate(rows):
+        if where is not None:
+            found[row, 0] = (*where, 0.9)
+    mask = np.zeros((len(rows), 2), bool)
+    mask[list(unnamed)] = True
+    shown = found.copy()
+    shown[mask] = np.nan
+    return Observation(
+        time_s=frame / FPS, camera="top", frame_index=frame, keypoints=shown[0], names=NAMES,
+        animals=shown, withheld=mask[0], animals_withheld=mask,
+        unnamed_rows=unnamed_rows(found, mask),
+    )  # fmt: skip
+
+
+NEAR = (104.0, 96.0)  # inside the zone, beside INSIDE: two mice touching in it
+
+
+def test_both_unnamed_rows_inside_is_an_entry_decided_then_not_late() -> None:
+    trigger = Region(ZONE, mode="entered")
+    trigger.update(_merged(0, [OUTSIDE, (40.0, 140.0)], unnamed=(False, False)))
+    assert not trigger.update(_merged(1, [(60.0, 100.0), (60.0, 130.0)]))  # both outside
+    assert trigger.update(_merged(2, [INSIDE, NEAR]))  # whichever row it is: inside
+    assert trigger.late_frames == 0
+    assert "unnamed" in trigger.measurement() and "all 2" in trigger.measurement()
+    assert not trigger.update(_merged(3, [NEAR, INSIDE]))  # the same visit
+    assert not trigger.update(_merged(4, [INSIDE, NEAR], unnamed=(False, False)))
+
+
+def test_unnamed_rows_on_both_sides_hold_and_decide_when_named() -> None:
+    trigger = Region(ZONE, mode="entered")
+    trigger.update(_merged(0, [OUTSIDE, (40.0, 140.0)], unnamed=(False, False)))
+    assert not any(trigger.update(_merged(t, [INSIDE, OUTSIDE])) for t in range(1, 10))
+    assert trigger.inside is False  # the side it knew, not a row's
+    assert trigger.update(_merged(10, [INSIDE, OUTSIDE], unnamed=(False, False)))
+    assert trigger.late_frames == 9
+
+
+@pytest.mark.parametrize(
+    "rows, unnamed",
+    [
+        ([INSIDE, None], (True, True)),  # an unnamed animal not found: it could be anywhere
+        ([INSIDE, NEAR], (True, False)),  # one animal unnamed alone: the row it doubted
+    ],
+    ids=["one-not-found", "one-unnamed"],
+)
+def test_no_decision_while_unnamed_without_every_row_found(
+    rows: list[tuple[float, float] | None], unnamed: tuple[bool, ...]
+) -> None:
+    trigger = Region(ZONE, mode="entered")
+    trigger.update(_merged(0, [OUTSIDE, (40.0, 140.0)], unnamed=(False, False)))
+    assert not any(trigger.update(_merged(t, rows, unnamed)) for t in range(1, 10))
+    assert trigger.inside is False
+
+
+def test_each_animal_enters_while_both_are_unnamed_in_the_zone() -> None:
+    each = EachAnimal(Region(ZONE, mode="entered"))
+    second = ForAnimal(Region(ZONE, mode="entered"), 2)
+    start = [OUTSIDE, (40.0, 140.0)]
+    each.update(_merged(0, start, unnamed=(False, False)))
+    second.update(_merged(0, start, unnamed=(False, False)))
+    assert each.update(_merged(1, [INSIDE, NEAR])) and each.rose_animals() == (1, 2)
+    assert second.update(_merged(1, [INSIDE, NEAR]))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.prediction import LeadEstimator
-from deeplabstream.offline.verify.decisions import DECISION_COLUMNS, RunCheck, _compare
+from deeplabstream.offline.verify.decisions import DECISION_COLUMNS, RunCheck, _compare, _without
 
 
 def _row(kind: str, name: str, frame: int, detail: str = "", x: str = "") -> dict[str, str]:
@@ -59,3 +62,20 @@ def test_a_replayed_lead_is_the_one_given_to_the_bit() -> None:
     lead.add_latency(0.012)
     lead.replay(0.0123456789012345)
     assert lead.current_s() == 0.0123456789012345 and lead.source == "recorded"
+
+
+def test_verify_gives_the_rules_the_unnamed_rows_as_live_does() -> None:
+    # identity.csv's `unnamed` for a frame: animal 1 and animal 2 whole, animal 3's nose only.
+    # The re-derivation blanks them as live did, and keeps the rows the two unnamed animals
+    # may be (as found), from which a region decides while they are unnamed.
+    found = np.arange(3 * 2 * 3, dtype=np.float64).reshape(3, 2, 3)
+    observation = Observation(
+        time_s=0.0, camera="top", frame_index=0, keypoints=found[0], names=("nose", "tail"),
+        animals=found,
+    )  # fmt: skip
+    seen = _without(observation, [(0, None), (1, None), (2, "nose")])
+    assert np.isnan(seen.animals[:2]).all() and np.isnan(seen.animals[2, 0]).all()
+    assert seen.unnamed_rows is not None
+    assert np.array_equal(seen.unnamed_rows, found[:2])
+    assert np.array_equal(seen.candidates("tail"), found[:2, 1, :2])
+    assert seen.for_animal(3).candidates("nose") is None  # a single keypoint: not unnamed

@@ -373,7 +373,7 @@ class Trigger:
         withheld = obs.withheld is not None and bool(obs.withheld.any())
         if hold.hold_s <= 0.0 and not withheld:  # nothing to bridge: no need to look
             return False
-        if self._inputs_seen(obs):
+        if self._inputs_seen(obs) or (withheld and self._decides_unnamed(obs)):
             hold.seen(obs.time_s)
             self.holding = False
         elif withheld and self._inputs_withheld(obs):
@@ -393,6 +393,10 @@ class Trigger:
     def _inputs_seen(self, obs: Observation) -> bool:
         """Whether what this trigger reads is seen in ``obs`` (for :attr:`loss_hold`)."""
         return True
+
+    def _decides_unnamed(self, obs: Observation) -> bool:
+        """Whether :meth:`step` decides ``obs`` though its animal is unnamed (all rows agree)."""
+        return False
 
     def end_hold(self) -> None:
         """Decide the next loss at once: forget the last sighting (an animal's doubtful identity).

@@ -84,21 +84,36 @@ class Region(KeypointTrigger):
         self._entry_reported = False
         self._dwelt_inside = False  # the current visit has lasted min_dwell_s
         self.last_point: tuple[float, float] | None = None
+        # The side every unnamed animal's keypoint was on (:meth:`_decides_unnamed`), for step.
+        self._agreed: bool | None = None
+        self.unnamed_candidates = 0  # the rows the last decision while unnamed agreed on
+
+    def _side(self, x: float, y: float) -> bool:
+        """Whether ``(x, y)`` is inside, with the hysteresis of the current side."""
+        if self._inside:
+            return self.shape.distance_outside(x, y) <= self.margin_px
+        return self.shape.contains(x, y)
+
+    def _decides_unnamed(self, obs: Observation) -> bool:
+        """Whether every row the unnamed animal may be has its keypoint on one side."""
+        points = obs.candidates(self.keypoint, self.filter.min_likelihood)
+        sides = set() if points is None else {self._side(x, y) for x, y in points.tolist()}
+        self._agreed = sides.pop() if len(sides) == 1 else None
+        if points is not None and self._agreed is not None:
+            self.unnamed_candidates = len(points)
+        return self._agreed is not None
 
     def step(self, obs: Observation) -> bool:
         t = obs.time_s
-        point = self._point(obs, self.keypoint)
-        self.last_point = point
-        if point is None:
+        inside, self._agreed = self._agreed, None  # decided while unnamed: no point of its own
+        self.last_point = point = None if inside is not None else self._point(obs, self.keypoint)
+        if point is not None:
+            inside, self.unnamed_candidates = self._side(*point), 0
+        elif inside is None:
             self._inside = None
             return False
-        x, y = point
         was_inside = self._inside
         last_frame, self._last_frame = self._last_frame, obs.frame_index
-        if was_inside:
-            inside = self.shape.distance_outside(x, y) <= self.margin_px
-        else:
-            inside = self.shape.contains(x, y)
         if inside != was_inside:
             self._since = t
             self._inside = inside
@@ -125,7 +140,10 @@ class Region(KeypointTrigger):
         return False
 
     def measurement(self) -> str:
-        """Say when the last entry was decided late (what it reads was unknown or not seen)."""
+        """Say how a decision was made while unnamed, or an entry decided late."""
+        if self.state and self.unnamed_candidates:
+            count = self.unnamed_candidates
+            return f"decided while unnamed: the {self.keypoint} of all {count} unnamed animals"
         if self.mode != "entered" or not self.state or not self.late_frames:
             return ""
         return f"decided late: {self.late_frames} frame(s) unknown or not seen before it"

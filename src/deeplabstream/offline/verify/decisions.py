@@ -19,7 +19,7 @@ import numpy as np
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventLog
-from deeplabstream.experiments.observation import Observation, paired_update
+from deeplabstream.experiments.observation import Observation, paired_update, unnamed_rows
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
 from deeplabstream.offline.verify.record_proof import incomplete_why
@@ -457,6 +457,7 @@ def _without(observation: Observation, hidden: list[tuple[int, str | None]]) -> 
         keypoints=shown[0],
         withheld=withheld[0],
         animals_withheld=withheld,
+        unnamed_rows=unnamed_rows(animals, withheld),
     )
 
 

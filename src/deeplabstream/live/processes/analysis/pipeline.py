@@ -16,7 +16,7 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.deadline import INFERENCE, DeadlineAccount, inference_parts, model_parts
 from deeplabstream.core.plugins import imported_lab_files, plugin_notices
 from deeplabstream.core.stats import DurationHistogram
-from deeplabstream.experiments.observation import Observation, Points3D
+from deeplabstream.experiments.observation import Observation, Points3D, unnamed_rows
 from deeplabstream.live.processes.analysis.depth import FrameDepth, depth_reader
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from deeplabstream.live.processes.analysis.frame_wait import ArrivalClock
@@ -204,10 +204,11 @@ class CameraPipeline:
         record = self.reader.record
         assert record is not None
         depth = self.camera.depth
-        withheld = None
+        withheld = unnamed = None
         if isinstance(self.identities, CameraIdentities):  # an animal it cannot name: unseen
-            animals = self.identities.named(animals)
             withheld = self.identities.withheld  # unknown there, not lost (triggers hold)
+            unnamed = unnamed_rows(animals, withheld) if withheld.any() else None
+            animals = self.identities.named(animals)
         ensemble = self.ensemble
         return Observation(
             time_s=frame_time_s(record, common_clock),
@@ -230,6 +231,7 @@ class CameraPipeline:
             smoothed=ensemble.smoothed(animals[0]) if ensemble is not None else None,
             withheld=withheld[0] if withheld is not None else None,
             animals_withheld=withheld,
+            unnamed_rows=unnamed,
         )
 
     # --- after the last frame -----------------------------------------------------------------
