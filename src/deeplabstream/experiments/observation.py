@@ -79,6 +79,7 @@ class Observation:
       that animal alone; ``ANIMAL = N | any | each`` does this for a kind), :attr:`animals`
       (A, K, 3) and :meth:`identity_confidence_of`; :meth:`is_withheld` ``(name)``: whether a
       keypoint not shown was withheld by the identity step (unknown, not absent);
+      :meth:`candidates` ``(name)``: where it may be, one point per unnamed animal's row;
     * :meth:`depth_m` (a depth camera), :meth:`predicted_point` (forward prediction),
       :attr:`frame` (the grey image, for image features), :attr:`pixels_per_mm`;
     * an ensemble of models (docs/ensembles.md): :meth:`spread` ``(name)`` (how far the
@@ -321,7 +322,7 @@ class Observation:
 
         None unless this animal is unnamed whole and every unnamed row has ``name`` seen (an
         unnamed animal not found could be anywhere). A decision that holds at every candidate
-        holds for this animal, whichever row it is (a region's side: docs/sleap-models.md).
+        holds for this animal, whichever row it is (a region's side: docs/experiments.md).
         """
         rows = self.unnamed_rows
         if rows is None or self.withheld is None or not self.withheld.all():
