@@ -9,9 +9,16 @@ So wherever the keeper lets the looks count, identities move; where it must not,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers.animals import EachAnimal
+from deeplabstream.experiments.triggers.geometry import Circle
+from deeplabstream.experiments.triggers.regions import Region
+from deeplabstream.live.processes.analysis.identities import rules_view
 from deeplabstream.pose.tracking.appearance import MIN_ACCURACY, AppearanceModel
 from deeplabstream.pose.tracking.identities import MERGED_MIN_CONFIDENCE, IdentityKeeper
 from deeplabstream.pose.tracking.patches import feature_count
@@ -20,6 +27,7 @@ from deeplabstream.pose.tracking.tracker import IdentityTracker
 
 FPS = 30.0
 K = 10
+NAMES = tuple(f"k{i}" for i in range(K))
 # Facing +x: the nose 30 px ahead of a body of nine keypoints 10 px apart (110 px long, so
 # animals are apart beyond 55 px: half a template length).
 BODY = np.array([[110.0, 0.0]] + [[80.0 - 10.0 * i, 0.0] for i in range(9)]) - [55.0, 0.0]
@@ -262,16 +270,13 @@ def _row_at(rows: np.ndarray, y: float) -> int | None:
     return None
 
 
-def _side_by_side_run(ambiguous_frame: bool) -> tuple[IdentityKeeper, list[tuple[int, dict]]]:
+def _side_by_side(ambiguous_frame: bool) -> Iterator[tuple[int, float, float, np.ndarray]]:
     """A and B apart, side by side (20 px apart, touching), one frame that motion cannot tell.
 
     That frame's two detections are the same body (the two animals' average) 0.8 px apart,
     midway between the animals: the best assignment and the swapped one cost nearly alike,
-    and the best one is the swap. Returns the keeper and, per frame, where the rules see A
-    and B (their identities) and how many identities are shown.
+    and the best one is the swap. Yields each step, A's and B's heights and the instances.
     """
-    keeper, learner = _keeper()
-    learner.model = _model()  # A is identity 1 by its looks; motion says 0 (left first)
 
     def heights(step: int) -> tuple[float, float]:
         if step < 20 or step > 80:
@@ -282,7 +287,6 @@ def _side_by_side_run(ambiguous_frame: bool) -> tuple[IdentityKeeper, list[tuple
             return 230.0, 250.0
         return 230.0 - 6.5 * (step - 60), 250.0 + 6.5 * (step - 60)
 
-    seen = []
     for step in range(100):
         ya, yb = heights(step)
         a, b = _animal(200, ya), _animal(200, yb, scale=SMALL)
@@ -290,10 +294,44 @@ def _side_by_side_run(ambiguous_frame: bool) -> tuple[IdentityKeeper, list[tuple
             middle = _animal(200, 240.4, scale=0.5 * (1 + SMALL))
             a, b = middle, middle.copy()
             b[:, 1] -= 0.8
-        out = keeper.named(keeper.update(step / FPS, _frame(a, b), FLOOR))
+        yield step, ya, yb, _frame(a, b)
+
+
+def _side_by_side_run(ambiguous_frame: bool) -> tuple[IdentityKeeper, list[tuple[int, dict]]]:
+    """The keeper through :func:`_side_by_side`; per frame where the rules see A and B (their
+    identities) and how many identities are shown."""
+    keeper, learner = _keeper()
+    learner.model = _model()  # A is identity 1 by its looks; motion says 0 (left first)
+    seen = []
+    for step, ya, yb, instances in _side_by_side(ambiguous_frame):
+        out = keeper.named(keeper.update(step / FPS, instances, FLOOR))
         shown = int(np.isfinite(out[..., 0]).any(axis=1).sum())
         seen.append((step, {"a": _row_at(out, ya), "b": _row_at(out, yb), "shown": shown}))
     return keeper, seen
+
+
+def test_a_region_both_unnamed_animals_are_in_is_entered_by_each_of_them() -> None:
+    # The same run, the frames as the live worker gives them to the rules (rules_view). In
+    # the ambiguous frame both detections lie in a small circle between the animals, both
+    # unnamed from it: whichever row each animal is, it is inside. Each has entered, then,
+    # under its own identity; neither row's point is the event's (unknown which is whose).
+    keeper, learner = _keeper()
+    learner.model = _model()
+    each = EachAnimal(Region(Circle(195.5, 240.0, 3), mode="entered", keypoint="k4"))
+    entered: dict[int, tuple[int, str]] = {}
+    for step, _, _, instances in _side_by_side(ambiguous_frame=True):
+        found = keeper.update(step / FPS, instances, FLOOR)
+        shown, withheld, unnamed = rules_view(keeper, found)
+        observation = Observation(
+            time_s=step / FPS, camera="top", frame_index=step, keypoints=shown[0],
+            names=NAMES, animals=shown, withheld=withheld[0], animals_withheld=withheld,
+            unnamed_rows=unnamed,
+        )  # fmt: skip
+        if each.update(observation):
+            for animal in each.rose_animals():
+                entered.setdefault(animal, (step, each.measurement_of(animal)))
+    assert entered == {animal: (50, entered[animal][1]) for animal in (1, 2)}
+    assert all("decided while unnamed" in detail for _, detail in entered.values())
 
 
 def test_a_frame_motion_cannot_tell_leaves_the_animals_unnamed_until_their_looks_say() -> None:

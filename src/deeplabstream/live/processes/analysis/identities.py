@@ -25,6 +25,7 @@ from deeplabstream.core.lifetime import (
 from deeplabstream.core.logs import LogTarget, configure_process_logging, current_log_target
 from deeplabstream.core.priority import lower_priority
 from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.experiments.observation import unnamed_rows
 from deeplabstream.outputs.pose.files import IdentityConfidenceWriter
 from deeplabstream.pose.tracking.appearance import AppearanceModel, SampleBank, fit_appearance
 from deeplabstream.pose.tracking.identities import IdentityKeeper
@@ -287,6 +288,19 @@ def _publish(block: _Block, model: AppearanceModel, version: int) -> None:
     header[_MODEL_VERSION] = version
 
 
+def rules_view(
+    keeper: IdentityKeeper, animals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Return the last frame's ``animals`` as the experiments see them (what is unsure empty).
+
+    With the (A, K) keypoints withheld (unknown, not lost) and the unnamed animals' rows as
+    found (:attr:`~experiments.observation.Observation.unnamed_rows`; None when fewer than two).
+    """
+    withheld = keeper.withheld
+    unnamed = unnamed_rows(animals, withheld) if withheld.any() else None
+    return keeper.named(animals), withheld, unnamed
+
+
 class CameraIdentities:
     """One multi-animal camera's identities: keeper, background learner and confidence file.
 
@@ -322,15 +336,6 @@ class CameraIdentities:
         identified = self.keeper.update(time_s, animals, frame)
         self.step.add(time.perf_counter_ns() - started)
         return identified
-
-    def named(self, animals: np.ndarray) -> np.ndarray:
-        """Return the last frame's animals as the experiments see them (unsure ones empty)."""
-        return self.keeper.named(animals)
-
-    @property
-    def withheld(self) -> np.ndarray:
-        """(A, K) the keypoints the experiments do not see in the last frame (unknown, not lost)."""
-        return self.keeper.withheld
 
     def method(self) -> dict[str, str]:
         """How the pose files' rows were assigned: for the pose table's metadata."""

@@ -16,11 +16,15 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.deadline import INFERENCE, DeadlineAccount, inference_parts, model_parts
 from deeplabstream.core.plugins import imported_lab_files, plugin_notices
 from deeplabstream.core.stats import DurationHistogram
-from deeplabstream.experiments.observation import Observation, Points3D, unnamed_rows
+from deeplabstream.experiments.observation import Observation, Points3D
 from deeplabstream.live.processes.analysis.depth import FrameDepth, depth_reader
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from deeplabstream.live.processes.analysis.frame_wait import ArrivalClock
-from deeplabstream.live.processes.analysis.identities import CameraIdentities, ClassIdentities
+from deeplabstream.live.processes.analysis.identities import (
+    CameraIdentities,
+    ClassIdentities,
+    rules_view,
+)
 from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.analysis.models import (
     AnyModel,
@@ -206,9 +210,7 @@ class CameraPipeline:
         depth = self.camera.depth
         withheld = unnamed = None
         if isinstance(self.identities, CameraIdentities):  # an animal it cannot name: unseen
-            withheld = self.identities.withheld  # unknown there, not lost (triggers hold)
-            unnamed = unnamed_rows(animals, withheld) if withheld.any() else None
-            animals = self.identities.named(animals)
+            animals, withheld, unnamed = rules_view(self.identities.keeper, animals)
         ensemble = self.ensemble
         return Observation(
             time_s=frame_time_s(record, common_clock),
