@@ -461,7 +461,7 @@ def unnamed_rows(animals: np.ndarray, withheld: np.ndarray) -> np.ndarray | None
     One unnamed animal alone is not decided on: the identity step doubted that very row.
     """
     whole = withheld.all(axis=1)
-    return animals[whole].copy() if np.count_nonzero(whole) >= 2 else None
+    return animals[whole] if np.count_nonzero(whole) >= 2 else None  # a copy: a mask indexes
 
 
 class FilteredPoint(NamedTuple):
