@@ -33,11 +33,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import now_iso, print_table, rig_locked, save_result
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.priority import AffinityMode, inference_thread_count, plan_priorities
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import host_now_ns, percentiles
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment

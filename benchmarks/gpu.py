@@ -57,7 +57,7 @@ import numpy as np
 from benchmarks.common import now_iso, print_table, save_result
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import percentiles
 from deeplabstream.pose.model import ModelDescription
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner

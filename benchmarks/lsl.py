@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.outputs.lsl import (
     ClockMapping,
     EventOutlet,

@@ -446,26 +446,40 @@ class Withheld(NamedTuple):
         return cls(masks, [unnamed_rows(*pair) for pair in zip(files, masks, strict=True)])
 
 
+def _oracle_rows(raw: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """(T, B, K, 3) the model's rows, each on the true animal it is: the identity known."""
+    matched = match_identities(raw, whole)  # (T, B): the row of each true animal
+    rows = np.full((*whole.shape[:2], raw.shape[2], 3), np.nan)
+    frames, animals = np.nonzero(matched >= 0)
+    rows[frames, animals] = raw[frames, matched[frames, animals]]
+    return rows
+
+
 def _entries(
     rules: np.ndarray, withheld: Withheld | None, truth: np.ndarray, whole: np.ndarray,
-    social: str,
-) -> dict[str, Any]:  # fmt: skip
+    social: str, owner: np.ndarray | None = None, floor: set[tuple] | None = None,
+) -> tuple[dict[str, Any], set[tuple]]:  # fmt: skip
     """Entries of each identity's body centre into 20 px circles: lost and late, vs the truth.
 
     A true entry (its animal's true body centre crossing in) is found when the rule on the
     identity that animal is fired in [entry - :data:`EARLY_FRAMES`, the true exit]; late by
     the frames after the true entry. Both identities, at the crossing point (``cross``) and
-    on a grid elsewhere (:func:`_regions`).
+    on a grid elsewhere (:func:`_regions`). ``owner``: the true animal of each identity
+    (default: the one it matched first). Returns the figures and the lost entries (where,
+    circle, animal, entry frame); ``floor``, the lost entries of the same model's rows with
+    the identity known (:func:`_oracle_rows`): what is lost beyond them is lost for the
+    identity (``lost_for_identity``).
     """
-    owner = _owners(rules, truth)
+    owner = _owners(rules, truth) if owner is None else owner
     crossing, grid = _regions(whole, social)
+    lost_entries: set[tuple] = set()
     centre_index = KEYPOINT_NAMES.index(ENTRY_KEYPOINT)
     out: dict[str, Any] = {}
     for where, circles in (("crossing", [crossing] if crossing else []), ("elsewhere", grid)):
         true_entries = lost = spurious = 0
         lateness: list[int] = []
         said_late: list[int] = []
-        for circle in circles:
+        for circle_index, circle in enumerate(circles):
             for identity, animal in enumerate(owner.tolist()):
                 if animal < 0:
                     continue
@@ -482,6 +496,7 @@ def _entries(
                     ]  # fmt: skip
                     if not window:
                         lost += 1
+                        lost_entries.add((where, circle_index, animal, start))
                         continue
                     used[window[0]] = True
                     lateness.append(max(fired[window[0]] - start, 0))
@@ -497,9 +512,15 @@ def _entries(
             "decided_late": int(np.count_nonzero(said_late)),
             "spurious": spurious,
         }
+        if floor is not None:
+            beyond = sum(1 for key in lost_entries - floor if key[0] == where)
+            out[where]["lost_for_identity"] = beyond
+            out[where]["lost_for_identity_pct"] = (
+                round(100 * beyond / true_entries, 2) if true_entries else None
+            )
     if crossing is not None:
         out["crossing_point"] = [round(crossing.cx, 1), round(crossing.cy, 1)]
-    return out
+    return out, lost_entries
 
 
 class _Recorded:
@@ -575,15 +596,20 @@ def _identity_case(
         )
     seconds = frames / FPS
     learning = learner.figures()
+    # The model's own losses: its rows with the identity known, nothing withheld.
+    known, floor = _entries(
+        _oracle_rows(np.stack(raw), true_whole), None, truth, true_whole, social,
+        owner=np.arange(true_whole.shape[1]),
+    )  # fmt: skip
+    withheld = Withheld.of(np.stack(keeper.withheld), files)
     return {
         "rules": {
             **_switches(rules, truth),
             "wrong_keypoints": _wrong_keypoints(rules, truth, true_whole),
-            "entries": _entries(
-                rules, Withheld.of(np.stack(keeper.withheld), files), truth, true_whole, social
-            ),
+            "entries": _entries(rules, withheld, truth, true_whole, social, floor=floor)[0],
             # The same rows to a trigger that takes unknown for lost (0.7.0's, hold_s 0.5 s).
-            "entries_unknown_as_lost": _entries(rules, None, truth, true_whole, social),
+            "entries_unknown_as_lost": _entries(rules, None, truth, true_whole, social)[0],
+            "entries_identity_known": known,
         },
         "files": {
             **_switches(files, truth),
@@ -757,6 +783,16 @@ def _identity_figures(name: str, runs: dict[int, dict[str, Any]], one_mouse: Any
             compare=False,
         )
         figures += _pair(
+            f"{name}.rules.entries_lost_for_identity_pct.{where}",
+            f"rules: entries lost {label} that the model's rows with the identity known "
+            f"entered ({title}; beside: those rows' own losses)",
+            runs,
+            _field("rules", "entries", where, "lost_for_identity_pct"),
+            _field("rules", "entries_identity_known", where, "lost_pct"),
+            unit="%",
+            compare=False,
+        )
+        figures += _pair(
             f"{name}.rules.entries_late_median.{where}",
             f"rules: entries' lateness {label}, median ({title})",
             runs,
@@ -852,7 +888,7 @@ def _figures(results: dict[str, Any]) -> list[Figure]:
 def _seed_lines(results: dict[str, Any]) -> list[str]:
     """Every seed of every identity case: the rules' and the files' figures side by side."""
     header = ("case", "seed", "rules switches", "files switches", "motion only",
-              "rules unnamed %", "files wrong %", "rules wrong-kp rows", "entries lost x/n",
+              "rules unnamed %", "files wrong %", "rules wrong-kp rows", "entries lost (id)/n",
               "late med/max", "step p99 ms", "load")  # fmt: skip
     rows = [header]
     for name in IDENTITY_CASES:
@@ -875,9 +911,10 @@ def _seed_lines(results: dict[str, Any]) -> list[str]:
 
 
 def _entry_cell(entries: dict[str, Any]) -> str:
-    """``lost/true`` at the crossing point and elsewhere."""
+    """``lost(for the identity)/true`` at the crossing point and elsewhere."""
     return " ".join(
-        f"{entries[where]['lost']}/{entries[where]['true_entries']}"
+        f"{entries[where]['lost']}({entries[where].get('lost_for_identity', '-')})"
+        f"/{entries[where]['true_entries']}"
         for where in ("crossing", "elsewhere")
     )
 

@@ -37,7 +37,7 @@ from benchmarks.closed_loop import Board, session_settings
 from benchmarks.common import now_iso, print_table, save_result
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import percentiles
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.settings import load_settings

@@ -47,10 +47,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.machine import machine_description
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.transport.channel import (
     ChannelReader,
     ChannelWriter,

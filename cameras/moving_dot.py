@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.cameras.base import Camera, CameraError
 
 

@@ -465,7 +465,7 @@ def open_decision(package: Path, session_dir: Path) -> Decision:
             frame_index=frame_index,
             keypoints=np.array([[x, NOSE_Y, 0.99]]),
             names=(TRACE_KEYPOINT,),
-            host_time_s=time.perf_counter_ns() / 1e9,  # the host clock (core/clock.py)
+            host_time_s=time.perf_counter_ns() / 1e9,  # the host clock (core/timing.py)
         )
 
     entry = f"{type(run).__module__}:{type(run).__qualname__}.{ENTRY_METHOD}"

@@ -43,7 +43,7 @@ LAB_PACED = '''
 import time
 from dataclasses import dataclass
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp
 from deeplabstream.core.schema import setting
 from deeplabstream.hardware.cameras.base import Camera

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.live.session.analysis import PoseError
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.settings import load_settings

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.fault_hooks import HOLD_DIR_VARIABLE, HOLD_VARIABLE, RELEASE_FILE
 from deeplabstream.core.heartbeat import Heartbeat
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.live.processes.recording.recorder import (
     HURRY_GRACE_S,
     SILENT_LIMIT_S,

@@ -38,7 +38,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.core.whole_rows import flush_open_files
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.heartbeat import Heartbeat
+from deeplabstream.core.timing import host_now_ns
 
 #: How often the watchdog thread looks at the guarded call: rarely, since each look takes the
 #: GIL from the loop's thread (at 50 ms the 200 fps self-test's pipeline p99 grew; a stuck

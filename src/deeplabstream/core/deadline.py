@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.timing import DurationHistogram
 
 STAGES = ("wait", "transport", "inference", "experiment", "output")
 #: Which stage a frame's miss is attributed to, as ``pose_timing.csv`` and pose records carry

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 
 #: The guarded call's name is kept to this many bytes (UTF-8; a longer one is cut).
 TEXT_BYTES = 240

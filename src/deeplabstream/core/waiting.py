@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import wait as wait_for_objects
 from typing import Any
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 
 #: Taken off a timeout in milliseconds so that a rounding-up wait never sleeps past it.
 _ROUNDING_MARGIN_MS = 0.01

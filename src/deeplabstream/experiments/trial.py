@@ -1,6 +1,6 @@
 """A trial and the experiment's states, as a lab's experiment reads them (``self.trial``...).
 
-The trial machine that keeps them is the engine's (:mod:`experiments.engine.trials`).
+The engine's trial machine keeps them (:class:`~experiments.engine.runtime.TrialMachine`).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class AnalysedFrame:
 
     Refilled in place for every frame: a sink copies what it keeps (``frame.animals.copy()``).
     ``animals`` is (A, K, 3) float32 in frame pixels, NaN where not seen; the ``*_ns`` fields
-    are host times (:func:`core.clock.host_now_ns`, 0: none).
+    are host times (:func:`core.timing.host_now_ns`, 0: none).
     """
 
     record: FrameRecord = NO_FRAME

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import OutputError
+from deeplabstream.core.timing import host_now_ns
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ EVENT_STREAM_NAME = "DeepLabStream events"
 
 @dataclass(frozen=True)
 class ClockMapping:
-    """Host clock (``core.clock.host_now_ns``) -> LSL clock (``pylsl.local_clock``), seconds.
+    """Host clock (``core.timing.host_now_ns``) -> LSL clock (``pylsl.local_clock``), seconds.
 
     ``offset_s``: LSL minus host time (0: one clock); ``measured_s``: the readings' median;
     ``spread_s``: the largest reading's distance from it, the mapping's error bound.

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.hardware.stimulation import device_class
-from deeplabstream.hardware.stimulation.action import Action
-from deeplabstream.hardware.stimulation.base import ActionRecord, StimulationDevice
+from deeplabstream.hardware.stimulation.base import Action, ActionRecord, StimulationDevice
 from deeplabstream.live.processes.analysis.dispatch import PERFORM_LIMIT_S
 from deeplabstream.testing.plugin_settings import (
     PluginCheckError,

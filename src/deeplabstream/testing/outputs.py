@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.live.processes.analysis.sinks import WRITE_LIMIT_S
 from deeplabstream.outputs.interface import (
     OUTPUTS,

@@ -14,7 +14,7 @@ from deeplabstream.core.deadline import (
     stage_name,
     stage_times_ns,
 )
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.timing import DurationHistogram
 from deeplabstream.settings.sections import ExperimentSettings, parse_deadline, parse_percent
 
 MS = 1_000_000

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from deeplabstream.core import clock
+from deeplabstream.core import timing as clock
 from deeplabstream.core.priority import can_pin, loop_priority_support, plan_priorities
 from deeplabstream.transport.ring import SHARED_MEMORY_NAME_MAX, new_ring_name
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.waiting import wait_readable
 
 

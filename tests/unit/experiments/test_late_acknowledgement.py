@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime

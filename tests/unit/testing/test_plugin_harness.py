@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.cameras.base import Camera
 from deeplabstream.hardware.stimulation.base import (
     Action,

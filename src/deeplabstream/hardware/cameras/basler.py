@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.basler_stamps import FrameStamps
 from deeplabstream.hardware.cameras.genicam_nodes import NodeMap, first_line

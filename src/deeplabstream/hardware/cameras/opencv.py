@@ -22,9 +22,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 import cv2
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 
 logger = logging.getLogger(__name__)

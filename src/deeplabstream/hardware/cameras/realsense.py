@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError, CompanionStream
 from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper
 

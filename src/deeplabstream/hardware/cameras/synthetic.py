@@ -19,10 +19,10 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.pinhole import PinholeCamera
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 from deeplabstream.hardware.simulator.arena import (

@@ -19,10 +19,9 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import existing_file, setting
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import host_now_ns, percentiles
 from deeplabstream.hardware.cameras.base import Camera, CameraError
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.plugins import Registry, subclass_check, subclasses_in
-from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
     DeviceLostError,
     DeviceNotFoundError,

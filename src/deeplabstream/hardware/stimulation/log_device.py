@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
-from deeplabstream.hardware.stimulation.action import Action
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
     StimulationDevice,
     StimulationError,

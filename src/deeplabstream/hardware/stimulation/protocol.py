@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deeplabstream.hardware.stimulation.action import Action
+from deeplabstream.hardware.stimulation.base import Action
 
 ID_MAX = 2**32 - 1  # ids are unsigned 32-bit numbers on the board
 BOARD_TIME_MODULUS = 2**32  # the board's microsecond clock wraps every 71.6 minutes

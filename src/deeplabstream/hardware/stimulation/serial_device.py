@@ -18,10 +18,10 @@ from pathlib import Path
 import serial
 import serial.tools.list_ports
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
-from deeplabstream.hardware.stimulation.action import Action
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
     DeviceLostError,
     DeviceNotFoundError,

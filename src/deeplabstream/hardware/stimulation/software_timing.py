@@ -11,9 +11,9 @@ from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from deeplabstream.core.clock import host_now_ns
-from deeplabstream.hardware.stimulation.action import Action
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
     StimulationDevice,
     StimulationError,

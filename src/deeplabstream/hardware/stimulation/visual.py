@@ -20,15 +20,15 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Self
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.lifetime import (
     children_leave_stop_signals_to_parent,
     leave_stop_signals_to_parent,
 )
 from deeplabstream.core.logs import LogTarget, configure_process_logging, current_log_target
 from deeplabstream.core.schema import setting
-from deeplabstream.hardware.stimulation.action import Action
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
     DeviceLostError,
     DeviceNotFoundError,

@@ -15,7 +15,7 @@ import pandas as pd
 from deeplabstream.core.deadline import STAGES
 from deeplabstream.core.figures import Figure, format_number, table_lines
 from deeplabstream.core.machine import machine_description
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import percentiles
 from deeplabstream.outputs.folder import write_json_atomic
 from deeplabstream.outputs.pose.files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
 from deeplabstream.outputs.pose.table import read_pose_table

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import percentiles
 from deeplabstream.hardware.cameras.clock import ClockFit
 from deeplabstream.hardware.stimulation.latency import FlashReport, read_board_reports, run_file
 from deeplabstream.outputs.pose.files import POSE_TIMING_SUFFIX

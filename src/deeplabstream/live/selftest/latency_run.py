@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.errors import SettingsError
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import percentiles
 from deeplabstream.experiments.events import EVENT_COLUMNS
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec, run_file
 from deeplabstream.hardware.stimulation.protocol import ID_MAX

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.priority import inference_thread_count
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.live.processes.analysis.experiment_report import run_summary
 from deeplabstream.live.processes.analysis.experiment_slot import open_experiment_run

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.call_watchdog import STUCK_GRACE_S
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.control import (
     StopCheck,
     StopRequested,
@@ -31,6 +30,7 @@ from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.plugins import settings_folder_in_use
 from deeplabstream.core.priority import ProcessPriority
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.live.processes.analysis.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.analysis.inference import pose_main

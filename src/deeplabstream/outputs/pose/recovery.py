@@ -13,7 +13,7 @@ from typing import Any
 
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.regular_files import regular_file
-from deeplabstream.core.stats import DurationHistogram, percentiles
+from deeplabstream.core.timing import DurationHistogram, percentiles
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.core.whole_rows import cut_to_whole_rows
 from deeplabstream.outputs.pose.files import (

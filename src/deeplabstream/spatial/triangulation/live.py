@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.pinhole import CalibrationError, PinholeCamera, read_calibration
-from deeplabstream.core.stats import percentiles
+from deeplabstream.core.timing import percentiles
 from deeplabstream.spatial.triangulation.dlt import Triangulator
 from deeplabstream.spatial.triangulation.files import POINTS3D_FILE, Points3dCsvWriter
 from deeplabstream.spatial.triangulation.points import Points3D

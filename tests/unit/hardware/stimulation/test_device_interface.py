@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.experiments.actions import Action as ExperimentAction
 from deeplabstream.hardware.stimulation.base import (
     Action,

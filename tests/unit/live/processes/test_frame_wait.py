@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.live.processes.analysis.frame_wait import (
     SPIN_AFTER_NS,
     ArrivalClock,

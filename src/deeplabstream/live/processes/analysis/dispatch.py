@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.timing import DurationHistogram, host_now_ns
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime

@@ -11,8 +11,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import ExperimentError
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.base import Experiment, ExperimentSetup
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Literal, Protocol
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.core.waiting import wait_readable
 
 WaitMode = Literal["auto", "block", "spin"]

@@ -24,7 +24,7 @@ from deeplabstream.core.lifetime import (
 )
 from deeplabstream.core.logs import LogTarget, configure_process_logging, current_log_target
 from deeplabstream.core.priority import lower_priority
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.timing import DurationHistogram
 from deeplabstream.experiments.observation import unnamed_rows
 from deeplabstream.outputs.pose.files import IdentityConfidenceWriter
 from deeplabstream.pose.tracking.appearance import AppearanceModel, SampleBank, fit_appearance

@@ -11,7 +11,6 @@ import signal
 from collections import defaultdict
 
 from deeplabstream.core.call_watchdog import CallStuck, publish_to, when_stuck
-from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
@@ -23,6 +22,7 @@ from deeplabstream.core.lifetime import (
 from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
+from deeplabstream.core.timing import host_now_ns, precise_timers
 from deeplabstream.core.whole_rows import close_open_files, flush_open_files
 from deeplabstream.live.processes.analysis.closing import finish
 from deeplabstream.live.processes.analysis.experiment_slot import (

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.deadline import INFERENCE, DeadlineAccount, inference_parts, model_parts
 from deeplabstream.core.plugins import imported_lab_files, plugin_notices
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.timing import DurationHistogram, host_now_ns
 from deeplabstream.experiments.observation import Observation, Points3D
 from deeplabstream.live.processes.analysis.depth import FrameDepth, depth_reader
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun

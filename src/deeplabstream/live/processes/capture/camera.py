@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from deeplabstream.core.clock import precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.frames import FrameGeometry
@@ -25,6 +24,7 @@ from deeplabstream.core.logs import (
     hold_log_lines,
 )
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
+from deeplabstream.core.timing import precise_timers
 from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.orientation import OrientedCamera
 from deeplabstream.live.processes.capture.companion import CompanionOutputs

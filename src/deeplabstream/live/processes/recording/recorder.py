@@ -19,7 +19,6 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.control import join_or_terminate, receive_within
 from deeplabstream.core.heartbeat import Heartbeat
@@ -30,6 +29,7 @@ from deeplabstream.core.lifetime import (
 )
 from deeplabstream.core.logs import LogTarget, add_log_file, configure_process_logging
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
+from deeplabstream.core.timing import host_now_ns
 from deeplabstream.live.processes.messages import RecorderFinished, RecorderReady, StopRecording
 from deeplabstream.outputs.folder import SESSION_LOG, release_reserve
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX, FramesTable, count_table_rows
