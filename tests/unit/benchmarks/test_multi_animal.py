@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import multi_animal
 from benchmarks.multi_animal import FIRST_SEED, FrameClockLearner, _figures, _Recorded, _seed_lines
+from deeplabstream.experiments.triggers.geometry import Circle
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.live.processes.analysis.identities import POLL_S, REFIT_SAMPLES
 
 
@@ -17,9 +20,12 @@ def _case(rules: int, files: int, motion: int, seed: int) -> dict:
         return {"switches": switches, "switch_frames": [], "per_10_min": float(switches),
                 "missed_pct": 1.0, "wrong_identity_pct": 0.5, "error_px": 1.2}  # fmt: skip
 
-    def entries(lost: int) -> dict:
+    def entries(lost: int, for_identity: int | None = None) -> dict:
         where = {"true_entries": 50, "lost": lost, "lost_pct": 2.0 * lost,
                  "late_median_frames": 1.0, "late_max_frames": 5}  # fmt: skip
+        if for_identity is not None:
+            where["lost_for_identity"] = for_identity
+            where["lost_for_identity_pct"] = 2.0 * for_identity
         return {"crossing": dict(where), "elsewhere": dict(where)}
 
     def wrong(rows: int) -> dict:
@@ -30,8 +36,9 @@ def _case(rules: int, files: int, motion: int, seed: int) -> dict:
         "rules": {
             **truth(rules),
             "wrong_keypoints": wrong(seed - 1),
-            "entries": entries(seed),
+            "entries": entries(seed, seed - 1),
             "entries_unknown_as_lost": entries(2 * seed),
+            "entries_identity_known": entries(1),
         },
         "files": {**truth(files), "wrong_keypoints": wrong(100 * seed)},
         "motion_only": truth(motion),
@@ -66,6 +73,9 @@ def test_every_figure_is_the_median_and_the_worst_over_the_seeds() -> None:
     lost = figures["cross.rules.entries_lost_pct.crossing.worst"]
     assert (lost.value, lost.baseline, lost.goal) == (6.0, 12.0, "<= 2 %")
     assert figures["cross.rules.entries_lost_pct.elsewhere.median"].value == 4.0
+    # What the identity lost, beside what the model's rows lose with the identity known.
+    for_identity = figures["cross.rules.entries_lost_for_identity_pct.crossing.worst"]
+    assert (for_identity.value, for_identity.baseline) == (4.0, 2.0)
     lines = _seed_lines(results)
     assert len(lines) == 4 and lines[2].split()[:4] == ["cross", "2", "2", "34"]
 
@@ -137,3 +147,35 @@ def test_the_benchmark_writes_only_under_the_folder_it_is_given(
     assert saved["results"]["details"]["parameters"]["seeds"] == [FIRST_SEED]
     assert "cross.rules.switches_per_10_min.worst" in saved["results"]
     assert list(work.iterdir()) == []
+
+
+def _walk(frames: int) -> np.ndarray:
+    """(T, 2, K, 2): animal 0 walks along y = 0 one px a frame; animal 1 stays far away."""
+    whole = np.zeros((frames, 2, len(KEYPOINT_NAMES), 2))
+    whole[:, 0, :, 0] = np.arange(frames)[:, None]
+    whole[:, 1] = 300.0
+    return whole
+
+
+def test_an_entry_is_lost_for_the_identity_only_where_the_models_rows_entered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    whole = _walk(60)
+    raw = np.concatenate([whole, np.full((*whole.shape[:3], 1), 0.9)], axis=-1)
+    # The model's rows, in the opposite order to the animals (the oracle must put them back),
+    # place animal 0 10 px off while it passes the first circle: a loss that is the model's.
+    raw = raw[:, ::-1].copy()
+    raw[:30, 1, :, 1] += 10.0
+    first, second = Circle(20.0, 0.0, 5.0), Circle(45.0, 0.0, 5.0)
+    monkeypatch.setattr(multi_animal, "_regions", lambda _whole, _social: (None, [first, second]))
+    known, floor = multi_animal._entries(
+        multi_animal._oracle_rows(raw, whole), None, whole, whole, "free", owner=np.arange(2)
+    )
+    assert (known["elsewhere"]["true_entries"], known["elsewhere"]["lost"]) == (2, 1)
+    # The rules' rows: the model's, but animal 0 unknown from frame 35 on (unknown as lost).
+    rules = raw[:, ::-1].copy()
+    rules[35:, 0] = np.nan
+    figures, lost = multi_animal._entries(rules, None, whole, whole, "free", floor=floor)
+    assert figures["elsewhere"]["lost"] == 2  # both circles' entries
+    assert figures["elsewhere"]["lost_for_identity"] == 1  # the second circle's only
+    assert lost - floor == {("elsewhere", 1, 0, 40)}
