@@ -775,45 +775,27 @@ def _identity_figures(name: str, runs: dict[int, dict[str, Any]], one_mouse: Any
         if not all(run["rules"]["entries"][where]["true_entries"] for run in runs.values()):
             continue
         label = "at the crossing point" if where == "crossing" else "elsewhere"
-        figures += _pair(
-            f"{name}.rules.entries_lost_pct.{where}",
-            f"rules: entries lost {label} ({title}; beside: unknown taken as lost)",
-            runs,
-            _field("rules", "entries", where, "lost_pct"),
-            _field("rules", "entries_unknown_as_lost", where, "lost_pct"),
-            unit="%",
-            goal=goal if marked else "",
-            compare=False,
+        # key, label, the rules' field, the figure beside (its entries and field), unit, goal
+        rows = (
+            ("entries_lost_pct", f"entries lost {label} ({title}; beside: unknown taken as lost)",
+             "lost_pct", ("entries_unknown_as_lost", "lost_pct"), "%", goal),
+            ("entries_lost_for_identity_pct",
+             f"entries lost {label} that the model's rows with the identity known entered "
+             f"({title}; beside: those rows' own losses)",
+             "lost_for_identity_pct", ("entries_identity_known", "lost_pct"), "%", ""),
+            ("entries_late_median", f"entries' lateness {label}, median ({title})",
+             "late_median_frames", ("entries_unknown_as_lost", "late_median_frames"), "frames",
+             "<= 5 frames"),
+            ("entries_late_max", f"entries' lateness {label}, most ({title})",
+             "late_max_frames", ("entries_unknown_as_lost", "late_max_frames"), "frames", ""),
         )
-        figures += _pair(
-            f"{name}.rules.entries_lost_for_identity_pct.{where}",
-            f"rules: entries lost {label} that the model's rows with the identity known "
-            f"entered ({title}; beside: those rows' own losses)",
-            runs,
-            _field("rules", "entries", where, "lost_for_identity_pct"),
-            _field("rules", "entries_identity_known", where, "lost_pct"),
-            unit="%",
-            compare=False,
-        )
-        figures += _pair(
-            f"{name}.rules.entries_late_median.{where}",
-            f"rules: entries' lateness {label}, median ({title})",
-            runs,
-            _field("rules", "entries", where, "late_median_frames"),
-            _field("rules", "entries_unknown_as_lost", where, "late_median_frames"),
-            unit="frames",
-            goal="<= 5 frames" if marked else "",
-            compare=False,
-        )
-        figures += _pair(
-            f"{name}.rules.entries_late_max.{where}",
-            f"rules: entries' lateness {label}, most ({title})",
-            runs,
-            _field("rules", "entries", where, "late_max_frames"),
-            _field("rules", "entries_unknown_as_lost", where, "late_max_frames"),
-            unit="frames",
-            compare=False,
-        )
+        for key, text, field, (beside, beside_field), unit, row_goal in rows:
+            figures += _pair(
+                f"{name}.rules.{key}.{where}", f"rules: {text}", runs,
+                _field("rules", "entries", where, field),
+                _field("rules", beside, where, beside_field),
+                unit=unit, goal=row_goal if marked else "", compare=False,
+            )
     figures += _pair(
         f"{name}.rules.error_px",
         f"rules: median keypoint error ({title})",
