@@ -1,7 +1,8 @@
-"""The one host clock every process stamps with, and the one statistics of what it measures.
+"""Time: the one host clock, the precision of this process's timers, and timings' statistics.
 
-:func:`host_now_ns` stamps frames, poses and device records; :func:`percentiles` and
-:class:`DurationHistogram` give timings as reports and session.json show them.
+:func:`host_now_ns` stamps frames, poses and device records in every process;
+:func:`percentiles` and :class:`DurationHistogram` give timings as reports and session.json
+show them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 What a lab writes and the calls it makes: docs/experiments.md (Writing an experiment class).
 Each call is written once, here, against the parts of the runtime that runs the experiment
 (:class:`ExperimentContext`: its trial machine, trigger states, keypoint filter, event log).
+The trigger questions go to the trigger registered under the name (:class:`NamedTrigger`).
 """
 
 from __future__ import annotations
