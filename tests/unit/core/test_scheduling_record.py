@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from deeplabstream.core import timing as clock
+from deeplabstream.core import timing
 from deeplabstream.core.priority import can_pin, loop_priority_support, plan_priorities
 from deeplabstream.transport.ring import SHARED_MEMORY_NAME_MAX, new_ring_name
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timer slack is Linux's")
 def test_precise_timers_set_the_timer_slack_on_linux() -> None:
-    applied = clock.precise_timers()
+    applied = timing.precise_timers()
     assert applied == {"method": "timer slack", "asked": "1 us", "applied": True, "reason": ""}
 
 
@@ -38,14 +38,25 @@ def test_windows_timer_resolution_is_asked_and_given_back_with_a_mock_winmm(
 ) -> None:
     winmm = _MockWinmm()
     registered = []
-    monkeypatch.setattr(clock.ctypes, "WinDLL", lambda name: winmm, raising=False)
+    monkeypatch.setattr(timing.ctypes, "WinDLL", lambda name: winmm, raising=False)
     monkeypatch.setattr(atexit, "register", lambda f, *a: registered.append((f, a)))
-    applied = clock.precise_timers()
+    applied = timing.precise_timers()
     assert applied == {"method": "timeBeginPeriod", "asked": "1 ms", "applied": True, "reason": ""}
     assert winmm.calls == [("begin", 1)]
     for function, arguments in registered:  # what the process's exit does
         function(*arguments)
     assert winmm.calls == [("begin", 1), ("end", 1)]
+
+
+def test_without_prctl_or_winmm_nothing_is_set_and_that_is_recorded_with_a_mock_libc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """macOS's path (no macOS here): a C library without ``prctl`` and no ``WinDLL``."""
+    monkeypatch.delattr(timing.ctypes, "WinDLL", raising=False)
+    monkeypatch.setattr(timing.ctypes, "CDLL", lambda *a, **k: object())  # has no prctl
+    applied = timing.precise_timers()
+    assert (applied["method"], applied["applied"]) == ("none", False)
+    assert "no timer slack or resolution" in applied["reason"]
 
 
 def test_the_plan_records_what_the_loop_asks_for_and_what_this_platform_gives() -> None:
