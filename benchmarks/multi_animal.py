@@ -45,7 +45,10 @@ over the seeds: no run is picked. The results go to ``<DIR>/multi_animal.json`` 
   keypoints (hidden ones included) than its own animal's true same part. Counted as rows
   (animal-frames) holding one, per 10 minutes, for the rules and the files. Goal (marked):
   0 at every seed. The whole-animal switches above only match animals on the mean of their
-  keypoints within 20 px: a single borrowed keypoint does not show there.
+  keypoints within 20 px: a single borrowed keypoint does not show there. Beside the rules'
+  rows, the model's own rows with the identity known (as for the entries, below): a wrong
+  keypoint of the rules that its animal's row there holds too, wrong, is the model's own (it
+  put that part on the other animal); the rest are wrong **for the identity**.
 
   **Entries** (the rules' rows through the project's own region trigger,
   ``Region(circle, mode="entered", keypoint="body_center")``, its defaults, the keeper's
@@ -338,15 +341,13 @@ def _owners(tracked: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return owner
 
 
-def _wrong_keypoints(tracked: np.ndarray, truth: np.ndarray, whole: np.ndarray) -> dict[str, Any]:
-    """Keypoints the rules read (likelihood >= 0.1) that are another animal's, against the truth.
+def _wrong_mask(tracked: np.ndarray, owner: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """(T, A, K) the keypoints (likelihood >= 0.1) of each identity that are another animal's.
 
-    Each identity is its first-matched true animal's (:func:`_owners`); a keypoint of it is
-    wrong when it is :data:`WRONG_MARGIN_PX` nearer any true keypoint of another animal than
-    its own animal's true same part (``whole``: hidden ones included). A whole-animal swap
-    shows as all its keypoints wrong; a borrowed keypoint as one.
+    ``owner``: the true animal of each identity (-1: none, nothing wrong). A keypoint is wrong
+    when it is :data:`WRONG_MARGIN_PX` nearer any true keypoint of another animal than its own
+    animal's true same part (``whole``: hidden ones included).
     """
-    owner = _owners(tracked, truth)
     xy = tracked[..., :2].astype(np.float64).copy()
     xy[~(tracked[..., 2] >= 0.1)] = np.nan
     frames, animals, keypoints = xy.shape[:3]
@@ -359,8 +360,13 @@ def _wrong_keypoints(tracked: np.ndarray, truth: np.ndarray, whole: np.ndarray) 
         gap = np.hypot(*(xy[:, identity][:, :, None] - others).transpose(3, 0, 1, 2))
         nearest = np.fmin.reduce(gap, axis=2)
         wrong[:, identity] = nearest + WRONG_MARGIN_PX < own
+    return wrong
+
+
+def _wrong_figures(wrong: np.ndarray) -> dict[str, Any]:
+    """The counts of a (T, A, K) mask of wrong keypoints, and its rows per 10 minutes."""
     rows: np.ndarray = np.any(wrong, axis=2)
-    minutes = frames / FPS / 60
+    minutes = wrong.shape[0] / FPS / 60
     return {
         "keypoints": int(wrong.sum()),
         "rows": int(rows.sum()),
@@ -368,6 +374,40 @@ def _wrong_keypoints(tracked: np.ndarray, truth: np.ndarray, whole: np.ndarray) 
         "frames": np.flatnonzero(np.any(rows, axis=1))[:50].tolist(),
         "margin_px": WRONG_MARGIN_PX,
     }
+
+
+def _wrong_keypoints(
+    tracked: np.ndarray,
+    truth: np.ndarray,
+    whole: np.ndarray,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Keypoints the rules read (likelihood >= 0.1) that are another animal's, against the truth.
+
+    Each identity is its first-matched true animal's (:func:`_owners`); a keypoint is wrong as
+    :func:`_wrong_mask` says. A whole-animal swap shows as all its keypoints wrong; a borrowed
+    keypoint as one. ``known``: the model's rows with the identity known (:func:`_oracle_rows`)
+    and their wrong keypoints: a wrong keypoint is the model's own when its animal's row there
+    holds the same point, wrong too; the others are wrong **for the identity**.
+    """
+    owner = _owners(tracked, truth)
+    wrong = _wrong_mask(tracked, owner, whole)
+    figures = _wrong_figures(wrong)
+    if known is not None:
+        rows, rows_wrong = known
+        models = np.zeros_like(wrong)
+        for identity, animal in enumerate(owner.tolist()):
+            if animal >= 0:
+                same = np.all(tracked[:, identity, :, :2] == rows[:, animal, :, :2], axis=2)
+                models[:, identity] = rows_wrong[:, animal] & same
+        for_identity = _wrong_figures(wrong & ~models)
+        figures.update(
+            keypoints_for_identity=for_identity["keypoints"],
+            rows_for_identity=for_identity["rows"],
+            rows_for_identity_per_10_min=for_identity["rows_per_10_min"],
+            frames_for_identity=for_identity["frames"],
+        )
+    return figures
 
 
 def _regions(whole: np.ndarray, social: str) -> tuple[Circle | None, list[Circle]]:
@@ -599,16 +639,19 @@ def _identity_case(
         )
     seconds = frames / FPS
     learning = learner.figures()
-    # The model's own losses: its rows with the identity known, nothing withheld.
-    known, floor = _entries(
-        _oracle_rows(np.stack(raw), true_whole), None, truth, true_whole, social,
-        owner=np.arange(true_whole.shape[1]),
-    )  # fmt: skip
+    # The model's own losses and wrong keypoints: its rows with the identity known, nothing
+    # withheld.
+    oracle, animals = _oracle_rows(np.stack(raw), true_whole), np.arange(true_whole.shape[1])
+    known, floor = _entries(oracle, None, truth, true_whole, social, owner=animals)
+    oracle_wrong = _wrong_mask(oracle, animals, true_whole)
     withheld = Withheld.of(np.stack(keeper.withheld), files)
     return {
         "rules": {
             **_switches(rules, truth),
-            "wrong_keypoints": _wrong_keypoints(rules, truth, true_whole),
+            "wrong_keypoints": _wrong_keypoints(
+                rules, truth, true_whole, known=(oracle, oracle_wrong)
+            ),
+            "wrong_keypoints_identity_known": _wrong_figures(oracle_wrong),
             "entries": _entries(rules, withheld, truth, true_whole, social, floor=floor)[0],
             # The same rows to a trigger that takes unknown for lost (0.7.0's, hold_s 0.5 s).
             "entries_unknown_as_lost": _entries(rules, None, truth, true_whole, social)[0],
@@ -771,6 +814,15 @@ def _identity_figures(name: str, runs: dict[int, dict[str, Any]], one_mouse: Any
         goal="0 at every seed" if marked else "",
         compare=False,
     )
+    figures += _pair(
+        f"{name}.rules.wrong_keypoint_rows_for_identity_per_10_min",
+        f"rules: rows with a keypoint of another animal that the model's rows with the identity "
+        f"known do not hold, per 10 min ({title}; beside: those rows' own)",
+        runs,
+        _field("rules", "wrong_keypoints", "rows_for_identity_per_10_min"),
+        _field("rules", "wrong_keypoints_identity_known", "rows_per_10_min"),
+        compare=False,
+    )
     for where, goal in (("crossing", "<= 2 %"), ("elsewhere", "<= 1 %")):
         if not all(run["rules"]["entries"][where]["true_entries"] for run in runs.values()):
             continue
@@ -873,7 +925,7 @@ def _figures(results: dict[str, Any]) -> list[Figure]:
 def _seed_lines(results: dict[str, Any]) -> list[str]:
     """Every seed of every identity case: the rules' and the files' figures side by side."""
     header = ("case", "seed", "rules switches", "files switches", "motion only",
-              "rules unnamed %", "files wrong %", "rules wrong-kp rows", "entries lost (id)/n",
+              "rules unnamed %", "files wrong %", "rules wrong-kp rows (id)", "entries lost (id)/n",
               "late med/max", "step p99 ms", "load")  # fmt: skip
     rows = [header]
     for name in IDENTITY_CASES:
@@ -882,7 +934,7 @@ def _seed_lines(results: dict[str, Any]) -> list[str]:
                 name, str(seed), str(run["rules"]["switches"]), str(run["files"]["switches"]),
                 str(run["motion_only"]["switches"]), format_number(run["rules"]["missed_pct"]),
                 format_number(run["files"]["wrong_identity_pct"]),
-                str(run["rules"]["wrong_keypoints"]["rows"]),
+                _wrong_cell(run["rules"]["wrong_keypoints"]),
                 _entry_cell(run["rules"]["entries"]),
                 "/".join(str(run["rules"]["entries"][w]["late_median_frames"]) + "," +
                          str(run["rules"]["entries"][w]["late_max_frames"])
@@ -893,6 +945,11 @@ def _seed_lines(results: dict[str, Any]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
             for row in rows]  # fmt: skip
+
+
+def _wrong_cell(wrong: dict[str, Any]) -> str:
+    """``rows(for the identity)``: rows with another animal's keypoint."""
+    return f"{wrong['rows']}({wrong.get('rows_for_identity', '-')})"
 
 
 def _entry_cell(entries: dict[str, Any]) -> str:

@@ -28,14 +28,19 @@ def _case(rules: int, files: int, motion: int, seed: int) -> dict:
             where["lost_for_identity_pct"] = 2.0 * for_identity
         return {"crossing": dict(where), "elsewhere": dict(where)}
 
-    def wrong(rows: int) -> dict:
-        return {"rows": rows, "rows_per_10_min": float(rows), "frames": []}
+    def wrong(rows: int, for_identity: int | None = None) -> dict:
+        figures = {"rows": rows, "rows_per_10_min": float(rows), "frames": []}
+        if for_identity is not None:
+            figures.update(rows_for_identity=for_identity,
+                           rows_for_identity_per_10_min=float(for_identity))  # fmt: skip
+        return figures
 
     return {
         "seed": seed,
         "rules": {
             **truth(rules),
-            "wrong_keypoints": wrong(seed - 1),
+            "wrong_keypoints": wrong(seed - 1, 3 * (seed - 1)),
+            "wrong_keypoints_identity_known": wrong(10 * seed),
             "entries": entries(seed, seed - 1),
             "entries_unknown_as_lost": entries(2 * seed),
             "entries_identity_known": entries(1),
@@ -70,6 +75,9 @@ def test_every_figure_is_the_median_and_the_worst_over_the_seeds() -> None:
     # Keypoints of another animal in what the rules read: the worst seed shown, the files beside.
     wrong = figures["cross.rules.wrong_keypoint_rows_per_10_min.worst"]
     assert (wrong.value, wrong.baseline, wrong.goal) == (2.0, 300.0, "0 at every seed")
+    # ... those the identity let through, beside the model's own rows with the identity known.
+    wrong_id = figures["cross.rules.wrong_keypoint_rows_for_identity_per_10_min.worst"]
+    assert (wrong_id.value, wrong_id.baseline) == (6.0, 30.0)
     lost = figures["cross.rules.entries_lost_pct.crossing.worst"]
     assert (lost.value, lost.baseline, lost.goal) == (6.0, 12.0, "<= 2 %")
     assert figures["cross.rules.entries_lost_pct.elsewhere.median"].value == 4.0
@@ -179,3 +187,21 @@ def test_an_entry_is_lost_for_the_identity_only_where_the_models_rows_entered(
     assert figures["elsewhere"]["lost"] == 2  # both circles' entries
     assert figures["elsewhere"]["lost_for_identity"] == 1  # the second circle's only
     assert lost - floor == {("elsewhere", 1, 0, 40)}
+
+
+def test_a_wrong_keypoint_is_the_identitys_only_where_the_models_row_holds_it_right() -> None:
+    whole = _walk(3)
+    whole[:, 1] = whole[:, 0] + [0.0, 20.0]  # animal 1 beside animal 0
+    rows = np.concatenate([whole, np.full((*whole.shape[:3], 1), 0.9)], axis=-1)
+    # The model's rows with the identity known: animal 1's nose on animal 0's nose in frame 1
+    # (the model put it there); right in frame 2.
+    oracle = rows.copy()
+    oracle[1, 1, 0, :2] = whole[1, 0, 0]
+    known = (oracle, multi_animal._wrong_mask(oracle, np.arange(2), whole))
+    # The rules' rows, identities in the opposite order to the animals: animal 1's nose on
+    # animal 0's in frames 1 (the model's point) and 2 (the identity step's doing).
+    rules = rows[:, ::-1].copy()
+    rules[1:, 0, 0, :2] = whole[1:, 0, 0]
+    figures = multi_animal._wrong_keypoints(rules, whole, whole, known=known)
+    assert (figures["keypoints"], figures["rows"]) == (2, 2)
+    assert (figures["keypoints_for_identity"], figures["frames_for_identity"]) == (1, [2])

@@ -2,9 +2,9 @@
 
 Synthetic tracks make it happen on purpose: a keypoint of one animal grouped into the other's
 instance (at a high likelihood, the animals apart, so that no chimera check sees it), a row
-that jumps onto the other animal's place, and an animal hidden under another. The rules
-(:meth:`IdentityKeeper.named`) never read them; the pose files (the rows returned) keep the
-framework's animals as they were.
+that jumps onto the other animal's place or away from both, and an animal hidden under
+another. The rules (:meth:`IdentityKeeper.named`) never read them; the pose files (the rows
+returned) keep the framework's animals as they were.
 """
 
 from __future__ import annotations
@@ -71,6 +71,25 @@ def test_a_row_that_jumps_onto_the_other_animal_is_withheld_whole() -> None:
     rules = keeper.named(rows)
     assert np.isnan(rules[0]).all()
     assert np.array_equal(rules[1], animals[10, 1])
+
+
+def test_a_row_that_jumps_away_from_both_animals_is_withheld_whole() -> None:
+    # Not onto the other animal: 60 px from where animal 0 was expected, on its far side, a
+    # place no mouse reaches in a frame (in free walking, a row the model put between two mice
+    # as they parted). Its identity's row is unknown to the rules for that frame; the files
+    # keep it; animal 1 is shown.
+    animals = _side_by_side(20)
+    keeper = _keeper()
+    for t in range(10):
+        keeper.update(t / FPS, animals[t], None)
+    detections = animals[10].copy()
+    detections[0] = pose(60 + 3.0 * 10, 40)
+    rows = keeper.update(10 / FPS, detections, None)
+    rules = keeper.named(rows)
+    assert np.array_equal(rows, detections)
+    assert keeper.withheld[0].all() and np.isnan(rules[0]).all()
+    assert np.array_equal(rules[1], animals[10, 1])
+    assert keeper.counts.jumps_withheld == 1
 
 
 def test_instances_mixing_both_animals_show_each_only_its_own_keypoints() -> None:
