@@ -2,11 +2,11 @@
 
 Each of the seven kinds of docs/plugins.md as release 0.6.0 showed them
 (tests/fixtures/released_plugins: the page byte for byte; release 0.7.0's code blocks are the
-same), written into a lab folder as a reader
-of that release copied it, loaded by name from that folder and run by the plugin harness
-(deeplabstream.testing) as its process runs it. Release 0.8.0 removed the forms deprecated until
-it (``deeplabstream.outputs.plugin``, a device's ``DeviceCommand`` and private ``_perform``), and
-with them the pages of releases 0.4.0 and 0.5.0.
+same), written into a lab folder as a reader of that release copied it, loaded by name from
+that folder and run by the plugin harness (deeplabstream.testing) as its process runs it.
+Release 0.8.0 removed the forms deprecated until it (``deeplabstream.outputs.plugin``, a
+device's ``DeviceCommand`` and private ``_perform``), and with them the pages of releases 0.4.0
+and 0.5.0.
 """
 
 from __future__ import annotations

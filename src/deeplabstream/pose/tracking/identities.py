@@ -688,8 +688,8 @@ def _borrowed(
     # Jumps: most of an identity's keypoints far from their own parts (a majority: the
     # median, without sorting), wherever they went. Onto another identity's place, the two may
     # have been swapped; elsewhere, in 10-minute runs of free walking, it was a row the model
-    # put between two mice that part (its parts 35-80 px from its animal's, near the other's
-    # body while the other's own row was not there to compare with), named for up to 8 frames.
+    # put between two mice that part (its parts 35-80 px from its animal's, nearer the
+    # other's body), named for up to 8 frames.
     # Unknown for that frame costs a rule nothing it could have known.
     counted = np.isfinite(own_same)
     count = counted.sum(axis=1)
