@@ -51,11 +51,28 @@ JITTER_PX = 3.0
 JUMP_PX = 20.0
 """An animal whose keypoints are, at the median, this far from where they were expected is
 unknown for that frame: the assignment may have swapped them, or the row is not the animal."""
+JUMP_HOLD_S = 0.3
+"""After a jump the animal stays unknown, for at most this long, until its keypoints come back to
+where it was expected before the jump: the tracker follows the row that jumped, so the next
+frame's like row is no jump from there. In 10-minute runs of free walking a row the model put
+between two mice that part was named for up to 8 frames (0.27 s at 30 fps)."""
 REFERENCE_SAMPLES = 90
 """Patches kept per identity from before the first merge, to name the animals after it."""
 REFERENCE_MODELS = 3
 """Models that may judge the reference before motion's guess is taken (none could tell, or
 none was sure): the first models of marked animals tell them apart; unmarked ones' never."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """Where motion puts each track before a frame.
+
+    ``xy`` (A, K, 2) its keypoints, ``known`` (A, K) which are known, ``velocity`` (A, 2) in px/s.
+    """
+
+    xy: np.ndarray
+    known: np.ndarray
+    velocity: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +164,8 @@ class IdentityKeeper:
         # (A, K) the keypoints the rules do not see in the last frame (unnamed rows included).
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
+        # Where each track was expected when its row jumped (time NaN: none held).
+        self._jump = _JumpHold(animals, tracker.keypoints)
         # Everything above is by label (the learner's); the rules and files see identities.
         self.early_names = EarlyNames(animals, self.log_switch_odds, self.counts)
 
@@ -220,7 +239,7 @@ class IdentityKeeper:
         self._hide_unsure_merges(touching)
         self._hide_chimeras(self.tracker.last_chimeras, self.tracker.last_foreign, rows)
         self._withhold_unsure(seen, seen & ~touching)
-        self._withhold(out, present & ~seen & proximity.near_last, expected)
+        self._withhold(time_s, out, present & ~seen & proximity.near_last, expected)
         out, self.confidence, self.unnamed, self.withheld = self.early_names.shown(
             out, self.confidence, self.unnamed, self.withheld
         )
@@ -237,23 +256,30 @@ class IdentityKeeper:
         shown[self.withheld] = np.nan
         return shown
 
-    def _expected(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Return where each identity's keypoints are expected now (motion, before this frame)."""
+    def _expected(self, time_s: float) -> _Expected | None:
+        """Return where each track's keypoints are expected now (motion, before this frame)."""
         if self._time is None or time_s < self._time:
             return None
-        predicted, known = self.tracker.motion.predict(time_s)
-        track_of = np.argsort(self._identity_of)  # identity -> its track until now
-        return predicted[track_of], known[track_of] & self.tracker.active[track_of, None]
+        motion = self.tracker.motion
+        predicted, known = motion.predict(time_s)
+        return _Expected(predicted, known & self.tracker.active[:, None], motion.vel.copy())
 
     def _withhold(
-        self, rows: np.ndarray, hidden: np.ndarray, expected: tuple[np.ndarray, np.ndarray] | None
+        self, time_s: float, rows: np.ndarray, hidden: np.ndarray, expected: _Expected | None
     ) -> None:
-        """Set :attr:`withheld`: unnamed rows, hidden animals, borrowed keypoints, jumped rows."""
+        """Set :attr:`withheld`: unnamed rows, hidden animals, borrowed keypoints, jumped rows.
+
+        ``rows`` (A, K, 3) by identity; ``expected`` by track. Judged by track: an assignment
+        this frame's looks changed moves no track, so it is no jump.
+        """
         withheld = np.repeat(self.unnamed[:, None], self.tracker.keypoints, axis=1)
         withheld |= self._foreign
         withheld[self._identity_of[hidden]] = True
         if expected is not None and self.animals > 1:
-            borrowed, jumped = _borrowed(rows, *expected)
+            tracks = rows[self._identity_of]  # track t's row
+            borrowed, jumped = _borrowed(tracks, *self._jump.expected(time_s, expected))
+            jumped = self._jump.update(time_s, tracks, jumped, expected)
+            borrowed[self._identity_of], jumped[self._identity_of] = borrowed.copy(), jumped.copy()
             if jumped.any():
                 withheld[jumped] = True
                 self.counts.jumps_withheld += int(np.count_nonzero(jumped))
@@ -663,22 +689,21 @@ class EarlyNames:
 def _borrowed(
     rows: np.ndarray, expected: np.ndarray, known: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (A, K) keypoints nearer another identity's expected parts, and (A,) jumps."""
+    """Return (A, K) keypoints nearer another animal's expected parts, and (A,) jumps (by row)."""
     animals = known.shape[0]
     xy = np.asarray(rows[..., :2], np.float64)
     where = np.where(known[..., None], expected, np.nan)
     off = xy - where
-    near_own = np.hypot(off[..., 0], off[..., 1]) <= JITTER_PX  # False where unknown
+    own_same = np.hypot(off[..., 0], off[..., 1])  # (A, K): to its own part (NaN: unknown)
+    near_own = own_same <= JITTER_PX  # False where unknown
     if not (np.isfinite(xy[..., 0]) & ~near_own).any():  # each keypoint on its own part
         return np.zeros(known.shape, bool), np.zeros(animals, bool)
     # (A, K, B, L): identity a's keypoint k to identity b's expected part l (NaN: unknown;
     # NaN compares False below, and fmin skips it).
     diff = xy[:, :, None, None, :] - where[None, None]
     distance = np.hypot(diff[..., 0], diff[..., 1])
-    same = np.diagonal(distance, axis1=1, axis2=3)  # (A, B, K): the same part
     body = np.fmin.reduce(distance, axis=3)  # (A, K, B): the nearest part
     own_index = np.arange(animals)
-    own_same = same[own_index, own_index]  # (A, K)
     own_body = body[own_index, :, own_index]
     own = np.where(np.isnan(own_same), own_body, own_same)
     other = ~np.eye(animals, dtype=bool)  # (A, B): another identity
@@ -696,6 +721,67 @@ def _borrowed(
     far = 2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count
     jumped = (count >= MIN_KEYPOINTS) & far
     return borrowed, jumped
+
+
+class _JumpHold:
+    """Tracks held unknown after their rows jumped, until back (:data:`JUMP_HOLD_S`).
+
+    While one is held, where it is expected is where it was expected before the jump, moved on
+    at the velocity it had: the tracker's motion has followed the row that jumped.
+    """
+
+    def __init__(self, animals: int, keypoints: int) -> None:
+        self.xy = np.full((animals, keypoints, 2), np.nan)  # expected just before the jump
+        self.velocity = np.zeros((animals, 2))
+        self.time = np.full(animals, np.nan)  # of the jump; NaN: none held
+        self._held: np.ndarray | None = None  # this frame's, from :meth:`expected`
+
+    def expected(self, time_s: float, motion: _Expected) -> tuple[np.ndarray, np.ndarray]:
+        """Return (A, K, 2) where each track is expected now and (A, K) which parts are known.
+
+        Motion's, but for the tracks held (a hold ends after :data:`JUMP_HOLD_S`).
+        """
+        self._held = None
+        if np.isnan(self.time).all():  # the usual frame
+            return motion.xy, motion.known
+        age = time_s - self.time  # NaN: none held
+        # Ended, or from before a clock that started over (no motion spans the two).
+        held = (age >= 0) & (age <= JUMP_HOLD_S)
+        self.time[~held] = np.nan
+        if not held.any():
+            return motion.xy, motion.known
+        self._held = held
+        xy = motion.xy.copy()
+        xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
+        known = motion.known.copy()
+        known[held] = np.isfinite(self.xy[held, :, 0])
+        return xy, known
+
+    def update(
+        self, time_s: float, rows: np.ndarray, jumped: np.ndarray, motion: _Expected
+    ) -> np.ndarray:
+        """Return (A,) the tracks unknown for a jump: ``jumped`` now, or held and not back.
+
+        ``jumped`` was judged against :meth:`expected`. A held track is back when its row did
+        not jump from there and has ``MIN_KEYPOINTS`` to tell it; a new jump starts a hold from
+        ``motion``'s expectation.
+        """
+        held = self._held
+        if held is not None:
+            xy = np.asarray(rows[held, :, :2], np.float64)
+            known = np.isfinite(self.xy[held, :, 0]) & np.isfinite(xy[..., 0])
+            few = np.count_nonzero(known, axis=1) < MIN_KEYPOINTS
+            back = np.zeros_like(held)
+            back[held] = ~jumped[held] & ~few
+            self.time[back] = np.nan
+            held = held & ~back
+            jumped = jumped | held
+        start = jumped & np.isnan(self.time)  # a track held keeps its first expectation
+        if start.any():
+            self.xy[start] = np.where(motion.known[start, :, None], motion.xy[start], np.nan)
+            self.velocity[start] = motion.velocity[start]
+            self.time[start] = time_s
+        return jumped
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:

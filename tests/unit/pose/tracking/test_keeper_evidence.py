@@ -102,9 +102,12 @@ def test_the_model_given_swaps_identities_once_the_animals_are_apart() -> None:
         if step < 10:
             assert _identity_of_a(out, a) == 0
         # No merge made them unsure: while the looks turn the beliefs round, both animals are
-        # shown (with their confidence), not withheld.
+        # shown (with their confidence), not withheld. Nor where the identities change tracks:
+        # judged by track, that moves no animal, so it is no jump.
         assert np.isfinite(out[..., 0]).any(axis=1).all()
+        assert not keeper.withheld.any(), step
     assert keeper.counts.reassignments == 1 and keeper.counts.unsure_unidentified == 0
+    assert keeper.counts.jumps_withheld == 0
     assert _identity_of_a(out, a) == 1 and np.nanmin(keeper.confidence) > 0.99
 
 

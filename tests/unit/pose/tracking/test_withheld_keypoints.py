@@ -2,16 +2,18 @@
 
 Synthetic tracks make it happen on purpose: a keypoint of one animal grouped into the other's
 instance (at a high likelihood, the animals apart, so that no chimera check sees it), a row
-that jumps onto the other animal's place or away from both, and an animal hidden under
-another. The rules (:meth:`IdentityKeeper.named`) never read them; the pose files (the rows
+that jumps onto the other animal's place or away from both (and stays there a while), and an
+animal hidden under another. The rules (:meth:`IdentityKeeper.named`) never read them; the pose files (the rows
 returned) keep the framework's animals as they were.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from deeplabstream.pose.tracking.identities import IdentityKeeper
+from deeplabstream.pose.tracking.identities import JUMP_HOLD_S, IdentityKeeper
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 from tests.unit.pose.tracking.test_tracker import FPS, K, pose
 
@@ -90,6 +92,64 @@ def test_a_row_that_jumps_away_from_both_animals_is_withheld_whole() -> None:
     assert keeper.withheld[0].all() and np.isnan(rules[0]).all()
     assert np.array_equal(rules[1], animals[10, 1])
     assert keeper.counts.jumps_withheld == 1
+
+
+def test_a_row_that_jumped_stays_unknown_until_it_comes_back() -> None:
+    # The row that jumped stays there for four frames (a row the model put between two mice),
+    # then animal 0 is found where it was going. The tracker follows the row that jumped, so
+    # from the second frame on it is no jump from where motion now expects it: held unknown
+    # all four frames all the same; shown again where it came back. The files keep every row.
+    animals = _side_by_side(20)
+    keeper = _keeper()
+    for t in range(10):
+        keeper.update(t / FPS, animals[t], None)
+    for t in range(10, 14):
+        detections = animals[t].copy()
+        detections[0] = pose(60 + 3.0 * 10, 40)
+        rows = keeper.update(t / FPS, detections, None)
+        assert np.array_equal(rows, detections), t
+        assert keeper.withheld[0].all() and not keeper.withheld[1].any(), t
+    rows = keeper.update(14 / FPS, animals[14], None)
+    assert not keeper.withheld.any()
+    assert np.array_equal(keeper.named(rows), animals[14])
+    assert keeper.counts.jumps_withheld == 4
+
+
+def test_a_row_that_jumped_and_stays_is_shown_after_the_hold() -> None:
+    # Where the animal does not come back, the row that jumped is taken after JUMP_HOLD_S: the
+    # identity is unknown for the hold's frames, then shown where it now is.
+    animals = _side_by_side(30)
+    keeper = _keeper()
+    for t in range(10):
+        keeper.update(t / FPS, animals[t], None)
+    held = []
+    for t in range(10, 30):
+        detections = animals[t].copy()
+        detections[0] = pose(60 + 3.0 * t, 40)  # walking on, 60 px from where it was
+        keeper.update(t / FPS, detections, None)
+        held.append(bool(keeper.withheld[0].all()))
+        assert not keeper.withheld[1].any(), t
+    frames_held = math.floor(JUMP_HOLD_S * FPS + 1e-9) + 1  # the jump's frame and the hold's
+    assert held == [True] * frames_held + [False] * (20 - frames_held)
+
+
+def test_a_clock_that_started_over_holds_no_jump_from_before() -> None:
+    # A jump held, then the camera's clock starts over (a reconnect): no motion spans the two
+    # clocks, so nothing is held from before when the new clock passes the jump's time.
+    animals = _side_by_side(40)
+    keeper = _keeper()
+    for t in range(10):
+        keeper.update(t / FPS, animals[t], None)
+    detections = animals[10].copy()
+    detections[0] = pose(60 + 3.0 * 10, 40)
+    keeper.update(10 / FPS, detections, None)
+    assert keeper.withheld[0].all()
+    elsewhere = animals.copy()
+    elsewhere[..., 0] += 200.0  # far from where animal 0 was expected at the jump
+    for t in range(20):  # the new clock, from 0, over the old jump's time and its hold
+        keeper.update(t / FPS, elsewhere[t], None)
+        if t > 0:
+            assert not keeper.withheld.any(), t
 
 
 def test_instances_mixing_both_animals_show_each_only_its_own_keypoints() -> None:
