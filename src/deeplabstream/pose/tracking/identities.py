@@ -52,10 +52,9 @@ JUMP_PX = 20.0
 """An animal whose keypoints are, at the median, this far from where they were expected is
 unknown for that frame: the assignment may have swapped them, or the row is not the animal."""
 JUMP_HOLD_S = 0.3
-"""After a jump the animal stays unknown, for at most this long, until its keypoints come back to
-where it was expected before the jump: the tracker follows the row that jumped, so the next
-frame's like row is no jump from there. In 10-minute runs of free walking a row the model put
-between two mice that part was named for up to 8 frames (0.27 s at 30 fps)."""
+"""After a jump the animal stays unknown until its keypoints come back to where it was expected
+before it, for at most this long: the tracker follows the row that jumped, so the next frame's
+like row is no jump from there (rows the model put between two mice lasted up to 8 frames)."""
 REFERENCE_SAMPLES = 90
 """Patches kept per identity from before the first merge, to name the animals after it."""
 REFERENCE_MODELS = 3
@@ -63,16 +62,7 @@ REFERENCE_MODELS = 3
 none was sure): the first models of marked animals tell them apart; unmarked ones' never."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Expected:
-    """Where motion puts each track before a frame.
-
-    ``xy`` (A, K, 2) its keypoints, ``known`` (A, K) which are known, ``velocity`` (A, 2) in px/s.
-    """
-
-    xy: np.ndarray
-    known: np.ndarray
-    velocity: np.ndarray
+_Expected = tuple[np.ndarray, np.ndarray, np.ndarray]  # by track: keypoints, known, velocity
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +154,7 @@ class IdentityKeeper:
         # (A, K) the keypoints the rules do not see in the last frame (unnamed rows included).
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
-        # Where each track was expected when its row jumped (time NaN: none held).
-        self._jump = _JumpHold(animals, tracker.keypoints)
+        self._jump = _JumpHold(animals, tracker.keypoints)  # tracks unknown since a jump
         # Everything above is by label (the learner's); the rules and files see identities.
         self.early_names = EarlyNames(animals, self.log_switch_odds, self.counts)
 
@@ -257,28 +246,25 @@ class IdentityKeeper:
         return shown
 
     def _expected(self, time_s: float) -> _Expected | None:
-        """Return where each track's keypoints are expected now (motion, before this frame)."""
+        """Return where motion puts each track now, before this frame (see :data:`_Expected`)."""
         if self._time is None or time_s < self._time:
             return None
         motion = self.tracker.motion
         predicted, known = motion.predict(time_s)
-        return _Expected(predicted, known & self.tracker.active[:, None], motion.vel.copy())
+        return predicted, known & self.tracker.active[:, None], motion.vel.copy()
 
     def _withhold(
         self, time_s: float, rows: np.ndarray, hidden: np.ndarray, expected: _Expected | None
     ) -> None:
         """Set :attr:`withheld`: unnamed rows, hidden animals, borrowed keypoints, jumped rows.
 
-        ``rows`` (A, K, 3) by identity; ``expected`` by track. Judged by track: an assignment
-        this frame's looks changed moves no track, so it is no jump.
+        Judged by track (``rows`` are by identity): the looks exchanging identities is no jump.
         """
         withheld = np.repeat(self.unnamed[:, None], self.tracker.keypoints, axis=1)
         withheld |= self._foreign
         withheld[self._identity_of[hidden]] = True
         if expected is not None and self.animals > 1:
-            tracks = rows[self._identity_of]  # track t's row
-            borrowed, jumped = _borrowed(tracks, *self._jump.expected(time_s, expected))
-            jumped = self._jump.update(time_s, tracks, jumped, expected)
+            borrowed, jumped = self._jump.judge(time_s, rows[self._identity_of], expected)
             borrowed[self._identity_of], jumped[self._identity_of] = borrowed.copy(), jumped.copy()
             if jumped.any():
                 withheld[jumped] = True
@@ -710,78 +696,55 @@ def _borrowed(
     nearest_other = np.fmin.reduce(np.where(other[:, None, :], body, np.nan), axis=2)
     # Off its own part by more than jitter, and nearer another's body than that.
     borrowed = (own > JITTER_PX) & (nearest_other < own) & np.isfinite(xy[..., 0])
-    # Jumps: most of an identity's keypoints far from their own parts (a majority: the
-    # median, without sorting), wherever they went. Onto another identity's place, the two may
-    # have been swapped; elsewhere, in 10-minute runs of free walking, it was a row the model
-    # put between two mice that part (its parts 35-80 px from its animal's, nearer the
-    # other's body), named for up to 8 frames.
-    # Unknown for that frame costs a rule nothing it could have known.
+    # Jumps: most keypoints (the median, unsorted) far from their own parts, wherever they went:
+    # onto another's place (a swap?) or elsewhere (in free walking, a row the model put between
+    # two mice that part). Unknown for that frame costs a rule nothing it could have known.
     counted = np.isfinite(own_same)
     count = counted.sum(axis=1)
-    far = 2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count
-    jumped = (count >= MIN_KEYPOINTS) & far
+    jumped = (count >= MIN_KEYPOINTS) & (2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count)
     return borrowed, jumped
 
 
 class _JumpHold:
     """Tracks held unknown after their rows jumped, until back (:data:`JUMP_HOLD_S`).
 
-    While one is held, where it is expected is where it was expected before the jump, moved on
-    at the velocity it had: the tracker's motion has followed the row that jumped.
+    A track held is expected where it was before the jump, moved on at its velocity then, not
+    where the tracker's motion followed the row that jumped.
     """
 
     def __init__(self, animals: int, keypoints: int) -> None:
         self.xy = np.full((animals, keypoints, 2), np.nan)  # expected just before the jump
         self.velocity = np.zeros((animals, 2))
         self.time = np.full(animals, np.nan)  # of the jump; NaN: none held
-        self._held: np.ndarray | None = None  # this frame's, from :meth:`expected`
 
-    def expected(self, time_s: float, motion: _Expected) -> tuple[np.ndarray, np.ndarray]:
-        """Return (A, K, 2) where each track is expected now and (A, K) which parts are known.
+    def judge(
+        self, time_s: float, rows: np.ndarray, expected: _Expected
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return :func:`_borrowed`'s (A, K) and (A,) the tracks unknown: jumped, or held.
 
-        Motion's, but for the tracks held (a hold ends after :data:`JUMP_HOLD_S`).
+        ``rows`` and ``expected`` by track. A held track is back (released) when its row did not
+        jump from where it was expected and has ``MIN_KEYPOINTS`` to tell; a new jump is held.
         """
-        self._held = None
-        if np.isnan(self.time).all():  # the usual frame
-            return motion.xy, motion.known
-        age = time_s - self.time  # NaN: none held
-        # Ended, or from before a clock that started over (no motion spans the two).
+        xy, known, velocity = expected
+        age = time_s - self.time  # NaN: none held; below 0: from before the clock started over
         held = (age >= 0) & (age <= JUMP_HOLD_S)
         self.time[~held] = np.nan
-        if not held.any():
-            return motion.xy, motion.known
-        self._held = held
-        xy = motion.xy.copy()
-        xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
-        known = motion.known.copy()
-        known[held] = np.isfinite(self.xy[held, :, 0])
-        return xy, known
-
-    def update(
-        self, time_s: float, rows: np.ndarray, jumped: np.ndarray, motion: _Expected
-    ) -> np.ndarray:
-        """Return (A,) the tracks unknown for a jump: ``jumped`` now, or held and not back.
-
-        ``jumped`` was judged against :meth:`expected`. A held track is back when its row did
-        not jump from there and has ``MIN_KEYPOINTS`` to tell it; a new jump starts a hold from
-        ``motion``'s expectation.
-        """
-        held = self._held
-        if held is not None:
-            xy = np.asarray(rows[held, :, :2], np.float64)
-            known = np.isfinite(self.xy[held, :, 0]) & np.isfinite(xy[..., 0])
-            few = np.count_nonzero(known, axis=1) < MIN_KEYPOINTS
-            back = np.zeros_like(held)
-            back[held] = ~jumped[held] & ~few
+        if held.any():
+            xy, known = xy.copy(), known.copy()
+            xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
+            known[held] = np.isfinite(self.xy[held, :, 0])
+        borrowed, jumped = _borrowed(rows, xy, known)
+        if held.any():
+            told = np.count_nonzero(known & np.isfinite(rows[..., 0]), axis=1) >= MIN_KEYPOINTS
+            back = held & ~jumped & told
             self.time[back] = np.nan
-            held = held & ~back
-            jumped = jumped | held
+            jumped = jumped | (held & ~back)
         start = jumped & np.isnan(self.time)  # a track held keeps its first expectation
         if start.any():
-            self.xy[start] = np.where(motion.known[start, :, None], motion.xy[start], np.nan)
-            self.velocity[start] = motion.velocity[start]
+            self.xy[start] = np.where(expected[1][start, :, None], expected[0][start], np.nan)
+            self.velocity[start] = velocity[start]
             self.time[start] = time_s
-        return jumped
+        return borrowed, jumped
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:
