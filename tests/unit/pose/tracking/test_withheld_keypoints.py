@@ -3,8 +3,8 @@
 Synthetic tracks make it happen on purpose: a keypoint of one animal grouped into the other's
 instance (at a high likelihood, the animals apart, so that no chimera check sees it), a row
 that jumps onto the other animal's place or away from both (and stays there a while), and an
-animal hidden under another. The rules (:meth:`IdentityKeeper.named`) never read them; the pose files (the rows
-returned) keep the framework's animals as they were.
+animal hidden under another. The rules (:meth:`IdentityKeeper.named`) never read them; the pose
+files (the rows returned) keep the framework's animals as they were.
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ def _side_by_side(frames: int) -> np.ndarray:
 
 def _keeper() -> IdentityKeeper:
     return IdentityKeeper(IdentityTracker(2, K), None)
+
+
+def _walked(animals: np.ndarray, frames: int = 10) -> IdentityKeeper:
+    """A keeper (motion only) that has followed the first ``frames`` of ``animals``."""
+    keeper = _keeper()
+    for t in range(frames):
+        keeper.update(t / FPS, animals[t], None)
+    return keeper
 
 
 def test_a_borrowed_keypoint_is_withheld_from_the_rules_and_kept_in_the_files() -> None:
@@ -63,9 +71,7 @@ def test_a_borrowed_keypoint_is_withheld_from_the_rules_and_kept_in_the_files() 
 
 def test_a_row_that_jumps_onto_the_other_animal_is_withheld_whole() -> None:
     animals = _side_by_side(20)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
+    keeper = _walked(animals)
     # One frame shows a single instance: animal 1's, 60 px from animal 0 (the only detection,
     # the tracker may give it to either identity). Whichever identity its row lands under,
     # the rules see no keypoint of it under identity 0.
@@ -81,9 +87,7 @@ def test_a_row_that_jumps_away_from_both_animals_is_withheld_whole() -> None:
     # as they parted). Its identity's row is unknown to the rules for that frame; the files
     # keep it; animal 1 is shown.
     animals = _side_by_side(20)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
+    keeper = _walked(animals)
     detections = animals[10].copy()
     detections[0] = pose(60 + 3.0 * 10, 40)
     rows = keeper.update(10 / FPS, detections, None)
@@ -100,9 +104,7 @@ def test_a_row_that_jumped_stays_unknown_until_it_comes_back() -> None:
     # from the second frame on it is no jump from where motion now expects it: held unknown
     # all four frames all the same; shown again where it came back. The files keep every row.
     animals = _side_by_side(20)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
+    keeper = _walked(animals)
     for t in range(10, 14):
         detections = animals[t].copy()
         detections[0] = pose(60 + 3.0 * 10, 40)
@@ -119,9 +121,7 @@ def test_a_row_that_jumped_and_stays_is_shown_after_the_hold() -> None:
     # Where the animal does not come back, the row that jumped is taken after JUMP_HOLD_S: the
     # identity is unknown for the hold's frames, then shown where it now is.
     animals = _side_by_side(30)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
+    keeper = _walked(animals)
     held = []
     for t in range(10, 30):
         detections = animals[t].copy()
@@ -137,9 +137,7 @@ def test_a_clock_that_started_over_holds_no_jump_from_before() -> None:
     # A jump held, then the camera's clock starts over (a reconnect): no motion spans the two
     # clocks, so nothing is held from before when the new clock passes the jump's time.
     animals = _side_by_side(40)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
+    keeper = _walked(animals)
     detections = animals[10].copy()
     detections[0] = pose(60 + 3.0 * 10, 40)
     keeper.update(10 / FPS, detections, None)
@@ -157,9 +155,7 @@ def test_instances_mixing_both_animals_show_each_only_its_own_keypoints() -> Non
     # ears and tail (no contact, so no chimera check runs). Each row goes to the animal most
     # of it is; its other nose is withheld, never shown under the wrong identity.
     animals = _side_by_side(20)
-    keeper = _keeper()
-    for t in range(10):
-        keeper.update(t / FPS, animals[t], None)
+    keeper = _walked(animals)
     mixed = animals[10].copy()
     mixed[0, 1:], mixed[1, 1:] = animals[10, 1, 1:], animals[10, 0, 1:]
     rows = keeper.update(10 / FPS, mixed, None)
