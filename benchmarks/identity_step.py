@@ -83,7 +83,9 @@ def _keeper(identities: ModuleType, tracker: ModuleType, appearance: ModuleType)
 Timings = dict[str, list[int]]  # per keeper, each frame's nanoseconds
 
 
-def _one_run(args: argparse.Namespace, frames: int, versions: dict[str, tuple]) -> tuple:
+def _one_run(
+    args: argparse.Namespace, frames: int, versions: dict[str, tuple[ModuleType, ...]]
+) -> tuple[Timings, Timings]:
     """Feed fresh keepers of each version the same frames in turns; return (clock, CPU) times."""
     social, marked = multi_animal.IDENTITY_CASES[args.case]
     herd = multi_animal._herd(args.seed, 2, social, marked)

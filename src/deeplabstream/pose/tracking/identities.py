@@ -684,7 +684,7 @@ def _borrowed(
     near_own = own_same <= JITTER_PX  # False where unknown
     if not (np.isfinite(xy[..., 0]) & ~near_own).any():  # each keypoint on its own part
         return np.zeros(known.shape, bool), np.zeros(animals, bool)
-    # (A, K, B, L): identity a's keypoint k to identity b's expected part l (NaN: unknown;
+    # (A, K, B, L): row a's keypoint k to row b's expected part l (NaN: unknown;
     # NaN compares False below, and fmin skips it).
     diff = xy[:, :, None, None, :] - where[None, None]
     distance = np.hypot(diff[..., 0], diff[..., 1])
@@ -725,7 +725,8 @@ class _JumpHold:
         ``rows`` and ``expected`` by track. A held track is back (released) when its row did not
         jump from where it was expected and has ``MIN_KEYPOINTS`` to tell; a new jump is held.
         """
-        xy, known, velocity = expected
+        motion_xy, motion_known, velocity = expected
+        xy, known = motion_xy, motion_known
         age = time_s - self.time  # NaN: none held; below 0: from before the clock started over
         held = (age >= 0) & (age <= JUMP_HOLD_S)
         self.time[~held] = np.nan
@@ -741,7 +742,7 @@ class _JumpHold:
             jumped = jumped | (held & ~back)
         start = jumped & np.isnan(self.time)  # a track held keeps its first expectation
         if start.any():
-            self.xy[start] = np.where(expected[1][start, :, None], expected[0][start], np.nan)
+            self.xy[start] = np.where(motion_known[start, :, None], motion_xy[start], np.nan)
             self.velocity[start] = velocity[start]
             self.time[start] = time_s
         return borrowed, jumped
