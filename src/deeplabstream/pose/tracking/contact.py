@@ -12,6 +12,8 @@ import numpy as np
 
 from deeplabstream.core.assignment import linear_sum_assignment
 
+# count_nonzero and nonzero()[0] on small masks on the loop: see identities.py.
+
 
 class RepairCounts(Protocol):
     """Where the repair is counted (:class:`~pose.tracking.tracker.TrackerCounts`)."""
@@ -70,7 +72,7 @@ class ContactRegrouper:
         the (A, K) detection row of each identity's keypoint (-1: none), or None when every keypoint
         stays with its instance; and the (A,) identities in contact, or None.
         """
-        tracked = np.flatnonzero(np.isfinite(last_seen))
+        tracked = np.isfinite(last_seen).nonzero()[0]
         if tracked.size < 2:
             return None, None
         here = np.searchsorted(tracked, ids)  # each matched identity's place among the tracked
@@ -100,16 +102,16 @@ class ContactRegrouper:
         with np.errstate(invalid="ignore"):
             near = closest <= self.contact_distance_px
         np.fill_diagonal(near, False)
-        if not near.any():
+        if not np.count_nonzero(near):
             return None, None
         in_contact = np.zeros(self.max_animals, bool)
         in_contact[tracked] = near.any(axis=1)
         # (m, T, K): each matched detection's keypoints against each tracked identity.
-        cost = distance[np.ix_(rows, tracked)]
+        cost = distance[rows[:, None], tracked]
         own = ids[:, None] == tracked[None]  # (m, T)
         extra = np.where(own, 0.0, self.regroup_margin_px)
         if scores is not None:
-            extra = extra + self._score_cost(scores[np.ix_(rows, tracked)])
+            extra = extra + self._score_cost(scores[rows[:, None], tracked])
         cost = cost + extra[..., None]
         usable = seen[rows][:, None, :] & known[tracked][None]
         allowed = usable & (own | near[here])[..., None]
@@ -120,13 +122,13 @@ class ContactRegrouper:
         # Where every detection's keypoint is cheapest with its own identity, the grouping is
         # optimal (the sum of row minima bounds every assignment from below): no re-solve.
         fine = ~seen[rows] | (kept <= cost.min(axis=1))
-        check = np.flatnonzero(~fine.all(axis=0))
+        check = (~fine.all(axis=0)).nonzero()[0]
         if check.size == 0:
             return None, in_contact
         source = np.full((self.max_animals, self.keypoints), -1, np.intp)
         source[ids] = np.where(seen[rows], rows[:, None], -1)
         for k in check.tolist():  # own identities are always admissible: nothing is dropped
-            present = np.flatnonzero(seen[rows, k])
+            present = seen[rows, k].nonzero()[0]
             sub = cost[present, :, k]
             sub_rows, sub_cols = linear_sum_assignment(sub)
             good = sub[sub_rows, sub_cols] < self._gated
@@ -147,7 +149,7 @@ class ContactRegrouper:
         innovation = np.where(both[..., None], xy - predicted, np.nan)
         # The median of each identity's finite innovations: sorting puts the NaNs last.
         ordered = np.sort(innovation, axis=1)
-        count = np.count_nonzero(both, axis=1)
+        count = both.sum(axis=1)
         which = np.arange(xy.shape[0])
         shift = 0.5 * (ordered[which, (count - 1) // 2] + ordered[which, count // 2])
         # As complex numbers x + iy (views of the contiguous x, y pairs): a turn is a product.
@@ -155,7 +157,7 @@ class ContactRegrouper:
         after = np.ascontiguousarray(xy).view(np.complex128)[..., 0]
         moved = before + np.ascontiguousarray(shift).view(np.complex128)
         inlier = np.abs(after - moved) <= RIGID_INLIER_PX  # NaN: False
-        inliers = np.count_nonzero(inlier, axis=1)
+        inliers = inlier.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):  # no inlier: not used below
             centre_before = np.where(inlier, before, 0.0).sum(axis=1) / inliers
             centre_after = np.where(inlier, after, 0.0).sum(axis=1) / inliers
@@ -183,7 +185,7 @@ class ContactRegrouper:
         Marks in ``chimeras`` (A,) an identity whose row holds a seen keypoint another identity
         took; ``foreign`` (A, K), when given, gets which keypoints those are.
         """
-        counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
+        counted = (source[None] == rows[:, None, None]).sum(axis=2)
         votes = counted.astype(np.float64)
         votes[np.arange(rows.size), ids] += 0.5
         sub_rows, sub_ids = linear_sum_assignment(-votes)
@@ -214,7 +216,7 @@ class ContactRegrouper:
         elsewhere = source != own[:, None]
         moved_in = (source >= 0) & elsewhere
         moved_out = own_seen & elsewhere
-        if not (moved_in.any() or moved_out.any()):
+        if not (np.count_nonzero(moved_in) or np.count_nonzero(moved_out)):
             return
         keypoint = np.arange(self.keypoints)
         brought = instances[np.maximum(source, 0), keypoint]

@@ -21,6 +21,9 @@ from deeplabstream.pose.tracking.patches import MIN_KEYPOINTS, BodyPatches
 from deeplabstream.pose.tracking.proximity import AnimalProximity
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
+# On the loop (every frame): np.count_nonzero(mask) and mask.nonzero()[0] cost a third of
+# mask.any() and np.flatnonzero(mask) on arrays this small, hence their use here.
+
 LEARN_CONFIDENCE = 0.99
 """Confidence an identity needs before its patches are learned as that identity."""
 EVIDENCE_CLIP = 0.02
@@ -205,7 +208,7 @@ class IdentityKeeper:
         covering = seen & under.any(axis=1)
         proximity.carry_hidden(tracks, under & seen[:, None], gaps)
         proximity.near_last = gaps.min(axis=1) <= apart_px
-        if covering.any():
+        if np.count_nonzero(covering):
             # One animal hidden by another: when they part, motion cannot say which is which.
             self._merged_until = time_s + MERGE_MEMORY_S
         reach, clear = proximity.reach(tracks, instances, seen, present)
@@ -239,7 +242,7 @@ class IdentityKeeper:
 
         ``animals`` itself is returned when none is withheld.
         """
-        if not self.withheld.any():
+        if not np.count_nonzero(self.withheld):
             return animals
         shown = animals.copy()
         shown[self.withheld] = np.nan
@@ -266,11 +269,11 @@ class IdentityKeeper:
         if expected is not None and self.animals > 1:
             borrowed, jumped = self._jump.judge(time_s, rows[self._identity_of], expected)
             borrowed[self._identity_of], jumped[self._identity_of] = borrowed.copy(), jumped.copy()
-            if jumped.any():
+            if np.count_nonzero(jumped):
                 withheld[jumped] = True
                 self.counts.jumps_withheld += int(np.count_nonzero(jumped))
             borrowed &= ~withheld
-            if borrowed.any():
+            if np.count_nonzero(borrowed):
                 withheld |= borrowed
                 self.counts.keypoints_withheld += int(np.count_nonzero(borrowed))
         self._unname_mostly_withheld(rows, withheld)
@@ -280,13 +283,13 @@ class IdentityKeeper:
         """Leave unnamed a row with as many of its seen keypoints withheld as left (in place)."""
         # What is left of such a row sits among the other animal's parts: in 10-minute runs of
         # free walking its last two keypoints were the other animal's for a frame (a switch).
-        if not withheld.any():  # the usual frame
+        if not np.count_nonzero(withheld):  # the usual frame
             return
         seen = np.isfinite(rows[..., 0]) & (rows[..., 2] >= self.min_likelihood)
-        suspect = np.count_nonzero(withheld & seen, axis=1)
-        left = np.count_nonzero(seen & ~withheld, axis=1)
+        suspect = (withheld & seen).sum(axis=1)
+        left = (seen & ~withheld).sum(axis=1)
         mostly = (suspect > 0) & (suspect >= left) & ~self.unnamed
-        if mostly.any():
+        if np.count_nonzero(mostly):
             self.unnamed |= mostly
             withheld[mostly] = True
             self.counts.mostly_withheld_unidentified += 1
@@ -299,20 +302,20 @@ class IdentityKeeper:
         """Leave animals a merge left unsure unnamed, while their looks can settle it."""
         # Only after a merge: an animal whose confidence dips because its looks disagree with
         # motion stays shown (a model can pass its check on cues that do not last).
-        tracks = np.flatnonzero(seen)
+        tracks = seen.nonzero()[0]
         sure = self.confidence[self._identity_of[tracks]] >= MERGED_MIN_CONFIDENCE
         self._shaken[tracks[sure]] = False  # named again
         unsure = shown & self._shaken
         # Before the first model the looks may yet tell (a restart may follow): unnamed too.
         waiting = self._model is None and self.learner is not None
-        if not unsure.any() or not (waiting or self._looks_can_tell()):
+        if not np.count_nonzero(unsure) or not (waiting or self._looks_can_tell()):
             return
         self.unnamed[self._identity_of[unsure]] = True
         self.counts.unsure_unidentified += 1
 
     def _hide_unsure_merges(self, touching: np.ndarray) -> None:
         """Leave the ``touching`` tracks (over a hidden animal) unnamed where unsure."""
-        if not touching.any():
+        if not np.count_nonzero(touching):
             return
         identities = self._identity_of[touching]
         unsure = identities[~(self.confidence[identities] >= MERGED_MIN_CONFIDENCE)]  # NaN too
@@ -323,11 +326,11 @@ class IdentityKeeper:
     def _hide_chimeras(self, chimeras: np.ndarray, foreign: np.ndarray, rows: np.ndarray) -> None:
         """Withhold the keypoints another track followed; a row half so, unnamed whole."""
         self._foreign[:] = False
-        if not chimeras.any():
+        if not np.count_nonzero(chimeras):
             return
         seen = np.isfinite(rows[..., 0]) & (rows[..., 2] >= self.min_likelihood)
         whole = False
-        for track in np.flatnonzero(chimeras).tolist():
+        for track in chimeras.nonzero()[0].tolist():
             identity = int(self._identity_of[track])
             taken = int(np.count_nonzero(foreign[track]))
             if 2 * taken >= max(int(np.count_nonzero(seen[track])), 1):
@@ -344,12 +347,12 @@ class IdentityKeeper:
     def _seen(self, tracks: np.ndarray) -> np.ndarray:
         """Return (A,) which tracks have at least two keypoints seen in this frame."""
         ok = np.isfinite(tracks[..., 0]) & (tracks[..., 2] >= self.min_likelihood)
-        return np.count_nonzero(ok, axis=1) >= MIN_KEYPOINTS
+        return ok.sum(axis=1) >= MIN_KEYPOINTS
 
     def _restart_tracks(self, active: np.ndarray, seen: np.ndarray) -> None:
         """Tracks the tracker started anew know nothing of who they are (but the first ones)."""
         started = active & ~self.proximity.was_active
-        if not started.any():
+        if not np.count_nonzero(started):
             return
         if not self._ever_tracked:  # the session's first animals: the tracker's identities hold
             self._ever_tracked = True
@@ -366,7 +369,7 @@ class IdentityKeeper:
         # Both seen: in contact. One hidden: it went out of sight not apart from the other
         # (where it was last seen lags behind where it went under the other).
         apart_px = self.proximity.apart_px()
-        if not (gaps <= apart_px).any():  # the usual case: nothing to mix
+        if not np.count_nonzero(gaps <= apart_px):  # the usual case: nothing to mix
             return
         contact_px = self.proximity.contact_px()
         for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
@@ -464,7 +467,7 @@ class IdentityKeeper:
         if self.patches is None or frame is None or self.patches.template is None:
             return looks
         detection_of = self.tracker.last_detections
-        for track in np.flatnonzero(seen).tolist():
+        for track in seen.nonzero()[0].tolist():
             row = int(detection_of[track])
             # The same values bit for bit (NaN included) when the tracker copied the row whole.
             if (
@@ -535,7 +538,7 @@ class IdentityKeeper:
     def _set_confidence(self, active: np.ndarray, seen: np.ndarray) -> None:
         """Each identity's probability of being on the right track (NaN where not seen)."""
         confidence = np.full(self.animals, np.nan)
-        tracks = np.flatnonzero(seen)
+        tracks = seen.nonzero()[0]
         identities = self._identity_of[tracks]
         confidence[identities] = self._belief[tracks, identities]
         self.confidence = confidence
@@ -550,7 +553,7 @@ class IdentityKeeper:
         if self._model is None and self._reanchor(time_s, apart, seen):
             return
         due = apart & (time_s - self._last_sample >= self.sample_interval_s)
-        for track in np.flatnonzero(due).tolist():
+        for track in due.nonzero()[0].tolist():
             identity = int(self._identity_of[track])
             if not self.confidence[identity] >= LEARN_CONFIDENCE:
                 continue
@@ -682,7 +685,7 @@ def _borrowed(
     off = xy - where
     own_same = np.hypot(off[..., 0], off[..., 1])  # (A, K): to its own part (NaN: unknown)
     near_own = own_same <= JITTER_PX  # False where unknown
-    if not (np.isfinite(xy[..., 0]) & ~near_own).any():  # each keypoint on its own part
+    if not np.count_nonzero(np.isfinite(xy[..., 0]) & ~near_own):  # each on its own part
         return np.zeros(known.shape, bool), np.zeros(animals, bool)
     # (A, K, B, L): row a's keypoint k to row b's expected part l (NaN: unknown;
     # NaN compares False below, and fmin skips it).
@@ -730,18 +733,18 @@ class _JumpHold:
         age = time_s - self.time  # NaN: none held; below 0: from before the clock started over
         held = (age >= 0) & (age <= JUMP_HOLD_S)
         self.time[~held] = np.nan
-        if held.any():
+        if np.count_nonzero(held):
             xy, known = xy.copy(), known.copy()
             xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
             known[held] = np.isfinite(self.xy[held, :, 0])
         borrowed, jumped = _borrowed(rows, xy, known)
-        if held.any():
-            told = np.count_nonzero(known & np.isfinite(rows[..., 0]), axis=1) >= MIN_KEYPOINTS
+        if np.count_nonzero(held):
+            told = (known & np.isfinite(rows[..., 0])).sum(axis=1) >= MIN_KEYPOINTS
             back = held & ~jumped & told
             self.time[back] = np.nan
             jumped = jumped | (held & ~back)
         start = jumped & np.isnan(self.time)  # a track held keeps its first expectation
-        if start.any():
+        if np.count_nonzero(start):
             self.xy[start] = np.where(motion_known[start, :, None], motion_xy[start], np.nan)
             self.velocity[start] = velocity[start]
             self.time[start] = time_s
@@ -751,7 +754,7 @@ class _JumpHold:
 def _groups(contact: np.ndarray) -> list[np.ndarray]:
     """Return the groups (two or more tracks) connected by ``contact`` (A, A), in track order."""
     groups: list[np.ndarray] = []
-    if not contact.any():  # the usual case
+    if not np.count_nonzero(contact):  # the usual case
         return groups
     left = set(range(contact.shape[0]))
     while left:
@@ -762,7 +765,7 @@ def _groups(contact: np.ndarray) -> list[np.ndarray]:
             if track in group:
                 continue
             group.add(track)
-            frontier.extend(np.flatnonzero(contact[track]).tolist())
+            frontier.extend(contact[track].nonzero()[0].tolist())
         left -= group
         if len(group) > 1:
             groups.append(np.array(sorted(group)))

@@ -53,6 +53,7 @@ class BodyPatches:
         self.patch_size = patch_size
         self.min_keypoints = max(3, math.ceil(MIN_SHARE_SEEN * keypoints))
         self.template: np.ndarray | None = None  # (K, 2), centred, long axis along x
+        self._template_points: list[tuple[float, float]] = []  # the same, as plain floats
         self._length = 0.0
         self._floor_rank = patch_size[0] * patch_size[1] * FLOOR_PERCENTILE // 100
         self._origin = (0.0, 0.0)  # template coordinates of the patch's corner
@@ -90,6 +91,7 @@ class BodyPatches:
             2.0 * half_width / (height * _SUPERSAMPLE),
         )
         self.template = template
+        self._template_points = [(float(u), float(v)) for u, v in template]
         self._length = length
         return True
 
@@ -108,35 +110,56 @@ class BodyPatches:
         template = self.template
         if template is None:
             return None
-        seen = self._seen(instance)
-        count = int(np.count_nonzero(seen))
+        fit = self._fit(instance.tolist(), self._template_points)
+        if fit is None:
+            return None
+        centre, reference_centre, cos, sin, scale = fit
+        return self._sample(frame, centre, reference_centre, cos, sin, scale)
+
+    def _fit(
+        self, keypoints: list[list[float]], template: list[tuple[float, float]]
+    ) -> tuple[tuple[float, float], tuple[float, float], float, float, float] | None:
+        """Fit the template onto the seen ``keypoints`` (K rows of x, y, likelihood).
+
+        Returns the keypoints' centre, the template's (over the same keypoints), the rotation's
+        cos and sin and the scale; None with too few keypoints seen or a bad fit.
+        """
+        # A few numbers per keypoint: plain floats cost a third of numpy calls here (twice a frame
+        # per animal, on the loop).
+        pairs = [
+            (x, y, u, v)
+            for (x, y, likelihood), (u, v) in zip(keypoints, template, strict=True)
+            if likelihood >= self.min_likelihood and math.isfinite(x) and math.isfinite(y)
+        ]
+        count = len(pairs)
         if count < self.min_keypoints:
             return None
-        points = instance[seen, :2].astype(np.float64)
-        reference = template[seen]
-        centre, reference_centre = points.sum(axis=0) / count, reference.sum(axis=0) / count
-        p, t = points - centre, reference - reference_centre
-        # The least-squares rotation of t onto p: the angle of sum(conj(t) * p) as complex.
-        px, py, tx, ty = p[:, 0], p[:, 1], t[:, 0], t[:, 1]
-        dot = float(tx @ px + ty @ py)
-        cross = float(tx @ py - ty @ px)
+        cx, cy = sum(p[0] for p in pairs) / count, sum(p[1] for p in pairs) / count
+        ru, rv = sum(p[2] for p in pairs) / count, sum(p[3] for p in pairs) / count
+        # The least-squares rotation of the template onto the points: the angle of
+        # sum(conj(t) * p) as complex numbers, t and p about their centres.
+        dot = cross = spread = power = 0.0
+        for x, y, u, v in pairs:
+            px, py, tx, ty = x - cx, y - cy, u - ru, v - rv
+            dot += tx * px + ty * py
+            cross += tx * py - ty * px
+            spread += tx * tx + ty * ty
+            power += px * px + py * py
         norm = math.hypot(dot, cross)
-        spread = float(tx @ tx + ty @ ty)
         if not (norm > 0 and spread > 0):
             return None
-        cos, sin = dot / norm, cross / norm
         scale = norm / spread
         # What the fit leaves unexplained: sum |p|^2 - scale * norm (least squares).
-        misfit = (float(px @ px + py @ py) - scale * norm) / count
+        misfit = (power - scale * norm) / count
         if misfit > (MAX_MISFIT * self._length) ** 2:
             return None
-        return self._sample(frame, centre, reference_centre, cos, sin, scale)
+        return (cx, cy), (ru, rv), dot / norm, cross / norm, scale
 
     def _sample(
         self,
         frame: np.ndarray,
-        centre: np.ndarray,
-        reference_centre: np.ndarray,
+        centre: tuple[float, float],
+        reference_centre: tuple[float, float],
         cos: float,
         sin: float,
         scale: float,

@@ -10,6 +10,8 @@ import numpy as np
 from deeplabstream.pose.tracking.patches import BodyPatches
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
+# count_nonzero and nonzero()[0] on small masks on the loop: see identities.py.
+
 APART_BODY_LENGTHS = 0.5
 """Tracks whose closest keypoints are farther apart than this many template lengths are apart."""
 APART_HOLD_S = 0.1
@@ -38,8 +40,8 @@ class AnimalProximity:
 
     def carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
         """Move each hidden animal with the detection it lies under (its nearest)."""
-        for hidden in np.flatnonzero(under.any(axis=0)).tolist():
-            coverers = np.flatnonzero(under[:, hidden])
+        for hidden in under.any(axis=0).nonzero()[0].tolist():
+            coverers = under[:, hidden].nonzero()[0]
             coverer = int(coverers[np.argmin(gaps[coverers, hidden])])
             xy = tracks[coverer, :, :2]
             self.last_xy[hidden] = np.where(np.isfinite(xy), xy, self.last_xy[hidden])
@@ -48,7 +50,7 @@ class AnimalProximity:
         """Return (A,) the tracks present: tracked, or lost next to another (presumed under it)."""
         lost = self.was_active & ~active
         self._under |= lost & self.near_last
-        if (active & ~self.was_active).any():
+        if np.count_nonzero(active & ~self.was_active):
             self._under[:] = False  # the hidden animal reappeared
         self._under &= ~active
         return active | self._under
@@ -109,12 +111,12 @@ class AnimalProximity:
         # loop, in the usual case of every animal seen.)
         parts[:animals, 0] = tracks[..., :2]
         parts[:animals, 2] = self.tracker.bodies()
-        if not seen.all():
+        if np.count_nonzero(seen) < seen.size:
             parts[:animals, 0][~seen] = self.last_xy[~seen]
             parts[:animals, 2][~seen] = np.nan
             parts[:animals, 0][~present] = np.nan
         parts[:animals, 1][taken] = points[rows[taken]]
-        if left.any():
+        if np.count_nonzero(left):
             parts[animals:, 0] = points[left]
         everything = parts.reshape(parts.shape[0], -1, 2)  # (N, 3K, 2)
         apart_px = self.apart_px()
@@ -123,7 +125,7 @@ class AnimalProximity:
         closest = np.maximum(low[:, None] - high[None], low[None] - high[:, None]).max(axis=2)
         closest[np.isnan(closest)] = np.inf  # animals with nothing known
         np.fill_diagonal(closest, np.inf)
-        if not (closest <= apart_px).any():
+        if not np.count_nonzero(closest <= apart_px):
             return closest[:animals, :animals], seen.copy()
         # Boxes overlap or come close: the closest keypoints, as complex numbers x + iy.
         flat = np.ascontiguousarray(everything).view(np.complex128)[..., 0]  # (N, 3K)

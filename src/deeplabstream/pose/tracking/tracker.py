@@ -15,6 +15,8 @@ from deeplabstream.core.assignment import linear_sum_assignment
 from deeplabstream.pose.tracking.contact import ContactRegrouper
 from deeplabstream.pose.tracking.motion import MotionModel
 
+# count_nonzero and nonzero()[0] on small masks on the loop: see identities.py.
+
 DEFAULT_VELOCITY_TIME_CONSTANT_S = 0.1
 DEFAULT_IDENTITY_WEIGHT_PX = 20.0
 DEFAULT_AMBIGUITY_MARGIN = 0.2
@@ -220,11 +222,11 @@ class IdentityTracker:
         seen = finite & (instances[..., 2] >= self.min_likelihood)
         present = seen.sum(axis=1)
         # Rows with keypoints but none seen: written whole in a row left, never tracked.
-        faint = np.flatnonzero((present == 0) & finite.any(axis=1))
+        faint = ((present == 0) & finite.any(axis=1)).nonzero()[0]
         whole = instances, xy, seen  # every input row, for the rows placed last
         given = np.arange(present.size)  # the input row of each instance kept
         if np.count_nonzero(present) < present.size:  # drop the empty slots
-            rows = given = np.flatnonzero(present)
+            rows = given = present.nonzero()[0]
             instances, xy, seen = instances[rows], xy[rows], seen[rows]
             if scores is not None:
                 scores = scores[rows]
@@ -293,12 +295,12 @@ class IdentityTracker:
                 self._followed = np.full_like(out, np.nan)
                 self._followed[ids] = instances[rows]
                 contact.repair(self._followed, instances, seen, rows, ids, source, count=False)
-            ids = np.flatnonzero((source >= 0).any(axis=1))
+            ids = ((source >= 0).any(axis=1)).nonzero()[0]
             source = source[ids]
             taken = source >= 0
             pick = np.maximum(source, 0), np.arange(self.keypoints)
             kp_xy, kp_seen = xy[pick], taken
-        if in_contact is not None and in_contact[ids].any():
+        if in_contact is not None and np.count_nonzero(in_contact[ids]):
             kp_xy, kp_seen = contact.move_rigidly(
                 kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
             )
@@ -316,7 +318,7 @@ class IdentityTracker:
         """Give the rows no identity took the identities left, so no animal is dropped."""
         instances, xy, seen = whole
         for group, tracked in zip(groups, (True, False), strict=True):
-            free = np.flatnonzero(~taken)
+            free = (~taken).nonzero()[0]
             if group.size == 0:
                 continue
             if group.size > free.size:
@@ -436,8 +438,8 @@ class IdentityTracker:
             return empty, empty
         matched = np.zeros(instances.shape[0], bool)
         matched[rows] = True
-        left = np.flatnonzero(~matched)
-        free = np.flatnonzero(np.isnan(self.motion.last_seen))
+        left = (~matched).nonzero()[0]
+        free = np.isnan(self.motion.last_seen).nonzero()[0]
         if free.size == 0:
             return empty, empty
         if scores is not None:
