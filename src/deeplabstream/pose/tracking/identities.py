@@ -263,8 +263,7 @@ class IdentityKeeper:
 
         Judged by track (``rows`` are by identity): the looks exchanging identities is no jump.
         """
-        withheld = np.repeat(self.unnamed[:, None], self.tracker.keypoints, axis=1)
-        withheld |= self._foreign
+        withheld = self._foreign | self.unnamed[:, None]
         withheld[self._identity_of[hidden]] = True
         if expected is not None and self.animals > 1:
             borrowed, jumped = self._jump.judge(time_s, rows[self._identity_of], expected)
@@ -719,6 +718,7 @@ class _JumpHold:
         self.xy = np.full((animals, keypoints, 2), np.nan)  # expected just before the jump
         self.velocity = np.zeros((animals, 2))
         self.time = np.full(animals, np.nan)  # of the jump; NaN: none held
+        self.holding = False  # whether any time is set (the usual frame holds none)
 
     def judge(
         self, time_s: float, rows: np.ndarray, expected: _Expected
@@ -728,7 +728,12 @@ class _JumpHold:
         ``rows`` and ``expected`` by track. A held track is back (released) when its row did not
         jump from where it was expected and has ``MIN_KEYPOINTS`` to tell; a new jump is held.
         """
-        motion_xy, motion_known, velocity = expected
+        motion_xy, motion_known, _ = expected
+        if not self.holding:  # the usual frame
+            borrowed, jumped = _borrowed(rows, motion_xy, motion_known)
+            if np.count_nonzero(jumped):
+                self._start(time_s, jumped, expected)
+            return borrowed, jumped
         xy, known = motion_xy, motion_known
         age = time_s - self.time  # NaN: none held; below 0: from before the clock started over
         held = (age >= 0) & (age <= JUMP_HOLD_S)
@@ -743,12 +748,18 @@ class _JumpHold:
             back = held & ~jumped & told
             self.time[back] = np.nan
             jumped = jumped | (held & ~back)
-        start = jumped & np.isnan(self.time)  # a track held keeps its first expectation
+        self._start(time_s, jumped & np.isnan(self.time), expected)  # a held one keeps its own
+        self.holding = np.count_nonzero(np.isfinite(self.time)) > 0
+        return borrowed, jumped
+
+    def _start(self, time_s: float, start: np.ndarray, expected: _Expected) -> None:
+        """Hold the tracks ``start`` from now, expected where motion puts them before this frame."""
+        motion_xy, motion_known, velocity = expected
         if np.count_nonzero(start):
             self.xy[start] = np.where(motion_known[start, :, None], motion_xy[start], np.nan)
             self.velocity[start] = velocity[start]
             self.time[start] = time_s
-        return borrowed, jumped
+            self.holding = True
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:
