@@ -371,7 +371,7 @@ class IdentityKeeper:
         if not np.count_nonzero(gaps <= apart_px):  # the usual case: nothing to mix
             return
         contact_px = self.proximity.contact_px()
-        for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
+        for first, second in _close_pairs(gaps, apart_px):
             if not (active[first] and active[second]) or not (seen[first] or seen[second]):
                 continue
             both = bool(seen[first] and seen[second])
@@ -394,7 +394,7 @@ class IdentityKeeper:
         # animal under the other's name until the looks turned the beliefs (4 to 30 frames).
         apart_px = self.proximity.apart_px()
         mixed = False
-        for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
+        for first, second in _close_pairs(gaps, apart_px):
             if not (active[first] and active[second]):
                 continue
             self._blend(first, second, 0.5)
@@ -439,7 +439,9 @@ class IdentityKeeper:
         if self._model is None:
             return _Look(cut, None)
         probability = self._model.probabilities(cut)
-        np.clip(probability, EVIDENCE_CLIP, 1.0 - EVIDENCE_CLIP, out=probability)
+        # np.clip costs twice these two on a few numbers (on the loop, once per animal).
+        np.maximum(probability, EVIDENCE_CLIP, out=probability)
+        np.minimum(probability, 1.0 - EVIDENCE_CLIP, out=probability)
         return _Look(cut, probability)
 
     def _take_template(self, instances: np.ndarray) -> None:
@@ -749,7 +751,7 @@ class _JumpHold:
             self.time[back] = np.nan
             jumped = jumped | (held & ~back)
         self._start(time_s, jumped & np.isnan(self.time), expected)  # a held one keeps its own
-        self.holding = np.count_nonzero(np.isfinite(self.time)) > 0
+        self.holding = bool(np.count_nonzero(np.isfinite(self.time)))
         return borrowed, jumped
 
     def _start(self, time_s: float, start: np.ndarray, expected: _Expected) -> None:
@@ -760,6 +762,14 @@ class _JumpHold:
             self.velocity[start] = velocity[start]
             self.time[start] = time_s
             self.holding = True
+
+
+def _close_pairs(gaps: np.ndarray, limit: float) -> list[tuple[int, int]]:
+    """Return the pairs of tracks (first < second) whose ``gaps`` (A, A) are within ``limit``."""
+    # Not np.triu: it costs four times this on the loop's few tracks.
+    firsts, seconds = (gaps <= limit).nonzero()
+    pairs = zip(firsts.tolist(), seconds.tolist(), strict=True)
+    return [(first, second) for first, second in pairs if first < second]
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:

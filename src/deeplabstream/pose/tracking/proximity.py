@@ -40,7 +40,7 @@ class AnimalProximity:
 
     def carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
         """Move each hidden animal with the detection it lies under (its nearest)."""
-        for hidden in under.any(axis=0).nonzero()[0].tolist():
+        for hidden in np.nonzero(under.any(axis=0))[0].tolist():
             coverers = under[:, hidden].nonzero()[0]
             coverer = int(coverers[np.argmin(gaps[coverers, hidden])])
             xy = tracks[coverer, :, :2]

@@ -295,7 +295,7 @@ class IdentityTracker:
                 self._followed = np.full_like(out, np.nan)
                 self._followed[ids] = instances[rows]
                 contact.repair(self._followed, instances, seen, rows, ids, source, count=False)
-            ids = ((source >= 0).any(axis=1)).nonzero()[0]
+            ids = np.nonzero((source >= 0).any(axis=1))[0]
             source = source[ids]
             taken = source >= 0
             pick = np.maximum(source, 0), np.arange(self.keypoints)
