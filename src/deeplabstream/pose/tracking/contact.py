@@ -146,9 +146,10 @@ class ContactRegrouper:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return what the identities in contact remember: their bodies moved as a whole."""
         both = seen & known
-        innovation = np.where(both[..., None], xy - predicted, np.nan)
-        # The median of each identity's finite innovations: sorting puts the NaNs last.
-        ordered = np.sort(innovation, axis=1)
+        ordered = np.where(both[..., None], xy - predicted, np.nan)  # the innovations
+        # The median of each identity's finite innovations: sorting puts the NaNs last (in
+        # place: np.sort's copy and wrapper cost more than the sort).
+        ordered.sort(axis=1)
         count = both.sum(axis=1)
         which = np.arange(xy.shape[0])
         shift = 0.5 * (ordered[which, (count - 1) // 2] + ordered[which, count // 2])
@@ -164,7 +165,8 @@ class ContactRegrouper:
             arm = before - centre_before[:, None]
             turn = np.where(inlier, arm.conj() * (after - centre_after[:, None]), 0.0).sum(axis=1)
         # np.clip costs ten times more than this on a few numbers.
-        angle = np.minimum(np.maximum(np.angle(turn), -RIGID_MAX_TURN_RAD), RIGID_MAX_TURN_RAD)
+        angle = np.arctan2(turn.imag, turn.real)  # np.angle, without its wrapper
+        angle = np.minimum(np.maximum(angle, -RIGID_MAX_TURN_RAD), RIGID_MAX_TURN_RAD)
         turned = centre_after[:, None] + np.exp(1j * angle)[:, None] * arm
         body = np.where((inliers >= 2)[:, None], turned, moved)  # a turn needs two
         move = known & (in_contact & (count > 0))[:, None]  # count 0: shift NaN, unused

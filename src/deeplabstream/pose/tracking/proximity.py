@@ -69,7 +69,9 @@ class AnimalProximity:
         """Whether the closest keypoints of every two of ``animals`` (N, K, 2) are apart."""
         for index in range(1, animals.shape[0]):
             diff = animals[index, :, None] - animals[:index, None]  # (K, i, K, 2)
-            closest = np.nanmin(np.hypot(diff[..., 0], diff[..., 1]), initial=np.inf)
+            closest = np.fmin.reduce(
+                np.hypot(diff[..., 0], diff[..., 1]), axis=None, initial=np.inf
+            )
             if not closest > self.apart_px():
                 return False
         return True
