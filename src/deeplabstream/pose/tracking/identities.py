@@ -720,7 +720,6 @@ class _JumpHold:
         self.xy = np.full((animals, keypoints, 2), np.nan)  # expected just before the jump
         self.velocity = np.zeros((animals, 2))
         self.time = np.full(animals, np.nan)  # of the jump; NaN: none held
-        self.holding = False  # whether any time is set (the usual frame holds none)
 
     def judge(
         self, time_s: float, rows: np.ndarray, expected: _Expected
@@ -730,29 +729,27 @@ class _JumpHold:
         ``rows`` and ``expected`` by track. A held track is back (released) when its row did not
         jump from where it was expected and has ``MIN_KEYPOINTS`` to tell; a new jump is held.
         """
-        motion_xy, motion_known, _ = expected
-        if not self.holding:  # the usual frame
-            borrowed, jumped = _borrowed(rows, motion_xy, motion_known)
-            if np.count_nonzero(jumped):
-                self._start(time_s, jumped, expected)
+        xy, known, _ = expected
+        if not np.count_nonzero(np.isfinite(self.time)):  # the usual frame: none held
+            borrowed, jumped = _borrowed(rows, xy, known)
+            self._start(time_s, jumped, expected)
             return borrowed, jumped
-        xy, known = motion_xy, motion_known
         age = time_s - self.time  # NaN: none held; below 0: from before the clock started over
         held = (age >= 0) & (age <= JUMP_HOLD_S)
         self.time[~held] = np.nan
-        if np.count_nonzero(held):
-            xy, known = xy.copy(), known.copy()
-            xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
-            known[held] = np.isfinite(self.xy[held, :, 0])
+        if not np.count_nonzero(held):  # every hold over
+            borrowed, jumped = _borrowed(rows, xy, known)
+            self._start(time_s, jumped, expected)
+            return borrowed, jumped
+        xy, known = xy.copy(), known.copy()
+        xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
+        known[held] = np.isfinite(self.xy[held, :, 0])
         borrowed, jumped = _borrowed(rows, xy, known)
-        if np.count_nonzero(held):
-            told = (known & np.isfinite(rows[..., 0])).sum(axis=1) >= MIN_KEYPOINTS
-            back = held & ~jumped & told
-            self.time[back] = np.nan
-            jumped = jumped | (held & ~back)
-        self._start(time_s, jumped & np.isnan(self.time), expected)  # a held one keeps its own
-        self.holding = bool(np.count_nonzero(np.isfinite(self.time)))
-        return borrowed, jumped
+        told = (known & np.isfinite(rows[..., 0])).sum(axis=1) >= MIN_KEYPOINTS
+        back = held & ~jumped & told
+        self.time[back] = np.nan
+        self._start(time_s, jumped & ~held, expected)  # a held one keeps its first expectation
+        return borrowed, jumped | (held & ~back)
 
     def _start(self, time_s: float, start: np.ndarray, expected: _Expected) -> None:
         """Hold the tracks ``start`` from now, expected where motion puts them before this frame."""
@@ -761,7 +758,6 @@ class _JumpHold:
             self.xy[start] = np.where(motion_known[start, :, None], motion_xy[start], np.nan)
             self.velocity[start] = velocity[start]
             self.time[start] = time_s
-            self.holding = True
 
 
 def _close_pairs(gaps: np.ndarray, limit: float) -> list[tuple[int, int]]:
