@@ -51,6 +51,15 @@ DEFAULT_SAMPLE_INTERVAL_S = 0.0
 DEFAULT_REANCHOR_S = 1.0
 JITTER_PX = 3.0
 """A keypoint this near where its own part was expected is its own whatever else is near."""
+ONE_PLACE_PX = 7.0
+"""Where two animals lie on one another and a part of each is expected this near the other's, a
+keypoint found this near the other's part, which the other's row lacks, is at one place: the
+model found one for the two (mice crossing on one spot: one body centre), and whichever animal's
+it is, it is where this one's part is; it is not withheld as another's."""
+ONE_PLACE_BODY_PX = 20.0
+"""Two animals lie on one another when their expected bodies' middles (the mean of their expected
+parts) are this near: a fifth of the simulated arena's 96-px mouse; side by side or nose to nose,
+two mice are further apart."""
 JUMP_PX = 20.0
 """An animal whose keypoints are, at the median, this far from where they were expected is
 unknown for that frame: the assignment may have swapped them, or the row is not the animal."""
@@ -695,7 +704,7 @@ def _borrowed(
     body = np.fmin.reduce(distance, axis=3)  # (A, K, B): the nearest part
     own_index = np.arange(animals)
     own_body = body[own_index, :, own_index]
-    own = np.where(np.isnan(own_same), own_body, own_same)
+    own = np.fmin(np.where(np.isnan(own_same), own_body, own_same), _one_place(xy, where))
     body[own_index, :, own_index] = np.nan  # (A, K, B): another identity's only
     nearest_other = np.fmin.reduce(body, axis=2)
     # Off its own part by more than jitter, and nearer another's body than that.
@@ -707,6 +716,47 @@ def _borrowed(
     count = counted.sum(axis=1)
     jumped = (count >= MIN_KEYPOINTS) & (2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count)
     return borrowed, jumped
+
+
+def _one_place(xy: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Return (A, K) each keypoint's distance to another animal's same part at its own place.
+
+    Where two animals lie on one another (their expected bodies' middles within
+    :data:`ONE_PLACE_BODY_PX`), a part of each is expected at one place (within
+    :data:`ONE_PLACE_PX`) and the model found it in one row only (the other's row found without
+    it), that keypoint (within :data:`ONE_PLACE_PX` of the other's part) is where this animal's
+    part is, whichever of the two it is: mice crossing on one spot, where the model finds one
+    body centre for the two. Not where the other is not found at all: hidden under this one, its
+    parts in this row are its own alone. NaN where there is no such part.
+    """
+    animals = where.shape[0]
+    out = np.full(xy.shape[:2], np.nan)
+    if animals < 2:
+        return out
+    known = np.isfinite(where[..., 0])  # (A, K)
+    count = known.sum(axis=1)
+    middle = np.where(known[..., None], where, 0.0).sum(axis=1) / np.maximum(count, 1)[:, None]
+    apart = middle[:, None] - middle[None]  # (A, B, 2)
+    on_one_another = np.hypot(apart[..., 0], apart[..., 1]) <= ONE_PLACE_BODY_PX
+    on_one_another &= (count > 0)[:, None] & (count > 0)[None, :]
+    on_one_another[np.arange(animals), np.arange(animals)] = False
+    if not np.count_nonzero(on_one_another):  # the usual frame
+        return out
+    found = np.isfinite(xy[..., 0])
+    for first, second in zip(*on_one_another.nonzero(), strict=True):
+        if np.count_nonzero(found[second]) < MIN_KEYPOINTS:
+            continue  # the other not found (hidden under this one): not one part for two
+        part_gap = where[first] - where[second]  # (K, 2)
+        to_other = xy[first] - where[second]
+        near = np.hypot(to_other[:, 0], to_other[:, 1])
+        # The other's row found without that part: the model found one for the two.
+        one_place = (
+            (np.hypot(part_gap[:, 0], part_gap[:, 1]) <= ONE_PLACE_PX)
+            & (near <= ONE_PLACE_PX)
+            & ~found[second]
+        )
+        out[first] = np.where(one_place, np.fmin(out[first], near), out[first])
+    return out
 
 
 class _JumpHold:

@@ -13,7 +13,12 @@ import math
 
 import numpy as np
 
-from deeplabstream.pose.tracking.identities import JUMP_HOLD_S, IdentityKeeper
+from deeplabstream.pose.tracking.identities import (
+    JUMP_HOLD_S,
+    ONE_PLACE_PX,
+    IdentityKeeper,
+    _borrowed,
+)
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 from tests.unit.pose.tracking.test_tracker import FPS, K, pose
 
@@ -205,3 +210,99 @@ def test_a_row_with_as_many_keypoints_withheld_as_left_is_unnamed_whole() -> Non
     assert keeper.unnamed.tolist() == [True, False]
     assert withheld[0].all() and withheld[1].tolist() == [True, False, False, False]
     assert keeper.counts.mostly_withheld_unidentified == 1
+
+
+# Mice of five keypoints (nose, ears, body centre, tail base), for where two lie on one another.
+CENTRED = np.array([[12.0, 0.0], [5.0, -5.0], [5.0, 5.0], [0.0, 0.0], [-12.0, 0.0]])
+NOSE, CENTRE = 0, 3
+
+
+def _expected_at(*middles: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(A, 5, 2) expected parts of animals at (x, y, heading), all known."""
+    parts = []
+    for x, y, heading in middles:
+        cos, sin = math.cos(heading), math.sin(heading)
+        parts.append(CENTRED @ np.array([[cos, sin], [-sin, cos]]) + np.array([x, y]))
+    expected = np.stack(parts)
+    return expected, np.ones(expected.shape[:2], bool)
+
+
+def _rows(expected: np.ndarray) -> np.ndarray:
+    """(A, 5, 3) rows at the expected parts, likelihood 0.9."""
+    return np.concatenate([expected, np.full((*expected.shape[:2], 1), 0.9)], axis=2)
+
+
+def test_one_body_centre_for_two_mice_crossing_on_one_spot_is_not_withheld() -> None:
+    # Two mice cross at right angles on one spot: their bodies' middles 4 px apart. The model
+    # finds one body centre for the two, 1 px from where animal 1's was expected and 5 px
+    # from animal 0's: nearer the other's, but at the place both are, so whichever mouse's it
+    # is, it is where animal 0's body centre is. Animal 0 is shown it (an entry at the crossing
+    # point is not lost for it).
+    expected, known = _expected_at((100.0, 100.0, 0.0), (100.0, 104.0, math.pi / 2))
+    rows = _rows(expected)
+    rows[0, CENTRE, :2] = (101.0, 104.0)
+    rows[1, CENTRE] = np.nan  # one body centre for the two
+    borrowed, jumped = _borrowed(rows, expected, known)
+    assert not borrowed.any() and not jumped.any()
+
+
+def test_a_keypoint_at_the_shared_place_is_withheld_where_the_other_has_its_own_there() -> None:
+    # As above, but the model found animal 1's body centre too, where it was expected: each
+    # mouse has its own there, and animal 0's, nearer animal 1's, may be a second copy of it.
+    expected, known = _expected_at((100.0, 100.0, 0.0), (100.0, 104.0, math.pi / 2))
+    rows = _rows(expected)
+    rows[0, CENTRE, :2] = (101.0, 104.0)
+    borrowed, _ = _borrowed(rows, expected, known)
+    assert borrowed[0, CENTRE] and np.count_nonzero(borrowed) == 1
+
+
+def test_a_keypoint_at_the_shared_place_is_withheld_where_the_other_was_not_found() -> None:
+    # As above, but the model found nothing of animal 1 (hidden under animal 0): animal 0's row
+    # may hold animal 1's parts where they lie (a row half one mouse, half the other, in free
+    # walking), not one part found for two. Withheld.
+    expected, known = _expected_at((100.0, 100.0, 0.0), (100.0, 104.0, math.pi / 2))
+    rows = _rows(expected)
+    rows[0, CENTRE, :2] = (101.0, 104.0)
+    rows[1] = np.nan
+    borrowed, _ = _borrowed(rows, expected, known)
+    assert borrowed[0, CENTRE]
+
+
+def test_a_part_of_another_animal_is_withheld_where_the_bodies_are_apart() -> None:
+    # Nose to nose: the noses expected 4 px apart and animal 0's nose found 1 px from animal
+    # 1's and 4 px from its own, as at the crossing above, but the bodies' middles 24 px apart:
+    # not on one another, so the keypoint may be the other's nose alone, and is withheld.
+    expected, known = _expected_at((100.0, 100.0, 0.0), (128.0, 100.0, math.pi))
+    rows = _rows(expected)
+    rows[0, NOSE, :2] = (116.0, 101.0)
+    rows[1, NOSE] = np.nan  # one nose for the two
+    borrowed, _ = _borrowed(rows, expected, known)
+    assert borrowed[0, NOSE] and np.count_nonzero(borrowed) == 1
+
+
+def test_a_keypoint_on_another_part_of_the_other_is_still_withheld() -> None:
+    # On one another, the body centres expected 4 px apart, but animal 0's body centre found
+    # on animal 1's nose (1 px off it, 11 px from animal 1's body centre): nearer that part
+    # than the place both share, so it may be the other's nose, and is withheld.
+    expected, known = _expected_at((100.0, 100.0, 0.0), (100.0, 104.0, math.pi / 2))
+    rows = _rows(expected)
+    rows[0, CENTRE, :2] = expected[1, NOSE] + (0.0, -1.0)
+    rows[1, CENTRE] = np.nan
+    assert np.hypot(*(rows[0, CENTRE, :2] - expected[1, CENTRE])) > ONE_PLACE_PX
+    borrowed, _ = _borrowed(rows, expected, known)
+    assert borrowed[0, CENTRE]
+
+
+def test_a_keypoint_off_the_place_both_share_is_still_withheld() -> None:
+    # On one another, the body centres expected 4 px apart (animal 1's other parts not
+    # expected), and animal 0's body centre found 9 px from animal 1's and 13 px from its own:
+    # nearest the other's, and not at the place both share (beyond ONE_PLACE_PX), so withheld.
+    expected, known = _expected_at((100.0, 100.0, 0.0), (100.0, 104.0, math.pi / 2))
+    known[1] = False
+    known[1, CENTRE] = True
+    rows = _rows(expected)
+    rows[0, CENTRE, :2] = (100.0, 113.0)
+    rows[1, CENTRE] = np.nan
+    assert np.hypot(*(rows[0, CENTRE, :2] - expected[1, CENTRE])) > ONE_PLACE_PX
+    borrowed, _ = _borrowed(rows, expected, known)
+    assert borrowed[0, CENTRE]
