@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PyQt5.QtCore import QThread, pyqtSignal
+from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -23,6 +23,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.background_thread import BackgroundThread
 from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
 from deeplabstream.core.errors import ModelError
@@ -193,16 +194,12 @@ def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigK
     return dataclasses.replace(rig, mismatches=mismatches, config_file=config_file, experiment=name)
 
 
-_RUNNING: set[QThread] = set()
-
-
 def _forget(reports: list[_Report], report: _Report) -> None:
-    _RUNNING.discard(report)
     if report in reports:
         reports.remove(report)
 
 
-class _Report(QThread):
+class _Report(BackgroundThread):
     """Compute :func:`rig_keypoints` off the GUI thread (a first look may read a model file)."""
 
     done = pyqtSignal(int, object)  # generation, RigKeypoints
@@ -274,7 +271,6 @@ class KeypointMapBox(QGroupBox):
         report.done.connect(self._looked)
         report.finished.connect(lambda r=report: _forget(self._reports, r))
         self._reports.append(report)
-        _RUNNING.add(report)  # alive until it ends, even if the window goes first
         report.start()
 
     def wait(self) -> None:

@@ -13,8 +13,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from PyQt5.QtCore import QObject, QThread, pyqtSignal
+from PyQt5.QtCore import QObject, pyqtSignal
 
+from deeplabstream.app.gui.background_thread import BackgroundThread
 from deeplabstream.app.gui.job_targets import Outcome, prepare_models_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.core.control import StopRequested
@@ -314,7 +315,7 @@ EXPECTED_FAILURES: tuple[type[Exception], ...] = (
 )
 
 
-class _Task(QThread):
+class _Task(BackgroundThread):
     """Run one blocking call off the GUI thread; ``done`` carries its exception (or None)."""
 
     done = pyqtSignal(object)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt5.QtCore import QObject, QThread, QTimer, pyqtSignal
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
+from deeplabstream.app.gui.background_thread import BackgroundThread
 from deeplabstream.app.gui.rig_check import check_text
 from deeplabstream.settings.sections import Settings
 
 CHECK_DELAY_MS = 300  # typing pauses this long before the whole file is checked again
 
 
-class _Check(QThread):
+class _Check(BackgroundThread):
     """Check a settings text off the GUI thread (loading an experiment imports Python)."""
 
     done = pyqtSignal(int, object, object)  # generation, settings or None, problems
