@@ -274,9 +274,13 @@ class IdentityKeeper:
         """
         withheld = self._foreign | self.unnamed[:, None]
         withheld[self._identity_of[hidden]] = True
+        one_place = None
         if expected is not None and self.animals > 1:
-            borrowed, jumped = self._jump.judge(time_s, rows[self._identity_of], expected)
+            borrowed, jumped, one_place = self._jump.judge(
+                time_s, rows[self._identity_of], expected
+            )
             borrowed[self._identity_of], jumped[self._identity_of] = borrowed.copy(), jumped.copy()
+            one_place[self._identity_of] = one_place.copy()
             if np.count_nonzero(jumped):
                 withheld[jumped] = True
                 self.counts.jumps_withheld += int(np.count_nonzero(jumped))
@@ -284,18 +288,25 @@ class IdentityKeeper:
             if np.count_nonzero(borrowed):
                 withheld |= borrowed
                 self.counts.keypoints_withheld += int(np.count_nonzero(borrowed))
-        self._unname_mostly_withheld(rows, withheld)
+        self._unname_mostly_withheld(rows, withheld, one_place)
         self.withheld = withheld
 
-    def _unname_mostly_withheld(self, rows: np.ndarray, withheld: np.ndarray) -> None:
-        """Leave unnamed a row with as many of its seen keypoints withheld as left (in place)."""
+    def _unname_mostly_withheld(
+        self, rows: np.ndarray, withheld: np.ndarray, one_place: np.ndarray | None = None
+    ) -> None:
+        """Leave unnamed a row with as many of its seen keypoints withheld as left (in place).
+
+        Keypoints shown at one place with another animal's (:func:`_one_place`) count as
+        withheld here: they too lie among the other's parts.
+        """
         # What is left of such a row sits among the other animal's parts: in 10-minute runs of
         # free walking its last two keypoints were the other animal's for a frame (a switch).
         if not np.count_nonzero(withheld):  # the usual frame
             return
         seen = np.isfinite(rows[..., 0]) & (rows[..., 2] >= self.min_likelihood)
-        suspect = (withheld & seen).sum(axis=1)
-        left = (seen & ~withheld).sum(axis=1)
+        doubtful = withheld if one_place is None else withheld | one_place
+        suspect = (doubtful & seen).sum(axis=1)
+        left = (seen & ~doubtful).sum(axis=1)
         mostly = (suspect > 0) & (suspect >= left) & ~self.unnamed
         if np.count_nonzero(mostly):
             self.unnamed |= mostly
@@ -687,8 +698,12 @@ class EarlyNames:
 
 def _borrowed(
     rows: np.ndarray, expected: np.ndarray, known: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (A, K) keypoints nearer another animal's expected parts, and (A,) jumps (by row)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (A, K) borrowed keypoints, (A,) jumps and (A, K) keypoints at one place (by row).
+
+    Borrowed: nearer another animal's expected parts than their own. At one place: such
+    keypoints shown all the same, where another's same part is (:func:`_one_place`).
+    """
     animals = known.shape[0]
     xy = np.asarray(rows[..., :2], np.float64)
     where = np.where(known[..., None], expected, np.nan)
@@ -696,7 +711,7 @@ def _borrowed(
     own_same = np.hypot(off[..., 0], off[..., 1])  # (A, K): to its own part (NaN: unknown)
     near_own = own_same <= JITTER_PX  # False where unknown
     if not np.count_nonzero(np.isfinite(xy[..., 0]) & ~near_own):  # each on its own part
-        return np.zeros(known.shape, bool), np.zeros(animals, bool)
+        return np.zeros(known.shape, bool), np.zeros(animals, bool), np.zeros(known.shape, bool)
     # (A, K, B, L): row a's keypoint k to row b's expected part l (NaN: unknown;
     # NaN compares False below, and fmin skips it).
     diff = xy[:, :, None, None, :] - where[None, None]
@@ -704,18 +719,25 @@ def _borrowed(
     body = np.fmin.reduce(distance, axis=3)  # (A, K, B): the nearest part
     own_index = np.arange(animals)
     own_body = body[own_index, :, own_index]
-    own = np.fmin(np.where(np.isnan(own_same), own_body, own_same), _one_place(xy, where))
+    own = np.where(np.isnan(own_same), own_body, own_same)
     body[own_index, :, own_index] = np.nan  # (A, K, B): another identity's only
     nearest_other = np.fmin.reduce(body, axis=2)
     # Off its own part by more than jitter, and nearer another's body than that.
-    borrowed = (own > JITTER_PX) & (nearest_other < own) & np.isfinite(xy[..., 0])
+    found = np.isfinite(xy[..., 0])
+    borrowed = (own > JITTER_PX) & (nearest_other < own) & found
+    if np.count_nonzero(borrowed):
+        own = np.fmin(own, _one_place(xy, where))
+        one_place = borrowed & ~((own > JITTER_PX) & (nearest_other < own))
+        borrowed &= ~one_place
+    else:
+        one_place = borrowed.copy()
     # Jumps: most keypoints (the median, unsorted) far from their own parts, wherever they went:
     # onto another's place (a swap?) or elsewhere (in free walking, a row the model put between
     # two mice that part). Unknown for that frame costs a rule nothing it could have known.
     counted = np.isfinite(own_same)
     count = counted.sum(axis=1)
     jumped = (count >= MIN_KEYPOINTS) & (2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count)
-    return borrowed, jumped
+    return borrowed, jumped, one_place
 
 
 def _one_place(xy: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -773,33 +795,33 @@ class _JumpHold:
 
     def judge(
         self, time_s: float, rows: np.ndarray, expected: _Expected
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return :func:`_borrowed`'s (A, K) and (A,) the tracks unknown: jumped, or held.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return :func:`_borrowed`'s three, with jumped: the tracks unknown, jumped or held.
 
         ``rows`` and ``expected`` by track. A held track is back (released) when its row did not
         jump from where it was expected and has ``MIN_KEYPOINTS`` to tell; a new jump is held.
         """
         xy, known, _ = expected
         if not np.count_nonzero(np.isfinite(self.time)):  # the usual frame: none held
-            borrowed, jumped = _borrowed(rows, xy, known)
+            borrowed, jumped, one_place = _borrowed(rows, xy, known)
             self._start(time_s, jumped, expected)
-            return borrowed, jumped
+            return borrowed, jumped, one_place
         age = time_s - self.time  # NaN: none held; below 0: from before the clock started over
         held = (age >= 0) & (age <= JUMP_HOLD_S)
         self.time[~held] = np.nan
         if not np.count_nonzero(held):  # every hold over
-            borrowed, jumped = _borrowed(rows, xy, known)
+            borrowed, jumped, one_place = _borrowed(rows, xy, known)
             self._start(time_s, jumped, expected)
-            return borrowed, jumped
+            return borrowed, jumped, one_place
         xy, known = xy.copy(), known.copy()
         xy[held] = self.xy[held] + self.velocity[held][:, None, :] * age[held][:, None, None]
         known[held] = np.isfinite(self.xy[held, :, 0])
-        borrowed, jumped = _borrowed(rows, xy, known)
+        borrowed, jumped, one_place = _borrowed(rows, xy, known)
         told = (known & np.isfinite(rows[..., 0])).sum(axis=1) >= MIN_KEYPOINTS
         back = held & ~jumped & told
         self.time[back] = np.nan
         self._start(time_s, jumped & ~held, expected)  # a held one keeps its first expectation
-        return borrowed, jumped | (held & ~back)
+        return borrowed, jumped | (held & ~back), one_place
 
     def _start(self, time_s: float, start: np.ndarray, expected: _Expected) -> None:
         """Hold the tracks ``start`` from now, expected where motion puts them before this frame."""
