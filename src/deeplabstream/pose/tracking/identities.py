@@ -96,6 +96,7 @@ class KeeperCounts:
     chimera_keypoints_withheld: int = 0
     unsure_unidentified: int = 0
     ambiguous_mixed: int = 0
+    contradicted_looks: int = 0
     mostly_withheld_unidentified: int = 0
     reassignments: int = 0
     keypoints_withheld: int = 0
@@ -167,6 +168,8 @@ class IdentityKeeper:
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
         self._jump = _JumpHold(animals, tracker.keypoints)  # tracks unknown since a jump
+        # In a contact whose looks contradicted each other: its looks wait till it is over.
+        self._misled = np.zeros(animals, bool)
         # Everything above is by label (the learner's); the rules and files see identities.
         self.early_names = EarlyNames(animals, self.log_switch_odds, self.counts)
 
@@ -514,12 +517,18 @@ class IdentityKeeper:
         """Multiply the tracks' beliefs by their looks' probabilities where those are trusted."""
         # A group in contact: all its looks or none (alone, a patch in contact can be
         # confidently wrong: docs/sleap-models.md). Balanced after, so that evidence for one
-        # track's identity is evidence against the others'.
+        # track's identity is evidence against the others'. None for the rest of a contact in
+        # which two of its looks named one identity: their patches hold parts of both, and
+        # the next frames' may too (free walking, seed 7312: two mice parting after a merge,
+        # both patches said one mouse, then three frames said the two the wrong way round and
+        # named them so at 0.98; their looks said right only later).
         weighed = False
         for track, look in looks.items():
             if look.probability is not None and seen[track] and settled[track]:
                 self._belief[track] *= look.probability
                 weighed = True
+        self._misled &= contact.any(axis=1)  # a contact over: its looks count again
+        set_aside = False
         for group in _groups(contact):
             found = [looks.get(track) for track in group.tolist()]
             probabilities = [
@@ -529,11 +538,17 @@ class IdentityKeeper:
             ]
             if len(probabilities) < group.size or not seen[group].all():
                 continue  # someone hidden, or without a patch (or no model yet)
+            if _contradict(probabilities):
+                self._misled[group] = True
+            if np.count_nonzero(self._misled[group]):
+                set_aside = True
+                continue
             for track, probability in zip(group.tolist(), probabilities, strict=True):
                 self._belief[track] *= np.clip(
                     probability, CONTACT_EVIDENCE_CLIP, 1.0 - CONTACT_EVIDENCE_CLIP
                 )
             weighed = True
+        self.counts.contradicted_looks += set_aside
         if weighed:
             self._belief = _balanced(self._belief)
 
@@ -838,6 +853,12 @@ def _close_pairs(gaps: np.ndarray, limit: float) -> list[tuple[int, int]]:
     firsts, seconds = (gaps <= limit).nonzero()
     pairs = zip(firsts.tolist(), seconds.tolist(), strict=True)
     return [(first, second) for first, second in pairs if first < second]
+
+
+def _contradict(probabilities: list[np.ndarray]) -> bool:
+    """Whether two of a group's looks find one identity the likeliest (patches of one mouse)."""
+    best = [int(np.argmax(probability)) for probability in probabilities]
+    return len(set(best)) < len(best)
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:
