@@ -64,6 +64,12 @@ JUMP_PX = 20.0
 """An animal whose keypoints are, at the median, this far from where they were expected is
 unknown for that frame: the assignment may have swapped them, or the row is not the animal."""
 JUMP_HOLD_S = 0.3
+CONTRADICTION_HOLD_S = 0.3
+"""After two looks of animals in contact named one identity (patches holding parts of both), the
+group's looks are set aside for this long, or until the contact is over: the next frames'
+patches may mix them too, the other way round (free walking, seed 7312: three frames). To the end
+of the contact instead lost 2 to 4 more entries in 10 minutes of free walking at each of three
+seeds (7305, 7308, 7312)."""
 """After a jump the animal stays unknown until its keypoints come back to where it was expected
 before it, for at most this long: the tracker follows the row that jumped, so the next frame's
 like row is no jump from there (rows the model put between two mice lasted up to 8 frames)."""
@@ -168,8 +174,10 @@ class IdentityKeeper:
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
         self._jump = _JumpHold(animals, tracker.keypoints)  # tracks unknown since a jump
-        # In a contact whose looks contradicted each other: its looks wait till it is over.
+        # In a contact whose looks contradicted each other (when they last did): its looks wait
+        # (CONTRADICTION_HOLD_S).
         self._misled = np.zeros(animals, bool)
+        self._misled_at = np.full(animals, np.nan)
         # Everything above is by label (the learner's); the rules and files see identities.
         self.early_names = EarlyNames(animals, self.log_switch_odds, self.counts)
 
@@ -226,7 +234,7 @@ class IdentityKeeper:
         reach, clear = proximity.reach(tracks, instances, seen, present)
         settled = proximity.settled(time_s, clear)
         looks = self._track_looks(tracks, instances, frame, seen, detections)
-        self._weigh_evidence(looks, seen, settled, reach <= apart_px)
+        self._weigh_evidence(time_s, looks, seen, settled, reach <= apart_px)
         self._assign(active)
         self._set_confidence(active, seen)
         self._learn(time_s, seen, settled, looks)
@@ -509,6 +517,7 @@ class IdentityKeeper:
 
     def _weigh_evidence(
         self,
+        time_s: float,
         looks: dict[int, _Look],
         seen: np.ndarray,
         settled: np.ndarray,
@@ -517,17 +526,21 @@ class IdentityKeeper:
         """Multiply the tracks' beliefs by their looks' probabilities where those are trusted."""
         # A group in contact: all its looks or none (alone, a patch in contact can be
         # confidently wrong: docs/sleap-models.md). Balanced after, so that evidence for one
-        # track's identity is evidence against the others'. None for the rest of a contact in
-        # which two of its looks named one identity: their patches hold parts of both, and
-        # the next frames' may too (free walking, seed 7312: two mice parting after a merge,
-        # both patches said one mouse, then three frames said the two the wrong way round and
-        # named them so at 0.98; their looks said right only later).
+        # track's identity is evidence against the others'. None for a while after two of its
+        # looks named one identity: their patches hold parts of both, and the next frames' may
+        # too (free walking, seed 7312: two mice parting after a merge, both patches said one
+        # mouse, then three frames said the two the wrong way round and named them so at 0.98;
+        # their looks said right only later).
         weighed = False
         for track, look in looks.items():
             if look.probability is not None and seen[track] and settled[track]:
                 self._belief[track] *= look.probability
                 weighed = True
-        self._misled &= contact.any(axis=1)  # a contact over: its looks count again
+        # A contact over, or the hold (or a clock that started over): its looks count again.
+        # A hair of slack: frame times are k / fps, whose differences are not exact.
+        since = time_s - self._misled_at
+        held = (since >= 0) & (since <= CONTRADICTION_HOLD_S + 1e-6)
+        self._misled &= contact.any(axis=1) & held
         set_aside = False
         for group in _groups(contact):
             found = [looks.get(track) for track in group.tolist()]
@@ -540,6 +553,7 @@ class IdentityKeeper:
                 continue  # someone hidden, or without a patch (or no model yet)
             if _contradict(probabilities):
                 self._misled[group] = True
+                self._misled_at[group] = time_s
             if np.count_nonzero(self._misled[group]):
                 set_aside = True
                 continue
