@@ -127,8 +127,10 @@ def test_ctrl_c_at_once_after_the_start_runs_nothing(tmp_path: Path, which: str)
     os.killpg(process.pid, signal.SIGINT)
     code, out, err = _finish(process)
     err += f"\n[test: the child at its start: {state}; this process: {_signal_state(os.getpid())}]"
+    if _swallowed_inside_python_start_up(err):
+        pytest.skip("CPython's start-up caught this Ctrl-C and went on (nothing of ours ran)")
     if code == 1 and _stopped_inside_python_start_up(err):
-        pass  # Python's own start-up took it (before site was imported): no line of ours ran
+        pass  # Python's own start-up took it (before our code): no line of ours ran
     else:
         assert code in (130, -signal.SIGINT), (code, out, err)  # -2: ended by the signal itself
     assert _sessions(tmp_path) == [], (out, err)
@@ -145,13 +147,27 @@ def _signal_state(pid: int) -> str:
 
 
 def _stopped_inside_python_start_up(err: str) -> bool:
-    """Whether the interpreter stopped while it imported ``site``, before any of our code.
+    """Whether the interpreter stopped in its own start-up, before any of our code.
 
-    CPython ends with "Fatal Python error: init_import_site" and exit 1 when Ctrl-C arrives
-    then (seen on a loaded machine, where the signal can come before site is imported). No
-    handler of the program exists yet: the process ends with nothing started.
+    CPython ends with "Fatal Python error: init_<stage>" and exit 1 when Ctrl-C arrives while
+    it sets itself up: ``init_import_site`` (importing ``site``), ``init_sys_streams`` (CI, a
+    loaded machine) or ``init_interp_main`` ("can't initialize signals"): all three came in 400
+    starts of ``utils/VideoAnalyzer.py --help`` signalled 0 to 8 ms after they began. No handler
+    of the program exists yet: the process ends with nothing started.
     """
-    return "init_import_site" in err and "KeyboardInterrupt" in err
+    return "Fatal Python error: init_" in err and "KeyboardInterrupt" in err
+
+
+def _swallowed_inside_python_start_up(err: str) -> bool:
+    """Whether CPython's start-up caught the Ctrl-C, printed it and went on.
+
+    While it checks whether the script's path is an import path entry, CPython 3.11 prints
+    "Failed checking if argv[0] is an import path entry" with the ``KeyboardInterrupt`` and runs
+    the script: the signal is spent before the program's first line, which cannot see it (3 and
+    4 of 400 starts as above, exit 0 with the usage printed). A limit of the interpreter.
+    """
+    said = "Failed checking if argv[0] is an import path entry"
+    return said in err and "KeyboardInterrupt" in err
 
 
 def _stop_at(
