@@ -64,15 +64,15 @@ JUMP_PX = 20.0
 """An animal whose keypoints are, at the median, this far from where they were expected is
 unknown for that frame: the assignment may have swapped them, or the row is not the animal."""
 JUMP_HOLD_S = 0.3
+"""After a jump the animal stays unknown until its keypoints come back to where it was expected
+before it, for at most this long: the tracker follows the row that jumped, so the next frame's
+like row is no jump from there (rows the model put between two mice lasted up to 8 frames)."""
 CONTRADICTION_HOLD_S = 0.3
 """After two looks of animals in contact named one identity (patches holding parts of both), the
 group's looks are set aside for this long, or until the contact is over: the next frames'
 patches may mix them too, the other way round (free walking, seed 7312: three frames). To the end
 of the contact instead lost 2 to 4 more entries in 10 minutes of free walking at each of three
 seeds (7305, 7308, 7312)."""
-"""After a jump the animal stays unknown until its keypoints come back to where it was expected
-before it, for at most this long: the tracker follows the row that jumped, so the next frame's
-like row is no jump from there (rows the model put between two mice lasted up to 8 frames)."""
 REFERENCE_SAMPLES = 90
 """Patches kept per identity from before the first merge, to name the animals after it."""
 REFERENCE_MODELS = 3
@@ -174,9 +174,8 @@ class IdentityKeeper:
         self.withheld = np.zeros((animals, tracker.keypoints), bool)
         self._foreign = np.zeros((animals, tracker.keypoints), bool)  # by identity (chimeras)
         self._jump = _JumpHold(animals, tracker.keypoints)  # tracks unknown since a jump
-        # In a contact whose looks contradicted each other (when they last did): its looks wait
-        # (CONTRADICTION_HOLD_S).
-        self._misled = np.zeros(animals, bool)
+        # When the looks of a track's contact last contradicted each other (NaN: not in such a
+        # contact, or over CONTRADICTION_HOLD_S ago): its looks wait.
         self._misled_at = np.full(animals, np.nan)
         # Everything above is by label (the learner's); the rules and files see identities.
         self.early_names = EarlyNames(animals, self.log_switch_odds, self.counts)
@@ -536,11 +535,12 @@ class IdentityKeeper:
             if look.probability is not None and seen[track] and settled[track]:
                 self._belief[track] *= look.probability
                 weighed = True
-        # A contact over, or the hold (or a clock that started over): its looks count again.
-        # A hair of slack: frame times are k / fps, whose differences are not exact.
-        since = time_s - self._misled_at
-        held = (since >= 0) & (since <= CONTRADICTION_HOLD_S + 1e-6)
-        self._misled &= contact.any(axis=1) & held
+        if np.count_nonzero(np.isfinite(self._misled_at)):  # not the usual frame
+            # A contact over, or the hold (or a clock that started over): its looks count
+            # again. A hair of slack: frame times are k / fps, whose differences are not exact.
+            since = time_s - self._misled_at
+            held = (since >= 0) & (since <= CONTRADICTION_HOLD_S + 1e-6)
+            self._misled_at[~(held & contact.any(axis=1))] = np.nan
         set_aside = False
         for group in _groups(contact):
             found = [looks.get(track) for track in group.tolist()]
@@ -552,9 +552,8 @@ class IdentityKeeper:
             if len(probabilities) < group.size or not seen[group].all():
                 continue  # someone hidden, or without a patch (or no model yet)
             if _contradict(probabilities):
-                self._misled[group] = True
                 self._misled_at[group] = time_s
-            if np.count_nonzero(self._misled[group]):
+            if np.count_nonzero(np.isfinite(self._misled_at[group])):
                 set_aside = True
                 continue
             for track, probability in zip(group.tolist(), probabilities, strict=True):
