@@ -125,13 +125,14 @@ def test_ctrl_c_at_once_after_the_start_runs_nothing(tmp_path: Path, which: str)
     process, _ = _start(tmp_path, which)
     state = _signal_state(process.pid)  # why a lost Ctrl-C was lost, if it was
     os.killpg(process.pid, signal.SIGINT)
-    code, out, err = _finish(process)
-    err += f"\n[test: the child at its start: {state}; this process: {_signal_state(os.getpid())}]"
+    code, out, child_err = _finish(process)
+    said = f"\n[test: the child at its start: {state}; this process: {_signal_state(os.getpid())}]"
+    err = child_err + said
     # 130: ours; -2: ended by the signal itself; else Python's own start-up took it.
     if code not in (130, -signal.SIGINT):
-        if _swallowed_inside_python_start_up(err):
+        if _swallowed_inside_python_start_up(child_err):
             pytest.skip("CPython's start-up caught this Ctrl-C and went on (nothing of ours ran)")
-        assert code == 1 and _stopped_inside_python_start_up(err), (code, out, err)
+        assert code == 1 and _stopped_inside_python_start_up(child_err), (code, out, err)
     assert _sessions(tmp_path) == [], (out, err)
     assert "Session folder" not in out
 
